@@ -1,0 +1,204 @@
+"""Configuration from environment variables, with working defaults for a local machine.
+
+Every variable is declared once in :data:`VARIABLES`; the README's configuration table is
+generated from it (``aftercare config``). A bad value stops start-up with a message naming
+the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value the program cannot use."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/aftercare",
+             "PostgreSQL for telemetry and CRM (one database, so both can be joined)"),
+    Variable("MQTT_URL", "mqtt://127.0.0.1:1883",
+             "Broker devices publish to; mqtt:// or mqtts://, credentials in the URL"),
+    Variable("EVENTS_URL", "",
+             "FastStream broker for alert events (mqtt://, nats://, amqp://); empty = MQTT_URL"),
+    Variable("AFTERCARE_STORE_BACKEND", "auto",
+             "auto (TimescaleDB when the extension is available), timescaledb, or native"),
+    Variable("AFTERCARE_RETENTION_DAYS", "365", "Raw telemetry older than this is dropped"),
+    Variable("AFTERCARE_COMPRESS_AFTER_DAYS", "7", "TimescaleDB: compress chunks older than this"),
+    Variable("AFTERCARE_PARTITIONS_AHEAD_DAYS", "7",
+             "Native backend: daily partitions created ahead of time"),
+    Variable("INGEST_BATCH_SIZE", "5000", "Readings per COPY batch (upper bound)"),
+    Variable("INGEST_BATCH_MS", "250", "Longest wait before a partial batch is written"),
+    Variable("INGEST_CLIENT_ID", "", "MQTT client id of an ingest worker (default: host+pid)"),
+    Variable("INGEST_METRICS_PORT", "9108", "Prometheus metrics port of an ingest worker (0=off)"),
+    Variable("WEB_HOST", "127.0.0.1", "Address the web app listens on"),
+    Variable("WEB_PORT", "8000", "Port the web app listens on"),
+    Variable("DJANGO_SECRET_KEY", "",
+             "Secret for sessions and tokens; required when DJANGO_DEBUG is off"),
+    Variable("DJANGO_DEBUG", "false", "Django debug mode (never in production)"),
+    Variable("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost", "Comma-separated host names"),
+    Variable("AFTERCARE_DEVICE_SECRET", "dev-device-secret",
+             "Derives per-device MQTT passwords when devices are provisioned"),
+    Variable("AFTERCARE_DATA_DIR", ".aftercare",
+             "Where local runs keep broker config, logs and PGlite data"),
+)
+_BY_NAME = {v.name: v for v in VARIABLES}
+
+
+def raw(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The variable's value, or its declared default."""
+    source = os.environ if env is None else env
+    var = _BY_NAME[name]
+    value = source.get(name, "")
+    return value if value != "" else var.default
+
+
+def _parse(name: str, parse: Callable[[str], T], env: Mapping[str, str] | None) -> T:
+    value = raw(name, env)
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}={value!r}: {exc}") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def _positive_int(text: str) -> int:
+    n = _int(text)
+    if n <= 0:
+        raise ValueError("must be a positive integer")
+    return n
+
+
+def _port(text: str) -> int:
+    n = _int(text)
+    if not 0 <= n <= 65535:
+        raise ValueError("must be a port number 0..65535")
+    return n
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in {"1", "true", "yes", "on"}:
+        return True
+    if t in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        parts = urlsplit(text)
+        if parts.scheme not in schemes:
+            raise ValueError(f"scheme must be one of {', '.join(schemes)}")
+        if not parts.hostname and parts.scheme not in {"postgresql", "postgres"}:
+            raise ValueError("needs a host")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port ({exc})") from None
+        return text
+
+    return check
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return check
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    mqtt_url: str
+    events_url: str
+    store_backend: str
+    retention_days: int
+    compress_after_days: int
+    partitions_ahead_days: int
+    ingest_batch_size: int
+    ingest_batch_ms: int
+    ingest_client_id: str
+    ingest_metrics_port: int
+    web_host: str
+    web_port: int
+    debug: bool
+    secret_key: str
+    allowed_hosts: tuple[str, ...]
+    device_secret: str
+    data_dir: str
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every variable; raise :class:`ConfigError` naming the bad one."""
+    debug = _parse("DJANGO_DEBUG", _bool, env)
+    secret = raw("DJANGO_SECRET_KEY", env)
+    mqtt_url = _parse("MQTT_URL", _url(("mqtt", "mqtts")), env)
+    events = raw("EVENTS_URL", env) or mqtt_url
+    try:
+        _url(("mqtt", "mqtts", "nats", "amqp", "amqps", "redis"))(events)
+    except ValueError as exc:
+        raise ConfigError(f"EVENTS_URL={events!r}: {exc}") from None
+    host = raw("WEB_HOST", env)
+    if not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]+", host):
+        raise ConfigError(f"WEB_HOST={host!r}: not a host name or address")
+    return Settings(
+        database_url=_parse("DATABASE_URL", _url(("postgresql", "postgres")), env),
+        mqtt_url=mqtt_url,
+        events_url=events,
+        store_backend=_parse(
+            "AFTERCARE_STORE_BACKEND", _choice("auto", "timescaledb", "native"), env
+        ),
+        retention_days=_parse("AFTERCARE_RETENTION_DAYS", _positive_int, env),
+        compress_after_days=_parse("AFTERCARE_COMPRESS_AFTER_DAYS", _positive_int, env),
+        partitions_ahead_days=_parse("AFTERCARE_PARTITIONS_AHEAD_DAYS", _positive_int, env),
+        ingest_batch_size=_parse("INGEST_BATCH_SIZE", _positive_int, env),
+        ingest_batch_ms=_parse("INGEST_BATCH_MS", _positive_int, env),
+        ingest_client_id=raw("INGEST_CLIENT_ID", env),
+        ingest_metrics_port=_parse("INGEST_METRICS_PORT", _port, env),
+        web_host=host,
+        web_port=_parse("WEB_PORT", _port, env),
+        debug=debug,
+        secret_key=secret,
+        allowed_hosts=tuple(h.strip() for h in raw("DJANGO_ALLOWED_HOSTS", env).split(",") if h),
+        device_secret=raw("AFTERCARE_DEVICE_SECRET", env),
+        data_dir=raw("AFTERCARE_DATA_DIR", env),
+    )
+
+
+def as_table() -> str:
+    """Markdown table of every variable, its default and meaning (for the README)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{v.name}` | `{v.default}` | {v.help} |" for v in VARIABLES]
+    return "\n".join(rows)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Settings with secrets masked, for logs and ``doctor``."""
+    out = dict(settings.__dict__)
+    for key in ("secret_key", "device_secret"):
+        out[key] = "***" if out[key] else ""
+    return out

@@ -1,0 +1,121 @@
+"""Alert events: what the anomaly worker publishes and the service CRM consumes.
+
+One condition on one device is one alert (``alert_id``), published as it opens, each time it
+materially changes, and once when it clears. Consumers are idempotent by
+(``alert_id``, ``revision``): a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+ALERTS_TOPIC = "aftercare/alerts"
+
+AlertState = Literal["open", "update", "clear"]
+Severity = Literal["info", "warning", "critical"]
+AlertKind = Literal["equipment", "device"]
+_STATES = ("open", "update", "clear")
+_SEVERITIES = ("info", "warning", "critical")
+_KINDS = ("equipment", "device")
+
+
+class EventError(ValueError):
+    """An alert event that breaks the schema; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why the detector believes it: one channel's value against its baseline."""
+
+    metric: str
+    detector: str
+    score: float
+    value: float | None = None
+    baseline: float | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    alert_id: str
+    revision: int
+    state: AlertState
+    device: str
+    kind: AlertKind
+    severity: Severity
+    failure_mode: str
+    score: float
+    opened_at: datetime
+    at: datetime
+    evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    detectors: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes | str | dict[str, Any]) -> AlertEvent:
+        try:
+            raw = orjson.loads(data) if isinstance(data, bytes | str) else dict(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"not json: {exc}") from None
+        if not isinstance(raw, dict):
+            raise EventError("event must be a JSON object")
+
+        def need(name: str) -> Any:
+            if name not in raw or raw[name] is None:
+                raise EventError(f"{name}: required")
+            return raw[name]
+
+        def when(name: str, value: Any) -> datetime:
+            try:
+                dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise EventError(f"{name}: not an ISO 8601 time") from None
+            if dt.tzinfo is None:
+                raise EventError(f"{name}: needs a time zone offset")
+            return dt
+
+        state = need("state")
+        if state not in _STATES:
+            raise EventError(f"state: must be one of {', '.join(_STATES)}")
+        severity = need("severity")
+        if severity not in _SEVERITIES:
+            raise EventError(f"severity: must be one of {', '.join(_SEVERITIES)}")
+        kind = need("kind")
+        if kind not in _KINDS:
+            raise EventError(f"kind: must be one of {', '.join(_KINDS)}")
+        try:
+            score = float(need("score"))
+            revision = int(need("revision"))
+        except (TypeError, ValueError):
+            raise EventError("score/revision: must be numbers") from None
+        if not 0.0 <= score <= 1.0:
+            raise EventError("score: must be within [0, 1]")
+        evidence = []
+        for i, e in enumerate(raw.get("evidence") or ()):
+            try:
+                evidence.append(Evidence(
+                    metric=str(e["metric"]), detector=str(e["detector"]), score=float(e["score"]),
+                    value=None if e.get("value") is None else float(e["value"]),
+                    baseline=None if e.get("baseline") is None else float(e["baseline"]),
+                    window_start=None if e.get("window_start") is None
+                    else when(f"evidence[{i}].window_start", e["window_start"]),
+                    window_end=None if e.get("window_end") is None
+                    else when(f"evidence[{i}].window_end", e["window_end"]),
+                ))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise EventError(f"evidence[{i}]: {exc}") from None
+        return cls(
+            alert_id=str(need("alert_id")), revision=revision, state=state,
+            device=str(need("device")), kind=kind, severity=severity,
+            failure_mode=str(need("failure_mode")), score=score,
+            opened_at=when("opened_at", need("opened_at")), at=when("at", need("at")),
+            evidence=tuple(evidence),
+            detectors={str(k): float(v) for k, v in (raw.get("detectors") or {}).items()},
+        )

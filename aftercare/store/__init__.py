@@ -1,0 +1,295 @@
+"""The telemetry store: one schema, two physical backends.
+
+With the TimescaleDB extension available, ``telemetry`` is a hypertable with compression,
+retention and continuous aggregates. Without it, the same table is natively partitioned by
+day (partitions created ahead and dropped by retention, BRIN on time), and the 1-minute and
+1-hour rollups are kept by :func:`maintain`. Either way, analysts query the ``readings``,
+``readings_1m`` and ``readings_1h`` views, and writers call ``telemetry_prepare_write(lo, hi)``
+before each batch.
+
+The backend is chosen at migrate time (``AFTERCARE_STORE_BACKEND=auto`` detects the
+extension), recorded in ``store_meta`` and reported by ``aftercare doctor``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["timescaledb", "native"]
+Resolution = Literal["1m", "1h"]
+Conn = psycopg.Connection[Any]
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked (wrong backend, missing extension, ...)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    backend: Backend
+    server_version: str
+    timescaledb_version: str | None
+    schema_version: int
+
+
+def _migrations() -> list[Migration]:
+    files = sorted(
+        p.name for p in resources.files("aftercare.store").joinpath("sql").iterdir()
+        if p.name.endswith(".sql")
+    )
+    seen: dict[int, str] = {}
+    for name in files:
+        version = int(name.split("_", 1)[0])
+        stem = name.split(".", 1)[0]
+        seen.setdefault(version, stem)
+    return [Migration(v, seen[v]) for v in sorted(seen)]
+
+
+def _sql_for(migration: Migration, backend: Backend) -> str:
+    sql_dir = resources.files("aftercare.store").joinpath("sql")
+    for candidate in (f"{migration.name}.{backend}.sql", f"{migration.name}.sql"):
+        path = sql_dir.joinpath(candidate)
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise StoreError(f"migration {migration.name} has no SQL for backend {backend}")
+
+
+def timescaledb_available(conn: Conn) -> bool:
+    """Whether the server can load TimescaleDB (installed, or already created here)."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def recorded_backend(conn: Conn) -> Backend | None:
+    if conn.execute("SELECT to_regclass('store_meta')").fetchone() == (None,):
+        return None
+    row = conn.execute("SELECT value FROM store_meta WHERE key = 'backend'").fetchone()
+    return None if row is None else row[0]
+
+
+def choose_backend(conn: Conn, requested: str) -> Backend:
+    """Resolve ``auto``/``timescaledb``/``native`` against the server and what is recorded."""
+    recorded = recorded_backend(conn)
+    available = timescaledb_available(conn)
+    if requested not in {"auto", "timescaledb", "native"}:
+        raise StoreError(f"unknown backend {requested!r}")
+    if recorded is not None:
+        if requested not in ("auto", recorded):
+            raise StoreError(
+                f"this database already uses the {recorded} backend; AFTERCARE_STORE_BACKEND="
+                f"{requested} would need a data migration (dump readings, recreate, reload)"
+            )
+        return recorded
+    if requested == "timescaledb" and not available:
+        raise StoreError(
+            "AFTERCARE_STORE_BACKEND=timescaledb but the server has no timescaledb extension; "
+            "install TimescaleDB (see README, 'Production') or use auto/native"
+        )
+    if requested == "native":
+        return "native"
+    return "timescaledb" if available else "native"
+
+
+def migrate(
+    conn: Conn,
+    *,
+    requested_backend: str = "auto",
+    retention_days: int = 365,
+    compress_after_days: int = 7,
+    partitions_ahead_days: int = 7,
+) -> StoreInfo:
+    """Create or upgrade every store table, view and policy; idempotent.
+
+    Runs in the connection's own transactions (one per migration) and serialises concurrent
+    migrators with an advisory lock.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('aftercare_store_migrate'))")
+        backend = choose_backend(conn, requested_backend)
+        if backend == "timescaledb":
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS store_meta (key text PRIMARY KEY, value text NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS store_migrations (version integer PRIMARY KEY, "
+            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('backend', %s) ON CONFLICT DO NOTHING",
+            (backend,),
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM store_migrations").fetchall()}
+    for migration in _migrations():
+        if migration.version in done:
+            continue
+        sql = (
+            _sql_for(migration, backend)
+            .replace("{retention_days}", str(int(retention_days)))
+            .replace("{compress_after_days}", str(int(compress_after_days)))
+        )
+        # Continuous aggregates cannot be created inside a transaction block, so each
+        # migration runs in autocommit as a script; the version row is written last.
+        with psycopg.ClientCursor(conn) as cur:
+            prev = conn.autocommit
+            conn.autocommit = True
+            try:
+                cur.execute(sql.encode())
+                cur.execute(
+                    "INSERT INTO store_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            finally:
+                conn.autocommit = prev
+        log.info("store migration %s applied (%s)", migration.name, backend)
+    if backend == "native":
+        now = datetime.now(UTC)
+        ahead = now + timedelta(days=partitions_ahead_days)
+        ensure_partitions(conn, now - timedelta(days=1), ahead)
+    return info(conn)
+
+
+def info(conn: Conn) -> StoreInfo:
+    backend = recorded_backend(conn)
+    if backend is None:
+        raise StoreError("the store is not migrated yet: run `aftercare db migrate`")
+    server = conn.execute("SHOW server_version").fetchone()
+    ts = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+    ).fetchone()
+    schema = conn.execute("SELECT coalesce(max(version), 0) FROM store_migrations").fetchone()
+    return StoreInfo(
+        backend=backend,
+        server_version=str(server[0]) if server else "?",
+        timescaledb_version=None if ts is None else str(ts[0]),
+        schema_version=int(schema[0]) if schema else 0,
+    )
+
+
+def ensure_partitions(conn: Conn, lo: datetime, hi: datetime) -> int:
+    """Native backend: create the daily partitions covering [lo, hi]. Returns how many."""
+    with conn.transaction():
+        row = conn.execute("SELECT telemetry_ensure_partitions(%s, %s)", (lo, hi)).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    backend: Backend
+    partitions_created: int = 0
+    partitions_dropped: int = 0
+    rollup_ranges_refreshed: int = 0
+    jobs_run: int = 0
+
+
+def maintain(
+    conn: Conn,
+    *,
+    retention_days: int,
+    partitions_ahead_days: int,
+    run_timescale_jobs: bool = False,
+    now: datetime | None = None,
+) -> MaintenanceReport:
+    """Periodic upkeep: partitions ahead, retention, rollups.
+
+    On TimescaleDB the background workers do this; ``run_timescale_jobs`` runs the
+    project's policies at once instead (for servers without background workers, such as
+    PGlite in tests).
+    """
+    now = now or datetime.now(UTC)
+    backend = info(conn).backend
+    if backend == "timescaledb":
+        jobs = 0
+        if run_timescale_jobs:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT job_id FROM timescaledb_information.jobs "
+                    "WHERE hypertable_name IN ('telemetry', 'telemetry_1m', 'telemetry_1h') "
+                    "ORDER BY job_id"
+                ).fetchall()
+            ]
+            prev = conn.autocommit
+            conn.autocommit = True
+            try:
+                for job_id in ids:
+                    conn.execute("CALL run_job(%s)", (job_id,))
+                    jobs += 1
+            finally:
+                conn.autocommit = prev
+        return MaintenanceReport(backend=backend, jobs_run=jobs)
+    created = ensure_partitions(conn, now - timedelta(days=1),
+                                now + timedelta(days=partitions_ahead_days))
+    with conn.transaction():
+        dropped_row = conn.execute(
+            "SELECT telemetry_drop_partitions_before(%s)", (now - timedelta(days=retention_days),)
+        ).fetchone()
+        refreshed_row = conn.execute("SELECT telemetry_rollup_refresh()").fetchone()
+    return MaintenanceReport(
+        backend=backend,
+        partitions_created=created,
+        partitions_dropped=int(dropped_row[0]) if dropped_row else 0,
+        rollup_ranges_refreshed=int(refreshed_row[0]) if refreshed_row else 0,
+    )
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    bucket: datetime
+    device: str
+    metric: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    last: float | None
+    count: int
+
+
+def rollup_query(
+    conn: Conn,
+    *,
+    devices: list[str],
+    metrics: list[str] | None,
+    start: datetime,
+    end: datetime,
+    resolution: Resolution = "1m",
+) -> list[RollupRow]:
+    """Rollup rows for devices (and optionally metrics) in [start, end), oldest first.
+
+    The same call on both backends; on the native backend rows reflect the last
+    :func:`maintain`, on TimescaleDB the aggregates are real-time.
+    """
+    if resolution not in ("1m", "1h"):
+        raise ValueError(f"`resolution` must be '1m' or '1h', got {resolution!r}")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("`start` and `end` must be timezone-aware")
+    view = "readings_1m" if resolution == "1m" else "readings_1h"
+    sql = (
+        f"SELECT bucket, device, metric, min, max, mean, last, count FROM {view} "
+        "WHERE device = ANY(%(devices)s) AND bucket >= %(start)s AND bucket < %(end)s"
+    )
+    params: dict[str, object] = {"devices": devices, "start": start, "end": end}
+    if metrics is not None:
+        sql += " AND metric = ANY(%(metrics)s)"
+        params["metrics"] = metrics
+    sql += " ORDER BY device, metric, bucket"
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(sql, params).fetchall()
+    return [RollupRow(**row) for row in rows]

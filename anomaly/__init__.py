@@ -1,0 +1,1 @@
+"""Fleet-wide anomaly detectors (see issue 5)."""

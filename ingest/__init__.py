@@ -1,0 +1,1 @@
+"""Ingest: MQTT telemetry into the store, exactly once, nothing lost."""

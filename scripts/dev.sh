@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Aftercare developer entry point: `bash scripts/dev.sh demo` runs the whole pipeline,
+# `bash scripts/dev.sh test` runs the quality gates and the test suite.
+#
+# On a fresh Debian/Ubuntu machine it creates the virtual environment, installs what is
+# missing (as root, from the OS packages; otherwise it stops naming what to install), and
+# starts or reuses PostgreSQL. Tests start their own private Mosquitto and PGlite servers.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${AFTERCARE_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+PG_HOST=127.0.0.1
+PG_PORT="${AFTERCARE_PG_PORT:-5432}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+APT_UPDATED=0
+apt_install() {
+  is_root || die "missing: $* — install with: sudo apt-get install -y $*"
+  command -v apt-get >/dev/null || die "missing: $* (no apt-get here: install them with your OS tools)"
+  if [ "$APT_UPDATED" = 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "installing OS packages: $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+need_python() {
+  local py
+  py="$(command -v python3.11 || command -v python3 || true)"
+  [ -n "$py" ] || { apt_install python3 python3-venv; py="$(command -v python3)"; }
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python >= 3.11 is needed (found $("$py" --version)); install python3.11"
+  if [ ! -x "$PY" ]; then
+    say "creating virtual environment in $VENV"
+    "$py" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; "$py" -m venv "$VENV"; }
+  fi
+  local stamp="$VENV/.aftercare-installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+    say "installing Python dependencies (pinned by constraints.txt)"
+    "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+    touch "$stamp"
+  fi
+}
+
+pg_ready() {
+  "$PY" - "$PG_HOST" "$PG_PORT" <<'PYEOF' 2>/dev/null
+import sys, psycopg
+try:
+    psycopg.connect(f"postgresql://postgres@{sys.argv[1]}:{sys.argv[2]}/postgres", connect_timeout=3).close()
+except Exception as exc:
+    print(exc, file=sys.stderr); sys.exit(1)
+PYEOF
+}
+
+need_postgres() {
+  pg_ready && return 0
+  if ! command -v pg_ctlcluster >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  if command -v pg_ctlcluster >/dev/null; then
+    local ver
+    ver="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    [ -n "$ver" ] || die "PostgreSQL is installed but has no cluster: run pg_createcluster"
+    if ! grep -q 'aftercare-dev' "/etc/postgresql/$ver/main/pg_hba.conf" 2>/dev/null && is_root; then
+      # Local development only: trust the loopback so DATABASE_URL needs no password.
+      sed -i "1i host all all 127.0.0.1/32 trust # aftercare-dev" "/etc/postgresql/$ver/main/pg_hba.conf"
+      sed -i "1i host all all ::1/128 trust # aftercare-dev" "/etc/postgresql/$ver/main/pg_hba.conf"
+    fi
+    say "starting PostgreSQL $ver"
+    if is_root; then
+      pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null \
+        || pg_ctlcluster --skip-systemctl-redirect "$ver" main reload 2>/dev/null || true
+    else
+      die "PostgreSQL is not running on $PG_HOST:$PG_PORT: start it (sudo pg_ctlcluster $ver main start)"
+    fi
+  fi
+  for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+  die "PostgreSQL did not answer on $PG_HOST:$PG_PORT as user postgres without password"
+}
+
+need_mosquitto() {
+  if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    apt_install mosquitto mosquitto-clients
+  fi
+  command -v mosquitto_passwd >/dev/null || apt_install mosquitto
+  # Debian's package starts a system broker; ours run privately with generated configs.
+}
+
+need_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if [ ! -d tools/pglite/node_modules ]; then
+    say "installing PGlite + TimescaleDB (npm ci, pinned by tools/pglite/package-lock.json)"
+    (cd tools/pglite && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+need_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+  fi
+}
+
+cmd_setup() {
+  need_python
+  need_postgres
+  need_mosquitto
+  need_node
+}
+
+cmd_test() {
+  cmd_setup
+  need_chromium
+  say "ruff"
+  "$VENV/bin/ruff" check .
+  say "mypy"
+  "$VENV/bin/mypy" aftercare ingest anomaly simulators service_crm web
+  say "pytest"
+  exec "$VENV/bin/pytest" "$@"
+}
+
+cmd_demo() {
+  cmd_setup
+  exec "$VENV/bin/aftercare" demo "$@"
+}
+
+case "${1:-}" in
+  setup) shift; cmd_setup "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  demo) shift; cmd_demo "$@" ;;
+  *) echo "usage: bash scripts/dev.sh {demo|test|setup} [args...]" >&2; exit 2 ;;
+esac

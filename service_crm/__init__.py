@@ -1,0 +1,1 @@
+"""The service CRM: accounts, assets, contracts, alerts, tickets, work orders and offers."""

@@ -1,0 +1,1 @@
+"""CRM models, one module per entity (filled in by the service CRM work)."""

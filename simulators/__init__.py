@@ -1,0 +1,1 @@
+"""Device fleet simulators (see issue 4)."""

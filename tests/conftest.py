@@ -1,0 +1,146 @@
+"""Shared fixtures: the real PostgreSQL, a private Mosquitto, PGlite+TimescaleDB, personas.
+
+Isolation: the store schema is migrated once per session into a template database, and each
+test that asks for ``store_dsn`` gets a fresh clone of it. Django tests use pytest-django's
+test database (unique per run), with the store schema migrated into it too, so telemetry and
+CRM rows can be joined in SQL as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from aftercare import broker, store
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("AFTERCARE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Several test runs may share one server (developers, CI): give Django a unique test DB.
+    from django.conf import settings
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = f"test_aftercare_{RUN_ID}"
+
+
+def _dsn_for(dbname: str) -> str:
+    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + dbname
+
+
+def _admin() -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {ADMIN_DSN}: {exc}\n"
+            "Run the tests through `make test`, which starts it.", returncode=3
+        )
+
+
+@pytest.fixture(scope="session")
+def store_template() -> Iterator[str]:
+    """A database with the native-backend store schema, used as a template for clones."""
+    name = f"aftercare_tpl_{RUN_ID}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(_dsn_for(name)) as conn:
+            store.migrate(conn, requested_backend="native")
+        yield name
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def store_dsn(store_template: str) -> Iterator[str]:
+    """DSN of a fresh, migrated store database for this test alone."""
+    name = f"aftercare_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}" STRATEGY FILE_COPY')
+    try:
+        yield _dsn_for(name)
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def store_conn(store_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(store_dsn) as conn:
+        yield conn
+
+
+@pytest.fixture
+def empty_db() -> Iterator[str]:
+    """DSN of an empty database (for migration tests)."""
+    name = f"aftercare_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _dsn_for(name)
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+DEVICE_SECRET = "test-device-secret"
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[broker.BrokerFiles]:
+    """A private Mosquitto with generated credentials and ACLs (no anonymous access)."""
+    directory = tmp_path_factory.mktemp("mosquitto")
+    devices = [f"dev-{i:03d}" for i in range(20)] + ["pump-1", "pump-2"]
+    files = broker.write_broker_files(
+        directory, port=broker.free_port(), users=broker.default_users(DEVICE_SECRET, devices)
+    )
+    with broker.run_mosquitto(files):
+        yield files
+
+
+def mqtt_url_for(files: broker.BrokerFiles, user: str, password: str) -> str:
+    return f"mqtt://{user}:{password}@127.0.0.1:{files.port}"
+
+
+@pytest.fixture(scope="session")
+def ingest_mqtt_url(mosquitto: broker.BrokerFiles) -> str:
+    return mqtt_url_for(
+        mosquitto, broker.INGEST_USER, broker.service_password(DEVICE_SECRET, broker.INGEST_USER)
+    )
+
+
+@pytest.fixture(scope="session")
+def device_mqtt_url(mosquitto: broker.BrokerFiles) -> Any:
+    def url(device_id: str) -> str:
+        return mqtt_url_for(mosquitto, device_id, broker.device_password(DEVICE_SECRET, device_id))
+
+    return url
+
+
+@pytest.fixture(scope="session")
+def pglite_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL 17 + TimescaleDB 2.23 (PGlite) over the wire protocol, one session at a time."""
+    from aftercare import pglite
+
+    pglite.ensure_installed()
+    with pglite.run_pglite(tmp_path_factory.mktemp("pglite")) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Pytest-django's test database, plus the telemetry store schema in it."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        store.migrate(connection.connection, requested_backend="native")

@@ -1,0 +1,1 @@
+"""The Django project: service desk, field engineer, customer portal and REST API."""
