@@ -101,10 +101,15 @@ def test_copy_inside_a_transaction_follows_commit_and_rollback(dsn: str) -> None
     row = [(BASE, 1, 1.0)]
     with connect(dsn) as conn:
         make_hypertable(conn, "copy_tx")
-        with pytest.raises(RuntimeError, match="abandon"), conn.transaction():
-            conn.execute("INSERT INTO copy_tx VALUES (%s, 9, 9)", (BASE,))
-            copy_rows(conn, "copy_tx", row)
-            raise RuntimeError("abandon")
+
+        def abandon() -> None:
+            with conn.transaction():
+                conn.execute("INSERT INTO copy_tx VALUES (%s, 9, 9)", (BASE,))
+                copy_rows(conn, "copy_tx", row)
+                raise RuntimeError("abandon")
+
+        with pytest.raises(RuntimeError, match="abandon"):
+            abandon()
         assert scalar(conn, "SELECT count(*) FROM copy_tx") == 0
         with conn.transaction():
             conn.execute("INSERT INTO copy_tx VALUES (%s, 9, 9)", (BASE,))
