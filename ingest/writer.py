@@ -14,7 +14,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -129,6 +129,28 @@ def copy_buffer(time_us: NDArray[np.int64], device_id: NDArray[np.int32],
     return b"".join(parts)
 
 
+DAY_US = 86_400_000_000
+
+
+def _day_runs(t: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """[lo, hi] of each run of consecutive UTC days present in ``t`` (microseconds).
+
+    A batch holding a reading from last month and one from today prepares two single-day
+    ranges, not every day in between.
+
+    >>> _day_runs(np.array([5, DAY_US * 3 + 1, DAY_US * 4 + 2, DAY_US]))
+    [(5, 86400000000), (259200000001, 345600000002)]
+    """
+    day_of = t // DAY_US
+    days = np.unique(day_of)
+    breaks = np.flatnonzero(np.diff(days) > 1) + 1
+    runs = []
+    for group in np.split(days, breaks):
+        sel = t[(day_of >= group[0]) & (day_of <= group[-1])]
+        runs.append((int(sel.min()), int(sel.max())))
+    return runs
+
+
 def write_columns(
     conn: Conn,
     *,
@@ -175,12 +197,11 @@ def write_columns(
                     "ON COMMIT DELETE ROWS"
                 )
                 cache.staging = True
-            lo = EPOCH.timestamp() + t.min() / 1e6
-            hi = EPOCH.timestamp() + t.max() / 1e6
-            conn.execute(
-                "SELECT telemetry_prepare_write(%s, %s)",
-                (datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)),
-            )
+            for lo_us, hi_us in _day_runs(t):
+                conn.execute(
+                    "SELECT telemetry_prepare_write(%s, %s)",
+                    (EPOCH + timedelta(microseconds=lo_us), EPOCH + timedelta(microseconds=hi_us)),
+                )
             buf = copy_buffer(t, dev_ids[dev_inv], met_ids[met_inv], v)
             with conn.cursor() as cur:
                 with cur.copy("COPY telemetry_staging FROM STDIN (FORMAT BINARY)") as cp:

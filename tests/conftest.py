@@ -144,3 +144,22 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     with django_db_blocker.unblock():
         connection.ensure_connection()
         store.migrate(connection.connection, requested_backend="native")
+
+
+@pytest.fixture(scope="session")
+def timescale_store_dsn(pglite_dsn: str) -> str:
+    """The store migrated onto TimescaleDB (PGlite): shared by the session, so tests use
+    their own device names. Retention 30 days, compression after 7."""
+    with psycopg.connect(pglite_dsn) as conn:
+        store.migrate(conn, requested_backend="timescaledb", retention_days=30,
+                      compress_after_days=7)
+    return pglite_dsn
+
+
+@pytest.fixture(params=["native", "timescaledb"])
+def any_store_dsn(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on both backends: native PostgreSQL and TimescaleDB (PGlite)."""
+    name: str = request.param
+    fixture = "store_dsn" if name == "native" else "timescale_store_dsn"
+    dsn: str = request.getfixturevalue(fixture)
+    return dsn

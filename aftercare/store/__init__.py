@@ -163,7 +163,8 @@ def migrate(
         now = datetime.now(UTC)
         ahead = now + timedelta(days=partitions_ahead_days)
         ensure_partitions(conn, now - timedelta(days=1), ahead)
-    return info(conn)
+    with conn.transaction():
+        return info(conn)
 
 
 def info(conn: Conn) -> StoreInfo:
@@ -213,19 +214,23 @@ def maintain(
     project's policies at once instead (for servers without background workers, such as
     PGlite in tests).
     """
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise StoreError("maintain() needs a connection with no transaction open")
     now = now or datetime.now(UTC)
-    backend = info(conn).backend
+    with conn.transaction():
+        backend = info(conn).backend
     if backend == "timescaledb":
         jobs = 0
         if run_timescale_jobs:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT job_id FROM timescaledb_information.jobs "
-                    "WHERE hypertable_name IN ('telemetry', 'telemetry_1m', 'telemetry_1h') "
-                    "ORDER BY job_id"
-                ).fetchall()
-            ]
+            with conn.transaction():
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT job_id FROM timescaledb_information.jobs "
+                        "WHERE hypertable_name IN ('telemetry', 'telemetry_1m', 'telemetry_1h') "
+                        "ORDER BY job_id"
+                    ).fetchall()
+                ]
             prev = conn.autocommit
             conn.autocommit = True
             try:
@@ -234,7 +239,19 @@ def maintain(
                     jobs += 1
             finally:
                 conn.autocommit = prev
-        return MaintenanceReport(backend=backend, jobs_run=jobs)
+        # The refresh policies look back a fixed window (3 hours / 3 days); backfilled or very
+        # late data older than that is materialised here, from TimescaleDB's own invalidation
+        # log, so both backends give the same rollups for any history.
+        prev = conn.autocommit
+        conn.autocommit = True
+        try:
+            conn.execute("CALL refresh_continuous_aggregate('telemetry_1m', NULL, "
+                         "date_trunc('minute', now()))")
+            conn.execute("CALL refresh_continuous_aggregate('telemetry_1h', NULL, "
+                         "date_trunc('hour', now()))")
+        finally:
+            conn.autocommit = prev
+        return MaintenanceReport(backend=backend, jobs_run=jobs, rollup_ranges_refreshed=2)
     created = ensure_partitions(conn, now - timedelta(days=1),
                                 now + timedelta(days=partitions_ahead_days))
     with conn.transaction():

@@ -1,0 +1,207 @@
+"""The store on both backends: schema, dedup, rollups, partitions, compression, retention."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from aftercare import store
+from ingest import writer
+from ingest.records import EPOCH, BadMessage
+
+pytestmark = pytest.mark.db
+
+
+def us(t: datetime) -> int:
+    return (t - EPOCH) // timedelta(microseconds=1)
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def write(conn: psycopg.Connection[Any], device: list[str], metric: list[str],
+          time_us: np.ndarray, value: np.ndarray) -> writer.WriteResult:
+    result = writer.write_columns(conn, device=device, metric=metric, time=time_us, value=value)
+    conn.commit()
+    return result
+
+
+def refresh(conn: psycopg.Connection[Any]) -> None:
+    store.maintain(conn, retention_days=365, partitions_ahead_days=3, run_timescale_jobs=True)
+
+
+def test_migrate_is_idempotent_and_reports_the_backend(any_store_dsn: str) -> None:
+    with psycopg.connect(any_store_dsn) as conn:
+        first = store.migrate(conn, requested_backend="auto")
+        again = store.migrate(conn, requested_backend="auto")
+        assert first == again
+        expected = "native" if first.timescaledb_version is None else "timescaledb"
+        assert first.backend == expected
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'readings' ORDER BY ordinal_position"
+        ).fetchall()
+        assert columns == [("time", "timestamp with time zone"), ("device", "text"),
+                           ("metric", "text"), ("value", "double precision")]
+        reject_cols = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'ingest_rejects'").fetchall()}
+        assert {"received_at", "topic", "payload", "reason"} <= reject_cols
+
+
+def test_duplicates_are_stored_once_and_nulls_kept(any_store_dsn: str) -> None:
+    dev = f"dup-{tag()}"
+    t0 = us(datetime.now(UTC).replace(microsecond=0))
+    times = np.array([t0, t0 + 1_000_000, t0 + 2_000_000], dtype=np.int64)
+    values = np.array([1.5, np.nan, 3.5])
+    with psycopg.connect(any_store_dsn) as conn:
+        first = write(conn, [dev] * 3, ["temp_c"] * 3, times, values)
+        again = write(conn, [dev] * 3, ["temp_c"] * 3, times, values + 100)
+        assert (first.stored, first.duplicates) == (3, 0)
+        assert (again.stored, again.duplicates) == (0, 3)
+        rows = conn.execute(
+            "SELECT value FROM readings WHERE device = %s ORDER BY time", (dev,)
+        ).fetchall()
+        assert rows == [(1.5,), (None,), (3.5,)]
+        seen = conn.execute(
+            "SELECT first_seen IS NOT NULL, last_reading_at FROM devices WHERE device_key = %s",
+            (dev,),
+        ).fetchone()
+        assert seen == (True, EPOCH + timedelta(microseconds=int(times[-1])))
+
+
+def expected_rollups(times: np.ndarray, values: np.ndarray, width_s: int) -> list[tuple[Any, ...]]:
+    buckets = (times // 1_000_000 // width_s) * width_s
+    out = []
+    for b in np.unique(buckets):
+        sel = buckets == b
+        v = values[sel]
+        last = v[np.argmax(times[sel])]
+        out.append((EPOCH + timedelta(seconds=int(b)), float(v.min()), float(v.max()),
+                    pytest.approx(float(v.mean())), float(last), int(sel.sum())))
+    return out
+
+
+def test_rollups_match_numpy_including_late_data(any_store_dsn: str) -> None:
+    dev = f"roll-{tag()}"
+    rng = np.random.default_rng(7)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    n = 3 * 3600 // 5
+    times = us(start) + np.arange(n, dtype=np.int64) * 5_000_000
+    values = np.round(rng.normal(50, 10, n), 3)
+    # Leave minute 7 empty at first and deliver it late, after a refresh.
+    late = (times >= us(start) + 7 * 60_000_000) & (times < us(start) + 8 * 60_000_000)
+    with psycopg.connect(any_store_dsn) as conn:
+        write(conn, [dev] * int((~late).sum()), ["flow_m3h"] * int((~late).sum()),
+              times[~late], values[~late])
+        refresh(conn)
+        write(conn, [dev] * int(late.sum()), ["flow_m3h"] * int(late.sum()),
+              times[late], values[late])
+        refresh(conn)
+        end = start + timedelta(hours=3)
+        for resolution, width in (("1m", 60), ("1h", 3600)):
+            rows = store.rollup_query(conn, devices=[dev], metrics=["flow_m3h"], start=start,
+                                      end=end, resolution=resolution)  # type: ignore[arg-type]
+            got = [(r.bucket, r.min, r.max, r.mean, r.last, r.count) for r in rows]
+            assert got == expected_rollups(times, values, width), resolution
+
+
+def test_rollup_query_rejects_bad_arguments(store_conn: psycopg.Connection[Any]) -> None:
+    now = datetime.now(UTC)
+    with pytest.raises(ValueError, match="resolution"):
+        store.rollup_query(store_conn, devices=["x"], metrics=None, start=now, end=now,
+                           resolution="5m")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timezone"):
+        store.rollup_query(store_conn, devices=["x"], metrics=None,
+                           start=now.replace(tzinfo=None), end=now)
+
+
+def test_rejects_are_kept_verbatim(any_store_dsn: str) -> None:
+    topic = f"devices/rej-{tag()}/telemetry"
+    payload = b'{"ts": "yesterday", \xff}'
+    with psycopg.connect(any_store_dsn) as conn:
+        result = writer.write_columns(
+            conn, device=[], metric=[], time=np.array([], dtype=np.int64),
+            value=np.array([]), rejects=[BadMessage(topic, payload, "not json", "byte 21")],
+        )
+        conn.commit()
+        assert result.rejected == 1
+        row = conn.execute(
+            "SELECT payload, reason, detail FROM ingest_rejects WHERE topic = %s", (topic,)
+        ).fetchone()
+        assert row == (payload, "not json", "byte 21")
+
+
+def test_native_partitions_ahead_brin_and_retention(store_conn: psycopg.Connection[Any]) -> None:
+    conn = store_conn
+    conn.commit()
+    now = datetime.now(UTC)
+    old = now - timedelta(days=40)
+    write(conn, ["ret-1", "ret-1"], ["temp_c", "temp_c"],
+          np.array([us(old), us(now)], dtype=np.int64), np.array([1.0, 2.0]))
+    report = store.maintain(conn, retention_days=30, partitions_ahead_days=5, now=now)
+    assert report.partitions_dropped == 1
+    parts = {r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'telemetry'::regclass").fetchall()}
+    for ahead in range(6):
+        assert store_name(now + timedelta(days=ahead)) in parts
+    assert store_name(old) not in parts
+    assert conn.execute("SELECT array_agg(value) FROM readings").fetchone() == ([2.0],)
+    brin = conn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'telemetry' AND indexdef ~* 'brin'"
+    ).fetchone()
+    assert brin == (1,)
+
+
+def store_name(t: datetime) -> str:
+    return "telemetry_p" + t.strftime("%Y%m%d")
+
+
+def test_timescaledb_hypertable_compression_and_retention(timescale_store_dsn: str) -> None:
+    dev = f"ts-{tag()}"
+    now = datetime.now(UTC)
+    times = np.array([us(now - timedelta(days=d)) for d in (45, 10, 9, 0)], dtype=np.int64)
+    with psycopg.connect(timescale_store_dsn) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = 'telemetry'").fetchone() == (1,)
+        policies = {r[0] for r in conn.execute(
+            "SELECT proc_name FROM timescaledb_information.jobs "
+            "WHERE hypertable_name = 'telemetry'").fetchall()}
+        assert {"policy_compression", "policy_retention"} <= policies
+        caggs = {r[0] for r in conn.execute(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates").fetchall()}
+        assert {"telemetry_1m", "telemetry_1h"} <= caggs
+        write(conn, [dev] * 4, ["temp_c"] * 4, times, np.array([1.0, 2.0, 3.0, 4.0]))
+        refresh(conn)
+        # 45 days old: dropped by retention (30 days); 9-10 days old: compressed, still readable.
+        values = conn.execute(
+            "SELECT array_agg(value ORDER BY time) FROM readings WHERE device = %s", (dev,)
+        ).fetchone()
+        assert values == ([2.0, 3.0, 4.0],)
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks "
+            "WHERE hypertable_name = 'telemetry' AND is_compressed "
+            "AND range_end <= now() - interval '7 days'").fetchone()
+        assert compressed is not None
+        assert compressed[0] >= 2
+        # Writing into a compressed chunk still deduplicates.
+        again = write(conn, [dev], ["temp_c"], times[1:2], np.array([99.0]))
+        assert again.duplicates == 1
+
+
+def test_requesting_timescaledb_without_it_names_the_setting(
+    empty_db: str,
+) -> None:
+    with psycopg.connect(empty_db) as conn:
+        if store.timescaledb_available(conn):
+            pytest.skip("this server has TimescaleDB")  # never on the CI machine
+        with pytest.raises(store.StoreError, match="AFTERCARE_STORE_BACKEND"):
+            store.migrate(conn, requested_backend="timescaledb")
