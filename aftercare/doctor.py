@@ -102,8 +102,7 @@ def check_database(report: Report, url: str) -> None:
 
 
 def check_broker(report: Report, url: str, timeout_s: float = 5.0) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from aftercare.mqtt import endpoint, make_client
 
     parts = urlsplit(url)
     done = threading.Event()
@@ -113,16 +112,11 @@ def check_broker(report: Report, url: str, timeout_s: float = 5.0) -> None:
         result["reason"] = reason
         done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
-    if parts.username:
-        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
-    if parts.scheme == "mqtts":
-        client.tls_set()
+    client = make_client(url)
     client.on_connect = on_connect
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    ep = endpoint(url)
     try:
-        client.connect(host, port, keepalive=10)
+        client.connect(ep.host, ep.port, keepalive=10)
     except OSError as exc:
         report.add("broker", False, f"{redact(url)}: {exc}")
         return

@@ -31,3 +31,27 @@ class BadMessage:
     reason: str
     detail: str | None = None
     received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    device: str
+    state: str  # "online" | "offline"
+    time_us: int
+
+    @property
+    def time(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.time_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Waveform:
+    device: str
+    time_us: int
+    channel: str
+    sample_rate_hz: float
+    samples: bytes  # float32 little-endian, as sent
+
+    @property
+    def time(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.time_us)

@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 from numpy.typing import ArrayLike, NDArray
 
-from ingest.records import EPOCH, BadMessage, Reading
+from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
 
 Conn = psycopg.Connection[Any]
 
@@ -159,8 +159,10 @@ def write_columns(
     time: ArrayLike,
     value: ArrayLike,
     rejects: Sequence[BadMessage] = (),
+    status: Sequence[StatusChange] = (),
+    waveforms: Sequence[Waveform] = (),
 ) -> WriteResult:
-    """Store columnar readings (and rejects) in one transaction; returns what was stored.
+    """Store columnar readings, rejects, status changes and waveforms in one transaction.
 
     Parameters
     ----------
@@ -168,6 +170,7 @@ def write_columns(
     time : int64 array of epoch microseconds (UTC)
     value : float64 array; NaN is stored as NULL
     rejects : bad messages to keep in the same transaction
+    status, waveforms : device status transitions and vibration bursts, same transaction
     """
     t = np.asarray(time, dtype=np.int64)
     v = np.asarray(value, dtype=np.float64)
@@ -182,7 +185,9 @@ def write_columns(
     cache = _cache(conn)
     dev_names, dev_inv = np.unique(dev, return_inverse=True) if n else (np.array([]), t)
     met_names, met_inv = np.unique(met, return_inverse=True) if n else (np.array([]), t)
-    _resolve(conn, "devices", "device_key", [str(x) for x in dev_names], cache.devices)
+    side_devices = sorted({s.device for s in status} | {w.device for w in waveforms})
+    _resolve(conn, "devices", "device_key", sorted({str(x) for x in dev_names} | set(side_devices)),
+             cache.devices)
     _resolve(conn, "metrics", "name", [str(x) for x in met_names], cache.metrics)
     dev_ids = np.array([cache.devices[str(x)] for x in dev_names], dtype=np.int32)
     met_ids = np.array([cache.metrics[str(x)] for x in met_names], dtype=np.int16)
@@ -226,7 +231,40 @@ def write_columns(
                 )
         if rejects:
             write_rejects(conn, rejects)
+        if status:
+            _write_status(conn, status, cache.devices)
+        if waveforms:
+            _write_waveforms(conn, waveforms, cache.devices)
     return WriteResult(received=n, stored=stored, rejected=len(rejects))
+
+
+def _write_status(conn: Conn, changes: Sequence[StatusChange], ids: dict[str, int]) -> None:
+    """Log transitions (idempotent) and move each device's state forward in time only."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO device_status_log (device_id, time, state) "
+            "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(ids[c.device], c.time, c.state) for c in changes],
+        )
+        latest: dict[str, StatusChange] = {}
+        for c in changes:
+            if c.device not in latest or c.time_us >= latest[c.device].time_us:
+                latest[c.device] = c
+        cur.executemany(
+            "UPDATE devices SET state = %s, state_changed_at = %s, last_seen = now() "
+            "WHERE id = %s AND (state_changed_at IS NULL OR state_changed_at <= %s)",
+            [(c.state, c.time, ids[c.device], c.time)
+             for c in sorted(latest.values(), key=lambda c: ids[c.device])],
+        )
+
+
+def _write_waveforms(conn: Conn, waves: Sequence[Waveform], ids: dict[str, int]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO waveforms (device_id, time, channel, sample_rate_hz, samples) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(ids[w.device], w.time, w.channel, w.sample_rate_hz, w.samples) for w in waves],
+        )
 
 
 def write_rejects(conn: Conn, rejects: Sequence[BadMessage]) -> None:

@@ -1,0 +1,252 @@
+"""Decoding MQTT payloads into readings: the one place the device contract is enforced.
+
+Each function takes one message and returns what to store: good readings plus at most one
+:class:`BadMessage` that keeps the whole payload verbatim with the reason of its first problem.
+A message that is half good is split, never dropped: its good readings are stored as usual.
+
+>>> now_us = 1_795_000_000_000_000
+>>> d = decode_telemetry("devices/pump-1/telemetry",
+...                      b'{"ts": 1795000000000, "metrics": {"temp_c": 71.5, "flow_m3h": "x"}}',
+...                      now_us=now_us)
+>>> [(r.device, r.metric, r.value) for r in d.readings]
+[('pump-1', 'temp_c', 71.5)]
+>>> d.reject.reason, d.reject.detail
+('value not a number', 'flow_m3h')
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+DEFAULT_MAX_FUTURE_S = 300.0
+MAX_READINGS_PER_MESSAGE = 100_000
+
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+TOPIC = re.compile(r"devices/([^/]+)/(telemetry|status|waveform)")
+WAVEFORM_ENCODINGS = {"f32le-base64": "<f4"}
+
+
+class Reject(ValueError):
+    """A payload (or part of one) that breaks the contract; ``reason`` is short and fixed."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason if detail is None else f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Decoded:
+    """What one message yields: readings to store and at most one reject record."""
+
+    readings: list[Reading] = field(default_factory=list)
+    reject: BadMessage | None = None
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """``devices/{id}/{kind}`` → (device id, kind), or raise :class:`Reject`.
+
+    >>> parse_topic("devices/cmp-0001/telemetry")
+    ('cmp-0001', 'telemetry')
+    """
+    m = TOPIC.fullmatch(topic)
+    if m is None:
+        raise Reject("bad topic", topic[:200])
+    if DEVICE_ID.fullmatch(m.group(1)) is None:
+        raise Reject("bad device id", m.group(1)[:200])
+    return m.group(1), m.group(2)
+
+
+def parse_ts(value: Any, *, now_us: int, max_future_s: float) -> int:
+    """A contract timestamp (RFC 3339 with offset, or integer epoch ms) → epoch microseconds.
+
+    >>> parse_ts("2026-11-22T07:45:10.123Z", now_us=2**62, max_future_s=300)
+    1795333510123000
+    >>> parse_ts(1795333510123, now_us=2**62, max_future_s=300)
+    1795333510123000
+    """
+    if isinstance(value, bool):
+        raise Reject("bad ts", "boolean")
+    if isinstance(value, int):
+        if not -(2**53) < value < 2**53:
+            raise Reject("bad ts", "epoch milliseconds out of range")
+        t_us = value * 1000
+    elif isinstance(value, str):
+        if len(value) > 64:
+            raise Reject("bad ts", "too long")
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            raise Reject("bad ts", value) from None
+        if t.tzinfo is None or "T" not in value.upper():
+            raise Reject("bad ts", f"{value} (RFC 3339 needs a date, a time and an offset)")
+        t_us = (t - EPOCH) // _US
+    else:
+        raise Reject("bad ts", type(value).__name__)
+    if t_us > now_us + max_future_s * 1e6:
+        raise Reject("ts in future", str(value))
+    return t_us
+
+
+_US = datetime.resolution  # one microsecond
+
+
+def _number(value: Any, metric: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Reject("value not a number", metric)
+    f = float(value)
+    if not math.isfinite(f):
+        raise Reject("value not finite", metric)
+    return f
+
+
+def _reading_object(obj: Any, device: str, *, now_us: int, max_future_s: float,
+                    out: list[Reading]) -> Reject | None:
+    """Append the object's good readings to ``out``; return its first problem, if any."""
+    if not isinstance(obj, dict):
+        return Reject("bad shape", "a reading must be a JSON object")
+    if "ts" not in obj:
+        return Reject("missing ts")
+    try:
+        t_us = parse_ts(obj["ts"], now_us=now_us, max_future_s=max_future_s)
+    except Reject as exc:
+        return exc
+    seq = obj.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        return Reject("bad seq", repr(seq)[:100])
+    metrics = obj.get("metrics")
+    if not isinstance(metrics, dict):
+        return Reject("missing metrics")
+    problem: Reject | None = None
+    for name, raw in metrics.items():
+        if METRIC_NAME.fullmatch(name) is None:
+            problem = problem or Reject("bad metric name", name[:100])
+            continue
+        try:
+            value = _number(raw, name)
+        except Reject as exc:
+            problem = problem or exc
+            continue
+        out.append(Reading(device, name, t_us, value))
+    return problem
+
+
+def _load(topic: str, payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Reject("payload too large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        # orjson refuses NaN/Infinity literals and invalid UTF-8, as JSON does.
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise Reject("not json", str(exc)[:200]) from None
+
+
+def _bad(topic: str, payload: bytes, exc: Reject) -> BadMessage:
+    return BadMessage(topic=topic, payload=payload, reason=exc.reason, detail=exc.detail)
+
+
+def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
+                     max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Decoded:
+    """Decode a ``devices/{id}/telemetry`` message (single or ``{"readings": [...]}``)."""
+    out = Decoded()
+    try:
+        device, kind = parse_topic(topic)
+        if kind != "telemetry":
+            raise Reject("bad topic", topic)
+        doc = _load(topic, payload)
+    except Reject as exc:
+        out.reject = _bad(topic, payload, exc)
+        return out
+    if isinstance(doc, dict) and "readings" in doc:
+        items = doc["readings"]
+        if not isinstance(items, list):
+            out.reject = _bad(topic, payload, Reject("bad shape", "`readings` must be a list"))
+            return out
+        if len(items) > MAX_READINGS_PER_MESSAGE:
+            out.reject = _bad(topic, payload, Reject("payload too large", f"{len(items)} readings"))
+            return out
+    else:
+        items = [doc]
+    first: Reject | None = None
+    bad_items = 0
+    for i, item in enumerate(items):
+        problem = _reading_object(item, device, now_us=now_us, max_future_s=max_future_s,
+                                  out=out.readings)
+        if problem is not None:
+            bad_items += 1
+            if first is None:
+                where = f"readings[{i}]" if len(items) > 1 or doc is not item else ""
+                detail = ", ".join(x for x in (where, problem.detail or "") if x)
+                first = Reject(problem.reason, detail or None)
+    if first is not None:
+        if bad_items > 1:
+            first = Reject(first.reason, f"{first.detail or ''} (+{bad_items - 1} more)".strip())
+        out.reject = _bad(topic, payload, first)
+    return out
+
+
+def decode_status(topic: str, payload: bytes, *, now_us: int,
+                  max_future_s: float = DEFAULT_MAX_FUTURE_S) -> StatusChange:
+    """``devices/{id}/status`` → :class:`StatusChange`; a will message may omit ``ts``."""
+    device, kind = parse_topic(topic)
+    if kind != "status":
+        raise Reject("bad topic", topic)
+    doc = _load(topic, payload)
+    if not isinstance(doc, dict):
+        raise Reject("bad shape", "status must be a JSON object")
+    state = doc.get("state")
+    if state not in ("online", "offline"):
+        raise Reject("bad state", repr(state)[:100])
+    t_us = now_us if doc.get("ts") is None else parse_ts(doc["ts"], now_us=now_us,
+                                                         max_future_s=max_future_s)
+    return StatusChange(device=device, state=str(state), time_us=t_us)
+
+
+def decode_waveform(topic: str, payload: bytes, *, now_us: int,
+                    max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Waveform:
+    """``devices/{id}/waveform`` → :class:`Waveform` (samples checked to be finite)."""
+    device, kind = parse_topic(topic)
+    if kind != "waveform":
+        raise Reject("bad topic", topic)
+    doc = _load(topic, payload)
+    if not isinstance(doc, dict):
+        raise Reject("bad shape", "waveform must be a JSON object")
+    if "ts" not in doc:
+        raise Reject("missing ts")
+    t_us = parse_ts(doc["ts"], now_us=now_us, max_future_s=max_future_s)
+    channel = doc.get("channel")
+    if not isinstance(channel, str) or METRIC_NAME.fullmatch(channel) is None:
+        raise Reject("bad channel", repr(channel)[:100])
+    rate = doc.get("sample_rate_hz")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1e7:
+        raise Reject("bad sample rate", repr(rate)[:100])
+    encoding = doc.get("encoding")
+    if encoding not in WAVEFORM_ENCODINGS:
+        raise Reject("bad encoding", repr(encoding)[:100])
+    data = doc.get("data")
+    if not isinstance(data, str):
+        raise Reject("bad waveform data", "`data` must be a base64 string")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise Reject("bad waveform data", "not base64") from None
+    if len(raw) == 0 or len(raw) % 4:
+        raise Reject("bad waveform data", f"{len(raw)} bytes is not a whole number of float32")
+    if not np.isfinite(np.frombuffer(raw, dtype=WAVEFORM_ENCODINGS[encoding])).all():
+        raise Reject("value not finite", channel)
+    return Waveform(device=device, time_us=t_us, channel=channel, sample_rate_hz=float(rate),
+                    samples=raw)

@@ -1,0 +1,236 @@
+"""The ingest worker against the real Mosquitto and PostgreSQL: devices publish, readings land."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from aftercare.mqtt import endpoint, make_client
+from ingest.worker import IngestWorker
+
+pytestmark = [pytest.mark.db, pytest.mark.broker]
+T0_MS = int(time.time() * 1000) - 3_600_000
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def scalar(dsn: str, sql: str, *params: Any) -> Any:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+@contextmanager
+def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None
+           ) -> Iterator[mqtt.Client]:
+    client = make_client(url, client_id)
+    if will:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    ep = endpoint(url)
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+    client.connect(ep.host, ep.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10), "device could not connect"
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_all(client: mqtt.Client, topic: str, payloads: list[bytes]) -> None:
+    infos = [client.publish(topic, p, qos=1) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(10)
+
+
+def reading(i: int, **metrics: Any) -> bytes:
+    return orjson.dumps({"ts": T0_MS + i * 1000, "seq": i, "metrics": metrics})
+
+
+@contextmanager
+def worker_thread(dsn: str, url: str, **kw: Any) -> Iterator[IngestWorker]:
+    kw.setdefault("client_id", f"ingest-test-{uuid.uuid4().hex[:8]}")
+    kw.setdefault("share_group", f"g{uuid.uuid4().hex[:8]}")
+    kw.setdefault("session_expiry_s", 0)
+    w = IngestWorker(database_url=dsn, mqtt_url=url, batch_ms=50, **kw)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    try:
+        assert w.connected.wait(10), "worker could not connect"
+        time.sleep(0.2)  # let the SUBACK arrive before devices publish
+        yield w
+    finally:
+        w.stop()
+        t.join(15)
+
+
+def test_walking_skeleton_device_publishes_and_readings_appear(
+    store_dsn: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
+) -> None:
+    with worker_thread(store_dsn, ingest_mqtt_url) as w, \
+            device(device_mqtt_url("pump-1"), "pump-1") as dev:
+        publish_all(dev, "devices/pump-1/telemetry", [
+            reading(0, flow_m3h=12.5, pressure_bar=3.1),
+            reading(1, flow_m3h=None, pressure_bar=3.2),
+            b'{"ts": "soon", "metrics": {"flow_m3h": 1}}',
+            orjson.dumps({"readings": [{"ts": T0_MS + 2000, "metrics": {"flow_m3h": 13}},
+                                       {"ts": T0_MS + 3000, "metrics": {"flow_m3h": "x"}}]}),
+        ])
+        publish_all(dev, "devices/pump-1/status", [b'{"state": "online"}'])
+        wait_for("readings", lambda: w.counters.messages >= 5)
+    rows = psycopg.connect(store_dsn).execute(
+        "SELECT metric, value FROM readings WHERE device = 'pump-1' ORDER BY time, metric"
+    ).fetchall()
+    assert rows == [("flow_m3h", 12.5), ("pressure_bar", 3.1), ("flow_m3h", None),
+                    ("pressure_bar", 3.2), ("flow_m3h", 13.0)]
+    rejects = psycopg.connect(store_dsn).execute(
+        "SELECT topic, reason, payload FROM ingest_rejects ORDER BY id").fetchall()
+    assert [(t, r) for t, r, _ in rejects] == [("devices/pump-1/telemetry", "bad ts"),
+                                               ("devices/pump-1/telemetry", "value not a number")]
+    assert rejects[0][2] == b'{"ts": "soon", "metrics": {"flow_m3h": 1}}'
+    assert scalar(store_dsn, "SELECT state FROM devices WHERE device_key = 'pump-1'") == "online"
+
+
+def test_device_cannot_publish_as_another_and_strangers_cannot_connect(
+    store_dsn: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
+) -> None:
+    with worker_thread(store_dsn, ingest_mqtt_url) as w:
+        with device(device_mqtt_url("dev-001"), "dev-001") as dev:
+            publish_all(dev, "devices/dev-002/telemetry", [reading(0, temp_c=1.0)])
+            publish_all(dev, "devices/dev-001/telemetry", [reading(0, temp_c=2.0)])
+        wait_for("the honest message", lambda: w.counters.messages >= 1)
+        time.sleep(0.5)  # a forged message would have arrived by now
+    assert scalar(store_dsn, "SELECT array_agg(device) FROM readings") == ["dev-001"]
+    ep = endpoint(ingest_mqtt_url)
+    for user, password in (("dev-001", "wrong"), (None, None), ("nobody", "x")):
+        assert connack(ep.host, ep.port, user, password).is_failure, user
+
+
+def connack(host: str, port: int, user: str | None, password: str | None) -> Any:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if user:
+        client.username_pw_set(user, password)
+    result: list[Any] = []
+    client.on_connect = lambda c, u, f, rc, p: result.append(rc)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        wait_for("CONNACK", lambda: bool(result), 10)
+    finally:
+        client.loop_stop()
+    return result[0]
+
+
+def test_two_workers_share_the_load_and_store_each_message_once(
+    store_dsn: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
+) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    devices = [f"dev-{i:03d}" for i in range(10)]
+    per_device = 100
+    with worker_thread(store_dsn, ingest_mqtt_url, share_group=group) as a, \
+            worker_thread(store_dsn, ingest_mqtt_url, share_group=group) as b:
+        for d in devices:
+            with device(device_mqtt_url(d), d) as dev:
+                publish_all(dev, f"devices/{d}/telemetry",
+                            [reading(i, temp_c=float(i)) for i in range(per_device)])
+        total = len(devices) * per_device
+        wait_for("all messages", lambda: a.counters.messages + b.counters.messages >= total)
+        assert a.counters.messages > 0
+        assert b.counters.messages > 0
+    assert scalar(store_dsn, "SELECT count(*) FROM readings") == total
+    assert scalar(store_dsn, "SELECT count(DISTINCT (device, time)) FROM readings") == total
+
+
+def test_database_outage_acks_nothing_and_resumes_without_loss(
+    store_template: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
+) -> None:
+    from tests.conftest import _admin, _dsn_for
+
+    name = f"aftercare_outage_{uuid.uuid4().hex[:8]}"
+    dsn = _dsn_for(name)  # does not exist yet: the database is "down"
+    try:
+        with worker_thread(dsn, ingest_mqtt_url) as w, \
+                device(device_mqtt_url("dev-005"), "dev-005") as dev:
+            publish_all(dev, "devices/dev-005/telemetry",
+                        [reading(i, temp_c=float(i)) for i in range(50)])
+            wait_for("a failed write", lambda: w.counters.db_errors >= 1)
+            assert w.counters.messages == 0
+            with _admin() as admin:
+                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}"')
+            wait_for("the backlog", lambda: w.counters.messages >= 50, 60)
+        assert scalar(dsn, "SELECT count(*) FROM readings") == 50
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_loses_nothing_and_stores_each_reading_once(
+    store_dsn: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str],
+    tmp_path: Any,
+) -> None:
+    client_id = f"ingest-kill-{uuid.uuid4().hex[:8]}"
+    group = f"g{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": store_dsn, "MQTT_URL": ingest_mqtt_url,
+           "INGEST_METRICS_PORT": "0"}
+    cmd = [sys.executable, "-m", "aftercare.cli", "ingest", "--client-id", client_id,
+           "--share-group", group, "--batch-ms", "20", "--batch-size", "200"]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / "ingest.log", "ab"))  # noqa: SIM115
+
+    proc = start()
+    # Subscribe (creating the persistent session) before devices publish.
+    wait_for("worker session", lambda: "connected to" in (tmp_path / "ingest.log").read_text())
+    n_dev, per = 5, 400
+    stop = threading.Event()
+
+    def publisher() -> None:
+        for d in range(n_dev):
+            name = f"dev-{10 + d:03d}"
+            with device(device_mqtt_url(name), name) as dev:
+                publish_all(dev, f"devices/{name}/telemetry",
+                            [reading(i, temp_c=float(i), load_pct=50.0) for i in range(per)])
+        stop.set()
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    kills = 0
+    while not stop.is_set() or kills < 3:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = start()
+    t.join()
+    try:
+        expected = n_dev * per * 2
+        wait_for("every reading", lambda: scalar(
+            store_dsn, "SELECT count(*) FROM readings") >= expected, 90)
+        assert scalar(store_dsn, "SELECT count(*) FROM readings") == expected
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert kills >= 3
