@@ -60,33 +60,42 @@ def cmd_doctor(args: argparse.Namespace, settings: config.Settings) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_db(args: argparse.Namespace, settings: config.Settings) -> int:
+def migrate_all(settings: config.Settings, *, verbose: bool = False) -> None:
+    """Create the database if missing, then migrate the store and the CRM (idempotent)."""
     import psycopg
 
     from aftercare import store
     from aftercare.doctor import ensure_database
 
-    if args.db_command == "migrate":
-        created = ensure_database(settings.database_url)
-        if created:
-            print(f"created database {created}")
-        with psycopg.connect(settings.database_url) as conn:
-            info = store.migrate(
-                conn,
-                requested_backend=settings.store_backend,
-                retention_days=settings.retention_days,
-                compress_after_days=settings.compress_after_days,
-                partitions_ahead_days=settings.partitions_ahead_days,
-            )
-        print(f"store: backend {info.backend}"
-              + (f" (TimescaleDB {info.timescaledb_version})" if info.timescaledb_version else
-                 " (native PostgreSQL partitioning)")
-              + f", schema version {info.schema_version}")
-        _django_setup()
-        from django.core.management import call_command
+    created = ensure_database(settings.database_url)
+    if created:
+        print(f"created database {created}")
+    with psycopg.connect(settings.database_url) as conn:
+        info = store.migrate(
+            conn,
+            requested_backend=settings.store_backend,
+            retention_days=settings.retention_days,
+            compress_after_days=settings.compress_after_days,
+            partitions_ahead_days=settings.partitions_ahead_days,
+        )
+    print(f"store: backend {info.backend}"
+          + (f" (TimescaleDB {info.timescaledb_version})" if info.timescaledb_version else
+             " (native PostgreSQL partitioning)")
+          + f", schema version {info.schema_version}")
+    _django_setup()
+    from django.core.management import call_command
 
-        call_command("migrate", interactive=False, verbosity=1 if args.verbose else 0)
-        print("crm: migrations applied")
+    call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
+    print("crm: migrations applied")
+
+
+def cmd_db(args: argparse.Namespace, settings: config.Settings) -> int:
+    import psycopg
+
+    from aftercare import store
+
+    if args.db_command == "migrate":
+        migrate_all(settings, verbose=args.verbose)
         return 0
     if args.db_command == "maintain":
         import time

@@ -11,15 +11,24 @@ BASE_DIR = Path(__file__).resolve().parent
 _settings = config.load()
 
 DEBUG = _settings.debug
-if not _settings.secret_key and not DEBUG:
-    # A missing secret in production is a configuration error; locally we fall back to a
-    # per-checkout development key so `make demo` works without setup.
-    import os
-    import sys
 
-    if os.environ.get("AFTERCARE_ALLOW_DEV_SECRET", "1") != "1":
-        sys.exit("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-SECRET_KEY = _settings.secret_key or "dev-only-insecure-key-change-me-" + "x" * 20
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or a random key kept (0600) in the data directory: never a
+    well-known default, so a forgotten variable cannot make sessions forgeable."""
+    if _settings.secret_key:
+        return _settings.secret_key
+    import secrets
+
+    path = Path(_settings.data_dir).resolve() / "django-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = list(_settings.allowed_hosts) + (["testserver"] if DEBUG else [])
 
 INSTALLED_APPS = [
@@ -99,6 +108,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(_settings.data_dir).resolve() / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the app directories too, so a checkout works before collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 # Security: secure cookies and headers; HTTPS-only flags follow DEBUG so local HTTP works.
 SESSION_COOKIE_HTTPONLY = True

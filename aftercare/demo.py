@@ -1,0 +1,182 @@
+"""``aftercare demo``: the whole chain on demo data, on one machine, with one command.
+
+It migrates the database, seeds the CRM with demo accounts, starts a private Mosquitto with
+generated per-device credentials and ACLs (no anonymous access), then runs the simulated
+fleet, one ingest worker, the anomaly worker, the CRM's alert consumer, store maintenance and
+the web app as child processes, and prints the URL and the demo logins. Ctrl-C (or
+``--duration-s``) stops everything. Logs go to ``$AFTERCARE_DATA_DIR/demo/*.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from aftercare import broker, config
+
+DEMO_ADMIN = ("admin", "aftercare-demo")
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "demo.yaml"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def available(module: str) -> bool:
+    """Whether this build has the part (``aftercare.demo`` skips missing parts, and says so)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def scenario_devices(path: Path) -> list[str]:
+    """Device ids of the demo scenario (they need broker credentials before they connect)."""
+    if not available("simulators.scenario") or not path.is_file():
+        return []
+    from simulators import scenario  # type: ignore[attr-defined,unused-ignore]
+
+    loaded = scenario.load(path)
+    return [str(d) for d in loaded.device_ids]
+
+
+def _url(user: str, password: str, port: int) -> str:
+    return f"mqtt://{user}:{password}@127.0.0.1:{port}"
+
+
+def _seed(settings: config.Settings) -> list[str]:
+    """Seed the CRM and make sure a demo admin exists; returns the login lines to print."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command, get_commands
+
+    lines: list[str] = []
+    if "seed_demo" in get_commands():
+        call_command("seed_demo")
+        lines.append("(more demo logins are printed by seed_demo above)")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=DEMO_ADMIN[0]).exists():
+        user_model.objects.create_superuser(DEMO_ADMIN[0], "admin@example.invalid", DEMO_ADMIN[1])
+    lines.insert(0, f"admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]} (Django admin at /admin/)")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    settings = config.load()
+    p = argparse.ArgumentParser(prog="aftercare demo", description=__doc__.split("\n")[0])
+    p.add_argument("--mqtt-port", type=int, default=1884,
+                   help="port of the demo's own Mosquitto (0 = any free port)")
+    p.add_argument("--web-port", type=int, default=settings.web_port)
+    p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
+    p.add_argument("--duration-s", type=float, default=0, help="stop after N s (0 = Ctrl-C)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
+    args = p.parse_args(argv)
+
+    from aftercare.cli import _django_setup, migrate_all
+
+    data = Path(settings.data_dir).resolve() / "demo"
+    data.mkdir(parents=True, exist_ok=True)
+    print("== migrating", flush=True)
+    migrate_all(settings)
+    _django_setup()
+    print("== seeding demo data", flush=True)
+    logins = _seed(settings)
+
+    devices = scenario_devices(args.scenario)
+    secret_file = data / "device-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(24))
+        secret_file.chmod(0o600)
+    device_secret = secret_file.read_text().strip()
+    port = args.mqtt_port or broker.free_port()
+    files = broker.write_broker_files(
+        data / "mosquitto", port=port, users=broker.default_users(device_secret, devices)
+    )
+    ingest_url = _url(broker.INGEST_USER, broker.service_password(device_secret,
+                                                                  broker.INGEST_USER), port)
+    service_url = _url(broker.SERVICE_USER, broker.service_password(device_secret,
+                                                                    broker.SERVICE_USER), port)
+    base_env = {**os.environ, "DATABASE_URL": settings.database_url,
+                "AFTERCARE_DEVICE_SECRET": device_secret, "INGEST_METRICS_PORT": "0",
+                "EVENTS_URL": service_url}
+    exe = [sys.executable, "-m", "aftercare.cli"]
+    plan: list[tuple[str, str, list[str], str]] = [
+        ("ingest", "ingest.worker", ["ingest", "--client-id", "aftercare-demo-ingest"],
+         ingest_url),
+        ("detect", "anomaly.worker", ["detect"], service_url),
+        ("crm-consumer", "service_crm.adapters.consumer", ["crm-consumer"], service_url),
+        ("maintain", "aftercare.store", ["db", "maintain", "--every-s", "60"], service_url),
+        ("web", "web.wsgi", ["web", "--port", str(args.web_port)], service_url),
+        ("simulate", "simulators.cli",
+         ["simulate", "--scenario", str(args.scenario), "--speed", str(args.speed),
+          "--mqtt-url", f"mqtt://127.0.0.1:{port}"], f"mqtt://127.0.0.1:{port}"),
+    ]
+    children: list[Child] = []
+    skipped: list[str] = []
+    for name, module, cmd, mqtt_url in plan:
+        if not available(module) or (name == "simulate" and not devices):
+            skipped.append(name)
+            continue
+        children.append(Child(name, exe + cmd, {**base_env, "MQTT_URL": mqtt_url}))
+
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with broker.run_mosquitto(files):
+        for child in children:
+            log = (data / f"{child.name}.log").open("ab")
+            child.proc = subprocess.Popen(child.argv, env=child.env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://{settings.web_host}:{args.web_port}/"
+        print(f"""
+== Aftercare demo is running
+   web:      {url}
+   broker:   mqtt://127.0.0.1:{port} (per-device credentials; config in {files.conf.parent})
+   running:  {", ".join(c.name for c in children)}
+   {"not in this build: " + ", ".join(skipped) if skipped else "every part is running"}
+   logs:     {data}/*.log
+   {chr(10).join("   " + line for line in logins).lstrip()}
+   Ctrl-C stops everything.
+""", flush=True)
+        deadline = time.monotonic() + args.duration_s if args.duration_s else None
+        failed = False
+        try:
+            while not stopping and (deadline is None or time.monotonic() < deadline):
+                time.sleep(0.5)
+                for child in children:
+                    if child.proc is not None and child.proc.poll() is not None:
+                        print(f"!! {child.name} exited with {child.proc.returncode}; see "
+                              f"{data}/{child.name}.log", file=sys.stderr, flush=True)
+                        failed = True
+                        stopping = True
+        finally:
+            for child in reversed(children):
+                if child.proc is not None and child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
+            for child in children:
+                if child.proc is None:
+                    continue
+                try:
+                    child.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+    print("== demo stopped", flush=True)
+    return 1 if failed else 0
