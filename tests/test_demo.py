@@ -1,0 +1,70 @@
+"""The main job: `aftercare demo` brings up the pipeline and the web login page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aftercare import broker
+from tests.conftest import _admin, _dsn_for
+
+pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
+
+
+@pytest.fixture
+def demo_db() -> Iterator[str]:
+    name = f"aftercare_demo_{uuid.uuid4().hex[:8]}"
+    try:
+        yield _dsn_for(name)  # the demo creates it, as on a fresh machine
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_demo_runs_the_pipeline_and_serves_the_login_page(demo_db: str, tmp_path: Path) -> None:
+    web_port = broker.free_port()
+    env = {**os.environ, "DATABASE_URL": demo_db, "AFTERCARE_DATA_DIR": str(tmp_path),
+           "WEB_PORT": str(web_port)}
+    log = (tmp_path / "demo.out").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aftercare.cli", "demo", "--mqtt-port", "0", "--duration-s", "120"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        page = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login/",  # noqa: S310
+                                            timeout=2) as resp:
+                    page = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        out = (tmp_path / "demo.out").read_text()
+        assert 'name="password"' in page, out
+        assert "admin login: admin / aftercare-demo" in out
+        if "simulate" in out.split("running:")[1].split("\n")[0]:
+            # The simulated fleet reaches the store through the broker and ingest.
+            def stored() -> int:
+                with psycopg.connect(demo_db) as conn:
+                    row = conn.execute("SELECT count(*) FROM readings").fetchone()
+                return int(row[0]) if row else 0
+
+            while time.monotonic() < deadline and stored() == 0:
+                time.sleep(0.5)
+            assert stored() > 0, (tmp_path / "demo" / "ingest.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert "== demo stopped" in (tmp_path / "demo.out").read_text()
