@@ -74,6 +74,8 @@ class Counters:
     status_changes: int = 0
     waveforms: int = 0
     last_batch_s: float = 0.0
+    last_lag_s: float = 0.0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -165,6 +167,7 @@ class IngestWorker:
         self.shared = shared
         self.share_group = share_group
         self.counters = Counters()
+        self.metrics: Metrics | None = None
         self.connected = threading.Event()
         self._inbox: queue.Queue[Incoming] = queue.Queue()
         self._stop = threading.Event()
@@ -277,6 +280,12 @@ class IngestWorker:
         c.waveforms += len(batch.waveforms)
         c.batches += 1
         c.last_batch_s = time.perf_counter() - t0
+        # Consumer lag: how long the oldest message of the batch waited for its commit.
+        c.last_lag_s = (datetime.now(UTC) - messages[0].received_at).total_seconds()
+        for bad in batch.rejects:
+            c.rejected_by_reason[bad.reason] = c.rejected_by_reason.get(bad.reason, 0) + 1
+        if self.metrics is not None:
+            self.metrics.observe(len(messages), c.last_batch_s, c.last_lag_s, result, batch)
         return True
 
     def run(self) -> Counters:
@@ -296,9 +305,10 @@ class IngestWorker:
                     break
                 if time.monotonic() - last_log >= 10:
                     c = self.counters
-                    log.info("%d msgs (+%d), %d readings stored, %d duplicates, %d rejected",
-                             c.messages, c.messages - logged, c.readings_stored, c.duplicates,
-                             c.rejected)
+                    log.info("%d msgs (+%d), %d readings stored, %d duplicates, %d rejected "
+                             "%s, lag %.2fs, last batch %.0f ms", c.messages, c.messages - logged,
+                             c.readings_stored, c.duplicates, c.rejected,
+                             c.rejected_by_reason or "", c.last_lag_s, c.last_batch_s * 1000)
                     last_log, logged = time.monotonic(), c.messages
         finally:
             self._client.disconnect()
@@ -315,32 +325,53 @@ def default_client_id(instance: int) -> str:
     return f"aftercare-ingest-{socket.gethostname()}-{instance}"
 
 
-def _serve_metrics(worker: IngestWorker, port: int) -> None:
-    if port == 0:
-        return
-    try:
+class Metrics:
+    """Prometheus metrics of one worker (its own registry, served on ``port``)."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("aftercare_ingest_messages", "MQTT messages committed",
+                                registry=r)
+        self.stored = Counter("aftercare_ingest_readings_stored", "readings stored", registry=r)
+        self.duplicates = Counter("aftercare_ingest_duplicates",
+                                  "redelivered readings already stored", registry=r)
+        self.rejected = Counter("aftercare_ingest_rejected", "payloads kept as rejects",
+                                ["reason"], registry=r)
+        self.batch_messages = Histogram("aftercare_ingest_batch_messages", "messages per batch",
+                                        buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
+                                        registry=r)
+        self.commit_seconds = Histogram("aftercare_ingest_batch_seconds",
+                                        "decode + write + commit time per batch", registry=r)
+        self.lag = Gauge("aftercare_ingest_lag_seconds",
+                         "receipt of the batch's oldest message to its commit", registry=r)
+        inbox = Gauge("aftercare_ingest_inbox_messages", "messages received, not yet written",
+                      registry=r)
+        inbox.set_function(worker._inbox.qsize)
+        errors = Gauge("aftercare_ingest_db_errors", "failed batch writes (retried)", registry=r)
+        errors.set_function(lambda: worker.counters.db_errors)
+
+    def observe(self, n_messages: int, batch_s: float, lag_s: float,
+                result: writer.WriteResult, batch: Batch) -> None:
+        self.messages.inc(n_messages)
+        self.stored.inc(result.stored)
+        self.duplicates.inc(result.duplicates)
+        for bad in batch.rejects:
+            self.rejected.labels(bad.reason).inc()
+        self.batch_messages.observe(n_messages)
+        self.commit_seconds.observe(batch_s)
+        self.lag.set(lag_s)
+
+    def serve(self, port: int) -> None:
         from prometheus_client import start_http_server
-        from prometheus_client.core import REGISTRY, CounterMetricFamily
-        from prometheus_client.registry import Collector
-    except ImportError:  # pragma: no cover - listed in the project's dependencies
-        log.warning("prometheus_client missing: no metrics endpoint")
-        return
 
-    class _Collector(Collector):
-        def collect(self) -> Any:
-            c = worker.counters
-            for name, value in (("messages", c.messages), ("readings_stored", c.readings_stored),
-                                ("duplicates", c.duplicates), ("rejected", c.rejected),
-                                ("batches", c.batches), ("db_errors", c.db_errors)):
-                yield CounterMetricFamily(f"aftercare_ingest_{name}", name.replace("_", " "),
-                                          value=value)
-
-    REGISTRY.register(_Collector())
-    try:
-        start_http_server(port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
-    except OSError as exc:
-        log.warning("metrics port %d unavailable (%s): another worker has it?", port, exc)
+        try:
+            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        except OSError as exc:
+            log.warning("metrics port %d unavailable (%s): another worker has it?", port, exc)
 
 
 def main(argv: list[str]) -> int:
@@ -384,7 +415,9 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _serve_metrics(worker, args.metrics_port)
+    worker.metrics = Metrics(worker)
+    if args.metrics_port:
+        worker.metrics.serve(args.metrics_port)
     c = worker.run()
     log.info("stopped: %d messages, %d readings stored, %d duplicates, %d rejected",
              c.messages, c.readings_stored, c.duplicates, c.rejected)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +19,9 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from aftercare import broker
 from aftercare.mqtt import endpoint, make_client
-from ingest.worker import IngestWorker
+from ingest.worker import IngestWorker, Metrics
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 T0_MS = int(time.time() * 1000) - 3_600_000
@@ -74,6 +76,7 @@ def worker_thread(dsn: str, url: str, **kw: Any) -> Iterator[IngestWorker]:
     kw.setdefault("share_group", f"g{uuid.uuid4().hex[:8]}")
     kw.setdefault("session_expiry_s", 0)
     w = IngestWorker(database_url=dsn, mqtt_url=url, batch_ms=50, **kw)
+    w.metrics = Metrics(w)
     t = threading.Thread(target=w.run, daemon=True)
     t.start()
     try:
@@ -110,6 +113,15 @@ def test_walking_skeleton_device_publishes_and_readings_appear(
                                                ("devices/pump-1/telemetry", "value not a number")]
     assert rejects[0][2] == b'{"ts": "soon", "metrics": {"flow_m3h": 1}}'
     assert scalar(store_dsn, "SELECT state FROM devices WHERE device_key = 'pump-1'") == "online"
+    assert w.counters.rejected_by_reason == {"bad ts": 1, "value not a number": 1}
+    assert w.metrics is not None
+    port = broker.free_port()
+    w.metrics.serve(port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
+        text = resp.read().decode()
+    assert 'aftercare_ingest_rejected_total{reason="bad ts"} 1.0' in text
+    assert "aftercare_ingest_readings_stored_total 5.0" in text
+    assert "aftercare_ingest_lag_seconds" in text
 
 
 def test_device_cannot_publish_as_another_and_strangers_cannot_connect(
