@@ -199,15 +199,21 @@ def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
     return out
 
 
-def decode_status(topic: str, payload: bytes, *, now_us: int,
-                  max_future_s: float = DEFAULT_MAX_FUTURE_S) -> StatusChange:
-    """``devices/{id}/status`` → :class:`StatusChange`; a will message may omit ``ts``."""
+def _object(topic: str, payload: bytes, expected_kind: str) -> tuple[str, dict[str, Any]]:
+    """The device id and JSON object of a ``devices/{id}/{expected_kind}`` message."""
     device, kind = parse_topic(topic)
-    if kind != "status":
+    if kind != expected_kind:
         raise Reject("bad topic", topic)
     doc = _load(topic, payload)
     if not isinstance(doc, dict):
-        raise Reject("bad shape", "status must be a JSON object")
+        raise Reject("bad shape", f"{expected_kind} must be a JSON object")
+    return device, doc
+
+
+def decode_status(topic: str, payload: bytes, *, now_us: int,
+                  max_future_s: float = DEFAULT_MAX_FUTURE_S) -> StatusChange:
+    """``devices/{id}/status`` → :class:`StatusChange`; a will message may omit ``ts``."""
+    device, doc = _object(topic, payload, "status")
     state = doc.get("state")
     if state not in ("online", "offline"):
         raise Reject("bad state", repr(state)[:100])
@@ -219,12 +225,7 @@ def decode_status(topic: str, payload: bytes, *, now_us: int,
 def decode_waveform(topic: str, payload: bytes, *, now_us: int,
                     max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Waveform:
     """``devices/{id}/waveform`` → :class:`Waveform` (samples checked to be finite)."""
-    device, kind = parse_topic(topic)
-    if kind != "waveform":
-        raise Reject("bad topic", topic)
-    doc = _load(topic, payload)
-    if not isinstance(doc, dict):
-        raise Reject("bad shape", "waveform must be a JSON object")
+    device, doc = _object(topic, payload, "waveform")
     if "ts" not in doc:
         raise Reject("missing ts")
     t_us = parse_ts(doc["ts"], now_us=now_us, max_future_s=max_future_s)
