@@ -49,10 +49,36 @@ class Reject(ValueError):
 
 @dataclass
 class Decoded:
-    """What one message yields: readings to store and at most one reject record."""
+    """What one message yields: columns of good readings and at most one reject record.
 
-    readings: list[Reading] = field(default_factory=list)
+    Columns rather than one object per value: a gateway payload carries thousands of values.
+    """
+
+    device: str = ""
+    metric: list[str] = field(default_factory=list)
+    time_us: list[int] = field(default_factory=list)
+    value: list[float | None] = field(default_factory=list)
     reject: BadMessage | None = None
+
+    @property
+    def readings(self) -> list[Reading]:
+        return [Reading(self.device, m, t, v)
+                for m, t, v in zip(self.metric, self.time_us, self.value, strict=True)]
+
+
+# Metric names already validated: a fleet uses few, and the regex is the costliest check.
+_GOOD_METRICS: set[str] = set()
+_GOOD_METRICS_MAX = 100_000
+
+
+def _metric_ok(name: str) -> bool:
+    if name in _GOOD_METRICS:
+        return True
+    if METRIC_NAME.fullmatch(name) is None:
+        return False
+    if len(_GOOD_METRICS) < _GOOD_METRICS_MAX:
+        _GOOD_METRICS.add(name)
+    return True
 
 
 def parse_topic(topic: str) -> tuple[str, str]:
@@ -114,8 +140,7 @@ def _number(value: Any, metric: str) -> float | None:
     return f
 
 
-def _reading_object(obj: Any, device: str, *, now_us: int, max_future_s: float,
-                    out: list[Reading]) -> Reject | None:
+def _reading_object(obj: Any, *, now_us: int, max_future_s: float, out: Decoded) -> Reject | None:
     """Append the object's good readings to ``out``; return its first problem, if any."""
     if not isinstance(obj, dict):
         return Reject("bad shape", "a reading must be a JSON object")
@@ -132,16 +157,25 @@ def _reading_object(obj: Any, device: str, *, now_us: int, max_future_s: float,
     if not isinstance(metrics, dict):
         return Reject("missing metrics")
     problem: Reject | None = None
+    names, times, values = out.metric, out.time_us, out.value
     for name, raw in metrics.items():
-        if METRIC_NAME.fullmatch(name) is None:
+        if not _metric_ok(name):
             problem = problem or Reject("bad metric name", name[:100])
             continue
-        try:
-            value = _number(raw, name)
-        except Reject as exc:
-            problem = problem or exc
-            continue
-        out.append(Reading(device, name, t_us, value))
+        if type(raw) is float:  # the common case first
+            if not math.isfinite(raw):
+                problem = problem or Reject("value not finite", name)
+                continue
+            value: float | None = raw
+        else:
+            try:
+                value = _number(raw, name)
+            except Reject as exc:
+                problem = problem or exc
+                continue
+        names.append(name)
+        times.append(t_us)
+        values.append(value)
     return problem
 
 
@@ -167,6 +201,7 @@ def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
         device, kind = parse_topic(topic)
         if kind != "telemetry":
             raise Reject("bad topic", topic)
+        out.device = device
         doc = _load(topic, payload)
     except Reject as exc:
         out.reject = _bad(topic, payload, exc)
@@ -184,8 +219,7 @@ def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
     first: Reject | None = None
     bad_items = 0
     for i, item in enumerate(items):
-        problem = _reading_object(item, device, now_us=now_us, max_future_s=max_future_s,
-                                  out=out.readings)
+        problem = _reading_object(item, now_us=now_us, max_future_s=max_future_s, out=out)
         if problem is not None:
             bad_items += 1
             if first is None:

@@ -40,7 +40,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from aftercare import config
 from aftercare.mqtt import endpoint, make_client
 from ingest import decode, writer
-from ingest.records import BadMessage, Reading, StatusChange, Waveform
+from ingest.records import BadMessage, StatusChange, Waveform
 
 log = logging.getLogger("aftercare.ingest")
 
@@ -82,7 +82,10 @@ class Counters:
 @dataclass
 class Batch:
     messages: list[Incoming] = field(default_factory=list)
-    readings: list[Reading] = field(default_factory=list)
+    device: list[str] = field(default_factory=list)
+    metric: list[str] = field(default_factory=list)
+    time_us: list[int] = field(default_factory=list)
+    value: list[float | None] = field(default_factory=list)
     rejects: list[BadMessage] = field(default_factory=list)
     status: list[StatusChange] = field(default_factory=list)
     waveforms: list[Waveform] = field(default_factory=list)
@@ -98,7 +101,10 @@ def decode_batch(messages: Sequence[Incoming], *, max_future_s: float) -> Batch:
             if kind == "telemetry":
                 d = decode.decode_telemetry(m.topic, m.payload, now_us=now_us,
                                             max_future_s=max_future_s)
-                batch.readings.extend(d.readings)
+                batch.device.extend([d.device] * len(d.metric))
+                batch.metric.extend(d.metric)
+                batch.time_us.extend(d.time_us)
+                batch.value.extend(d.value)
                 if d.reject is not None:
                     batch.rejects.append(_stamped(d.reject, m.received_at))
             elif kind == "status":
@@ -121,14 +127,12 @@ def _stamped(bad: BadMessage, at: datetime) -> BadMessage:
 
 def write(conn: psycopg.Connection[Any], batch: Batch) -> writer.WriteResult:
     """Everything of one batch in one transaction (committed when this returns)."""
-    n = len(batch.readings)
     result = writer.write_columns(
         conn,
-        device=[r.device for r in batch.readings],
-        metric=[r.metric for r in batch.readings],
-        time=np.fromiter((r.time_us for r in batch.readings), dtype=np.int64, count=n),
-        value=np.fromiter((np.nan if r.value is None else r.value for r in batch.readings),
-                          dtype=np.float64, count=n),
+        device=batch.device,
+        metric=batch.metric,
+        time=np.array(batch.time_us, dtype=np.int64),
+        value=np.array(batch.value, dtype=np.float64),  # None becomes NaN, stored as NULL
         rejects=batch.rejects,
         status=batch.status,
         waveforms=batch.waveforms,
@@ -219,7 +223,9 @@ class IngestWorker:
         deadline = time.monotonic() + self.batch_s
         # A message holds one or more readings; count messages against the size bound, as
         # the broker's in-flight limit (Receive Maximum) counts messages too.
-        limit = min(self.batch_size, self.receive_maximum)
+        # Half the window, so the broker keeps sending the other half while this batch is
+        # written (it stops at Receive Maximum unacknowledged messages).
+        limit = min(self.batch_size, max(1, self.receive_maximum // 2))
         while len(out) < limit:
             left = deadline - time.monotonic()
             if left <= 0:
