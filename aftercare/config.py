@@ -55,6 +55,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost", "Comma-separated host names"),
     Variable("AFTERCARE_DEVICE_SECRET", "dev-device-secret",
              "Derives per-device MQTT passwords when devices are provisioned"),
+    Variable("EMAIL_URL", "",
+             "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465; empty = write emails "
+             "as files under AFTERCARE_DATA_DIR/mail"),
+    Variable("DEFAULT_FROM_EMAIL", "aftercare@localhost", "Sender of every notification"),
+    Variable("AFTERCARE_DESK_EMAIL", "service-desk@localhost",
+             "Where SLA-at-risk and desk notices go"),
     Variable("AFTERCARE_DATA_DIR", ".aftercare",
              "Where local runs keep broker config, logs and PGlite data"),
 )
@@ -123,6 +129,16 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+def _optional(check: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda text: text if text == "" else check(text)
+
+
+def _email(text: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", text):
+        raise ValueError("not an email address")
+    return text
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         if text not in options:
@@ -152,6 +168,9 @@ class Settings:
     allowed_hosts: tuple[str, ...]
     device_secret: str
     data_dir: str
+    email_url: str
+    from_email: str
+    desk_email: str
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +207,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         allowed_hosts=tuple(h.strip() for h in raw("DJANGO_ALLOWED_HOSTS", env).split(",") if h),
         device_secret=raw("AFTERCARE_DEVICE_SECRET", env),
         data_dir=raw("AFTERCARE_DATA_DIR", env),
+        email_url=_parse("EMAIL_URL", _optional(_url(("smtp", "smtps"))), env),
+        from_email=_parse("DEFAULT_FROM_EMAIL", _email, env),
+        desk_email=_parse("AFTERCARE_DESK_EMAIL", _email, env),
     )
 
 
@@ -203,4 +225,7 @@ def describe(settings: Settings) -> dict[str, Any]:
     out = dict(settings.__dict__)
     for key in ("secret_key", "device_secret"):
         out[key] = "***" if out[key] else ""
+    parts = urlsplit(out["email_url"])
+    if parts.password:
+        out["email_url"] = out["email_url"].replace(f":{parts.password}@", ":***@")
     return out

@@ -84,3 +84,8 @@ def test_doctor_reports_the_timescaledb_backend(timescale_store_dsn: str) -> Non
     assert checks["store backend"]["detail"].startswith("TimescaleDB 2.")
     assert "installed" in checks["timescaledb"]["detail"]
     assert not checks["broker"]["ok"]  # nothing listens on port 1: reported, not crashed
+
+
+def test_readme_lists_every_variable() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert config.as_table() in readme, "regenerate the table with `aftercare config --table`"

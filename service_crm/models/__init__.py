@@ -1,1 +1,29 @@
-"""CRM models, one module per entity (filled in by the service CRM work)."""
+"""CRM models, one module per entity."""
+
+from service_crm.models.account import Account, Contact
+from service_crm.models.alert import Alert, Episode
+from service_crm.models.asset import Asset, DeviceLink
+from service_crm.models.audit import AuditLog
+from service_crm.models.contract import BusinessCalendar, MaintenanceContract, SlaTarget
+from service_crm.models.engineer import Engineer, Unavailability
+from service_crm.models.equipment import (
+    BomLine,
+    EquipmentModel,
+    FailureMode,
+    MetricSpec,
+    ServiceTask,
+)
+from service_crm.models.interaction import Interaction
+from service_crm.models.offer import Offer, OfferLine
+from service_crm.models.part import SparePart, Stock, Warehouse
+from service_crm.models.site import Site
+from service_crm.models.ticket import AlertOutcome, Ticket, TicketPause
+from service_crm.models.work_order import WorkOrder, WorkOrderPart
+
+__all__ = [
+    "Account", "Alert", "AlertOutcome", "Asset", "AuditLog", "BomLine", "BusinessCalendar",
+    "Contact", "DeviceLink", "Engineer", "Episode", "EquipmentModel", "FailureMode",
+    "Interaction", "MaintenanceContract", "MetricSpec", "Offer", "OfferLine", "ServiceTask",
+    "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
+    "Warehouse", "WorkOrder", "WorkOrderPart",
+]

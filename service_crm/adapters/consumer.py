@@ -1,0 +1,224 @@
+"""The alert-event consumer: FastStream subscriber on ``aftercare/alerts`` → ``alert_ingest``.
+
+At-least-once: the subscription is QoS 1 on a persistent session (MQTT) / a durable consumer
+(NATS JetStream, RabbitMQ), and a message is acknowledged only after its database transaction
+committed. A crash before the ack means redelivery, which ``alert_ingest`` absorbs because it is
+idempotent by (alert_id, revision). An event that breaks the schema can never succeed: it is
+recorded in the audit log with the raw payload and the reason, then acknowledged.
+
+Database work runs on one dedicated thread (the Django ORM is synchronous), one message at a
+time, so revisions of one alert are applied in the order they were published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import OperationalError, close_old_connections, connections, transaction
+from django.utils import timezone
+
+from aftercare import config
+from aftercare.events import ALERTS_TOPIC, AlertEvent, EventError
+from service_crm.models import AuditLog
+from service_crm.services.alerts import IngestResult, alert_ingest
+from service_crm.services.housekeeping import housekeeping_run
+
+log = logging.getLogger("service_crm.consumer")
+DB_RETRIES = 3
+
+
+@dataclass
+class Stats:
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+@transaction.atomic(durable=True)
+def event_reject(*, payload: bytes, reason: str) -> None:
+    """Keep an undecodable event verbatim (as text) with its reason: nothing is dropped silently."""
+    AuditLog.objects.create(
+        at=timezone.now(), actor_label="consumer", action="alert.rejected",
+        object_type="alert_event", object_id="-",
+        before=None, after={"reason": reason, "payload": payload.decode("utf-8", "replace")},
+    )
+
+
+def handle_payload(payload: bytes, stats: Stats) -> IngestResult | None:
+    """Decode and apply one event (synchronous; runs on the DB thread). None if rejected."""
+    close_old_connections()  # drop a connection the server closed or that outlived CONN_MAX_AGE
+    try:
+        event = AlertEvent.from_json(payload)
+    except EventError as exc:
+        log.warning("rejected alert event: %s", exc)
+        event_reject(payload=payload, reason=str(exc))
+        stats.rejected += 1
+        return None
+    for attempt in range(1, DB_RETRIES + 1):
+        try:
+            result = alert_ingest(event=event)
+            break
+        except OperationalError:
+            # Lost connection / serialisation trouble: retry on a fresh connection, then give up
+            # without acking so the broker redelivers.
+            connections.close_all()
+            if attempt == DB_RETRIES:
+                raise
+            time.sleep(0.2 * attempt)
+    if result.outcome.value == "duplicate":
+        stats.duplicates += 1
+    else:
+        stats.applied += 1
+    return result
+
+
+class Consumer:
+    """Owns the broker, the subscription and the DB thread."""
+
+    def __init__(self, url: str, *, client_id: str = "aftercare-crm",
+                 housekeeping_every_s: float = 0) -> None:
+        self.url = url
+        self.client_id = client_id
+        self.housekeeping_every_s = housekeeping_every_s
+        self.stats = Stats()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-db")
+        self._subscriber: Any = None
+        self.broker: Any = self._build()
+
+    async def _apply(self, payload: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._db, handle_payload, payload, self.stats)
+
+    def _build(self) -> Any:
+        scheme = urlsplit(self.url).scheme
+        if scheme in ("mqtt", "mqtts"):
+            return self._build_mqtt()
+        if scheme == "nats":
+            return self._build_nats()
+        if scheme in ("amqp", "amqps"):
+            return self._build_rabbit()
+        raise config.ConfigError(f"EVENTS_URL={self.url!r}: unsupported scheme {scheme!r}")
+
+    def _on(self, subscriber: Any) -> None:
+        async def on_alert(msg: Any) -> None:
+            await self._apply(bytes(msg.body))
+            await msg.ack()  # only after the commit
+
+        from faststream import Context
+
+        async def handler(body: Any, message: Any = Context("message")) -> None:  # noqa: B008
+            await on_alert(message)
+
+        subscriber(handler)
+        self._subscriber = subscriber
+
+    def _build_mqtt(self) -> Any:
+        from faststream import AckPolicy
+        from faststream.mqtt import MQTTBroker, QoS
+
+        broker = MQTTBroker(self.url, client_id=self.client_id, clean_session=False,
+                            session_expiry_interval=7 * 24 * 3600, log_level=logging.DEBUG)
+        self._on(broker.subscriber(ALERTS_TOPIC, qos=QoS.AT_LEAST_ONCE,
+                                   ack_policy=AckPolicy.MANUAL))
+        return broker
+
+    def _build_nats(self) -> Any:
+        from faststream import AckPolicy
+        from faststream.nats import JStream, NatsBroker
+
+        broker = NatsBroker(self.url, log_level=logging.DEBUG)
+        subject = ALERTS_TOPIC.replace("/", ".")
+        self._on(broker.subscriber(subject, stream=JStream("aftercare-alerts", subjects=[subject]),
+                                   durable=self.client_id, ack_policy=AckPolicy.MANUAL))
+        return broker
+
+    def _build_rabbit(self) -> Any:
+        from faststream import AckPolicy
+        from faststream.rabbit import RabbitBroker, RabbitQueue
+
+        broker = RabbitBroker(self.url, log_level=logging.DEBUG)
+        self._on(broker.subscriber(RabbitQueue(ALERTS_TOPIC, durable=True),
+                                   ack_policy=AckPolicy.MANUAL))
+        return broker
+
+    async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None
+                  = None) -> Stats:
+        await self.broker.start()
+        log.info("consuming %s from %s", ALERTS_TOPIC, urlsplit(self.url).hostname)
+        try:
+            if on_started is not None:
+                await on_started()
+            while not stop.is_set():
+                if self.housekeeping_every_s <= 0:
+                    await stop.wait()
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.housekeeping_every_s)
+                if not stop.is_set():
+                    # Same DB thread as the events: housekeeping never races an ingestion.
+                    report = await asyncio.get_running_loop().run_in_executor(
+                        self._db, _housekeeping)
+                    log.info("housekeeping: %s", report)
+        finally:
+            await self._detach()
+            await self.broker.stop()
+            # Close the DB thread's connection so the database can be dropped/restarted cleanly.
+            await asyncio.get_running_loop().run_in_executor(self._db, connections.close_all)
+            self._db.shutdown(wait=True)
+        return self.stats
+
+
+    async def _detach(self) -> None:
+        """MQTT: leave the broker-side subscription in place on a graceful stop.
+
+        FastStream's stop sends UNSUBSCRIBE, which would delete the persistent session's
+        subscription, so events published while we are down would be lost. Detaching first
+        keeps it: the broker queues them and redelivers unacknowledged ones on reconnect.
+        """
+        zsub = getattr(self._subscriber, "_subscription", None)
+        if zsub is not None and hasattr(zsub, "detach"):
+            await zsub.detach()
+            self._subscriber._subscription = None
+
+
+def _housekeeping() -> str:
+    close_old_connections()
+    return str(housekeeping_run())
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="aftercare crm-consumer", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--events-url", help="default: EVENTS_URL (or MQTT_URL)")
+    parser.add_argument("--client-id", default="aftercare-crm",
+                        help="MQTT client id / durable consumer name (keep it stable: the "
+                             "broker queues events for it while it is down)")
+    parser.add_argument("--housekeeping-every-s", type=float, default=60.0,
+                        help="run the timed rules (SLA, offer expiry, watch periods, renewals) "
+                             "this often; 0 = never (default 60)")
+    args = parser.parse_args(argv)
+    url = args.events_url or config.load().events_url
+    logging.basicConfig(level=logging.INFO)
+
+    async def serve() -> Stats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await Consumer(url, client_id=args.client_id,
+                              housekeeping_every_s=args.housekeeping_every_s).run(stop)
+
+    stats = asyncio.run(serve())
+    log.info("stopped: %d applied, %d duplicates, %d rejected", stats.applied, stats.duplicates,
+             stats.rejected)
+    return 0

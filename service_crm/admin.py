@@ -1,0 +1,382 @@
+"""Django admin for every CRM model: search, filters and inlines for the back office."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from service_crm import models as m
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin, TabularInline
+else:
+    # The stubs make these generic; at runtime Django's classes are not subscriptable (and
+    # django_stubs_ext is a dev-only dependency), so give them a no-op __class_getitem__.
+    class ModelAdmin(admin.ModelAdmin):
+        def __class_getitem__(cls, _params):
+            return cls
+
+    class TabularInline(admin.TabularInline):
+        def __class_getitem__(cls, _params):
+            return cls
+
+
+class ContactInline(TabularInline[m.Contact, m.Account]):
+    model = m.Contact
+    extra = 0
+    fields = ("name", "email", "phone", "roles", "offer_consent", "consent_given_at",
+              "consent_method")
+
+
+class SiteInline(TabularInline[m.Site, m.Account]):
+    model = m.Site
+    extra = 0
+
+
+class InteractionInline(TabularInline[m.Interaction, Any]):
+    model = m.Interaction
+    extra = 0
+    fields = ("at", "kind", "summary", "contact", "asset", "ticket", "by")
+    readonly_fields = fields
+    ordering = ("-at",)
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(m.Account)
+class AccountAdmin(ModelAdmin[m.Account]):
+    list_display = ("name", "industry", "segment", "account_manager", "health_score")
+    list_filter = ("industry", "segment")
+    search_fields = ("name", "contacts__name", "contacts__email")
+    inlines = [SiteInline, ContactInline, InteractionInline]
+
+
+@admin.register(m.Contact)
+class ContactAdmin(ModelAdmin[m.Contact]):
+    list_display = ("name", "account", "email", "offer_consent", "consent_method")
+    list_filter = ("offer_consent", "consent_method")
+    search_fields = ("name", "email", "account__name")
+    autocomplete_fields = ("account",)
+
+
+class AssetInline(TabularInline[m.Asset, m.Site]):
+    model = m.Asset
+    extra = 0
+    fields = ("serial", "equipment_model", "install_date", "warranty_end", "status")
+    show_change_link = True
+
+
+@admin.register(m.Site)
+class SiteAdmin(ModelAdmin[m.Site]):
+    list_display = ("name", "account", "city", "country", "region", "timezone")
+    list_filter = ("region", "country")
+    search_fields = ("name", "account__name", "city")
+    inlines = [AssetInline]
+
+
+class MetricInline(TabularInline[m.MetricSpec, m.EquipmentModel]):
+    model = m.MetricSpec
+    extra = 0
+
+
+class FailureModeInline(TabularInline[m.FailureMode, m.EquipmentModel]):
+    model = m.FailureMode
+    extra = 0
+    show_change_link = True
+
+
+class ServiceTaskInline(TabularInline[m.ServiceTask, m.EquipmentModel]):
+    model = m.ServiceTask
+    extra = 0
+
+
+@admin.register(m.EquipmentModel)
+class EquipmentModelAdmin(ModelAdmin[m.EquipmentModel]):
+    list_display = ("name", "manufacturer", "equipment_type", "contract_list_price")
+    list_filter = ("equipment_type",)
+    search_fields = ("name", "manufacturer")
+    inlines = [MetricInline, FailureModeInline, ServiceTaskInline]
+
+
+class BomInline(TabularInline[m.BomLine, m.FailureMode]):
+    model = m.BomLine
+    extra = 0
+    autocomplete_fields = ("part",)
+
+
+@admin.register(m.FailureMode)
+class FailureModeAdmin(ModelAdmin[m.FailureMode]):
+    list_display = ("code", "name", "equipment_model", "required_skill", "labour_hours")
+    list_filter = ("required_skill", "equipment_model")
+    search_fields = ("code", "name")
+    inlines = [BomInline]
+
+
+class DeviceInline(TabularInline[m.DeviceLink, m.Asset]):
+    model = m.DeviceLink
+    extra = 0
+
+
+@admin.register(m.Asset)
+class AssetAdmin(ModelAdmin[m.Asset]):
+    list_display = ("serial", "equipment_model", "site", "install_date", "warranty_end", "status")
+    list_filter = ("status", "equipment_model", "site__region")
+    search_fields = ("serial", "devices__device_key", "site__name", "site__account__name")
+    inlines = [DeviceInline]
+    list_select_related = ("equipment_model", "site__account")
+
+
+@admin.register(m.DeviceLink)
+class DeviceLinkAdmin(ModelAdmin[m.DeviceLink]):
+    list_display = ("device_key", "asset", "linked_at")
+    search_fields = ("device_key", "asset__serial")
+
+
+class SlaInline(TabularInline[m.SlaTarget, m.MaintenanceContract]):
+    model = m.SlaTarget
+    extra = 0
+
+
+@admin.register(m.MaintenanceContract)
+class ContractAdmin(ModelAdmin[m.MaintenanceContract]):
+    list_display = ("number", "account", "tier", "start", "end", "auto_renew", "renewal_status",
+                    "price")
+    list_filter = ("tier", "renewal_status", "auto_renew", "covers_parts")
+    search_fields = ("number", "account__name")
+    date_hierarchy = "end"
+    filter_horizontal = ("assets",)
+    inlines = [SlaInline]
+
+
+@admin.register(m.BusinessCalendar)
+class CalendarAdmin(ModelAdmin[m.BusinessCalendar]):
+    list_display = ("name", "timezone", "always_open", "opens", "closes")
+    search_fields = ("name",)
+
+
+@admin.register(m.SlaTarget)
+class SlaTargetAdmin(ModelAdmin[m.SlaTarget]):
+    list_display = ("contract", "priority", "response_h", "resolution_h")
+    list_filter = ("priority",)
+    search_fields = ("contract__number",)
+
+
+@admin.register(m.Alert)
+class AlertAdmin(ModelAdmin[m.Alert]):
+    list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",
+                    "failure_mode_code", "score", "at")
+    list_filter = ("state", "severity", "kind", "failure_mode_code")
+    search_fields = ("alert_id", "device_key", "asset__serial")
+    date_hierarchy = "at"
+    raw_id_fields = ("asset", "episode")
+
+
+class AlertInline(TabularInline[m.Alert, m.Episode]):
+    model = m.Alert
+    extra = 0
+    fields = ("alert_id", "revision", "state", "severity", "score", "at")
+    readonly_fields = fields
+
+
+class TicketInline(TabularInline[m.Ticket, m.Episode]):
+    model = m.Ticket
+    extra = 0
+    fields = ("summary", "status", "priority", "coverage", "opened_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(m.Episode)
+class EpisodeAdmin(ModelAdmin[m.Episode]):
+    list_display = ("pk", "asset", "failure_mode_code", "status", "peak_severity", "opened_at",
+                    "watch_until", "reopened_count")
+    list_filter = ("status", "peak_severity", "failure_mode_code")
+    search_fields = ("asset__serial", "failure_mode_code")
+    raw_id_fields = ("asset", "failure_mode")
+    inlines = [AlertInline, TicketInline]
+
+
+class WorkOrderInline(TabularInline[m.WorkOrder, m.Ticket]):
+    model = m.WorkOrder
+    extra = 0
+    fields = ("engineer", "status", "scheduled_start", "scheduled_end")
+    show_change_link = True
+
+
+class PauseInline(TabularInline[m.TicketPause, m.Ticket]):
+    model = m.TicketPause
+    extra = 0
+
+
+@admin.register(m.Ticket)
+class TicketAdmin(ModelAdmin[m.Ticket]):
+    list_display = ("number", "summary", "account", "priority", "status", "coverage",
+                    "resolution_due", "response_breached", "resolution_breached", "outcome")
+    list_filter = ("status", "priority", "coverage", "source", "response_breached",
+                   "resolution_breached", "outcome")
+    search_fields = ("summary", "account__name", "asset__serial")
+    date_hierarchy = "opened_at"
+    raw_id_fields = ("asset", "episode", "contract", "account")
+    inlines = [WorkOrderInline, PauseInline, InteractionInline]
+    list_select_related = ("account",)
+
+
+@admin.register(m.TicketPause)
+class TicketPauseAdmin(ModelAdmin[m.TicketPause]):
+    list_display = ("ticket", "started_at", "ended_at", "reason")
+    search_fields = ("reason",)
+
+
+@admin.register(m.AlertOutcome)
+class AlertOutcomeAdmin(ModelAdmin[m.AlertOutcome]):
+    list_display = ("detector", "failure_mode_code", "outcome", "ticket", "recorded_at")
+    list_filter = ("detector", "failure_mode_code", "outcome")
+    search_fields = ("detector", "failure_mode_code")
+
+
+class PartUsedInline(TabularInline[m.WorkOrderPart, m.WorkOrder]):
+    model = m.WorkOrderPart
+    extra = 0
+
+
+@admin.register(m.WorkOrder)
+class WorkOrderAdmin(ModelAdmin[m.WorkOrder]):
+    list_display = ("__str__", "ticket", "engineer", "status", "scheduled_start", "time_spent_min")
+    list_filter = ("status", "engineer__region")
+    search_fields = ("ticket__summary", "engineer__name", "ticket__asset__serial")
+    raw_id_fields = ("ticket",)
+    inlines = [PartUsedInline]
+
+
+class AbsenceInline(TabularInline[m.Unavailability, m.Engineer]):
+    model = m.Unavailability
+    extra = 0
+
+
+@admin.register(m.Engineer)
+class EngineerAdmin(ModelAdmin[m.Engineer]):
+    list_display = ("name", "region", "skills", "available", "warehouse")
+    list_filter = ("region", "available")
+    search_fields = ("name", "email")
+    inlines = [AbsenceInline]
+
+
+@admin.register(m.Unavailability)
+class UnavailabilityAdmin(ModelAdmin[m.Unavailability]):
+    list_display = ("engineer", "starts_at", "ends_at", "reason")
+    list_filter = ("engineer__region",)
+    search_fields = ("engineer__name", "reason")
+
+
+class StockInline(TabularInline[m.Stock, m.SparePart]):
+    model = m.Stock
+    extra = 0
+
+
+@admin.register(m.SparePart)
+class SparePartAdmin(ModelAdmin[m.SparePart]):
+    list_display = ("sku", "name", "price")
+    search_fields = ("sku", "name")
+    filter_horizontal = ("compatible_models",)
+    inlines = [StockInline]
+
+
+@admin.register(m.Warehouse)
+class WarehouseAdmin(ModelAdmin[m.Warehouse]):
+    list_display = ("code", "name", "region")
+    list_filter = ("region",)
+    search_fields = ("code", "name")
+
+
+@admin.register(m.Stock)
+class StockAdmin(ModelAdmin[m.Stock]):
+    list_display = ("part", "warehouse", "quantity")
+    list_filter = ("warehouse",)
+    search_fields = ("part__sku", "part__name")
+
+
+class OfferLineInline(TabularInline[m.OfferLine, m.Offer]):
+    model = m.OfferLine
+    extra = 0
+
+
+@admin.register(m.Offer)
+class OfferAdmin(ModelAdmin[m.Offer]):
+    list_display = ("number", "title", "account", "status", "discount_pct", "valid_until",
+                    "approved_by", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("title", "account__name")
+    raw_id_fields = ("asset", "episode", "renews")
+    inlines = [OfferLineInline]
+    # Status moves through the services (approval rules, consent); not by editing the field.
+    readonly_fields = ("status", "approved_by", "approved_at", "sent_at", "decided_at")
+
+
+@admin.register(m.Interaction)
+class InteractionAdmin(ModelAdmin[m.Interaction]):
+    list_display = ("at", "account", "kind", "summary", "by")
+    list_filter = ("kind",)
+    search_fields = ("summary", "body", "account__name")
+    date_hierarchy = "at"
+    raw_id_fields = ("account", "contact", "asset", "ticket")
+
+
+@admin.register(m.AuditLog)
+class AuditLogAdmin(ModelAdmin[m.AuditLog]):
+    """Read-only: the table is append-only (the database refuses changes)."""
+
+    list_display = ("at", "actor_label", "action", "object_type", "object_id")
+    list_filter = ("action", "object_type")
+    search_fields = ("object_id", "actor_label", "action")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# Line items are edited inline on their parent; these list views serve searches across parents.
+@admin.register(m.MetricSpec)
+class MetricSpecAdmin(ModelAdmin[m.MetricSpec]):
+    list_display = ("metric", "unit", "low", "high", "equipment_model")
+    list_filter = ("equipment_model", "unit")
+    search_fields = ("metric",)
+
+
+@admin.register(m.BomLine)
+class BomLineAdmin(ModelAdmin[m.BomLine]):
+    list_display = ("failure_mode", "part", "quantity")
+    list_filter = ("failure_mode__equipment_model",)
+    search_fields = ("part__sku", "part__name", "failure_mode__code")
+
+
+@admin.register(m.ServiceTask)
+class ServiceTaskAdmin(ModelAdmin[m.ServiceTask]):
+    list_display = ("name", "equipment_model", "interval_days", "duration_min", "skill")
+    list_filter = ("equipment_model", "skill")
+    search_fields = ("name",)
+
+
+@admin.register(m.OfferLine)
+class OfferLineAdmin(ModelAdmin[m.OfferLine]):
+    list_display = ("offer", "kind", "description", "quantity", "unit_price")
+    list_filter = ("kind",)
+    search_fields = ("description", "part__sku")
+    raw_id_fields = ("offer",)
+
+
+@admin.register(m.WorkOrderPart)
+class WorkOrderPartAdmin(ModelAdmin[m.WorkOrderPart]):
+    list_display = ("work_order", "part", "warehouse", "quantity")
+    list_filter = ("warehouse",)
+    search_fields = ("part__sku",)
+    raw_id_fields = ("work_order",)

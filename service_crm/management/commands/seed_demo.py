@@ -1,0 +1,285 @@
+"""``manage.py seed_demo``: a realistic demo book of business for the service CRM.
+
+Accounts in several industries with sites in four regions, hundreds of monitored assets whose
+device ids match the simulator's demo fleet (``cmp-0001``, ``pmp-0001``, ...), contracts of
+every tier (some up for renewal), warranty and uncovered assets, engineers per region, a parts
+catalogue with stock, and demo logins. Re-running it adds nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from service_crm import models as m
+from service_crm.models.choices import ContractTier, Priority
+
+REGIONS = {  # region -> (city, time zone)
+    "north": ("Hamburg", "Europe/Berlin"), "south": ("Munich", "Europe/Berlin"),
+    "west": ("Cologne", "Europe/Berlin"), "east": ("Leipzig", "Europe/Berlin"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    equipment_type: str
+    skill: str
+    metrics: tuple[tuple[str, str, float | None, float | None], ...]
+    failure_modes: tuple[tuple[str, str, str], ...]  # code, name, labour hours
+    price: str
+
+
+# Failure-mode codes cover both the simulator's fault names and the detectors' words
+# (normalised: "leak or blockage" -> leak_or_blockage).
+_COMMON_FM = (("bearing_wear", "Bearing wear", "3.0"), ("current_imbalance", "Current imbalance",
+              "2.0"), ("motor_overload", "Motor overload", "2.5"), ("overheating", "Overheating",
+              "2.0"), ("leak_or_blockage", "Leak or blockage", "2.5"),
+              ("supply_fault", "Supply fault", "1.5"), ("abnormal_behaviour",
+              "Abnormal behaviour", "2.0"), ("clogged_filter", "Clogged filter", "1.0"))
+MODELS: dict[str, ModelSpec] = {
+    "cmp": ModelSpec("Screw air compressor SAC-75", "compressor", "compressor", (
+        ("discharge_pressure_bar", "bar", 5.5, 9.0), ("discharge_temp_c", "°C", None, 105.0),
+        ("vibration_rms_mm_s", "mm/s", None, 7.1), ("oil_filter_dp_bar", "bar", None, 1.0)),
+        (*_COMMON_FM, ("cooling_failure", "Cooling failure", "3.0"), ("leak", "Air leak", "2.0")),
+        "2400.00"),
+    "pmp": ModelSpec("Centrifugal pump CP-40 (VFD)", "pump", "pump", (
+        ("suction_pressure_bar", "bar", 0.3, None), ("discharge_pressure_bar", "bar", 2.0, 8.0),
+        ("vibration_rms_mm_s", "mm/s", None, 4.5), ("bearing_temp_c", "°C", None, 85.0)),
+        (*_COMMON_FM, ("cavitation", "Cavitation", "4.0"), ("leak", "Seal leak", "3.0")),
+        "1500.00"),
+    "chl": ModelSpec("Air-cooled chiller AC-300", "chiller", "refrigeration", (
+        ("chw_supply_temp_c", "°C", 4.0, 12.0), ("condenser_pressure_bar", "bar", None, 22.0),
+        ("vibration_rms_mm_s", "mm/s", None, 4.5)),
+        (*_COMMON_FM, ("cooling_failure", "Refrigerant circuit fault", "5.0"),
+         ("leak", "Refrigerant leak", "4.0")), "3600.00"),
+    "cnc": ModelSpec("CNC machining spindle MS-24k", "cnc", "cnc", (
+        ("spindle_temp_c", "°C", None, 70.0), ("vibration_rms_mm_s", "mm/s", None, 2.8),
+        ("coolant_temp_c", "°C", None, 35.0)),
+        (*_COMMON_FM, ("cooling_failure", "Coolant circuit fault", "2.5")), "2900.00"),
+}
+PART_NAMES = ("Bearing kit", "Shaft seal", "Air/oil filter", "Motor contactor", "Temperature "
+              "sensor", "Vibration sensor", "Gasket set", "Cooling fan", "Pressure transmitter",
+              "Coupling insert")
+ACCOUNTS = (
+    ("Nordwerk Foods GmbH", "food"), ("Hanse Cold Chain AG", "logistics"),
+    ("Alpen Pharma GmbH", "pharma"), ("Rheinmetall Präzision KG", "machining"),
+    ("Stadtwerke Elbtal", "water"), ("Bavaria Drinks GmbH", "food"),
+    ("AutoTeile Sachsen GmbH", "automotive"), ("Kühlhaus Leipzig GmbH", "logistics"),
+    ("MedChem Köln AG", "pharma"), ("Fräswerk Süd GmbH", "machining"),
+    ("Wasserverband Ruhr", "water"), ("Karosseriebau West GmbH", "automotive"),
+)
+TIERS = {  # tier -> (covers parts, visits, SLA hours per priority (response, resolution), calendar)
+    ContractTier.BRONZE: (False, 1, {Priority.P1: (16, 40), Priority.P2: (24, 64),
+                                     Priority.P3: (40, 120), Priority.P4: (80, 200)}, "office"),
+    ContractTier.SILVER: (False, 2, {Priority.P1: (8, 24), Priority.P2: (16, 40),
+                                     Priority.P3: (24, 80), Priority.P4: (40, 120)}, "office"),
+    ContractTier.GOLD: (True, 4, {Priority.P1: (4, 16), Priority.P2: (8, 24),
+                                  Priority.P3: (16, 40), Priority.P4: (24, 80)}, "extended"),
+    ContractTier.PLATINUM: (True, 6, {Priority.P1: (2, 8), Priority.P2: (4, 16),
+                                      Priority.P3: (8, 24), Priority.P4: (16, 40)}, "24x7"),
+}
+DEMO_USERS = (  # username, password, role
+    ("desk", "desk-demo", "Service desk"), ("engineer", "engineer-demo", "Field engineers"),
+    ("manager", "manager-demo", "Managers"), ("customer", "customer-demo", "Customers"),
+)
+
+
+class Command(BaseCommand):
+    help = __doc__.splitlines()[0] if __doc__ else ""
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--assets", type=int, default=400, help="monitored assets (400)")
+        parser.add_argument("--prefixes", default="cmp,pmp,chl,cnc",
+                            help="device-id prefixes, one equipment model each (cmp,pmp,chl,cnc)")
+        parser.add_argument("--seed", type=int, default=42)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        prefixes = [p.strip() for p in str(opts["prefixes"]).split(",") if p.strip()]
+        unknown = [p for p in prefixes if p not in MODELS]
+        if unknown:
+            raise CommandError(f"--prefixes: unknown {unknown}; known: {sorted(MODELS)}")
+        if opts["assets"] < 0:
+            raise CommandError("--assets must be >= 0")
+        counts = seed(assets=opts["assets"], prefixes=prefixes, seed=opts["seed"])
+        self.stdout.write("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        self.stdout.write("demo logins (user / password):")
+        for user, password, role in DEMO_USERS:
+            self.stdout.write(f"  {user:9s} / {password:15s} {role}")
+
+
+def _calendars() -> dict[str, m.BusinessCalendar]:
+    office, _ = m.BusinessCalendar.objects.get_or_create(
+        name="Office hours (DE)", defaults=dict(workdays=[1, 2, 3, 4, 5], opens=dt.time(8),
+                                                 closes=dt.time(17)))
+    extended, _ = m.BusinessCalendar.objects.get_or_create(
+        name="Extended hours (DE)", defaults=dict(workdays=[1, 2, 3, 4, 5, 6], opens=dt.time(7),
+                                                   closes=dt.time(20)))
+    always, _ = m.BusinessCalendar.objects.get_or_create(
+        name="24x7", defaults=dict(always_open=True, timezone="UTC"))
+    return {"office": office, "extended": extended, "24x7": always}
+
+
+def _catalogue(prefixes: list[str], rng: random.Random) -> dict[str, m.EquipmentModel]:
+    warehouses = [m.Warehouse.objects.get_or_create(
+        code=f"WH-{r.upper()}", defaults=dict(name=f"{city} depot", region=r))[0]
+        for r, (city, _) in REGIONS.items()]
+    out: dict[str, m.EquipmentModel] = {}
+    for prefix in prefixes:
+        spec = MODELS[prefix]
+        em, _ = m.EquipmentModel.objects.get_or_create(
+            name=spec.name, defaults=dict(manufacturer="Aftercare Demo Industries",
+                                          equipment_type=spec.equipment_type,
+                                          contract_list_price=Decimal(spec.price)))
+        out[prefix] = em
+        for metric, unit, lo, hi in spec.metrics:
+            m.MetricSpec.objects.get_or_create(equipment_model=em, metric=metric,
+                                               defaults=dict(unit=unit, low=lo, high=hi))
+        for task in ("Visual inspection and leak check", "Record operating values",
+                     "Check and retighten electrical terminals"):
+            m.ServiceTask.objects.get_or_create(equipment_model=em, name=task,
+                                                defaults=dict(interval_days=180, skill=spec.skill))
+        parts = []
+        for i, pname in enumerate(PART_NAMES):
+            part, created = m.SparePart.objects.get_or_create(
+                sku=f"{prefix.upper()}-{i + 1:03d}",
+                defaults=dict(name=f"{pname} ({spec.equipment_type})",
+                              price=Decimal(rng.randrange(25, 900)) + Decimal("0.90")))
+            if created:
+                part.compatible_models.add(em)
+                for wh in warehouses:
+                    m.Stock.objects.create(part=part, warehouse=wh, quantity=rng.randrange(0, 25))
+            parts.append(part)
+        for code, name, hours in spec.failure_modes:
+            fm, created = m.FailureMode.objects.get_or_create(
+                equipment_model=em, code=code,
+                defaults=dict(name=name, required_skill=spec.skill, labour_hours=Decimal(hours)))
+            if created:
+                for part in rng.sample(parts, 2):
+                    m.BomLine.objects.create(failure_mode=fm, part=part,
+                                             quantity=rng.choice((1, 1, 2)))
+    return out
+
+
+def _users() -> dict[str, Any]:
+    User = get_user_model()
+    users: dict[str, Any] = {}
+    for username, password, role in DEMO_USERS:
+        group, _ = Group.objects.get_or_create(name=role)
+        user, created = User.objects.get_or_create(
+            username=username, defaults=dict(email=f"{username}@aftercare.demo"))
+        if created:
+            user.set_password(password)
+            user.is_staff = username in ("desk", "manager")
+            user.is_superuser = username == "manager"
+            user.save()
+        user.groups.add(group)
+        users[username] = user
+    Group.objects.get(name="Managers").permissions.add(
+        Permission.objects.get(codename="approve_offer"))
+    return users
+
+
+@transaction.atomic
+def seed(*, assets: int, prefixes: list[str], seed: int) -> dict[str, int]:
+    rng = random.Random(seed)
+    today = timezone.now().date()
+    calendars = _calendars()
+    models = _catalogue(prefixes, rng)
+    users = _users()
+    engineers = []
+    per_region = max(3, assets // 800)  # roughly one engineer per 200 assets
+    for region in REGIONS:
+        for i in range(per_region):
+            eng, _ = m.Engineer.objects.get_or_create(
+                email=f"{region}.{i + 1}@aftercare.demo",
+                defaults=dict(name=f"{region.title()} engineer {i + 1}", region=region,
+                              skills=rng.sample([MODELS[p].skill for p in MODELS], 3),
+                              warehouse=m.Warehouse.objects.get(code=f"WH-{region.upper()}")))
+            engineers.append(eng)
+    demo_engineer = engineers[0]
+    if demo_engineer.user_id is None:
+        demo_engineer.user = users["engineer"]
+        demo_engineer.skills = sorted({MODELS[p].skill for p in MODELS})
+        demo_engineer.save()
+
+    accounts = []
+    # About one account per 40 assets, at least the twelve named ones.
+    n_accounts = max(len(ACCOUNTS), assets // 40)
+    named = [(ACCOUNTS[k % len(ACCOUNTS)][0] if k < len(ACCOUNTS) else
+              f"{ACCOUNTS[k % len(ACCOUNTS)][0]} ({k // len(ACCOUNTS) + 1})",
+              ACCOUNTS[k % len(ACCOUNTS)][1]) for k in range(n_accounts)]
+    for n, (name, industry) in enumerate(named):
+        acc, created = m.Account.objects.get_or_create(
+            name=name, defaults=dict(industry=industry, account_manager=users["manager"],
+                                     segment=("enterprise", "midmarket", "smb")[n % 3]))
+        accounts.append(acc)
+        if not created:
+            continue
+        for i, region in enumerate(rng.sample(list(REGIONS), 1 + n % 3)):
+            city, tz = REGIONS[region]
+            m.Site.objects.create(account=acc, name=f"{city} plant {i + 1}", city=city,
+                                  address=f"Industriestraße {rng.randrange(1, 200)}",
+                                  timezone=tz, region=region)
+        domain = (name.split()[0].lower().replace("ä", "ae").replace("ö", "oe")
+                  + (f"-{n}" if n >= len(ACCOUNTS) else "") + ".example")
+        for role, consent in (("technical", False), ("procurement", True),
+                              ("decision_maker", n % 2 == 0), ("finance", False)):
+            m.Contact.objects.create(
+                account=acc, name=f"{role.replace('_', ' ').title()} at {name.split()[0]}",
+                email=f"{role}@{domain}", roles=[role], offer_consent=consent,
+                consent_given_at=timezone.now() - dt.timedelta(days=200) if consent else None,
+                consent_method="web_form" if consent else "")
+    customer_contact = m.Contact.objects.filter(account=accounts[0], roles__contains=["technical"]
+                                                ).first()
+    if customer_contact is not None and customer_contact.user_id is None:
+        customer_contact.user = users["customer"]
+        customer_contact.save()
+
+    sites = list(m.Site.objects.filter(account__in=accounts).order_by("pk"))
+    created_assets: list[m.Asset] = []
+    for i in range(assets):
+        prefix = prefixes[i % len(prefixes)]
+        key = f"{prefix}-{i // len(prefixes) + 1:04d}"
+        if m.DeviceLink.objects.filter(device_key=key).exists():
+            continue
+        installed = today - dt.timedelta(days=rng.randrange(60, 6 * 365))
+        asset = m.Asset.objects.create(
+            serial=f"{prefix.upper()}-{installed.year}-{i + 1:05d}", equipment_model=models[prefix],
+            site=sites[rng.randrange(len(sites))], install_date=installed,
+            warranty_end=installed + dt.timedelta(days=2 * 365))
+        m.DeviceLink.objects.create(asset=asset, device_key=key)
+        created_assets.append(asset)
+
+    tiers = list(TIERS)
+    for n, acc in enumerate(accounts):
+        if n % 5 == 4 or acc.contracts.exists():
+            continue  # every fifth account has no contract: offers for uncovered assets
+        tier = tiers[n % len(tiers)]
+        covers_parts, visits, sla, cal = TIERS[tier]
+        # Every third contract ends within 90 days: renewal opportunities.
+        end = today + dt.timedelta(days=rng.randrange(20, 85) if n % 3 == 0 else 300)
+        acc_assets = [a for a in created_assets if a.site.account_id == acc.pk]
+        contract = m.MaintenanceContract.objects.create(
+            account=acc, number=f"MC-{today.year}-{n + 1:05d}", tier=tier,
+            covers_parts=covers_parts, visits_per_year=visits, calendar=calendars[cal],
+            start=end - dt.timedelta(days=365), end=end, auto_renew=n % 2 == 0,
+            price=Decimal(len(acc_assets) * 900 + 1000 * (tiers.index(tier) + 1)))
+        contract.assets.set([a for a in acc_assets if rng.random() < 0.8])
+        for prio, (resp, res) in sla.items():
+            m.SlaTarget.objects.create(contract=contract, priority=prio,
+                                       response_h=Decimal(resp), resolution_h=Decimal(res))
+    return {
+        "accounts": m.Account.objects.count(), "sites": m.Site.objects.count(),
+        "assets": m.Asset.objects.count(), "contracts": m.MaintenanceContract.objects.count(),
+        "engineers": m.Engineer.objects.count(), "parts": m.SparePart.objects.count(),
+    }

@@ -1,0 +1,79 @@
+"""Customer accounts and the people we deal with there."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from service_crm.models.choices import ConsentMethod, ContactRole, Industry, Segment
+
+
+class Account(models.Model):
+    """A customer company that owns equipment we service; the unit sales and service share."""
+
+    name = models.CharField(max_length=200, unique=True)
+    industry = models.CharField(max_length=20, choices=Industry.choices, default=Industry.OTHER)
+    segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.MIDMARKET)
+    account_manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="managed_accounts",
+    )
+    health_score = models.PositiveSmallIntegerField(
+        default=100, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0 (at risk) .. 100 (healthy); refreshed from alerts, breaches and open tickets",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A person at a customer account, with their roles and their consent to receive offers."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    phone = models.CharField(max_length=40, blank=True)
+    roles = ArrayField(
+        models.CharField(max_length=20, choices=ContactRole.choices), default=list, blank=True
+    )
+    offer_consent = models.BooleanField(default=False)
+    consent_given_at = models.DateTimeField(null=True, blank=True)
+    consent_method = models.CharField(
+        max_length=20, choices=ConsentMethod.choices, blank=True
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="contact", help_text="Customer-portal login, if any",
+    )
+
+    class Meta:
+        ordering = ["account", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "email"], name="contact_unique_email"),
+            # Consent without a record of when and how it was given is not consent.
+            models.CheckConstraint(
+                condition=models.Q(offer_consent=False)
+                | (models.Q(consent_given_at__isnull=False) & ~models.Q(consent_method="")),
+                name="contact_consent_recorded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account})"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.offer_consent and self.consent_given_at is None:
+            errors["consent_given_at"] = "Record when the contact consented to offers."
+        if self.offer_consent and not self.consent_method:
+            errors["consent_method"] = "Record how the contact consented to offers."
+        if errors:
+            raise ValidationError(errors)

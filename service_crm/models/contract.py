@@ -1,0 +1,118 @@
+"""Maintenance contracts, their SLA targets and business-hours calendars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from service_crm.models.account import Account
+from service_crm.models.asset import Asset
+from service_crm.models.choices import ContractTier, Priority, RenewalStatus
+
+
+class BusinessCalendar(models.Model):
+    """The hours an SLA clock runs: working days, opening hours and holidays in a time zone."""
+
+    name = models.CharField(max_length=100, unique=True)
+    timezone = models.CharField(max_length=64, default="Europe/Berlin")
+    always_open = models.BooleanField(default=False, help_text="24x7: the clock never stops")
+    workdays = ArrayField(
+        models.PositiveSmallIntegerField(), default=list, blank=True,
+        help_text="ISO weekdays the clock runs on (1=Monday .. 7=Sunday)",
+    )
+    opens = models.TimeField(default=dt.time(8, 0))
+    closes = models.TimeField(default=dt.time(17, 0))
+    holidays = ArrayField(models.DateField(), default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"Unknown time zone {self.timezone!r}."
+        if not self.always_open:
+            if not self.workdays:
+                errors["workdays"] = "Name at least one working day, or mark the calendar 24x7."
+            elif any(d < 1 or d > 7 for d in self.workdays):
+                errors["workdays"] = "Working days are ISO weekdays 1..7."
+            if self.opens >= self.closes:
+                errors["closes"] = "Closing time must be after opening time."
+        if errors:
+            raise ValidationError(errors)
+
+
+class MaintenanceContract(models.Model):
+    """A service agreement: which assets, what is covered, how fast we respond, and until when."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="contracts")
+    number = models.CharField(max_length=40, unique=True)
+    tier = models.CharField(max_length=20, choices=ContractTier.choices)
+    assets = models.ManyToManyField(Asset, related_name="contracts", blank=True)
+    covers_parts = models.BooleanField(default=False)
+    covers_labour = models.BooleanField(default=True)
+    visits_per_year = models.PositiveSmallIntegerField(default=1)
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT)
+    start = models.DateField()
+    end = models.DateField()
+    auto_renew = models.BooleanField(default=False)
+    renewal_status = models.CharField(
+        max_length=20, choices=RenewalStatus.choices, default=RenewalStatus.NOT_DUE
+    )
+    price = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+
+    class Meta:
+        ordering = ["account", "-end"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")),
+                                   name="contract_end_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_tier_display()})"
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+    def clean(self) -> None:
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError({"end": "A contract must end after it starts."})
+
+
+class SlaTarget(models.Model):
+    """Response and resolution times, in business hours, for one priority under a contract."""
+
+    contract = models.ForeignKey(
+        MaintenanceContract, on_delete=models.CASCADE, related_name="sla_targets"
+    )
+    priority = models.CharField(max_length=4, choices=Priority.choices)
+    response_h = models.DecimalField(max_digits=6, decimal_places=2,
+                                     validators=[MinValueValidator(0)])
+    resolution_h = models.DecimalField(max_digits=6, decimal_places=2,
+                                       validators=[MinValueValidator(0)])
+
+    class Meta:
+        ordering = ["contract", "priority"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "priority"], name="sla_unique_priority"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.priority}: respond {self.response_h} h, resolve {self.resolution_h} h"
+
+    def clean(self) -> None:
+        if self.resolution_h is not None and self.response_h is not None \
+                and self.resolution_h < self.response_h:
+            raise ValidationError({"resolution_h": "Resolution cannot be due before response."})

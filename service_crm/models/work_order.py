@@ -1,0 +1,59 @@
+"""Work orders: an engineer's visit to fix what a ticket describes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from service_crm.models.choices import WorkOrderStatus
+from service_crm.models.engineer import Engineer
+from service_crm.models.part import SparePart, Warehouse
+from service_crm.models.ticket import Ticket
+
+
+class WorkOrder(models.Model):
+    """A planned or performed job: engineer, window, checklist, parts, time and report."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="work_orders")
+    engineer = models.ForeignKey(
+        Engineer, null=True, blank=True, on_delete=models.SET_NULL, related_name="work_orders"
+    )
+    status = models.CharField(
+        max_length=20, choices=WorkOrderStatus.choices, default=WorkOrderStatus.PROPOSED
+    )
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    scheduled_end = models.DateTimeField(null=True, blank=True)
+    checklist = models.JSONField(default=list, blank=True,
+                                 help_text='[{"task": "...", "done": false}, ...]')
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    time_spent_min = models.PositiveIntegerField(default=0)
+    notes = models.TextField(blank=True)
+    completion_report = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scheduled_end__isnull=True)
+                | models.Q(scheduled_end__gt=models.F("scheduled_start")),
+                name="work_order_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"WO-{self.pk or 0:06d} ({self.status})"
+
+
+class WorkOrderPart(models.Model):
+    """A spare part used on a work order, taken from a warehouse's stock."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="parts_used")
+    part = models.ForeignKey(SparePart, on_delete=models.PROTECT)
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["work_order", "part"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.part.sku}"

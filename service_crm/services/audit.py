@@ -1,0 +1,66 @@
+"""The audit trail and the account timeline: written by every service that changes things."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.forms.models import model_to_dict
+
+from service_crm.models import Account, Asset, AuditLog, Contact, Interaction, Ticket
+from service_crm.models.choices import InteractionKind
+
+AUTOMATION = "automation"
+
+
+def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
+    """The row's field values as JSON-safe data (for before/after in the audit log)."""
+    if obj is None:
+        return None
+    data = model_to_dict(obj, exclude=[f.name for f in obj._meta.many_to_many])
+    result: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return result
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None,
+    at: dt.datetime,
+) -> AuditLog:
+    """Append one audit entry; ``after`` is taken from ``obj`` as it is now."""
+    return AuditLog.objects.create(
+        at=at,
+        actor_id=None if actor is None else actor.pk,
+        actor_label=AUTOMATION if actor is None else actor.get_username(),
+        action=action,
+        object_type=obj._meta.model_name or type(obj).__name__,
+        object_id=str(obj.pk),
+        before=before,
+        after=snapshot(obj),
+    )
+
+
+def interaction_record(
+    *,
+    account: Account,
+    summary: str,
+    at: dt.datetime,
+    kind: str = InteractionKind.AUTOMATION,
+    body: str = "",
+    asset: Asset | None = None,
+    ticket: Ticket | None = None,
+    contact: Contact | None = None,
+    by: AbstractBaseUser | None = None,
+) -> Interaction:
+    """Add an entry to the account timeline."""
+    return Interaction.objects.create(
+        account=account, asset=asset, ticket=ticket, contact=contact, kind=kind,
+        summary=summary[:300], body=body, at=at, by_id=None if by is None else by.pk,
+    )

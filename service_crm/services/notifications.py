@@ -1,0 +1,99 @@
+"""Emails the automation sends, through Django's email framework (SMTP set by EMAIL_* settings).
+
+Each function loads what it needs by id and is meant to run ``on_commit``: nobody is told about
+something that was rolled back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.mail import EmailMessage
+
+from service_crm import conf
+from service_crm.models import Contact, Offer, Ticket, WorkOrder
+
+
+def _ics_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _ics_escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\n", "\\n"))
+
+
+def work_order_ics(work_order: WorkOrder, *, now: dt.datetime) -> str:
+    """An RFC 5545 calendar with the work order's visit as one event."""
+    if work_order.scheduled_start is None or work_order.scheduled_end is None:
+        raise ValueError("work order has no scheduled window")
+    site = work_order.ticket.asset.site
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Aftercare//Service CRM//EN",
+        "METHOD:REQUEST", "BEGIN:VEVENT",
+        f"UID:work-order-{work_order.pk}@aftercare",
+        f"DTSTAMP:{_ics_time(now)}",
+        f"DTSTART:{_ics_time(work_order.scheduled_start)}",
+        f"DTEND:{_ics_time(work_order.scheduled_end)}",
+        f"SUMMARY:{_ics_escape(f'{work_order}: {work_order.ticket.summary}')}",
+        f"LOCATION:{_ics_escape(', '.join(p for p in (site.name, site.address, site.city) if p))}",
+        "END:VEVENT", "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def notify_engineer_work_order(*, work_order_id: int, now: dt.datetime) -> None:
+    wo = WorkOrder.objects.select_related(
+        "engineer", "ticket__asset__site__account", "ticket__asset__equipment_model").get(
+        pk=work_order_id)
+    if wo.engineer is None:
+        return
+    t = wo.ticket
+    msg = EmailMessage(
+        subject=f"[Aftercare] {wo}: {t.summary}",
+        body=(f"You have a work order for {t.asset} at {t.asset.site}.\n"
+              f"Ticket {t.number}, priority {t.get_priority_display()}.\n"
+              f"Window: {wo.scheduled_start:%Y-%m-%d %H:%M} - {wo.scheduled_end:%H:%M} UTC\n"),
+        from_email=conf.from_email(), to=[wo.engineer.email],
+    )
+    if wo.scheduled_start is not None and wo.scheduled_end is not None:
+        msg.attach(f"work-order-{wo.pk}.ics", work_order_ics(wo, now=now),
+                   "text/calendar; method=REQUEST")
+    msg.send()
+
+
+def notify_customer_ticket(*, ticket_id: int) -> None:
+    """Proactive notice to the account's technical contacts: we saw it before they did."""
+    t = Ticket.objects.select_related("asset__site", "account").get(pk=ticket_id)
+    to = [c.email for c in Contact.objects.filter(account=t.account, roles__contains=["technical"])]
+    if not to:
+        return
+    EmailMessage(
+        subject=f"[Aftercare] We detected an issue on {t.asset.serial}",
+        body=(f"Our monitoring detected: {t.summary}.\nWe opened ticket {t.number} "
+              f"({t.get_coverage_display()}) and will be in touch about next steps.\n"),
+        from_email=conf.from_email(), to=to,
+    ).send()
+
+
+def notify_offer(*, offer_id: int, contact_ids: list[int]) -> None:
+    offer = Offer.objects.prefetch_related("lines").get(pk=offer_id)
+    lines = "\n".join(f"  {ln.quantity} x {ln.description}: {ln.unit_price} EUR"
+                      for ln in offer.lines.all())
+    for contact in Contact.objects.filter(pk__in=contact_ids, offer_consent=True):
+        EmailMessage(
+            subject=f"[Aftercare] Offer {offer.number}: {offer.title}",
+            body=(f"Dear {contact.name},\n\n{offer.title}\n{lines}\n"
+                  f"Discount: {offer.discount_pct} %\nValid until {offer.valid_until}.\n"),
+            from_email=conf.from_email(), to=[contact.email],
+        ).send()
+
+
+def notify_desk_sla_at_risk(*, ticket_id: int) -> None:
+    t = Ticket.objects.select_related("account").get(pk=ticket_id)
+    EmailMessage(
+        subject=f"[Aftercare] SLA at risk: {t.number} ({t.account})",
+        body=(f"{t.summary}\nResolution due {t.resolution_due:%Y-%m-%d %H:%M} UTC, "
+              f"status {t.get_status_display()}.\n"),
+        from_email=conf.from_email(), to=[conf.desk_email()],
+    ).send()

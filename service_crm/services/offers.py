@@ -1,0 +1,216 @@
+"""Offers: drafted by the automation or the desk, approved when discounted, sent with consent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser, AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from service_crm import conf
+from service_crm.models import (
+    Contact,
+    Episode,
+    MaintenanceContract,
+    Offer,
+    OfferLine,
+    Ticket,
+)
+from service_crm.models.choices import OfferLineKind, OfferStatus, RenewalStatus
+from service_crm.services import notifications
+from service_crm.services.audit import audit_record, interaction_record, snapshot
+
+O = OfferStatus  # noqa: E741
+
+
+def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket,
+                                      now: dt.datetime) -> Offer:
+    """Draft for an uncovered asset: the failure mode's parts, the labour, and a contract."""
+    asset = episode.asset
+    offer = Offer.objects.create(
+        account=asset.site.account, asset=asset, episode=episode, created_at=now,
+        title=f"Repair of {asset.serial}: {episode.failure_mode_code} - and a maintenance contract",
+        valid_until=(now + dt.timedelta(days=conf.offer_valid_days())).date(),
+    )
+    lines: list[OfferLine] = []
+    fm = episode.failure_mode
+    if fm is not None:
+        for bom in fm.bom.select_related("part"):
+            lines.append(OfferLine(offer=offer, kind=OfferLineKind.PART, part=bom.part,
+                                   description=f"{bom.part.sku} {bom.part.name}",
+                                   quantity=Decimal(bom.quantity), unit_price=bom.part.price))
+        lines.append(OfferLine(offer=offer, kind=OfferLineKind.LABOUR,
+                               description=f"Engineer labour: {fm.name}",
+                               quantity=fm.labour_hours, unit_price=conf.labour_rate()))
+    lines.append(OfferLine(
+        offer=offer, kind=OfferLineKind.CONTRACT, quantity=Decimal(1),
+        description=f"Silver maintenance contract for {asset.serial}, 12 months",
+        unit_price=asset.equipment_model.contract_list_price))
+    OfferLine.objects.bulk_create(lines)
+    audit_record(actor=None, action="offer.draft", obj=offer, before=None, at=now)
+    interaction_record(account=offer.account, asset=asset, ticket=ticket, at=now,
+                       summary=f"Draft offer {offer.number} prepared (asset not covered)")
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_create_renewal(*, contract: MaintenanceContract, actor: AbstractBaseUser | None,
+                         discount_pct: Decimal = Decimal(0),
+                         now: dt.datetime | None = None) -> Offer:
+    """Draft the renewal of a contract for another year at its current price."""
+    now = now or timezone.now()
+    contract = MaintenanceContract.objects.select_for_update().get(pk=contract.pk)
+    if contract.renewal_status in (RenewalStatus.RENEWED, RenewalStatus.LAPSED):
+        raise ValidationError({"renews": f"Contract {contract.number} is already "
+                                         f"{contract.renewal_status}."})
+    offer = Offer(account=contract.account, renews=contract, created_at=now,
+                  title=f"Renewal of {contract.number} ({contract.get_tier_display()})",
+                  discount_pct=discount_pct,
+                  valid_until=min(contract.end, (now + dt.timedelta(
+                      days=conf.offer_valid_days())).date()),
+                  created_by_id=None if actor is None else actor.pk)
+    offer.full_clean()
+    offer.save()
+    OfferLine.objects.create(offer=offer, kind=OfferLineKind.RENEWAL, quantity=Decimal(1),
+                             description=f"{contract.get_tier_display()} contract, 12 months",
+                             unit_price=contract.price)
+    before = snapshot(contract)
+    contract.renewal_status = RenewalStatus.OFFERED
+    contract.save(update_fields=["renewal_status"])
+    audit_record(actor=actor, action="contract.renewal_offered", obj=contract, before=before,
+                 at=now)
+    audit_record(actor=actor, action="offer.draft", obj=offer, before=None, at=now)
+    interaction_record(account=offer.account, at=now, by=actor,
+                       summary=f"Renewal offer {offer.number} drafted for {contract.number}")
+    return offer
+
+
+def _locked(offer: Offer) -> Offer:
+    return Offer.objects.select_for_update().get(pk=offer.pk)
+
+
+@transaction.atomic(durable=True)
+def offer_set_discount(*, offer: Offer, discount_pct: Decimal, actor: AbstractBaseUser | None,
+                       now: dt.datetime | None = None) -> Offer:
+    """Change the discount of a draft; an approval given earlier no longer counts."""
+    now = now or timezone.now()
+    offer = _locked(offer)
+    if offer.status != O.DRAFT:
+        raise ValidationError({"discount_pct": "Only a draft's discount can change."})
+    before = snapshot(offer)
+    offer.discount_pct = discount_pct
+    offer.approved_by, offer.approved_at = None, None
+    offer.full_clean()
+    offer.save()
+    audit_record(actor=actor, action="offer.discount", obj=offer, before=before, at=now)
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_request_approval(*, offer: Offer, actor: AbstractBaseUser | None,
+                           now: dt.datetime | None = None) -> Offer:
+    now = now or timezone.now()
+    offer = _locked(offer)
+    if offer.status != O.DRAFT:
+        raise ValidationError({"status": "Only a draft can be submitted for approval."})
+    before = snapshot(offer)
+    offer.status = O.PENDING_APPROVAL
+    offer.save()
+    audit_record(actor=actor, action="offer.request_approval", obj=offer, before=before, at=now)
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_approve(*, offer: Offer, approver: AbstractUser,
+                  now: dt.datetime | None = None) -> Offer:
+    """A manager approves the discount of an offer pending approval."""
+    now = now or timezone.now()
+    offer = _locked(offer)
+    if not approver.has_perm("service_crm.approve_offer"):
+        raise ValidationError({"approved_by": "Only a manager can approve offer discounts."})
+    if offer.status != O.PENDING_APPROVAL:
+        raise ValidationError({"status": "The offer is not pending approval."})
+    if offer.created_by_id is not None and offer.created_by_id == approver.pk:
+        raise ValidationError({"approved_by": "Nobody approves their own offer."})
+    before = snapshot(offer)
+    offer.approved_by_id, offer.approved_at = approver.pk, now
+    offer.save()
+    audit_record(actor=approver, action="offer.approve", obj=offer, before=before, at=now)
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_send(*, offer: Offer, actor: AbstractBaseUser | None,
+               now: dt.datetime | None = None) -> Offer:
+    """Email the offer to the account's contacts who consented to receive offers (only them)."""
+    now = now or timezone.now()
+    offer = _locked(offer)
+    errors: dict[str, str] = {}
+    if offer.status not in (O.DRAFT, O.PENDING_APPROVAL):
+        errors["status"] = f"A {offer.status} offer cannot be sent."
+    elif offer.discount_pct > conf.discount_approval_pct() and offer.approved_by_id is None:
+        errors["discount_pct"] = (f"A discount above {conf.discount_approval_pct()} % needs a "
+                                  "manager's approval.")
+    if offer.valid_until < now.date():
+        errors["valid_until"] = "The offer has expired; set a new validity first."
+    if not offer.lines.exists():
+        errors["lines"] = "An offer needs at least one line."
+    recipients = list(Contact.objects.filter(account=offer.account, offer_consent=True))
+    if not recipients:
+        errors["sent_to"] = "No contact of this account has consented to receive offers."
+    if errors:
+        raise ValidationError(errors)
+    before = snapshot(offer)
+    offer.status, offer.sent_at = O.SENT, now
+    offer.save()
+    offer.sent_to.set(recipients)
+    audit_record(actor=actor, action="offer.send", obj=offer, before=before, at=now)
+    for c in recipients:
+        interaction_record(account=offer.account, contact=c, asset=offer.asset, at=now,
+                           kind="email", by=actor, summary=f"Offer {offer.number} sent to {c.name}")
+    oid, ids = offer.pk, [c.pk for c in recipients]
+    transaction.on_commit(lambda: notifications.notify_offer(offer_id=oid, contact_ids=ids),
+                          robust=True)
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None,
+                 now: dt.datetime | None = None) -> Offer:
+    """Record the customer's answer to a sent offer."""
+    now = now or timezone.now()
+    offer = _locked(offer)
+    if offer.status != O.SENT:
+        raise ValidationError({"status": "Only a sent offer can be accepted or declined."})
+    if accepted and offer.valid_until < now.date():
+        raise ValidationError({"valid_until": "The offer expired before it was accepted."})
+    before = snapshot(offer)
+    offer.status, offer.decided_at = (O.ACCEPTED if accepted else O.DECLINED), now
+    offer.save()
+    if accepted and offer.renews_id is not None:
+        MaintenanceContract.objects.filter(pk=offer.renews_id).update(
+            renewal_status=RenewalStatus.RENEWED)
+    audit_record(actor=actor, action=f"offer.{offer.status}", obj=offer, before=before, at=now)
+    interaction_record(account=offer.account, asset=offer.asset, at=now, by=actor,
+                       summary=f"Offer {offer.number} {offer.get_status_display().lower()}")
+    return offer
+
+
+@transaction.atomic(durable=True)
+def offer_expire_due(*, now: dt.datetime | None = None) -> int:
+    """Sent offers past their validity become expired; returns how many."""
+    now = now or timezone.now()
+    n = 0
+    for offer in Offer.objects.select_for_update(skip_locked=True).filter(
+            status=O.SENT, valid_until__lt=now.date()):
+        before = snapshot(offer)
+        offer.status = O.EXPIRED
+        offer.save(update_fields=["status"])
+        audit_record(actor=None, action="offer.expired", obj=offer, before=before, at=now)
+        interaction_record(account=offer.account, asset=offer.asset, at=now,
+                           summary=f"Offer {offer.number} expired unanswered")
+        n += 1
+    return n

@@ -1,0 +1,43 @@
+"""Renewal opportunities ranked by account health."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from service_crm import models as m
+from service_crm.models.choices import RenewalStatus
+from service_crm.selectors.accounts import contract_list_renewal_opportunities
+from service_crm.services.alerts import alert_ingest
+from service_crm.services.contracts import contract_flag_renewals
+from tests.service_crm import factories as f
+from tests.service_crm.conftest import NOW, World, make_event
+
+pytestmark = [pytest.mark.db, pytest.mark.django_db]
+
+
+def test_contracts_near_end_ranked_at_risk_first(world: World) -> None:
+    ending = (NOW + dt.timedelta(days=30)).date()
+    troubled = world.cover_by_contract(end=ending)
+    alert_ingest(event=make_event(), now=NOW)  # one alert + one open ticket on Nordwerk
+    calm_account = f.AccountFactory(name="Calm Water AG")
+    calm = f.ContractFactory(account=calm_account, end=ending)
+    f.ContractFactory(account=calm_account, end=(NOW + dt.timedelta(days=200)).date())
+
+    ranked = contract_list_renewal_opportunities(now=NOW, within_days=90)
+    assert [o.contract for o in ranked] == [troubled, calm]
+    assert ranked[0].health.score < ranked[1].health.score == 100
+    assert [o.contract for o in contract_list_renewal_opportunities(
+        now=NOW, at_risk_first=False)] == [calm, troubled]
+
+
+def test_flagging_renewals_is_idempotent_and_updates_health(world: World) -> None:
+    contract = world.cover_by_contract(end=(NOW + dt.timedelta(days=30)).date())
+    alert_ingest(event=make_event(), now=NOW)
+    contract_flag_renewals(now=NOW)
+    contract_flag_renewals(now=NOW)
+    assert m.MaintenanceContract.objects.get(pk=contract.pk).renewal_status == \
+        RenewalStatus.OPPORTUNITY
+    assert m.Interaction.objects.filter(summary__contains="renewal opportunity").count() == 1
+    assert m.Account.objects.get(pk=world.account.pk).health_score == 93  # 100 - 2 - 5

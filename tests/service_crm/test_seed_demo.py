@@ -1,0 +1,46 @@
+"""The demo-data command."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from service_crm import models as m
+from service_crm.models.choices import ContractTier
+from service_crm.selectors.coverage import coverage_at
+
+pytestmark = [pytest.mark.db, pytest.mark.django_db]
+
+
+def test_seed_builds_a_fleet_matching_the_simulator_ids_and_is_rerunnable() -> None:
+    out = io.StringIO()
+    call_command("seed_demo", "--assets", "48", stdout=out)
+    assert m.Asset.objects.count() == 48
+    keys = set(m.DeviceLink.objects.values_list("device_key", flat=True))
+    assert {"cmp-0001", "pmp-0001", "chl-0001", "cnc-0001", "cnc-0012"} <= keys
+    assert set(m.MaintenanceContract.objects.values_list("tier", flat=True)) == \
+        set(ContractTier.values)
+    assert m.Engineer.objects.values("region").distinct().count() == 4
+    assert m.Stock.objects.filter(quantity__gt=0).exists()
+    assert m.Account.objects.values("industry").distinct().count() >= 5
+    coverages = {coverage_at(asset=a, on=a.install_date).coverage for a in m.Asset.objects.all()}
+    assert "warranty" in coverages
+    assert "desk / desk-demo" in " ".join(out.getvalue().split())
+    assert authenticate(username="manager", password="manager-demo") is not None
+    before = [m.Asset.objects.count(), m.Account.objects.count(), m.Contact.objects.count(),
+              m.MaintenanceContract.objects.count(), m.SparePart.objects.count()]
+    call_command("seed_demo", "--assets", "48", stdout=io.StringIO())
+    assert before == [m.Asset.objects.count(), m.Account.objects.count(),
+                      m.Contact.objects.count(), m.MaintenanceContract.objects.count(),
+                      m.SparePart.objects.count()]
+
+
+def test_prefixes_and_count_are_parameters() -> None:
+    call_command("seed_demo", "--assets", "6", "--prefixes", "pmp", stdout=io.StringIO())
+    assert sorted(m.DeviceLink.objects.values_list("device_key", flat=True)) == \
+        [f"pmp-{i:04d}" for i in range(1, 7)]
+    with pytest.raises(CommandError, match="unknown"):
+        call_command("seed_demo", "--prefixes", "xyz", stdout=io.StringIO())
