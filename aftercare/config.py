@@ -59,7 +59,7 @@ VARIABLES: tuple[Variable, ...] = (
              "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465; empty = write emails "
              "as files under AFTERCARE_DATA_DIR/mail"),
     Variable("DEFAULT_FROM_EMAIL", "aftercare@localhost", "Sender of every notification"),
-    Variable("AFTERCARE_DESK_EMAIL", "service-desk@localhost",
+    Variable("AFTERCARE_DESK_EMAIL", "service-desk@aftercare.local",
              "Where SLA-at-risk and desk notices go"),
     Variable("AFTERCARE_DATA_DIR", ".aftercare",
              "Where local runs keep broker config, logs and PGlite data"),
