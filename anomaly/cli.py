@@ -1,0 +1,50 @@
+"""``aftercare anomaly nab|skab``: the benchmark runs, with the detectors the worker uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from anomaly import nab, skab
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aftercare anomaly", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    n = sub.add_parser("nab", help="score NAB-format CSVs causally and write NAB results files")
+    n.add_argument("--data", type=Path, required=True, help="folder with NAB data CSVs")
+    n.add_argument("--out", type=Path, required=True, help="results folder (NAB layout)")
+    s = sub.add_parser("skab", help="run on SKAB-format CSVs and print F1, FAR and MAR")
+    s.add_argument("--data", type=Path, required=True, help="folder with SKAB CSVs")
+    s.add_argument("--out", type=Path, help="write per-row 0/1 predictions per file here")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run a benchmark command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    data: Path = args.data
+    if not data.is_dir():
+        print(f"--data {data}: not a directory", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "nab":
+            result = nab.run(data, args.out)
+            print(f"{result.files} files scored, results in {args.out / nab.DETECTOR}")
+            for name, sc in result.scores.items():
+                print(f"NAB {name}: {sc.normalised:.1f} (threshold {sc.threshold:.2f})")
+            if not result.scores:
+                print("no labels/combined_windows.json found: results written, not scored")
+            return 0
+        paths = skab.skab_files(data)
+        if not paths:
+            print(f"--data {data}: no labelled SKAB CSVs found", file=sys.stderr)
+            return 2
+        c = skab.run(paths, out=args.out, root=data)
+        print(f"{len(paths)} files, TP {c.tp} FP {c.fp} TN {c.tn} FN {c.fn}")
+        print(f"F1 {c.f1:.3f}  FAR {c.far:.2f} %  MAR {c.mar:.2f} %")
+        return 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

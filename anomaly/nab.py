@@ -1,0 +1,139 @@
+"""NAB (Numenta Anomaly Benchmark): reading its files, running the detector, writing results.
+
+For detector ``D`` the results of data file ``<category>/<name>.csv`` go to
+``OUT/D/<category>/D_<name>.csv`` with columns ``timestamp,value,anomaly_score,label``, one row
+per data row. The detector is :class:`anomaly.seasonal.SeasonalChange` with one configuration for
+every file; what it learns (period, scale) comes from the file's probationary rows only. Labels
+are read only to fill the ``label`` column and to score, never by the detector.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from anomaly.nab_score import PROFILES, CorpusScore, corpus_score, probation_rows
+from anomaly.seasonal import SeasonalChange
+
+DETECTOR = "aftercare"
+
+
+@dataclass(frozen=True)
+class NabFile:
+    """One NAB data file: its key (``<category>/<name>.csv``), timestamps and values."""
+
+    key: str
+    timestamps: tuple[str, ...]
+    times_us: NDArray[np.int64]
+    values: NDArray[np.float64]
+
+
+def _parse_time(text: str) -> int:
+    dt = datetime.fromisoformat(text.strip())
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # NAB timestamps carry no zone; they are read as UTC
+    return int(dt.timestamp() * 1_000_000)
+
+
+def read_nab(path: Path, key: str) -> NabFile:
+    """Read a ``timestamp,value`` CSV; an empty or non-numeric value is NaN ("no data")."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
+        raise ValueError(f"{path}: header must be `timestamp,value`")
+    body = [r for r in rows[1:] if r]
+    try:
+        times = np.array([_parse_time(r[0]) for r in body], np.int64)
+    except ValueError:
+        raise ValueError(f"{path}: a timestamp is not ISO 8601") from None
+    values = np.full(len(body), np.nan)
+    for i, r in enumerate(body):  # parsing text, once per file, outside the detector
+        try:
+            values[i] = float(r[1])
+        except (ValueError, IndexError):
+            values[i] = np.nan
+    order = np.argsort(times, kind="stable")
+    return NabFile(key=key, timestamps=tuple(body[i][0] for i in order), times_us=times[order],
+                   values=values[order])
+
+
+def nab_files(data: Path) -> list[NabFile]:
+    """Every ``*.csv`` under `data`, keyed by its path relative to `data`."""
+    return [read_nab(p, p.relative_to(data).as_posix()) for p in sorted(data.rglob("*.csv"))]
+
+
+def detect(f: NabFile) -> NDArray[np.float64]:
+    """Anomaly score in [0, 1] for every row; learned from the probationary rows only."""
+    n = f.values.size
+    det = SeasonalChange(1)
+    det.fit(f.values[None, :max(probation_rows(n), 2)])
+    times = np.maximum.accumulate(f.times_us) if n else f.times_us
+    score = det.update(times, f.values[None, :]).score[0]
+    return np.where(np.isnan(score), 0.0, score)
+
+
+def windows_as_rows(f: NabFile, windows: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
+    """Inclusive row ranges of windows given as ``[start, end]`` timestamps."""
+    out = []
+    for start, end in windows:
+        lo = int(np.searchsorted(f.times_us, _parse_time(start), side="left"))
+        hi = int(np.searchsorted(f.times_us, _parse_time(end), side="right")) - 1
+        if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+def find_windows(data: Path) -> dict[str, list[list[str]]] | None:
+    """``combined_windows.json`` next to or inside `data` (NAB's layout), if there is one."""
+    for p in (data / "labels" / "combined_windows.json",
+              data.parent / "labels" / "combined_windows.json"):
+        if p.is_file():
+            raw = json.loads(p.read_text(encoding="utf-8"))
+            return {str(k): list(v) for k, v in raw.items()}
+    return None
+
+
+def write_results(out: Path, f: NabFile, score: NDArray[np.float64],
+                  windows: Sequence[tuple[int, int]]) -> Path:
+    """Write one NAB results file and return its path."""
+    category, _, name = f.key.rpartition("/")
+    dest = out / DETECTOR / category / f"{DETECTOR}_{name}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    label = np.zeros(f.values.size, np.int64)
+    for lo, hi in windows:
+        label[lo:hi + 1] = 1
+    with dest.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value", "anomaly_score", "label"])
+        for ts, v, s, lab in zip(f.timestamps, f.values, score, label, strict=True):
+            w.writerow([ts, "" if np.isnan(v) else repr(float(v)), f"{float(s):.6f}", int(lab)])
+    return dest
+
+
+@dataclass(frozen=True)
+class NabRun:
+    files: int
+    scores: dict[str, CorpusScore]
+
+
+def run(data: Path, out: Path) -> NabRun:
+    """Score every CSV under `data`, write results under `out`, and (when the label windows are
+    found) score the corpus on every profile."""
+    all_windows = find_windows(data)
+    corpus = []
+    files = nab_files(data)
+    for f in files:
+        score = detect(f)
+        win = windows_as_rows(f, all_windows.get(f.key, [])) if all_windows else []
+        write_results(out, f, score, win)
+        corpus.append((score, win))
+    scores = ({name: corpus_score(corpus, prof) for name, prof in PROFILES.items()}
+              if all_windows is not None else {})
+    return NabRun(files=len(files), scores=scores)

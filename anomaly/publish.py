@@ -1,0 +1,87 @@
+"""Publishing alert events through FastStream on the broker named by ``EVENTS_URL``.
+
+``mqtt://`` publishes to :data:`aftercare.events.ALERTS_TOPIC` at QoS 1; ``nats://`` to the
+subject ``aftercare.alerts`` (NATS separates subject tokens with dots); ``amqp://`` to the durable
+queue ``aftercare/alerts`` (declared here, so events wait for a consumer that is not up yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from aftercare.events import ALERTS_TOPIC
+
+
+def nats_subject(topic: str) -> str:
+    """NATS spelling of an MQTT-style topic.
+
+    >>> nats_subject("aftercare/alerts")
+    'aftercare.alerts'
+    """
+    return topic.replace("/", ".")
+
+
+class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
+    """Connects on enter, publishes payloads with :meth:`send`, closes on exit."""
+
+    def __init__(self, url: str, *, topic: str = ALERTS_TOPIC) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in {"mqtt", "mqtts", "nats", "amqp", "amqps"}:
+            raise ValueError(f"EVENTS_URL scheme {scheme!r} is not supported for alerts")
+        self.url, self.scheme, self.topic = url, scheme, topic
+        self._broker: Any = None
+        self._send: Callable[[bytes], Awaitable[Any]] | None = None
+
+    async def __aenter__(self) -> AlertPublisher:
+        if self.scheme in {"mqtt", "mqtts"}:
+            from faststream.mqtt import MQTTBroker, QoS
+
+            mqtt = MQTTBroker(self.url, version="3.1.1", logger=None)
+            await mqtt.start()
+
+            async def send_mqtt(payload: bytes) -> None:
+                await mqtt.publish(payload, topic=self.topic, qos=QoS.AT_LEAST_ONCE)
+
+            self._broker, self._send = mqtt, send_mqtt
+        elif self.scheme == "nats":
+            from faststream.nats import NatsBroker
+
+            nats = NatsBroker(self.url, logger=None)
+            await nats.start()
+            subject = nats_subject(self.topic)
+
+            async def send_nats(payload: bytes) -> None:
+                await nats.publish(payload, subject=subject)
+
+            self._broker, self._send = nats, send_nats
+        else:
+            from faststream.rabbit import RabbitBroker, RabbitQueue
+
+            rabbit = RabbitBroker(self.url, logger=None)
+            await rabbit.start()
+            queue = RabbitQueue(self.topic, durable=True)
+            await rabbit.declare_queue(queue)
+
+            async def send_rabbit(payload: bytes) -> None:
+                await rabbit.publish(payload, queue=queue, persist=True)
+
+            self._broker, self._send = rabbit, send_rabbit
+        return self
+
+    async def send(self, payload: bytes) -> None:
+        """Publish one event payload (JSON bytes)."""
+        if self._send is None:
+            raise RuntimeError("AlertPublisher used outside `async with`")
+        await self._send(payload)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._broker is not None:
+            await self._broker.stop()
+        self._broker, self._send = None, None

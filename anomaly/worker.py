@@ -1,0 +1,323 @@
+"""``aftercare detect``: the anomaly worker.
+
+Each step reads the telemetry committed for the next slice of event time, pivots it into one
+``(channels, time)`` array on a fixed grid (``--step-s``), runs the :class:`DetectorBank`, and in
+one transaction queues the resulting alert events in ``anomaly_outbox`` and stores the new
+watermark with the detector checkpoint. A second phase publishes the outbox through FastStream
+and marks what was sent. So a crash at any point neither loses nor repeats an alert: before the
+commit nothing happened (the slice is processed again, deterministically, with the same alert ids
+and revisions), after it the events are in the outbox until published (consumers are idempotent
+by ``(alert_id, revision)`` if a publish is repeated after a crash).
+
+**Late commits.** Ingest transactions commit a little after the readings' timestamps, and they
+commit out of order, so "everything up to max(time) seen" would skip rows that commit later with
+an earlier timestamp. The worker therefore only analyses up to ``now() - settle_s`` (database
+clock): a slice is read once every ingest transaction that could still write into it has
+committed. ``settle_s`` (default 30 s) must exceed the ingest batch interval plus a commit, and
+the devices' clock skew. Readings that arrive later than that (a device's buffered backlog after
+an outage) are older than the watermark and are *not* fed to the streaming detectors, whose state
+has moved past them; the outage itself is reported by the no-data check. Slices never overlap and
+(device, metric, time) is unique in the store, so nothing is read twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from aftercare.events import AlertEvent, Evidence
+from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
+from anomaly.fusion import DEVICE_PROBLEMS, Transition
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Conn = psycopg.Connection[Any]
+
+# Physically possible ranges by unit suffix, for the out-of-range check when the equipment
+# model gives none.
+_PHYS_RANGE: dict[str, tuple[float, float]] = {
+    "_c": (-60.0, 400.0),
+    "_bar": (-1.0, 1000.0),
+    "_pct": (0.0, 100.0),
+    "_rpm": (0.0, 100_000.0),
+    "_a": (0.0, 10_000.0),
+    "_v": (0.0, 100_000.0),
+    "_l_min": (0.0, 1e6),
+    "_mm_s": (0.0, 1000.0),
+}
+
+
+def default_spec(device: str, metric: str) -> ChannelSpec:
+    """Channel configuration when no equipment model says otherwise.
+
+    >>> default_spec("pump-1", "temperature_c").phys_max
+    400.0
+    """
+    lo, hi = next((r for suffix, r in _PHYS_RANGE.items() if metric.endswith(suffix)),
+                  (float("nan"), float("nan")))
+    return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi)
+
+
+def _us(dt: datetime) -> int:
+    return (dt - EPOCH) // timedelta(microseconds=1)
+
+
+def _dt(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str = "default"
+    settle_s: float = 30.0
+    step_s: float = 1.0
+    max_span_s: float = 600.0
+
+
+class DetectWorker:
+    """One worker's state: the bank, the watermark and the channel index."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        options: WorkerOptions | None = None,
+        config: BankConfig | None = None,
+        spec_for: Callable[[str, str], ChannelSpec] = default_spec,
+    ) -> None:
+        self.conn = conn
+        self.options = options or WorkerOptions()
+        self.config = config or BankConfig()
+        self.spec_for = spec_for
+        self.step_us = int(round(self.options.step_s * 1e6))
+        if self.step_us <= 0:
+            raise ValueError("`step_s` must be > 0")
+        self.bank = DetectorBank([], self.config)
+        self.watermark_us: int | None = None
+        self.chan_keys = np.zeros(0, np.int64)   # device_id << 16 | metric_id, per bank row
+        self._load()
+
+    # ------------------------------------------------------------------ state
+    def _load(self) -> None:
+        row = self.conn.execute(
+            "SELECT watermark, state FROM anomaly_checkpoints WHERE worker = %s",
+            (self.options.name,)).fetchone()
+        self.conn.commit()
+        if row is None:
+            return
+        watermark, state = row
+        with np.load(io.BytesIO(bytes(state)), allow_pickle=False) as npz:
+            keys = npz["chan_keys"].astype(np.int64)
+            bank_bytes = npz["bank"].tobytes()
+        names = self._names(keys)
+        specs = [self.spec_for(d, m) for d, m in names]
+        self.bank = DetectorBank.from_bytes(bank_bytes, specs, self.config)
+        self.chan_keys = keys
+        self.watermark_us = _us(watermark)
+
+    def _state_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, chan_keys=self.chan_keys,
+                 bank=np.frombuffer(self.bank.to_bytes(), dtype=np.uint8))
+        return buf.getvalue()
+
+    def _names(self, keys: NDArray[np.int64]) -> list[tuple[str, str]]:
+        """(device_key, metric name) of channel keys, in the keys' order."""
+        if keys.size == 0:
+            return []
+        rows = self.conn.execute(
+            "SELECT k, d.device_key, m.name FROM unnest(%s::int8[]) AS k "
+            "JOIN devices d ON d.id = (k >> 16)::int JOIN metrics m ON m.id = (k & 65535)::int",
+            (keys.tolist(),)).fetchall()
+        by_key = {int(k): (str(d), str(m)) for k, d, m in rows}
+        return [by_key[int(k)] for k in keys]
+
+    # ------------------------------------------------------------------- step
+    def step(self) -> list[AlertEvent]:
+        """Analyse the next settled slice; return the events it queued (empty if none)."""
+        conn = self.conn
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None  # noqa: S101 - SELECT now() always returns a row
+        horizon = _us(row[0]) - int(self.options.settle_s * 1e6)
+        if self.watermark_us is None:
+            first = conn.execute("SELECT min(time) FROM telemetry").fetchone()
+            if first is None or first[0] is None:
+                conn.commit()
+                return []
+            # Grid columns are (end - step, end] with ends on whole steps.
+            self.watermark_us = (_us(first[0]) - 1) // self.step_us * self.step_us
+        lo = self.watermark_us
+        span_us = int(self.options.max_span_s * 1e6)
+        nxt = conn.execute("SELECT min(time) FROM telemetry WHERE time > %s",
+                           (_dt(lo),)).fetchone()
+        if nxt is None or nxt[0] is None or _us(nxt[0]) > horizon:
+            conn.commit()
+            return []
+        if _us(nxt[0]) - lo > span_us:
+            # The whole fleet was silent (an ingest outage or an idle store): skip ahead on the
+            # grid instead of feeding the detectors hours of empty columns.
+            lo += (_us(nxt[0]) - lo - 1) // self.step_us * self.step_us
+        n_t = min(horizon - lo, span_us) // self.step_us
+        if n_t <= 0:
+            conn.commit()
+            return []
+        hi = lo + n_t * self.step_us
+        data = conn.execute(
+            "SELECT (extract(epoch FROM time) * 1000000)::int8, "
+            "       (device_id::int8 << 16) | metric_id, value "
+            "FROM telemetry WHERE time > %s AND time <= %s",
+            (_dt(lo), _dt(hi))).fetchall()
+        t_us = np.fromiter((r[0] for r in data), np.int64, len(data))
+        keys = np.fromiter((r[1] for r in data), np.int64, len(data))
+        vals = np.fromiter((np.nan if r[2] is None else r[2] for r in data), np.float64,
+                           len(data))
+        self._add_channels(np.unique(keys))
+        order = np.argsort(self.chan_keys)
+        rows = order[np.searchsorted(self.chan_keys, keys, sorter=order)]
+        cols = (t_us - lo - 1) // self.step_us
+        values = np.full((self.bank.channels, n_t), np.nan)
+        sort = np.argsort(t_us, kind="stable")          # the latest reading in a cell wins
+        values[rows[sort], cols[sort]] = vals[sort]
+        times = lo + (np.arange(n_t, dtype=np.int64) + 1) * self.step_us
+        result = self.bank.update(times, values)
+        events = self._events(result, times, values)
+        with conn.transaction():
+            for ev in events:
+                conn.execute(
+                    "INSERT INTO anomaly_outbox (worker, alert_id, revision, payload) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (worker, alert_id, revision) DO NOTHING",
+                    (self.options.name, ev.alert_id, ev.revision, ev.to_json()))
+            conn.execute(
+                "INSERT INTO anomaly_checkpoints (worker, watermark, state) VALUES (%s, %s, %s) "
+                "ON CONFLICT (worker) DO UPDATE SET watermark = EXCLUDED.watermark, "
+                "state = EXCLUDED.state, updated_at = now()",
+                (self.options.name, _dt(hi), self._state_bytes()))
+        self.watermark_us = hi
+        return events
+
+    def _add_channels(self, keys: NDArray[np.int64]) -> None:
+        new = np.setdiff1d(keys, self.chan_keys)
+        if new.size == 0:
+            return
+        names = self._names(new)
+        self.bank.add([self.spec_for(d, m) for d, m in names])
+        self.chan_keys = np.concatenate([self.chan_keys, new])
+
+    # ----------------------------------------------------------------- events
+    def _events(self, r: BankResult, times: NDArray[np.int64],
+                values: NDArray[np.float64]) -> list[AlertEvent]:
+        out = [self._event(tr, "equipment", r, times, values) for tr in r.equipment_events]
+        out += [self._event(tr, "device", r, times, values) for tr in r.device_events]
+        return sorted(out, key=lambda e: (e.at, e.alert_id, e.revision))
+
+    def _event(self, tr: Transition, kind: str, r: BankResult, times: NDArray[np.int64],
+               values: NDArray[np.float64]) -> AlertEvent:
+        bank = self.bank
+        device = bank.assets[tr.asset]
+        rows = np.flatnonzero(bank.asset_of == tr.asset)
+        i = tr.sample
+        if kind == "equipment":
+            strength = np.nan_to_num(r.channel_score[rows, i])
+            mode = bank.modes[tr.mode]
+        else:
+            strength = r.health.any()[rows, i].astype(np.float64)
+            mode = DEVICE_PROBLEMS[tr.mode]
+        top = rows[np.argsort(-strength, kind="stable")[:3]]
+        per_det = {"limit": r.limit, "baseline": r.baseline, "cusum": r.cusum}
+        evidence = []
+        for row in top:
+            if kind == "equipment" and not r.channel_score[row, i] > 0:
+                continue
+            ratios = {k: float(np.nan_to_num(v[row, i])) for k, v in per_det.items()}
+            det = max(ratios, key=lambda k: ratios[k]) if kind == "equipment" else mode
+            val, base = values[row, i], r.baseline_mean[row, i]
+            evidence.append(Evidence(
+                metric=bank.specs[row].metric, detector=det,
+                score=float(np.clip(np.nan_to_num(r.channel_score[row, i]), 0, 1)),
+                value=None if np.isnan(val) else float(val),
+                baseline=None if np.isnan(base) else float(base),
+                window_start=_dt(tr.opened_at_us), window_end=_dt(int(times[i]))))
+        detectors = {}
+        if top.size:
+            detectors = {k: float(np.nan_to_num(v[top[0], i])) for k, v in per_det.items()}
+        return AlertEvent(
+            alert_id=f"{device}:{kind}:{tr.opened_at_us}", revision=tr.revision,
+            state=tr.state, device=device, kind=kind, severity=tr.severity,  # type: ignore[arg-type]
+            failure_mode=mode, score=float(np.clip(tr.score, 0.0, 1.0)),
+            opened_at=_dt(tr.opened_at_us), at=_dt(int(times[i])), evidence=tuple(evidence),
+            detectors=detectors)
+
+    # ----------------------------------------------------------------- outbox
+    def pending(self, limit: int = 1000) -> list[tuple[int, bytes]]:
+        rows = self.conn.execute(
+            "SELECT id, payload FROM anomaly_outbox WHERE worker = %s AND published_at IS NULL "
+            "ORDER BY id LIMIT %s", (self.options.name, limit)).fetchall()
+        self.conn.commit()
+        return [(int(i), bytes(p)) for i, p in rows]
+
+    def mark_published(self, ids: Sequence[int]) -> None:
+        with self.conn.transaction():
+            self.conn.execute("UPDATE anomaly_outbox SET published_at = now() "
+                              "WHERE id = ANY(%s)", (list(ids),))
+
+
+async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
+    """Publish every queued event in order, marking each batch once sent; returns the count."""
+    sent = 0
+    while batch := await asyncio.to_thread(worker.pending):
+        for _, payload in batch:
+            await publisher.send(payload)
+        await asyncio.to_thread(worker.mark_published, [i for i, _ in batch])
+        sent += len(batch)
+    return sent
+
+
+async def run(database_url: str, events_url: str, options: WorkerOptions, *, once: bool,
+              poll_s: float) -> None:
+    from anomaly.publish import AlertPublisher
+
+    async with AlertPublisher(events_url) as publisher:
+        with psycopg.connect(database_url) as conn:
+            worker = await asyncio.to_thread(DetectWorker, conn, options)
+            await publish_pending(worker, publisher)        # left over from a crash
+            while True:
+                before = worker.watermark_us
+                await asyncio.to_thread(worker.step)
+                await publish_pending(worker, publisher)
+                if worker.watermark_us == before:     # caught up with the settled horizon
+                    if once:
+                        return
+                    await asyncio.sleep(poll_s)
+
+
+def main(argv: list[str]) -> int:
+    """Run the anomaly worker until interrupted (or, with ``--once``, until caught up)."""
+    from aftercare import config
+
+    p = argparse.ArgumentParser(prog="aftercare detect", description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", default="default", help="worker name (checkpoint key)")
+    p.add_argument("--settle-s", type=float, default=30.0,
+                   help="analyse only up to now() minus this (late ingest commits)")
+    p.add_argument("--step-s", type=float, default=1.0, help="time grid of the detector arrays")
+    p.add_argument("--poll-s", type=float, default=2.0, help="pause when caught up")
+    p.add_argument("--once", action="store_true", help="stop when caught up")
+    args = p.parse_args(argv)
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(settings.database_url, settings.events_url, options, once=args.once,
+                        poll_s=args.poll_s))
+    return 0

@@ -1,0 +1,65 @@
+"""Alert events go out on whichever broker EVENTS_URL names: NATS and RabbitMQ on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+
+import pytest
+
+from anomaly.publish import AlertPublisher, nats_subject
+
+pytestmark = pytest.mark.broker
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(not reachable(4222), reason="no NATS server on 127.0.0.1:4222")
+def test_publishes_on_nats() -> None:
+    import nats
+
+    topic = f"aftercare/test-{uuid.uuid4().hex[:8]}"
+
+    async def roundtrip() -> bytes:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        sub = await nc.subscribe(nats_subject(topic))
+        async with AlertPublisher("nats://127.0.0.1:4222", topic=topic) as pub:
+            await pub.send(b'{"alert_id": "a"}')
+        msg = await sub.next_msg(timeout=10)
+        await nc.close()
+        return bytes(msg.data)
+
+    assert asyncio.run(roundtrip()) == b'{"alert_id": "a"}'
+
+
+@pytest.mark.skipif(not reachable(5672), reason="no RabbitMQ on 127.0.0.1:5672")
+def test_publishes_on_rabbitmq_into_a_durable_queue() -> None:
+    import aio_pika
+
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    topic = f"aftercare/test-{uuid.uuid4().hex[:8]}"
+
+    async def roundtrip() -> bytes:
+        # Published before anyone consumes: the declared durable queue keeps it.
+        async with AlertPublisher(url, topic=topic) as pub:
+            await pub.send(b'{"alert_id": "b"}')
+        conn = await aio_pika.connect(url)
+        async with conn:
+            channel = await conn.channel()
+            queue = await channel.declare_queue(topic, durable=True)
+            msg = await queue.get(timeout=10)
+            await msg.ack()
+            await queue.delete(if_unused=False, if_empty=False)
+            return bytes(msg.body)
+
+    assert asyncio.run(roundtrip()) == b'{"alert_id": "b"}'
+
+
+def test_rejects_an_unsupported_scheme() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        AlertPublisher("redis://127.0.0.1:6379")

@@ -1,0 +1,169 @@
+"""`aftercare detect`: reads the real store, checkpoints in it, publishes on the real brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from aftercare import broker
+from aftercare.events import ALERTS_TOPIC, AlertEvent
+from anomaly.bank import BankConfig
+from anomaly.publish import AlertPublisher
+from anomaly.worker import DetectWorker, WorkerOptions, publish_pending
+from ingest.writer import write_columns
+from tests.conftest import DEVICE_SECRET, mqtt_url_for
+
+pytestmark = pytest.mark.db
+
+S = 1_000_000
+START_US = int(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()) * S
+N_S = 1500
+CONFIG = BankConfig(stuck_s=120)
+
+
+def write_fleet(conn: psycopg.Connection[Any]) -> None:
+    """Two pumps for 25 minutes at 1 Hz; pump-1 overheats from minute 10 for 5 minutes and its
+    flow sensor freezes from minute 18."""
+    rng = np.random.default_rng(42)
+    t = START_US + np.arange(N_S, dtype=np.int64) * S
+    temp = 70 + 0.5 * rng.normal(size=(2, N_S))
+    temp[0, 600:900] = 99 + 0.3 * rng.normal(size=300)
+    flow = 32 + 0.4 * rng.normal(size=(2, N_S))
+    flow[0, 1080:] = 31.5
+    for dev in range(2):
+        for name, v in (("temperature_c", temp[dev]), ("flow_l_min", flow[dev])):
+            write_columns(conn, device=[f"pump-{dev + 1}"] * N_S, metric=[name] * N_S,
+                          time=t, value=v)
+
+
+def run_until_caught_up(worker: DetectWorker) -> list[AlertEvent]:
+    events: list[AlertEvent] = []
+    while True:
+        before = worker.watermark_us
+        events += worker.step()
+        if worker.watermark_us == before:
+            return events
+
+
+def outbox(conn: psycopg.Connection[Any], name: str) -> list[tuple[str, int, str]]:
+    rows = conn.execute("SELECT alert_id, revision, payload FROM anomaly_outbox "
+                        "WHERE worker = %s ORDER BY id", (name,)).fetchall()
+    conn.commit()
+    return [(a, r, AlertEvent.from_json(bytes(p)).state) for a, r, p in rows]
+
+
+def test_worker_raises_the_fleets_alerts_once(store_conn: psycopg.Connection[Any]) -> None:
+    write_fleet(store_conn)
+    options = WorkerOptions(name="solo", settle_s=0, max_span_s=240)
+    events = run_until_caught_up(DetectWorker(store_conn, options, CONFIG))
+    opened = [(e.device, e.kind, e.failure_mode) for e in events if e.state == "open"]
+    assert opened == [("pump-1", "equipment", "overheating"),
+                      ("pump-1", "device", "sensor stuck")]
+    hot = next(e for e in events if e.kind == "equipment")
+    assert hot.opened_at == datetime.fromtimestamp((START_US + 600 * S) / S, UTC)
+    assert hot.evidence[0].metric == "temperature_c"
+    assert hot.evidence[0].value is not None
+    assert [e.state for e in events if e.alert_id == hot.alert_id][-1] == "clear"
+    assert [(e.alert_id, e.revision) for e in events] == [(a, r) for a, r, _ in
+                                                           outbox(store_conn, "solo")]
+
+
+def test_restart_neither_misses_nor_repeats_alerts(store_conn: psycopg.Connection[Any]) -> None:
+    write_fleet(store_conn)
+    straight = WorkerOptions(name="straight", settle_s=0, max_span_s=100)
+    run_until_caught_up(DetectWorker(store_conn, straight, CONFIG))
+    restarted = WorkerOptions(name="restarted", settle_s=0, max_span_s=100)
+    for _ in range(15):                      # a new process (from the checkpoint) every 3 steps
+        worker = DetectWorker(store_conn, restarted, CONFIG)
+        for _ in range(3):
+            worker.step()
+    run_until_caught_up(DetectWorker(store_conn, restarted, CONFIG))
+    assert outbox(store_conn, "restarted") == outbox(store_conn, "straight")
+    assert [state for _, _, state in outbox(store_conn, "straight")] == ["open", "open", "clear"]
+
+
+def test_rows_committed_late_are_not_skipped(store_dsn: str) -> None:
+    """A slower ingest transaction commits an *earlier* reading after a later one: the worker
+    must wait for it instead of moving its watermark past it."""
+    with psycopg.connect(store_dsn) as conn, psycopg.connect(store_dsn) as slow:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        now_us = int(row[0].timestamp() * S)
+        conn.commit()
+        # Devices and metric known beforehand, so the two writers do not queue on their names.
+        write_columns(conn, device=["pump-1", "pump-2"], metric=["temperature_c"] * 2,
+                      time=[now_us - 3600 * S] * 2, value=[70.0, 70.0])
+        with slow.transaction():
+            write_columns(slow, device=["pump-1"], metric=["temperature_c"],
+                          time=[now_us - 200_000], value=[70.0])
+            # The faster writer commits a later reading first.
+            write_columns(conn, device=["pump-2"], metric=["temperature_c"],
+                          time=[now_us], value=[71.0])
+            worker = DetectWorker(conn, WorkerOptions(name="late", settle_s=1.5))
+            worker.watermark_us = now_us - 2 * S
+            worker.step()                    # only up to now - 1.5 s: neither reading yet
+            assert worker.bank.channels == 0
+        time.sleep(2.0)                       # both committed and settled
+        run_until_caught_up(worker)
+        assert sorted(worker.bank.keys()) == [("pump-1", "temperature_c"),
+                                              ("pump-2", "temperature_c")]
+
+
+@pytest.mark.broker
+def test_outbox_is_published_on_mqtt_and_marked(store_conn: psycopg.Connection[Any],
+                                                mosquitto: broker.BrokerFiles) -> None:
+    write_fleet(store_conn)
+    worker = DetectWorker(store_conn, WorkerOptions(name="pub", settle_s=0, max_span_s=600),
+                          CONFIG)
+    events = run_until_caught_up(worker)
+    password = broker.service_password(DEVICE_SECRET, broker.SERVICE_USER)
+    received: queue.Queue[bytes] = queue.Queue()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="alert-listener")
+    sub.username_pw_set(broker.SERVICE_USER, password)
+    sub.on_connect = lambda c, *_: c.subscribe(ALERTS_TOPIC, qos=1)
+    sub.on_message = lambda _c, _u, msg: received.put(msg.payload)
+    subscribed = queue.Queue[int]()
+    sub.on_subscribe = lambda *_: subscribed.put(1)
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    try:
+        subscribed.get(timeout=10)
+        url = mqtt_url_for(mosquitto, broker.SERVICE_USER, password)
+
+        async def publish() -> int:
+            async with AlertPublisher(url) as pub:
+                return await publish_pending(worker, pub)
+
+        assert asyncio.run(publish()) == len(events)
+        got = [AlertEvent.from_json(received.get(timeout=10)) for _ in events]
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert got == events
+    assert worker.pending() == []
+
+
+@pytest.mark.broker
+def test_detect_command_runs_until_caught_up_and_publishes(
+        store_dsn: str, store_conn: psycopg.Connection[Any], mosquitto: broker.BrokerFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from anomaly.worker import main
+
+    write_fleet(store_conn)
+    store_conn.commit()
+    password = broker.service_password(DEVICE_SECRET, broker.SERVICE_USER)
+    monkeypatch.setenv("DATABASE_URL", store_dsn)
+    monkeypatch.setenv("EVENTS_URL", mqtt_url_for(mosquitto, broker.SERVICE_USER, password))
+    assert main(["--once", "--settle-s", "0"]) == 0
+    rows = store_conn.execute("SELECT count(*), count(published_at) FROM anomaly_outbox "
+                              "WHERE worker = 'default'").fetchone()
+    assert rows is not None
+    assert rows[0] == rows[1] > 0
