@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.security_headers",
 ]
 
 ROOT_URLCONF = "web.urls"
@@ -69,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context.nav",
             ],
         },
     },
@@ -107,6 +109,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(_settings.data_dir).resolve() / "static"
+# WhiteNoise warns on every start-up when STATIC_ROOT is missing (before any collectstatic).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the app directories too, so a checkout works before collectstatic.
 WHITENOISE_USE_FINDERS = True
@@ -120,6 +124,18 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Everything is served by the app itself (sites run without internet): no third-party origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+# Login rate limiting (web.login): per-process cache, enough for the one waitress process.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+AFTERCARE_LOGIN_MAX_FAILURES_USER = 5
+AFTERCARE_LOGIN_MAX_FAILURES_IP = 30
+AFTERCARE_LOGIN_WINDOW_S = 900
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -130,8 +146,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "web.api.errors.exception_handler",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Aftercare API", "VERSION": "1"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Aftercare API",
+    "VERSION": "1",
+    "DESCRIPTION": "Token authentication: `Authorization: Token <key>` (POST /api/v1/token/). "
+                   "Lists take `limit`/`offset` and the filters named per endpoint; a bad "
+                   "value answers 400 naming the parameter.",
+    # Swagger UI from our own static files (vendored, see static/vendor/README.md): no CDN.
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+    # Alerts' and episodes' severities are one choice set: one name in the schema.
+    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "service_crm.models.choices.Severity"},
+}
 
 LOGGING = {
     "version": 1,

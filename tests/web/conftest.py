@@ -1,0 +1,188 @@
+"""Personas and a two-customer world for the web tests.
+
+Nordwerk Foods (region north) and Südhof Logistik (region south) each have a monitored
+compressor under contract and an uncovered pump. One alert per asset goes through the real
+alert service, which opens episodes, tickets, proposed work orders and draft offers; the
+offers are then sent through the real offer service. Every persona belongs to one side, so
+each test can ask for the other side's object and expect a 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from service_crm import models as m
+from service_crm.services.alerts import alert_ingest
+from service_crm.services.offers import offer_send
+from tests.web import factories as f
+from web.roles import Role, assign_role
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Side:
+    """One customer's world: what its users may see and the others may not."""
+
+    account: m.Account
+    asset: m.Asset
+    pump: m.Asset
+    engineer: m.Engineer
+    contact: m.Contact
+    episode: m.Episode
+    alert: m.Alert
+    ticket: m.Ticket
+    work_order: m.WorkOrder
+    offer: m.Offer
+
+
+@dataclass
+class World:
+    north: Side
+    south: Side
+    part: m.SparePart
+    warehouse: m.Warehouse
+    now: dt.datetime
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # The production hasher is deliberately slow (about half a second per user here).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_login_limits() -> Iterator[None]:
+    cache.clear()  # the login rate limiter counts in the cache: no test inherits another's
+    yield
+    cache.clear()
+
+
+def _user(username: str) -> Any:
+    user = f.UserFactory(username=username)
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def _side(name: str, region: str, tag: str, *, part: m.SparePart, wh: m.Warehouse,
+          now: dt.datetime) -> Side:
+    account = f.AccountFactory(name=name)
+    site = f.SiteFactory(account=account, name=f"{name} plant", region=region)
+    fm = f.FailureModeFactory()
+    m.BomLine.objects.create(failure_mode=fm, part=part, quantity=1)
+    m.ServiceTask.objects.create(equipment_model=fm.equipment_model, name="Check belt tension")
+    asset = f.AssetFactory(site=site, equipment_model=fm.equipment_model, device=f"cmp-{tag}")
+    pump = f.AssetFactory(site=site, equipment_model=fm.equipment_model, device=f"pmp-{tag}")
+    contract = f.ContractFactory(account=account, start=(now - dt.timedelta(days=100)).date(),
+                                 end=(now + dt.timedelta(days=265)).date())
+    contract.assets.add(asset)
+    engineer = f.EngineerFactory(name=f"Engineer {region}", region=region, warehouse=wh)
+    contact = f.ContactFactory(account=account, name=f"Buyer {tag}", offer_consent=True,
+                               consent_given_at=now - dt.timedelta(days=30),
+                               consent_method="web_form")
+    for device in (f"cmp-{tag}", f"pmp-{tag}"):
+        f.store_device(device)
+    covered = alert_ingest(event=f.alert_event(f"cmp-{tag}", at=now), now=now)
+    uncovered = alert_ingest(event=f.alert_event(f"pmp-{tag}", at=now), now=now)
+    assert covered.work_order_id is not None, covered
+    assert uncovered.offer_id is not None, uncovered
+    offer = offer_send(offer=m.Offer.objects.get(pk=uncovered.offer_id), actor=None, now=now)
+    return Side(
+        account=account, asset=asset, pump=pump, engineer=engineer, contact=contact,
+        episode=m.Episode.objects.get(pk=covered.episode_id),
+        alert=m.Alert.objects.get(pk=covered.alert_id),
+        ticket=m.Ticket.objects.get(pk=covered.ticket_id),
+        work_order=m.WorkOrder.objects.get(pk=covered.work_order_id), offer=offer,
+    )
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    now = timezone.now().replace(microsecond=0)
+    part = f.SparePartFactory(sku="BRG-6205", name="Bearing 6205", price=Decimal("84.50"))
+    wh = f.WarehouseFactory()
+    m.Stock.objects.create(part=part, warehouse=wh, quantity=5)
+    north = _side("Nordwerk Foods GmbH", "north", "n1", part=part, wh=wh, now=now)
+    south = _side("Südhof Logistik AG", "south", "s1", part=part, wh=wh, now=now)
+    return World(north=north, south=south, part=part, warehouse=wh, now=now)
+
+
+@pytest.fixture
+def desk_agent(world: World) -> Any:
+    user = _user("desk")
+    assign_role(user=user, role=Role.DESK_AGENT)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def service_manager(world: World) -> Any:
+    user = _user("manager")
+    assign_role(user=user, role=Role.SERVICE_MANAGER)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def field_engineer(world: World) -> Any:
+    """Jana, the north engineer: her own work orders, sites in region north."""
+    user = _user("jana")
+    m.Engineer.objects.filter(pk=world.north.engineer.pk).update(user=user)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def other_region_engineer(world: World) -> Any:
+    user = _user("sven")
+    m.Engineer.objects.filter(pk=world.south.engineer.pk).update(user=user)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def customer_user(world: World) -> Any:
+    """The Nordwerk buyer's portal login."""
+    user = _user("nordwerk")
+    m.Contact.objects.filter(pk=world.north.contact.pk).update(user=user)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def other_customer_user(world: World) -> Any:
+    user = _user("suedhof")
+    m.Contact.objects.filter(pk=world.south.contact.pk).update(user=user)
+    return f.fresh(user)
+
+
+@pytest.fixture
+def api() -> Any:
+    """An API client that authenticates with a user's token, as integrations do."""
+
+    def as_user(user: Any) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return as_user
+
+
+@pytest.fixture
+def browser_client() -> Any:
+    """A Django test client logged in as a user (session auth, CSRF enforced)."""
+
+    def as_user(user: Any) -> Client:
+        client = Client(enforce_csrf_checks=False)
+        client.force_login(user)
+        return client
+
+    return as_user

@@ -1,0 +1,144 @@
+"""API representations: flat, with ids for links and the display labels a UI needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from service_crm.models import Account, Alert, Asset, Episode, Offer, Ticket, WorkOrder
+
+
+class AccountSerializer(serializers.ModelSerializer[Account]):
+    class Meta:
+        model = Account
+        fields = ["id", "name", "industry", "segment", "health_score", "created_at"]
+
+
+class AssetSerializer(serializers.ModelSerializer[Asset]):
+    account = serializers.IntegerField(source="site.account_id", read_only=True)
+    site_name = serializers.CharField(source="site.name", read_only=True)
+    region = serializers.CharField(source="site.region", read_only=True)
+    equipment_model_name = serializers.CharField(source="equipment_model.name", read_only=True)
+    device_keys = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = ["id", "serial", "account", "site", "site_name", "region", "equipment_model",
+                  "equipment_model_name", "install_date", "warranty_end", "status",
+                  "device_keys"]
+
+    def get_device_keys(self, obj: Asset) -> list[str]:
+        return [d.device_key for d in obj.devices.all()]
+
+
+class AlertSerializer(serializers.ModelSerializer[Alert]):
+    class Meta:
+        model = Alert
+        fields = ["id", "alert_id", "revision", "state", "device_key", "asset", "episode",
+                  "kind", "severity", "failure_mode_code", "score", "opened_at", "at",
+                  "evidence", "detectors"]
+
+
+class EpisodeSerializer(serializers.ModelSerializer[Episode]):
+    account = serializers.IntegerField(source="asset.site.account_id", read_only=True)
+
+    class Meta:
+        model = Episode
+        fields = ["id", "asset", "account", "failure_mode_code", "status", "opened_at",
+                  "last_alert_at", "peak_severity", "watch_until", "reopened_count",
+                  "closed_at"]
+
+
+class TicketSerializer(serializers.ModelSerializer[Ticket]):
+    number = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = ["id", "number", "account", "asset", "episode", "contract", "coverage",
+                  "source", "priority", "status", "summary", "assigned_to", "opened_at",
+                  "response_due", "resolution_due", "responded_at", "resolved_at",
+                  "closed_at", "paused_at", "response_breached", "resolution_breached",
+                  "outcome"]
+        read_only_fields = fields
+
+
+class TicketOpenSerializer(serializers.Serializer[Any]):
+    asset = serializers.IntegerField(min_value=1)
+    summary = serializers.CharField(max_length=300)
+    priority = serializers.ChoiceField(choices=["p1", "p2", "p3", "p4"], default="p3")
+    # The metaclass moves declared fields off the class, so `source` does not clash at run time.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=["phone", "portal", "email"], default="portal",
+        help_text="customers always open as portal")
+
+
+class TicketTransitionSerializer(serializers.Serializer[Any]):
+    to = serializers.CharField()
+    outcome = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class WorkOrderSerializer(serializers.ModelSerializer[WorkOrder]):
+    account = serializers.IntegerField(source="ticket.account_id", read_only=True)
+    asset = serializers.IntegerField(source="ticket.asset_id", read_only=True)
+
+    class Meta:
+        model = WorkOrder
+        fields = ["id", "ticket", "account", "asset", "engineer", "status", "scheduled_start",
+                  "scheduled_end", "checklist", "started_at", "completed_at",
+                  "time_spent_min", "notes", "completion_report"]
+        read_only_fields = fields
+
+
+class WorkOrderCompleteSerializer(serializers.Serializer[Any]):
+    report = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["fault_confirmed", "no_fault_found"])
+    time_spent_min = serializers.IntegerField(min_value=1)
+
+
+class OfferSerializer(serializers.ModelSerializer[Offer]):
+    number = serializers.CharField(read_only=True)
+    total = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Offer
+        fields = ["id", "number", "account", "asset", "episode", "renews", "status", "title",
+                  "discount_pct", "valid_until", "created_at", "approved_at", "sent_at",
+                  "decided_at", "total"]
+        read_only_fields = fields
+
+    def get_total(self, obj: Offer) -> str:
+        gross = sum((line.total for line in obj.lines.all()), start=0)
+        return f"{gross * (100 - obj.discount_pct) / 100:.2f}"
+
+
+class OfferDecisionSerializer(serializers.Serializer[Any]):
+    accepted = serializers.BooleanField()
+
+
+class DeviceSerializer(serializers.Serializer[Any]):
+    device_key = serializers.CharField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField(allow_null=True)
+    state = serializers.CharField(allow_null=True)
+    asset_id = serializers.IntegerField(allow_null=True)
+
+
+class RollupSerializer(serializers.Serializer[Any]):
+    bucket = serializers.DateTimeField()
+    device = serializers.CharField()
+    metric = serializers.CharField()
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    mean = serializers.FloatField(allow_null=True)
+    last = serializers.FloatField(allow_null=True)
+    count = serializers.IntegerField()
+
+
+class TokenRequestSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField()
+    password = serializers.CharField()
+
+
+class TokenSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField()

@@ -1,0 +1,323 @@
+"""REST API v1: thin viewsets over the guarded selectors and the CRM services.
+
+Every list comes from a ``*_list_for_user`` selector and every object from a
+``*_get_for_user`` selector, so an object outside the caller's scope answers 404 here exactly
+as on the pages. Writes call one service each; a rule the service enforces comes back as a
+400 naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from django import forms
+from django.db.models import Model, Prefetch, QuerySet
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from service_crm.models import DeviceLink, OfferLine
+from service_crm.models.choices import (
+    AlertState,
+    AssetStatus,
+    EpisodeStatus,
+    OfferStatus,
+    Priority,
+    Severity,
+    TicketSource,
+    TicketStatus,
+    WorkOrderStatus,
+)
+from service_crm.selectors import access
+from service_crm.selectors.access import STAFF_ROLES, Role, scope_for
+from service_crm.services import offers as offer_services
+from service_crm.services import tickets as ticket_services
+from service_crm.services import work_orders as work_order_services
+from web.api import filters as f
+from web.api import serializers as s
+from web.login import RateLimitedAuthenticationForm
+
+DESK_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
+
+
+def require_role(request: Request, roles: frozenset[Role]) -> None:
+    if not scope_for(user=request.user).roles & roles:
+        raise PermissionDenied("Your role may not do this.")
+
+
+class ScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Read-only list/retrieve through the selectors, with validated query filters."""
+
+    list_selector: ClassVar[Callable[..., QuerySet[Any]]]
+    get_selector: ClassVar[Callable[..., Model]]
+    filters: ClassVar[Sequence[f.QueryFilter]] = ()
+
+    def get_queryset(self) -> QuerySet[Any]:
+        qs = type(self).list_selector(user=self.request.user)
+        return f.apply(qs, self.request.query_params, self.filters)
+
+    def get_object(self) -> Any:
+        obj = type(self).get_selector(user=self.request.user, pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+
+class ReadOnlyScoped(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    pass
+
+
+class AccountViewSet(ReadOnlyScoped):
+    """Customer accounts; filter by `segment`, `industry`, `name` (contains)."""
+
+    serializer_class = s.AccountSerializer
+    list_selector = staticmethod(access.account_list_for_user)
+    get_selector = staticmethod(access.account_get_for_user)
+    filters = (f.text("segment", "segment"), f.text("industry", "industry"),
+               f.text("name", "name__icontains"))
+
+
+class AssetViewSet(ReadOnlyScoped):
+    """Installed equipment; filter by `account`, `site`, `status`, `region`, `serial`."""
+
+    serializer_class = s.AssetSerializer
+    list_selector = staticmethod(access.asset_list_for_user)
+    get_selector = staticmethod(access.asset_get_for_user)
+    filters = (f.integer("account", "site__account_id"), f.integer("site", "site_id"),
+               f.choice("status", "status", AssetStatus.choices),
+               f.text("region", "site__region"), f.text("serial", "serial__icontains"))
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return super().get_queryset().prefetch_related(
+            Prefetch("devices", queryset=DeviceLink.objects.order_by("device_key")))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="default: end - 24 h"),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="default: now"),
+            OpenApiParameter("resolution", str, enum=["1m", "1h"], description="default 1h"),
+            OpenApiParameter("metric", str, many=True),
+        ],
+        responses=s.RollupSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def telemetry(self, request: Request, pk: str) -> Response:
+        """Rollup buckets (min, max, mean, last, count) of the asset's devices, oldest first."""
+        window = _parse_window(request.query_params)
+        rows = access.asset_telemetry_for_user(
+            user=request.user, pk=pk, start=window.start, end=window.end,
+            resolution=window.resolution, metrics=request.query_params.getlist("metric") or None)
+        return Response(s.RollupSerializer(rows, many=True).data)
+
+
+class _Window(forms.Form):
+    start = forms.DateTimeField(required=False)
+    end = forms.DateTimeField(required=False)
+    resolution = forms.ChoiceField(choices=[("1m", "1m"), ("1h", "1h")], required=False)
+
+
+class Window:
+    def __init__(self, start: dt.datetime, end: dt.datetime, resolution: Any) -> None:
+        self.start, self.end, self.resolution = start, end, resolution
+
+
+MAX_WINDOW = {"1m": dt.timedelta(days=7), "1h": dt.timedelta(days=400)}
+
+
+def _parse_window(params: Any) -> Window:
+    form = _Window(params)
+    if not form.is_valid():
+        raise ValidationError({k: [e["message"] for e in v]
+                               for k, v in form.errors.get_json_data().items()})
+    end = form.cleaned_data["end"] or timezone.now()
+    start = form.cleaned_data["start"] or end - dt.timedelta(hours=24)
+    resolution = form.cleaned_data["resolution"] or "1h"
+    if start >= end:
+        raise ValidationError({"start": ["`start` must be before `end`."]})
+    if end - start > MAX_WINDOW[resolution]:
+        raise ValidationError({"start": [
+            f"At {resolution} resolution a window spans at most "
+            f"{MAX_WINDOW[resolution].days} days."]})
+    return Window(start, end, resolution)
+
+
+class EpisodeViewSet(ReadOnlyScoped):
+    """Failure episodes; filter by `status`, `severity`, `asset`, `account`."""
+
+    serializer_class = s.EpisodeSerializer
+    list_selector = staticmethod(access.episode_list_for_user)
+    get_selector = staticmethod(access.episode_get_for_user)
+    filters = (f.choice("status", "status", EpisodeStatus.choices),
+               f.choice("severity", "peak_severity", Severity.choices),
+               f.integer("asset", "asset_id"), f.integer("account", "asset__site__account_id"))
+
+
+class AlertViewSet(ReadOnlyScoped):
+    """Detector alerts; filter by `state`, `severity`, `asset`, `episode`, `device`, `since`."""
+
+    serializer_class = s.AlertSerializer
+    list_selector = staticmethod(access.alert_list_for_user)
+    get_selector = staticmethod(access.alert_get_for_user)
+    filters = (f.choice("state", "state", AlertState.choices),
+               f.choice("severity", "severity", Severity.choices),
+               f.integer("asset", "asset_id"), f.integer("episode", "episode_id"),
+               f.text("device", "device_key"), f.instant("since", "at__gte"))
+
+
+class TicketViewSet(ReadOnlyScoped):
+    """Service tickets; filter by `status`, `priority`, `account`, `asset`, `breached`.
+    POST opens a ticket by phone, email or portal (customers: portal, own assets)."""
+
+    serializer_class = s.TicketSerializer
+    list_selector = staticmethod(access.ticket_list_for_user)
+    get_selector = staticmethod(access.ticket_get_for_user)
+    filters = (f.choice("status", "status", TicketStatus.choices),
+               f.choice("priority", "priority", Priority.choices),
+               f.integer("account", "account_id"), f.integer("asset", "asset_id"),
+               f.boolean("breached", "resolution_breached"))
+
+    @extend_schema(request=s.TicketOpenSerializer, responses={201: s.TicketSerializer})
+    def create(self, request: Request) -> Response:
+        require_role(request, STAFF_ROLES | {Role.CUSTOMER})
+        body = s.TicketOpenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        asset = access.asset_list_for_user(user=request.user).filter(pk=data["asset"]).first()
+        if asset is None:  # same answer whether it does not exist or is not theirs
+            raise ValidationError({"asset": [f"No asset {data['asset']} that you can see."]})
+        is_staff = scope_for(user=request.user).everything
+        ticket = ticket_services.ticket_open(
+            asset=asset, summary=data["summary"], priority=data["priority"],
+            source=data["source"] if is_staff else TicketSource.PORTAL,
+            actor=request.user)  # type: ignore[arg-type]
+        return Response(s.TicketSerializer(ticket).data, status=201)
+
+    @extend_schema(request=s.TicketTransitionSerializer, responses=s.TicketSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str) -> Response:
+        """Move the ticket along its workflow (desk roles only)."""
+        ticket = self.get_object()
+        require_role(request, DESK_ROLES)
+        body = s.TicketTransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ticket = ticket_services.ticket_transition(
+            ticket=ticket, to=body.validated_data["to"], actor=request.user,  # type: ignore[arg-type]
+            outcome=body.validated_data["outcome"])
+        return Response(s.TicketSerializer(ticket).data)
+
+
+class WorkOrderViewSet(ReadOnlyScoped):
+    """Work orders (an engineer sees their own); filter by `status`, `engineer`, `ticket`,
+    `day` (scheduled that UTC day)."""
+
+    serializer_class = s.WorkOrderSerializer
+    list_selector = staticmethod(access.work_order_list_for_user)
+    get_selector = staticmethod(access.work_order_get_for_user)
+    filters = (f.choice("status", "status", WorkOrderStatus.choices),
+               f.integer("engineer", "engineer_id"), f.integer("ticket", "ticket_id"),
+               f.QueryFilter("day", "scheduled_start__date", forms.DateField()))
+
+    @extend_schema(request=None, responses=s.WorkOrderSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        wo = self.get_object()
+        require_role(request, DESK_ROLES | {Role.FIELD_ENGINEER})
+        wo = work_order_services.work_order_start(work_order=wo, actor=request.user)  # type: ignore[arg-type]
+        return Response(s.WorkOrderSerializer(wo).data)
+
+    @extend_schema(request=s.WorkOrderCompleteSerializer, responses=s.WorkOrderSerializer)
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str) -> Response:
+        wo = self.get_object()
+        require_role(request, DESK_ROLES | {Role.FIELD_ENGINEER})
+        body = s.WorkOrderCompleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wo = work_order_services.work_order_complete(
+            work_order=wo, actor=request.user, report=body.validated_data["report"],  # type: ignore[arg-type]
+            outcome=body.validated_data["outcome"],
+            time_spent_min=body.validated_data["time_spent_min"])
+        return Response(s.WorkOrderSerializer(wo).data)
+
+
+class OfferViewSet(ReadOnlyScoped):
+    """Offers (customers see those sent to them); filter by `status`, `account`."""
+
+    serializer_class = s.OfferSerializer
+    list_selector = staticmethod(access.offer_list_for_user)
+    get_selector = staticmethod(access.offer_get_for_user)
+    filters = (f.choice("status", "status", OfferStatus.choices),
+               f.integer("account", "account_id"))
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return super().get_queryset().prefetch_related(
+            Prefetch("lines", queryset=OfferLine.objects.order_by("pk")))
+
+    @extend_schema(request=None, responses=s.OfferSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        """A service manager approves the discount of an offer pending approval."""
+        offer = self.get_object()
+        require_role(request, frozenset({Role.ADMIN, Role.SERVICE_MANAGER}))
+        offer = offer_services.offer_approve(offer=offer, approver=request.user)  # type: ignore[arg-type]
+        return Response(s.OfferSerializer(offer).data)
+
+    @extend_schema(request=s.OfferDecisionSerializer, responses=s.OfferSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, pk: str) -> Response:
+        """The customer accepts or declines a sent offer (staff may record it for them)."""
+        offer = self.get_object()
+        require_role(request, STAFF_ROLES | {Role.CUSTOMER})
+        body = s.OfferDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        offer = offer_services.offer_decide(offer=offer, accepted=body.validated_data["accepted"],
+                                            actor=request.user)  # type: ignore[arg-type]
+        return Response(s.OfferSerializer(offer).data)
+
+
+class TokenView(APIView):
+    """Exchange a user name and password for an API token (rate limited like the log-in)."""
+
+    authentication_classes = []
+    permission_classes = []
+
+    @extend_schema(request=s.TokenRequestSerializer, responses=s.TokenSerializer)
+    def post(self, request: Request) -> Response:
+        form = RateLimitedAuthenticationForm(request._request, data=request.data)
+        if not form.is_valid():
+            messages = [str(m) for m in form.non_field_errors()] or ["Give username and password."]
+            status = 429 if form.blocked else 400
+            return Response({"detail": " ".join(messages),
+                             "errors": {"non_field_errors": messages}}, status=status)
+        token, _ = Token.objects.get_or_create(user=form.get_user())
+        return Response({"token": token.key})
+
+
+class DeviceViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Devices seen on the broker; `?unclaimed=true` lists those no asset has claimed
+    (staff only)."""
+
+    serializer_class = s.DeviceSerializer
+    lookup_field = "device_key"
+    lookup_value_regex = r"[A-Za-z0-9_.-]{1,64}"
+    filters = (f.boolean("unclaimed", "unclaimed"),)
+
+    @extend_schema(parameters=[OpenApiParameter("unclaimed", bool)])
+    def list(self, request: Request) -> Response:
+        unclaimed = f.parse(request.query_params, self.filters).get("unclaimed")
+        rows = access.device_list_for_user(user=request.user, unclaimed=unclaimed,
+                                           limit=100_000)
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        data = s.DeviceSerializer(page if page is not None else rows, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request: Request, device_key: str) -> Response:
+        row = access.device_get_for_user(user=request.user, device_key=device_key)
+        return Response(s.DeviceSerializer(row).data)

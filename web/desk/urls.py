@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from web.desk import views
+
+app_name = "desk"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("panel/", views.dashboard_panel, name="dashboard-panel"),
+    path("episodes/", views.episode_list, name="episodes"),
+    path("episodes/<int:pk>/", views.episode_detail, name="episode"),
+    path("tickets/", views.ticket_list, name="tickets"),
+    path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
+    path("tickets/<int:pk>/transition/", views.ticket_transition, name="ticket-transition"),
+    path("tickets/<int:pk>/pause/", views.ticket_pause, name="ticket-pause"),
+    path("tickets/<int:pk>/resume/", views.ticket_resume, name="ticket-resume"),
+    path("work-orders/<int:pk>/schedule/", views.work_order_schedule, name="work-order-schedule"),
+    path("accounts/", views.account_list, name="accounts"),
+    path("accounts/<int:pk>/", views.account_detail, name="account"),
+    path("assets/<int:pk>/", views.asset_detail, name="asset"),
+    path("offers/", views.offer_list, name="offers"),
+    path("offers/<int:pk>/", views.offer_detail, name="offer"),
+    path("offers/<int:pk>/<slug:verb>/", views.offer_action, name="offer-action"),
+    path("dispatch/", views.dispatch_board, name="dispatch"),
+    path("renewals/", views.renewals, name="renewals"),
+    path("reports/", views.reports, name="reports"),
+    path("devices/unclaimed/", views.devices_unclaimed, name="devices-unclaimed"),
+]

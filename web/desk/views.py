@@ -1,0 +1,317 @@
+"""Service desk pages: dashboard, episode queue, tickets and dispatch, accounts, assets,
+offers, unclaimed devices. Reads go through the guarded selectors, writes through one
+service each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from service_crm.models.choices import EpisodeStatus, OfferStatus, Severity, TicketStatus
+from service_crm.selectors import access
+from service_crm.selectors.access import STAFF_ROLES, Role
+from service_crm.selectors.accounts import contract_list_renewal_opportunities
+from service_crm.selectors.outcomes import alert_precision_list
+from service_crm.services import offers as offer_services
+from service_crm.services import tickets as ticket_services
+from service_crm.services import work_orders as work_order_services
+from web.desk.queries import dashboard_get
+from web.forms import PauseForm, ScheduleForm, TicketTransitionForm, call_service
+from web.roles import role_required
+
+DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
+STAFF = tuple(STAFF_ROLES)
+PAGE = 50
+DISPATCH_DAYS = 7
+
+
+def _page(request: HttpRequest, items: Any) -> Any:
+    return Paginator(items, PAGE).get_page(request.GET.get("page"))
+
+
+@role_required(*STAFF)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "desk/dashboard.html", {
+        "d": dashboard_get(user=request.user, now=timezone.now()),
+        "poll_seconds": float(getattr(settings, "AFTERCARE_DASHBOARD_POLL_S", 15))})
+
+
+@role_required(*STAFF)
+def dashboard_panel(request: HttpRequest) -> HttpResponse:
+    """The dashboard's figures alone, fetched every few seconds by static/poll.js."""
+    return render(request, "desk/_dashboard_panel.html",
+                  {"d": dashboard_get(user=request.user, now=timezone.now())})
+
+
+@role_required(*STAFF)
+def episode_list(request: HttpRequest) -> HttpResponse:
+    qs = access.episode_list_for_user(user=request.user)
+    status = request.GET.get("status", "live")
+    if status == "live":
+        qs = qs.filter(status__in=[EpisodeStatus.OPEN, EpisodeStatus.WATCHING])
+    elif status in EpisodeStatus.values:
+        qs = qs.filter(status=status)
+    severity = request.GET.get("severity", "")
+    if severity in Severity.values:
+        qs = qs.filter(peak_severity=severity)
+    return render(request, "desk/episode_list.html", {
+        "page": _page(request, qs.order_by("-last_alert_at")), "status": status,
+        "severity": severity, "statuses": EpisodeStatus.choices, "severities": Severity.choices})
+
+
+@role_required(*STAFF)
+def episode_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    episode = access.episode_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/episode_detail.html", {
+        "episode": episode, "alerts": episode.alerts.order_by("-at")[:50],
+        "tickets": episode.tickets.order_by("-opened_at")})
+
+
+@role_required(*STAFF)
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    qs = access.ticket_list_for_user(user=request.user)
+    status = request.GET.get("status", "open")
+    if status == "open":
+        qs = qs.exclude(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED])
+    elif status in TicketStatus.values:
+        qs = qs.filter(status=status)
+    return render(request, "desk/ticket_list.html", {
+        "page": _page(request, qs.order_by("resolution_due", "-opened_at")), "status": status,
+        "statuses": TicketStatus.choices})
+
+
+def _ticket_context(request: HttpRequest, ticket: Any, **forms: Any) -> dict[str, Any]:
+    work_orders = list(ticket.work_orders.select_related("engineer").order_by("pk"))
+    schedulable = next((w for w in work_orders if w.status in ("proposed", "scheduled")), None)
+    initial = {}
+    if schedulable is not None:
+        initial = {"engineer": schedulable.engineer_id, "start": schedulable.scheduled_start,
+                   "end": schedulable.scheduled_end}
+    return {
+        "ticket": ticket, "work_orders": work_orders, "schedulable": schedulable,
+        "transition_form": forms.get("transition_form") or TicketTransitionForm(),
+        "pause_form": forms.get("pause_form") or PauseForm(),
+        "schedule_form": forms.get("schedule_form") or ScheduleForm(initial=initial),
+        "timeline": ticket.interactions.order_by("-at", "-pk")[:50],
+        "can_act": bool(access.scope_for(user=request.user).roles & set(DESK)),
+    }
+
+
+@role_required(*STAFF)
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = access.ticket_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/ticket_detail.html", _ticket_context(request, ticket))
+
+
+def _back_to_ticket(ticket_pk: int) -> HttpResponse:
+    return HttpResponseRedirect(reverse("desk:ticket", args=[ticket_pk]))
+
+
+def _ticket_action(request: HttpRequest, pk: int, *, form: forms.Form, form_key: str,
+                   service: Callable[[Any, Any], object], done: str = "") -> HttpResponse:
+    """Validate ``form``, call one ticket service, and either go back to the ticket or show
+    the form again with the service's objection by its field (400)."""
+    ticket = access.ticket_get_for_user(user=request.user, pk=pk)
+    if form.is_valid() and call_service(form, lambda: service(ticket, form.cleaned_data)):
+        if done:
+            messages.success(request, done.format(ticket=ticket, **form.cleaned_data))
+        return _back_to_ticket(ticket.pk)
+    return render(request, "desk/ticket_detail.html",
+                  _ticket_context(request, ticket, **{form_key: form}), status=400)
+
+
+@require_POST
+@role_required(*DESK)
+def ticket_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    actor: Any = request.user
+    return _ticket_action(
+        request, pk, form=TicketTransitionForm(request.POST), form_key="transition_form",
+        service=lambda ticket, data: ticket_services.ticket_transition(
+            ticket=ticket, to=data["to"], actor=actor, outcome=data["outcome"]),
+        done="{ticket.number} moved to {to}.")
+
+
+@require_POST
+@role_required(*DESK)
+def ticket_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    actor: Any = request.user
+    return _ticket_action(
+        request, pk, form=PauseForm(request.POST), form_key="pause_form",
+        service=lambda ticket, data: ticket_services.ticket_pause(
+            ticket=ticket, reason=data["reason"], actor=actor))
+
+
+@require_POST
+@role_required(*DESK)
+def ticket_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    actor: Any = request.user
+    return _ticket_action(
+        request, pk, form=forms.Form({}), form_key="pause_form",
+        service=lambda ticket, data: ticket_services.ticket_resume(ticket=ticket, actor=actor))
+
+
+@require_POST
+@role_required(*DESK)
+def work_order_schedule(request: HttpRequest, pk: int) -> HttpResponse:
+    """Dispatch: book an engineer for the work order's window."""
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    form = ScheduleForm(request.POST)
+    if form.is_valid() and call_service(form, lambda: work_order_services.work_order_schedule(
+            work_order=wo, engineer=form.cleaned_data["engineer"],
+            start=form.cleaned_data["start"], end=form.cleaned_data["end"],
+            actor=request.user)):  # type: ignore[arg-type]
+        messages.success(request, f"{wo} scheduled with {form.cleaned_data['engineer']}.")
+        return _back_to_ticket(wo.ticket_id)
+    ticket = access.ticket_get_for_user(user=request.user, pk=wo.ticket_id)
+    return render(request, "desk/ticket_detail.html",
+                  _ticket_context(request, ticket, schedule_form=form), status=400)
+
+
+@role_required(*STAFF)
+def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    account = access.account_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/account_detail.html", {
+        "account": account,
+        "assets": access.asset_list_for_user(user=request.user).filter(site__account=account),
+        "contracts": access.contract_list_for_user(user=request.user).filter(account=account),
+        "tickets": access.ticket_list_for_user(user=request.user).filter(
+            account=account).order_by("-opened_at")[:20],
+        "offers": access.offer_list_for_user(user=request.user).filter(account=account)[:20],
+        "timeline": access.interaction_list_for_account(user=request.user,
+                                                        account=account)[:100],
+    })
+
+
+@role_required(*STAFF)
+def account_list(request: HttpRequest) -> HttpResponse:
+    qs = access.account_list_for_user(user=request.user)
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(name__icontains=q)
+    return render(request, "desk/account_list.html", {"page": _page(request, qs), "q": q})
+
+
+@role_required(*STAFF)
+def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = access.asset_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/asset_detail.html", {
+        "asset": asset, "devices": asset.devices.all(),
+        "episodes": access.episode_list_for_user(user=request.user).filter(asset=asset)[:20],
+        "tickets": access.ticket_list_for_user(user=request.user).filter(
+            asset=asset).order_by("-opened_at")[:20],
+        "markers": _markers(request, asset),
+    })
+
+
+def _markers(request: HttpRequest, asset: Any) -> list[dict[str, Any]]:
+    """Alert and work-order times for the chart, newest 200 of each."""
+    alerts = access.alert_list_for_user(user=request.user).filter(asset=asset)[:200]
+    wos = access.work_order_list_for_user(user=request.user).filter(
+        ticket__asset=asset, scheduled_start__isnull=False)[:200]
+    out = [{"t": a.opened_at.timestamp(), "kind": "alert", "label": a.failure_mode_code}
+           for a in alerts]
+    out += [{"t": w.scheduled_start.timestamp(), "kind": "work_order", "label": str(w)}
+            for w in wos if w.scheduled_start is not None]
+    return out
+
+
+@role_required(*STAFF)
+def offer_list(request: HttpRequest) -> HttpResponse:
+    qs = access.offer_list_for_user(user=request.user)
+    status = request.GET.get("status", "")
+    if status in OfferStatus.values:
+        qs = qs.filter(status=status)
+    return render(request, "desk/offer_list.html", {
+        "page": _page(request, qs), "status": status, "statuses": OfferStatus.choices})
+
+
+@role_required(*STAFF)
+def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    offer = access.offer_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/offer_detail.html", {
+        "offer": offer, "lines": offer.lines.all(),
+        "can_approve": bool(access.scope_for(user=request.user).roles
+                            & {Role.ADMIN, Role.SERVICE_MANAGER})})
+
+
+@require_POST
+@role_required(*STAFF)
+def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    """request-approval / approve / send, each one service call."""
+    offer = access.offer_get_for_user(user=request.user, pk=pk)
+    actor: Any = request.user
+    services = {
+        "request-approval": lambda: offer_services.offer_request_approval(offer=offer,
+                                                                          actor=actor),
+        "approve": lambda: offer_services.offer_approve(offer=offer, approver=actor),
+        "send": lambda: offer_services.offer_send(offer=offer, actor=actor),
+    }
+    if verb not in services:
+        return HttpResponse(status=404)
+    if verb == "approve" and not access.has_role(user=request.user,
+                                                 roles={Role.ADMIN, Role.SERVICE_MANAGER}):
+        return HttpResponse("Only a service manager approves offers.", status=403)
+    form = forms.Form({})
+    form.is_valid()
+    if call_service(form, services[verb]):
+        messages.success(request, f"{offer.number}: {verb.replace('-', ' ')} done.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[offer.pk]))
+    return render(request, "desk/offer_detail.html", {
+        "offer": offer, "lines": offer.lines.all(), "action_form": form,
+        "can_approve": access.has_role(user=request.user,
+                                       roles={Role.ADMIN, Role.SERVICE_MANAGER})}, status=400)
+
+
+@role_required(*STAFF)
+def devices_unclaimed(request: HttpRequest) -> HttpResponse:
+    rows = access.device_list_for_user(user=request.user, unclaimed=True, limit=PAGE * 20)
+    return render(request, "desk/devices_unclaimed.html", {"page": _page(request, rows)})
+
+
+@role_required(*STAFF)
+def dispatch_board(request: HttpRequest) -> HttpResponse:
+    """Work orders waiting for an engineer or booked in the next days, by engineer."""
+    now = timezone.now()
+    qs = (access.work_order_list_for_user(user=request.user)
+          .filter(status__in=["proposed", "scheduled"])
+          .filter(Q(engineer__isnull=True) | Q(status="proposed")
+                  | Q(scheduled_start__lt=now + dt.timedelta(days=DISPATCH_DAYS)))
+          .select_related("engineer", "ticket__asset__site")
+          .order_by("engineer__name", "scheduled_start"))
+    lanes: dict[str, list[Any]] = {}
+    for wo in qs[:500]:
+        lanes.setdefault(wo.engineer.name if wo.engineer else "Unassigned", []).append(wo)
+    return render(request, "desk/dispatch.html", {"lanes": lanes, "days": DISPATCH_DAYS})
+
+
+@role_required(*STAFF)
+def renewals(request: HttpRequest) -> HttpResponse:
+    """Contracts ending within 90 days and not renewed, least healthy accounts first."""
+    return render(request, "desk/renewals.html", {
+        "opportunities": contract_list_renewal_opportunities(now=timezone.now())})
+
+
+@role_required(*STAFF)
+def reports(request: HttpRequest) -> HttpResponse:
+    """Alert precision per detector and failure mode (from ticket outcomes), and SLA
+    compliance of the tickets resolved in the last 90 days."""
+    since = timezone.now() - dt.timedelta(days=90)
+    resolved = access.ticket_list_for_user(user=request.user).filter(
+        resolved_at__gte=since, resolution_due__isnull=False)
+    total = resolved.count()
+    breached = resolved.filter(resolution_breached=True).count()
+    return render(request, "desk/reports.html", {
+        "precision": alert_precision_list(), "sla_total": total, "sla_breached": breached,
+        "sla_met_pct": None if total == 0 else round(100 * (total - breached) / total, 1)})

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from web.field import views
+
+app_name = "field"
+urlpatterns = [
+    path("", views.today, name="today"),
+    path("work-orders/<int:pk>/", views.work_order, name="work-order"),
+    path("work-orders/<int:pk>/start/", views.work_order_start, name="work-order-start"),
+    path("work-orders/<int:pk>/complete/", views.work_order_complete,
+         name="work-order-complete"),
+]

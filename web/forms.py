@@ -1,0 +1,68 @@
+"""Forms shared by the workspaces, and the one way a service's ValidationError reaches the
+user: attached to the form field it names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from service_crm.models import Engineer
+from service_crm.models.choices import Outcome, TicketStatus
+
+
+def call_service(form: forms.Form, service: Callable[[], object]) -> bool:
+    """Run ``service``; a rule it enforces becomes a form error (by field when the form has
+    that field, otherwise at the top of the form). False when it refused."""
+    try:
+        service()
+        return True
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+        for field, messages in errors.items():
+            target = field if field in form.fields else None
+            for message in messages:
+                prefix = "" if target or not field or field == "__all__" else f"{field}: "
+                form.add_error(target, prefix + message)
+        return False
+
+
+class TicketTransitionForm(forms.Form):
+    to = forms.ChoiceField(choices=TicketStatus.choices, label="Move to")
+    outcome = forms.ChoiceField(choices=[("", "—"), *Outcome.choices], required=False)
+
+
+class PauseForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+class DateTimeLocal(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M")
+
+
+class ScheduleForm(forms.Form):
+    engineer = forms.ModelChoiceField(queryset=Engineer.objects.filter(available=True))
+    start = forms.DateTimeField(widget=DateTimeLocal(), help_text="UTC")
+    end = forms.DateTimeField(widget=DateTimeLocal(), help_text="UTC")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and end <= start:
+            self.add_error("end", "The window must end after it starts.")
+        return data
+
+
+class CompleteForm(forms.Form):
+    report = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), label="What was done")
+    outcome = forms.ChoiceField(choices=Outcome.choices)
+    time_spent_min = forms.IntegerField(min_value=1, label="Time on site (min)")
+
+
+class DecisionForm(forms.Form):
+    accepted = forms.TypedChoiceField(choices=[("yes", "Accept"), ("no", "Decline")],
+                                      coerce=lambda v: v == "yes")

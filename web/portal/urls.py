@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from web.portal import views
+
+app_name = "portal"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("tickets/report/", views.ticket_report, name="ticket-report"),
+    path("offers/<int:pk>/", views.offer_detail, name="offer"),
+    path("offers/<int:pk>/decide/", views.offer_decide, name="offer-decide"),
+    path("personal-data/", views.personal_data, name="personal-data"),
+    path("personal-data/deletion/", views.personal_data_deletion,
+         name="personal-data-deletion"),
+]

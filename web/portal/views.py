@@ -1,0 +1,145 @@
+"""The customer portal: the account's assets and health, tickets with their SLA status,
+offers to accept or decline, and the contact's own personal data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from service_crm.models import Asset, Contact, Interaction
+from service_crm.models.choices import (
+    EpisodeStatus,
+    InteractionKind,
+    OfferStatus,
+    Priority,
+    TicketSource,
+)
+from service_crm.selectors import access
+from service_crm.selectors.access import Role
+from service_crm.services import offers as offer_services
+from service_crm.services import tickets as ticket_services
+from service_crm.services.audit import interaction_record
+from web.forms import DecisionForm, call_service
+from web.roles import role_required
+
+LIVE = [EpisodeStatus.OPEN, EpisodeStatus.WATCHING]
+
+
+class ReportProblemForm(forms.Form):
+    asset = forms.ModelChoiceField(queryset=Asset.objects.none(), label="Equipment")
+    summary = forms.CharField(max_length=300, label="What is wrong?")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ModelChoiceField, self.fields["asset"])  # type: ignore[type-arg]
+        field.queryset = access.asset_list_for_user(user=user)
+
+
+@role_required(Role.CUSTOMER)
+def home(request: HttpRequest, report_form: ReportProblemForm | None = None,
+         status: int = 200) -> HttpResponse:
+    user = request.user
+    assets = access.asset_list_for_user(user=user).annotate(
+        live_episodes=Count("episodes", filter=Q(episodes__status__in=LIVE)))
+    return render(request, "portal/home.html", {
+        "account": access.account_list_for_user(user=user).first(),
+        "assets": assets,
+        "tickets": access.ticket_list_for_user(user=user).order_by("-opened_at")[:50],
+        "offers": access.offer_list_for_user(user=user).order_by("-sent_at")[:20],
+        "now": timezone.now(),
+        "report_form": report_form or ReportProblemForm(user=user),
+    }, status=status)
+
+
+@require_POST
+@role_required(Role.CUSTOMER)
+def ticket_report(request: HttpRequest) -> HttpResponse:
+    """A customer reports a problem with one of their own assets: a portal ticket."""
+    form = ReportProblemForm(request.POST, user=request.user)
+    actor: Any = request.user
+    if form.is_valid() and call_service(form, lambda: ticket_services.ticket_open(
+            asset=form.cleaned_data["asset"], summary=form.cleaned_data["summary"],
+            source=TicketSource.PORTAL, priority=Priority.P3, actor=actor)):
+        messages.success(request, "Thank you: the service desk has your report.")
+        return HttpResponseRedirect(reverse("portal:home"))
+    return home(request, report_form=form, status=400)
+
+
+@role_required(Role.CUSTOMER)
+def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    offer = access.offer_get_for_user(user=request.user, pk=pk)
+    return render(request, "portal/offer.html", {
+        "offer": offer, "lines": offer.lines.all(), "form": DecisionForm(),
+        "open": offer.status == OfferStatus.SENT})
+
+
+@require_POST
+@role_required(Role.CUSTOMER)
+def offer_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    offer = access.offer_get_for_user(user=request.user, pk=pk)
+    form = DecisionForm(request.POST)
+    actor: Any = request.user
+    if form.is_valid() and call_service(form, lambda: offer_services.offer_decide(
+            offer=offer, accepted=form.cleaned_data["accepted"], actor=actor)):
+        messages.success(request, f"Thank you: offer {offer.number} "
+                                  f"{'accepted' if form.cleaned_data['accepted'] else 'declined'}.")
+        return HttpResponseRedirect(reverse("portal:home"))
+    return render(request, "portal/offer.html", {
+        "offer": offer, "lines": offer.lines.all(), "form": form,
+        "open": offer.status == OfferStatus.SENT}, status=400)
+
+
+@role_required(Role.CUSTOMER)
+def personal_data(request: HttpRequest) -> HttpResponse:
+    """Everything we hold about the signed-in contact, as a JSON download (GDPR art. 15/20)."""
+    contact = Contact.objects.select_related("account").get(
+        user_id=int(request.user.pk or 0))
+    data = {
+        "exported_at": timezone.now(),
+        "contact": {"name": contact.name, "email": contact.email, "phone": contact.phone,
+                    "roles": contact.roles, "account": contact.account.name,
+                    "offer_consent": contact.offer_consent,
+                    "consent_given_at": contact.consent_given_at,
+                    "consent_method": contact.consent_method},
+        "user": {"username": request.user.get_username(),
+                 "email": getattr(request.user, "email", ""),
+                 "date_joined": getattr(request.user, "date_joined", None),
+                 "last_login": getattr(request.user, "last_login", None)},
+        "offers_received": [{"number": o.number, "title": o.title, "sent_at": o.sent_at,
+                             "status": o.status} for o in contact.offers_received.all()],
+        "interactions": [{"at": i.at, "kind": i.kind, "summary": i.summary}
+                         for i in Interaction.objects.filter(contact=contact).order_by("at")],
+    }
+    response = HttpResponse(json.dumps(data, cls=DjangoJSONEncoder, indent=2),
+                            content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="aftercare-personal-data.json"'
+    return response
+
+
+@require_POST
+@role_required(Role.CUSTOMER)
+def personal_data_deletion(request: HttpRequest) -> HttpResponse:
+    """The contact asks for their personal data to be erased. Erasure has legal exceptions
+    (contracts, invoices), so the request goes on the account timeline for the desk to
+    decide and answer, rather than deleting anything here."""
+    contact = Contact.objects.select_related("account").get(
+        user_id=int(request.user.pk or 0))
+    with transaction.atomic():
+        interaction_record(
+            account=contact.account, contact=contact, kind=InteractionKind.NOTE,
+            at=timezone.now(), by=request.user,  # type: ignore[arg-type]
+            summary=f"{contact.name} asked for their personal data to be deleted (portal)")
+    messages.success(request, "Your request is recorded; we will answer by email within "
+                              "one month.")
+    return HttpResponseRedirect(reverse("portal:home"))
