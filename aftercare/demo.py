@@ -83,6 +83,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     p.add_argument("--duration-s", type=float, default=0, help="stop after N s (0 = Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
+    p.add_argument("--device", action="append", default=[],
+                   help="provision this extra device id on the demo broker (repeatable), for "
+                        "publishing from your own clients")
     args = p.parse_args(argv)
 
     from aftercare.cli import _django_setup, migrate_all
@@ -96,11 +99,17 @@ def main(argv: list[str]) -> int:
     logins = _seed(settings)
 
     devices = scenario_devices(args.scenario)
-    secret_file = data / "device-secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(24))
-        secret_file.chmod(0o600)
-    device_secret = secret_file.read_text().strip()
+    sim_devices = list(devices)
+    devices += [d for d in args.device if d not in devices]
+    if os.environ.get("AFTERCARE_DEVICE_SECRET"):
+        device_secret = settings.device_secret
+    else:
+        # No secret configured: a random one for this demo, kept so restarts agree.
+        secret_file = data / "device-secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(24))
+            secret_file.chmod(0o600)
+        device_secret = secret_file.read_text().strip()
     port = args.mqtt_port or broker.free_port()
     files = broker.write_broker_files(
         data / "mosquitto", port=port, users=broker.default_users(device_secret, devices)
@@ -127,7 +136,7 @@ def main(argv: list[str]) -> int:
     children: list[Child] = []
     skipped: list[str] = []
     for name, module, cmd, mqtt_url in plan:
-        if not available(module) or (name == "simulate" and not devices):
+        if not available(module) or (name == "simulate" and not sim_devices):
             skipped.append(name)
             continue
         children.append(Child(name, exe + cmd, {**base_env, "MQTT_URL": mqtt_url}))
@@ -153,6 +162,9 @@ def main(argv: list[str]) -> int:
    running:  {", ".join(c.name for c in children)}
    {"not in this build: " + ", ".join(skipped) if skipped else "every part is running"}
    logs:     {data}/*.log
+   devices:  {len(devices)} provisioned; a device's MQTT password (user = device id):
+             AFTERCARE_DEVICE_SECRET=... aftercare broker --print-password DEVICE
+             (the secret is in {data}/device-secret unless you set AFTERCARE_DEVICE_SECRET)
    {chr(10).join("   " + line for line in logins).lstrip()}
    Ctrl-C stops everything.
 """, flush=True)
