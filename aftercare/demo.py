@@ -87,6 +87,11 @@ def main(argv: list[str]) -> int:
                    help="provision this extra device id on the demo broker (repeatable), for "
                         "publishing from your own clients")
     args = p.parse_args(argv)
+    from ingest.decode import DEVICE_ID
+
+    for device in args.device:
+        if not DEVICE_ID.fullmatch(device):
+            p.error(f"--device: not a valid device id (letters, digits, _ . -; 1-64): {device!r}")
 
     from aftercare.cli import _django_setup, migrate_all
 
