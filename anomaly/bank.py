@@ -4,6 +4,14 @@ Per channel: limit rules (duration + hysteresis), an adaptive EWMA baseline (per
 metrics with a daily cycle), two-sided CUSUM for slow drift, and sensor health. Per asset: the
 fused equipment score and failure mode, and the device-problem flag, each with an
 :class:`~anomaly.fusion.AlertTracker` so one persisting condition is one alert.
+
+Equipment semantics come in through :class:`ChannelSpec` (see :mod:`anomaly.models`): a channel
+can name the failure mode it points to, be an operating input that is never scored, be steady
+enough for drift detection, or be the asset's running indicator. While an asset is stopped, and
+for ``restart_hold_s`` after it restarts (thermal lags settle), its channels are not fed to the
+equipment detectors: a normal stop is neither an alert nor part of the learned baseline. Sensor
+health always runs. An equipment condition must persist for ``open_hold_s`` before it opens an
+alert, so a single wild reading (a sensor spike, reported as a device problem) never does.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -20,6 +28,7 @@ from anomaly.baseline import EwmaBaseline
 from anomaly.drift import Cusum
 from anomaly.fusion import (
     DEVICE_PROBLEMS,
+    UNKNOWN_MODE,
     AlertTracker,
     Transition,
     failure_mode_for,
@@ -27,7 +36,7 @@ from anomaly.fusion import (
     reduce_max,
 )
 from anomaly.health import HealthResult, SensorHealth
-from anomaly.limits import LimitRule
+from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.state import StreamingDetector
 from anomaly.validation import as_block, as_times
 
@@ -49,6 +58,17 @@ class ChannelSpec:
     phys_max: float = NAN
     min_std: float = 1e-6
     daily: bool = False
+    mode: str = ""                 # failure mode a deviation points to; "" = from the name
+    scored: bool = True            # False: an operating input, never equipment evidence
+    drift: bool = True             # run CUSUM drift detection on this channel
+    stuck: bool = True             # False: may legitimately stay constant (counters)
+    run_level: float = NAN         # finite: the asset runs while this channel is above it
+    steps: bool = False            # legitimately steps for a single sample: no spike check
+    # Detect on a characteristic of the machine instead of the raw value: one of TRANSFORMS,
+    # computed with the same asset's `partners` channels (raw value if one is missing).
+    transform: str = ""
+    partners: tuple[str, ...] = ()
+    side: int = 0                  # +1 / -1: only rises / falls are evidence (0: both)
 
 
 @dataclass(frozen=True)
@@ -58,12 +78,18 @@ class BankConfig:
     z_limit: float = 8.0
     baseline_halflife: float = 600.0
     baseline_warmup: int = 120
+    baseline_var_halflife: float = 21600.0
+    baseline_var_clip: float = float("inf")   # block-size dependent when finite
     cusum_k: float = 1.0
     cusum_h: float = 40.0
-    cusum_warmup: int = 600
-    stuck_s: float = 900.0
+    cusum_warmup: int = 120
+    stuck_s: float = 120.0
     no_data_s: float = 300.0
     clear_hold_s: float = 120.0
+    restart_hold_s: float = 1200.0
+    limit_hold_s: float = 60.0
+    open_hold_s: float = 5.0
+    suspect_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -94,10 +120,10 @@ class DetectorBank:
     >>> bank = DetectorBank(specs, BankConfig(clear_hold_s=5))
     >>> rng = np.random.default_rng(42)
     >>> x = rng.normal([[70.0], [30.0], [70.0]], 0.5, (3, 600))
-    >>> x[0, 400:] = 99.0                       # pump-1 overheats from t = 400 s on
+    >>> x[0, 400:] += 29.0                      # pump-1 overheats from t = 400 s on
     >>> r = bank.update(np.arange(600, dtype=np.int64) * 1_000_000, x)
-    >>> [(e.asset, e.state, bank.modes[e.mode]) for e in r.equipment_events]
-    [(0, 'open', 'overheating')]
+    >>> [(e.asset, e.state, e.severity, bank.modes[e.mode]) for e in r.equipment_events]
+    [(0, 'open', 'warning', 'overheating'), (0, 'update', 'critical', 'overheating')]
     """
 
     def __init__(self, specs: Sequence[ChannelSpec] = (), config: BankConfig | None = None) -> None:
@@ -105,16 +131,22 @@ class DetectorBank:
         c = self.config
         self.specs: list[ChannelSpec] = []
         self.assets: list[str] = []
-        self.modes: list[str] = ["abnormal behaviour"]
+        self.modes: list[str] = [UNKNOWN_MODE]
         self.limit = LimitRule(0)
-        self.baseline = EwmaBaseline(0, halflife=c.baseline_halflife, warmup=c.baseline_warmup)
+        self.baseline = EwmaBaseline(0, halflife=c.baseline_halflife, warmup=c.baseline_warmup,
+                                     var_halflife=c.baseline_var_halflife,
+                                     var_clip=c.baseline_var_clip)
         self.daily = EwmaBaseline(0, halflife=c.baseline_halflife, warmup=c.baseline_warmup,
-                                  slots_per_day=96)
+                                  slots_per_day=96, var_halflife=c.baseline_var_halflife,
+                                  var_clip=c.baseline_var_clip)
         self.cusum = Cusum(0, k=c.cusum_k, h=c.cusum_h, warmup=c.cusum_warmup,
                            z_clip=2 * c.cusum_k)
         self.health = SensorHealth(0, stuck_s=c.stuck_s, no_data_s=c.no_data_s)
         self.equipment = AlertTracker(0, clear_hold_s=c.clear_hold_s)
         self.device = AlertTracker(0, clear_hold_s=c.clear_hold_s)
+        self.running = RunState(0, restart_hold_s=c.restart_hold_s, limit_hold_s=c.limit_hold_s,
+                                open_hold_s=c.open_hold_s)
+        self.suspect = Suspect(0, hold_s=c.suspect_s)
         self._index()
         self.add(specs)
 
@@ -122,8 +154,28 @@ class DetectorBank:
     def _index(self) -> None:
         asset_idx = np.array([self.assets.index(s.asset) for s in self.specs], np.int64)
         self.asset_of = asset_idx
-        self.mode_of = np.array([self.modes.index(failure_mode_for(s.metric))
-                                 for s in self.specs], np.int64)
+        self.mode_of = np.array([self.modes.index(_mode(s)) for s in self.specs], np.int64)
+        self.scored = np.array([s.scored for s in self.specs], bool)
+        self.drift_on = np.array([s.drift for s in self.specs], bool)
+        self.steps = np.array([s.steps for s in self.specs], bool)
+        self.side = np.array([s.side for s in self.specs], np.int64)
+        where = {(s.asset, s.metric): i for i, s in enumerate(self.specs)}
+        tr = [(i, s, [where.get((s.asset, m), -1) for m in s.partners])
+              for i, s in enumerate(self.specs) if s.transform]
+        tr = [(i, s, p) for i, s, p in tr if min(p, default=0) >= 0]
+        self.transforms = [(s.transform, np.array([i for i, t, _ in tr if t.transform
+                                                   == s.transform], np.int64),
+                            np.array([p for _, t, p in tr if t.transform == s.transform],
+                                     np.int64).reshape(-1, len(s.partners)))
+                           for s in {t.transform: t for _, t, _ in tr}.values()]
+        run = [(i, s) for i, s in enumerate(self.specs) if np.isfinite(s.run_level)]
+        # One running indicator per asset (the first such channel); others are ignored.
+        first: dict[int, tuple[int, float]] = {}
+        for i, s in run:
+            first.setdefault(int(asset_idx[i]), (i, s.run_level))
+        self.run_assets = np.array(sorted(first), np.int64)
+        self.run_rows = np.array([first[a][0] for a in sorted(first)], np.int64)
+        self.run_levels = np.array([first[a][1] for a in sorted(first)], np.float64)
         self.daily_rows = np.array([i for i, s in enumerate(self.specs) if s.daily], np.int64)
         self._order = np.argsort(asset_idx, kind="stable")
         sorted_assets = asset_idx[self._order]
@@ -140,7 +192,7 @@ class DetectorBank:
         new_assets = [a for a in dict.fromkeys(s.asset for s in specs) if a not in self.assets]
         self.assets += new_assets
         for s in specs:
-            mode = failure_mode_for(s.metric)
+            mode = _mode(s)
             if mode not in self.modes:
                 self.modes.append(mode)
         col = {k: np.array([getattr(s, k) for s in specs], np.float64)
@@ -156,12 +208,15 @@ class DetectorBank:
         inf = np.iinfo(np.int64).max
         self.health.add_channels(
             n, phys_min=col["phys_min"], phys_max=col["phys_max"],
-            stuck_us=np.full(n, inf if np.isinf(self.config.stuck_s)
-                             else int(self.config.stuck_s * 1e6), np.int64),
+            stuck_us=np.where([s.stuck for s in specs],
+                              inf if np.isinf(self.config.stuck_s)
+                              else int(self.config.stuck_s * 1e6), inf).astype(np.int64),
             no_data_us=np.full(n, inf if np.isinf(self.config.no_data_s)
                                else int(self.config.no_data_s * 1e6), np.int64))
         self.equipment.add_channels(len(new_assets))
         self.device.add_channels(len(new_assets))
+        self.running.add_channels(len(new_assets))
+        self.suspect.add_channels(n)
         self.specs += specs
         self._index()
 
@@ -179,20 +234,60 @@ class DetectorBank:
         x = as_block(values, name="values", channels=self.channels)
         t = as_times(times, name="times", length=x.shape[1])
         c = self.config
-        lim = self.limit.update(t, x).score
+        n_a = len(self.assets)
+        health = self.health.update(t, x)
+        if self.steps.any():
+            # A CNC program can hold a speed for a single second: not a spike, and neither is
+            # what the other channels of that machine do in the same second.
+            blip = np.where(health.spike & self.steps[:, None], 1.0, 0.0)
+            explained = reduce_max(blip, self._order, self._starts, n_a, self._group) > 0
+            health = HealthResult(health.stuck, health.out_of_range,
+                                  health.spike & ~self.steps[:, None]
+                                  & ~explained[self.asset_of], health.no_data)
+        problem = health.any()
+        # A sensor that just had a problem (stuck, spikes, out of range, silent) stays suspect
+        # for a while: its readings neither teach the baselines nor count as equipment evidence
+        # (a stuck sensor that comes back jumps to where the process has gone meanwhile).
+        suspect = self.suspect.update(t, problem)
+        ind = np.full((n_a, x.shape[1]), np.nan)
+        if self.run_rows.size:
+            rv = x[self.run_rows]
+            ind[self.run_assets] = np.where(np.isnan(rv), np.nan,
+                                            rv > self.run_levels[:, None])
+        on, steady = self.running.steady(t, ind)
+        x = np.where(suspect, np.nan, x)
+        if self.transforms:
+            x = x.copy()
+            raw = x.copy()
+            for name, rows, partners in self.transforms:
+                x[rows] = TRANSFORMS[name](raw[rows], *(raw[partners[:, k]]
+                                                        for k in range(partners.shape[1])))
+        # Stopped: nothing for the equipment detectors; just restarted: limits only (pressures,
+        # vibration, currents settle in seconds), the adaptive detectors wait until temperatures
+        # have settled too.
+        x_on = np.where(on[self.asset_of], x, np.nan) if self.channels else x
+        lim = self.limit.update(t, x_on).score
+        x = np.where(steady[self.asset_of], x, np.nan) if self.channels else x
         base = self.baseline.update(t, x)
         z, mean = base.z, base.mean
         if self.daily_rows.size:
             d = self.daily.update(t, x[self.daily_rows])
             z[self.daily_rows], mean[self.daily_rows] = d.z, d.mean
-        base_ratio = np.abs(z) / c.z_limit
-        drift = self.cusum.update(t, x).score
-        health = self.health.update(t, x)
-        problem = health.any()
-        # A sick sensor is a device problem: its readings are not evidence about the equipment.
+        side = self.side[:, None]
+        base_ratio = np.where(side == 0, np.abs(z), np.maximum(side * z, 0.0)) / c.z_limit
+        cu = self.cusum.update(t, x)
+        if x.shape[1]:
+            # A machine that is stopped or settling (a trip, a repair) starts its drift sums
+            # afresh: what accumulated before the stop is not evidence about the restarted one.
+            idle = ~steady[self.asset_of, -1]
+            self.cusum.upper[idle], self.cusum.lower[idle] = 0.0, 0.0
+        drift = np.where(self.drift_on[:, None] & ((side == 0) | (cu.direction == side)),
+                         cu.score, np.where(np.isnan(cu.score), np.nan, 0.0))
+        drift = np.where(self.drift_on[:, None], drift, np.nan)
+        # A sick sensor is a device problem: its readings are not evidence about the equipment;
+        # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
-        chan = np.where(problem, 0.0, ratio_to_score(ratio))
-        n_a = len(self.assets)
+        chan = np.where(suspect | ~self.scored[:, None], 0.0, ratio_to_score(ratio))
         asset = reduce_max(chan, self._order, self._starts, n_a, self._group)
         # Failure mode: the mode of the strongest channel of the asset at that sample.
         best = np.full((n_a, x.shape[1]), -1.0)
@@ -213,7 +308,10 @@ class DetectorBank:
             rank = np.argsort(dev_ch, axis=0, kind="stable")
             cols = np.broadcast_to(np.arange(x.shape[1]), rank.shape)
             dev_mode[self.asset_of[rank], cols] = dev_kind[rank, cols]
-        eq_events = self.equipment.update(t, asset, mode)
+        # A stopped machine says nothing new about its condition: an open alert stays open
+        # (no new alert for the same fault after every stop), a closed one stays closed.
+        held = np.where(on, self.running.persist(t, asset, self.equipment.open_level), np.nan)
+        eq_events = self.equipment.update(t, held, mode)
         dv_events = self.device.update(t, device, dev_mode)
         return BankResult(limit=lim, baseline=base_ratio, baseline_mean=mean, cusum=drift,
                           health=health, channel_score=chan, asset_score=asset, asset_mode=mode,
@@ -227,7 +325,7 @@ class DetectorBank:
     def _parts(self) -> dict[str, StreamingDetector]:
         return {"limit": self.limit, "baseline": self.baseline, "daily": self.daily,
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
-                "device": self.device}
+                "device": self.device, "running": self.running, "suspect": self.suspect}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
@@ -260,8 +358,120 @@ class DetectorBank:
             raise ValueError("checkpoint assets do not match its channels")
         for name, part in bank._parts().items():
             prefix = f"{name}."
-            part.load_state({k[len(prefix):]: v for k, v in arrays.items()
-                             if k.startswith(prefix)})
+            state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if state or part.channels:        # a part newer than the checkpoint starts fresh
+                part.load_state(state)
         known = set(keys)
         bank.add([s for s in specs if (s.asset, s.metric) not in known])
         return bank
+
+
+def _log_ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((num > 0) & (den > 0), np.log(num / den), np.nan)
+
+
+#: Characteristics a channel can be watched through (``ChannelSpec.transform``): each takes
+#: the channel's values and its partners' (rows, T) and returns the characteristic.
+TRANSFORMS: dict[str, Any] = {
+    # Pump head coefficient, log((p_discharge - p_suction) / n^2): constant on the affinity-law
+    # curve whatever the demand; a leak (or wear) lowers it. Partners: suction, speed (rpm).
+    "head_coefficient": lambda p_d, p_s, rpm: _log_ratio(p_d - p_s, (rpm / 1000.0) ** 2),
+    # Motor current per unit of compressor load, log(I / (0.3 + 0.7 load)): the motor's part-
+    # load characteristic; a heat-rejection fault raises the lift, so the current per load.
+    "current_per_load": lambda i, load: _log_ratio(i, 0.3 + 0.007 * load),
+    # Temperature rise over ambient. Partner: the ambient temperature.
+    "rise_over_ambient": lambda temp, ambient: temp - ambient,
+}
+
+
+def _mode(spec: ChannelSpec) -> str:
+    return spec.mode or failure_mode_for(spec.metric)
+
+
+_LONG_AGO = np.iinfo(np.int64).min // 2
+
+
+class RunState(StreamingDetector):
+    """Per asset: is it running steadily (running, and not just restarted)? And the
+    persistence filter that keeps a momentary equipment score from opening an alert.
+
+    An asset never seen stopped counts as running since long ago, so a worker that starts on a
+    running fleet scores at once; after an observed stop it waits `restart_hold_s`.
+
+    >>> rs = RunState(1, restart_hold_s=2, limit_hold_s=1, open_hold_s=0)
+    >>> t = np.arange(7, dtype=np.int64) * 1_000_000
+    >>> on, steady = rs.steady(t, np.array([[1.0, 0, 0, 1, 1, 1, np.nan]]))
+    >>> on.astype(int).tolist(), steady.astype(int).tolist()
+    ([[1, 0, 0, 0, 1, 1, 1]], [[1, 0, 0, 0, 0, 1, 1]])
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("on", "since", "above", "above_since")
+    on: NDArray[Any]
+    since: NDArray[Any]
+    above: NDArray[Any]
+    above_since: NDArray[Any]
+
+    def __init__(self, assets: int = 0, *, restart_hold_s: float = 1200.0,
+                 limit_hold_s: float = 60.0, open_hold_s: float = 5.0) -> None:
+        self.hold_us = int(round(restart_hold_s * 1e6))
+        self.limit_hold_us = int(round(limit_hold_s * 1e6))
+        self.open_hold_us = int(round(open_hold_s * 1e6))
+        self._set_state(self._initial_state(assets))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"on": np.ones(n, bool), "since": np.full(n, _LONG_AGO, np.int64),
+                "above": np.zeros(n, bool), "above_since": np.zeros(n, np.int64)}
+
+    def steady(self, t: NDArray[np.int64], running: NDArray[np.float64]
+               ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """`running` (assets, T): 1 running, 0 stopped, NaN unknown (keeps the last state).
+        Returns (running for ``limit_hold_s``, running for ``restart_hold_s``)."""
+        if running.shape[1] == 0:
+            return np.zeros(running.shape, bool), np.zeros(running.shape, bool)
+        known = ~np.isnan(running)
+        on = hysteresis(known & (running > 0.5), known & (running <= 0.5), self.on)
+        start = run_start(on, t, self.on, self.since)
+        age = t[None, :] - start
+        self.on, self.since = on[:, -1].copy(), start[:, -1].copy()
+        return on & (age >= self.limit_hold_us), on & (age >= self.hold_us)
+
+    def persist(self, t: NDArray[np.int64], score: NDArray[np.float64],
+                level: float) -> NDArray[np.float64]:
+        """`score` held just below `level` until it has stayed at or above it for
+        ``open_hold_s``."""
+        if score.shape[1] == 0:
+            return score
+        above = score >= level
+        start = run_start(above, t, self.above, self.above_since)
+        young = above & (t[None, :] - start < self.open_hold_us)
+        self.above, self.above_since = above[:, -1].copy(), start[:, -1].copy()
+        return np.where(young, np.nextafter(level, 0.0), score)
+
+
+class Suspect(StreamingDetector):
+    """Per channel: a sensor problem now or within the last `hold_s`.
+
+    >>> sp = Suspect(1, hold_s=2)
+    >>> t = np.arange(6, dtype=np.int64) * 1_000_000
+    >>> sp.update(t, np.array([[0, 1, 0, 0, 0, 0]], bool)).astype(int).tolist()
+    [[0, 1, 1, 1, 0, 0]]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("last_bad",)
+    last_bad: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, hold_s: float = 900.0) -> None:
+        self.hold_us = int(round(hold_s * 1e6))
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"last_bad": np.full(n, _LONG_AGO, np.int64)}
+
+    def update(self, t: NDArray[np.int64], problem: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        if problem.shape[1] == 0:
+            return np.zeros(problem.shape, bool)
+        last = np.maximum.accumulate(np.where(problem, t[None, :], _LONG_AGO), axis=1)
+        last = np.maximum(last, self.last_bad[:, None])
+        self.last_bad = last[:, -1].copy()
+        return np.asarray(t[None, :] - last <= self.hold_us, dtype=np.bool_)

@@ -61,6 +61,15 @@ class EwmaBaseline(StreamingDetector):
     slots_per_day : int
         1 for a plain baseline; e.g. 24 keeps a separate baseline for every hour of the day so a
         daily cycle is not reported as an anomaly.
+    var_halflife : float, optional
+        Half-life of the variance memory (default: `halflife`). A variance that forgets more
+        slowly than the mean keeps a slow ramp visible: with one half-life for both, a linear
+        ramp's lag behind the mean and the spread learned from that lag grow together and the
+        z-score settles near 1.
+    var_clip : float
+        Deviations entering the variance are clipped to this many standard deviations of the
+        spread known at the start of the block (inf: no clipping), so an excursion cannot
+        teach the baseline that it is normal within a few minutes.
 
     Examples
     --------
@@ -71,12 +80,14 @@ class EwmaBaseline(StreamingDetector):
     (True, True)
     """
 
-    _state_names: ClassVar[tuple[str, ...]] = ("min_std", "sum_wx", "sum_w", "sum_wq", "count")
+    _state_names: ClassVar[tuple[str, ...]] = ("min_std", "sum_wx", "sum_w", "sum_wq", "count",
+                                               "sum_wv")
     min_std: NDArray[Any]
     sum_wx: NDArray[Any]
     sum_w: NDArray[Any]
     sum_wq: NDArray[Any]
     count: NDArray[Any]
+    sum_wv: NDArray[Any]
 
     def __init__(
         self,
@@ -86,10 +97,17 @@ class EwmaBaseline(StreamingDetector):
         min_std: ArrayLike = 1e-9,
         warmup: int = 30,
         slots_per_day: int = 1,
+        var_halflife: float | None = None,
+        var_clip: float = np.inf,
     ) -> None:
         if channels < 0:
             raise ValueError(f"`channels` must be >= 0, got {channels}")
         self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        vh = halflife if var_halflife is None else var_halflife
+        self.var_alpha = 1.0 - 0.5 ** (1.0 / check_positive(vh, name="var_halflife"))
+        if not var_clip > 0:
+            raise ValueError(f"`var_clip` must be > 0, got {var_clip}")
+        self.var_clip = float(var_clip)
         if warmup < 1:
             raise ValueError(f"`warmup` must be >= 1, got {warmup}")
         if slots_per_day < 1 or _US_PER_DAY % slots_per_day:
@@ -108,7 +126,24 @@ class EwmaBaseline(StreamingDetector):
             "sum_w": np.zeros((n, k)),
             "sum_wq": np.zeros((n, k)),
             "count": np.zeros((n, k), np.int64),
+            "sum_wv": np.zeros((n, k)),
         }
+
+    def load_state(self, state: dict[str, NDArray[Any]]) -> None:
+        """As the base class; a checkpoint from before ``sum_wv`` existed (one half-life for
+        mean and variance) gets it from ``sum_w``."""
+        if "sum_wv" not in state and "sum_w" in state:
+            state = {**state, "sum_wv": np.asarray(state["sum_w"])}
+        super().load_state(state)
+
+    def _var_limit(self, s: int) -> NDArray[np.float64]:
+        """Largest squared deviation the variance takes in, per channel, for this block."""
+        if np.isinf(self.var_clip):
+            return np.full(self.channels, np.inf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self.sum_wq[:, s] / self.sum_wv[:, s])
+        std = np.maximum(np.nan_to_num(std), self.min_std)
+        return np.where(self.count[:, s] >= self.warmup, (self.var_clip * std) ** 2, np.inf)
 
     def _run_slot(
         self, x: NDArray[np.float64], s: int
@@ -127,14 +162,19 @@ class EwmaBaseline(StreamingDetector):
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = prev_swx / prev_sw
         dev2 = np.where(valid & (prev_sw > 0), (xw - np.nan_to_num(mean)) ** 2, 0.0)
-        swq = ewma_with_prior(w * dev2, a, self.sum_wq[:, s])
+        dev2 = np.minimum(dev2, self._var_limit(s)[:, None])
+        av = self.var_alpha
+        swv = sw if av == a else ewma_with_prior(w, av, self.sum_wv[:, s])
+        prev_swv = np.concatenate([self.sum_wv[:, s, None], swv[:, :-1]], axis=1)
+        swq = ewma_with_prior(w * dev2, av, self.sum_wq[:, s])
         prev_swq = np.concatenate([self.sum_wq[:, s, None], swq[:, :-1]], axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            var = prev_swq / prev_sw
+            var = prev_swq / prev_swv
         std = np.maximum(np.sqrt(var), self.min_std[:, None])
         seen = self.count[:, s, None] + np.cumsum(valid, axis=1) - valid
         z = np.where(valid & (seen >= self.warmup), (x - mean) / std, np.nan)
         self.sum_w[:, s], self.sum_wx[:, s], self.sum_wq[:, s] = sw[:, -1], swx[:, -1], swq[:, -1]
+        self.sum_wv[:, s] = swv[:, -1]
         self.count[:, s] += valid.sum(axis=1)
         return z, mean, std
 
@@ -160,11 +200,21 @@ class EwmaBaseline(StreamingDetector):
         first = prior_w <= 0
         if first.any():
             dev2[first, 0] = 0.0          # no baseline before a channel's very first sample
-        swq = ewma_with_prior(dev2, a, self.sum_wq[:, s])
+        av = self.var_alpha
+        if not np.isinf(self.var_clip):
+            np.minimum(dev2, self._var_limit(s)[:, None], out=dev2)
+        if av == a:
+            swv, prev_swv = sw, prev_sw
+        else:
+            decay_v = (1.0 - av) ** np.arange(1, n + 1)
+            swv = 1.0 - decay_v[None, :] * (1.0 - self.sum_wv[:, s, None])
+            prev_swv = np.empty_like(swv)
+            prev_swv[:, 0], prev_swv[:, 1:] = self.sum_wv[:, s], swv[:, :-1]
+        swq = ewma_with_prior(dev2, av, self.sum_wq[:, s])
         std = np.empty_like(swq)
         std[:, 0], std[:, 1:] = self.sum_wq[:, s], swq[:, :-1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            std /= prev_sw
+            std /= prev_swv
         np.sqrt(std, out=std)
         np.maximum(std, self.min_std[:, None], out=std)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -176,6 +226,7 @@ class EwmaBaseline(StreamingDetector):
             z[np.flatnonzero(young)[:, None], np.arange(k)[None, :]] = np.where(
                 seen >= self.warmup, z[young, :k], np.nan)
         self.sum_w[:, s], self.sum_wx[:, s], self.sum_wq[:, s] = sw[:, -1], swx[:, -1], swq[:, -1]
+        self.sum_wv[:, s] = swv[:, -1]
         self.count[:, s] += n
         return z, mean, std
 

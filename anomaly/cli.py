@@ -1,4 +1,5 @@
-"""``aftercare anomaly nab|skab``: the benchmark runs, with the detectors the worker uses."""
+"""``aftercare anomaly nab|skab|scenarios``: the benchmark runs, with the detectors the worker
+uses."""
 
 from __future__ import annotations
 
@@ -18,12 +19,40 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("skab", help="run on SKAB-format CSVs and print F1, FAR and MAR")
     s.add_argument("--data", type=Path, required=True, help="folder with SKAB CSVs")
     s.add_argument("--out", type=Path, help="write per-row 0/1 predictions per file here")
+    c = sub.add_parser("scenarios", help="run the worker's detector bank over simulator "
+                       "scenarios offline and score it against their fault labels")
+    c.add_argument("--scenario", type=Path, action="append", default=None,
+                   help="scenario YAML (repeatable; default: every built-in single-fault "
+                        "scenario)")
+    c.add_argument("--days", type=float, help="simulated days per scenario (default: the "
+                   "file's duration_s, else 1 day)")
     return p
+
+
+def _scenarios(paths: list[Path] | None, days: float | None) -> int:
+    from anomaly import evaluate
+    from simulators.scenario import ScenarioError, builtin, builtin_names
+
+    if days is not None and not days > 0:
+        print(f"--days {days}: must be > 0", file=sys.stderr)
+        return 2
+    if not paths:
+        paths = [builtin(n) for n in builtin_names() if n != "demo"]
+    try:
+        result = evaluate.run_files(paths, days=days)
+    except (ScenarioError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(paths)} scenario(s)")
+    print(evaluate.format_table(result))
+    return 0
 
 
 def main(argv: list[str]) -> int:
     """Run a benchmark command; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "scenarios":
+        return _scenarios(args.scenario, args.days)
     data: Path = args.data
     if not data.is_dir():
         print(f"--data {data}: not a directory", file=sys.stderr)

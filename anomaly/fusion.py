@@ -20,19 +20,24 @@ from anomaly.state import StreamingDetector
 from anomaly.validation import as_block, as_times
 
 # Metric-name keywords -> the equipment failure mode a deviation there points to, most
-# specific first. An equipment model can override this through ``failure_mode_for``.
+# specific first, as catalogue codes (what the simulator labels and the CRM's failure-mode
+# catalogue use). An equipment model can override this per metric (``anomaly.models``).
 FAILURE_MODES: tuple[tuple[str, str], ...] = (
-    ("vibration", "bearing wear"),
-    ("accel", "bearing wear"),
-    ("bearing", "bearing wear"),
+    ("vibration", "bearing_wear"),
+    ("accel", "bearing_wear"),
+    ("bearing", "bearing_wear"),
+    ("imbalance", "current_imbalance"),
+    ("filter", "clogged_filter"),
+    ("strainer", "clogged_filter"),
     ("temp", "overheating"),
     ("thermo", "overheating"),
-    ("flow", "leak or blockage"),
-    ("pressure", "leak or blockage"),
-    ("current", "motor overload"),
-    ("power", "motor overload"),
-    ("voltage", "supply fault"),
+    ("flow", "leak"),
+    ("pressure", "leak"),
+    ("current", "motor_overload"),
+    ("power", "motor_overload"),
+    ("voltage", "supply_fault"),
 )
+UNKNOWN_MODE = "abnormal_behaviour"
 DEVICE_PROBLEMS = ("sensor stuck", "sensor out of range", "sensor spikes", "no data")
 SEVERITIES = ("info", "warning", "critical")
 
@@ -41,13 +46,13 @@ def failure_mode_for(metric: str) -> str:
     """Failure mode suggested by a metric's name.
 
     >>> failure_mode_for("bearing_vibration_rms_mm_s"), failure_mode_for("level_m")
-    ('bearing wear', 'abnormal behaviour')
+    ('bearing_wear', 'abnormal_behaviour')
     """
     name = metric.lower()
     for key, mode in FAILURE_MODES:
         if key in name:
             return mode
-    return "abnormal behaviour"
+    return UNKNOWN_MODE
 
 
 def ratio_to_score(ratio: ArrayLike) -> NDArray[np.float64]:

@@ -39,33 +39,19 @@ from numpy.typing import NDArray
 from aftercare.events import AlertEvent, Evidence
 from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
 from anomaly.fusion import DEVICE_PROBLEMS, Transition
+from anomaly.models import spec_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Conn = psycopg.Connection[Any]
 
-# Physically possible ranges by unit suffix, for the out-of-range check when the equipment
-# model gives none.
-_PHYS_RANGE: dict[str, tuple[float, float]] = {
-    "_c": (-60.0, 400.0),
-    "_bar": (-1.0, 1000.0),
-    "_pct": (0.0, 100.0),
-    "_rpm": (0.0, 100_000.0),
-    "_a": (0.0, 10_000.0),
-    "_v": (0.0, 100_000.0),
-    "_l_min": (0.0, 1e6),
-    "_mm_s": (0.0, 1000.0),
-}
-
-
 def default_spec(device: str, metric: str) -> ChannelSpec:
-    """Channel configuration when no equipment model says otherwise.
+    """Channel configuration: the equipment model's (:mod:`anomaly.models`, chosen by the
+    device-id prefix) where it knows the metric, else unit-suffix ranges and keyword modes.
 
     >>> default_spec("pump-1", "temperature_c").phys_max
     400.0
     """
-    lo, hi = next((r for suffix, r in _PHYS_RANGE.items() if metric.endswith(suffix)),
-                  (float("nan"), float("nan")))
-    return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi)
+    return spec_for(device, metric)
 
 
 def _us(dt: datetime) -> int:

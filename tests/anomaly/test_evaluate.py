@@ -1,0 +1,76 @@
+"""`aftercare anomaly scenarios`: the worker's bank over generated scenario data, scored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from anomaly.cli import main
+from anomaly.evaluate import START, Alert, evaluate, score
+from simulators.faults import FaultLabel
+from simulators.scenario import parse
+
+# Three pumps for two hours: a bearing wears out on one, another's flow sensor freezes.
+SMALL = {
+    "name": "small", "seed": 3, "rate_hz": 1, "duration_s": 7200,
+    "fleet": [{"model": "centrifugal_pump", "count": 3, "schedule": "continuous"}],
+    "faults": [
+        {"device": "pmp-0001", "fault": "bearing_wear", "onset_s": 900, "failure_s": 5400,
+         "end_s": 6600},
+        {"device": "pmp-0002", "fault": "stuck_value", "metric": "vibration_rms_mm_s",
+         "onset_s": 1800, "end_s": 4000},
+    ],
+}
+
+
+def test_small_scenario_is_alerted_before_failure_and_the_sensor_is_a_device_problem() -> None:
+    s = evaluate(parse(SMALL), duration_s=7200)
+    assert s.modes["bearing_wear"].alerted == 1
+    assert s.modes["bearing_wear"].median_lead_s > 600
+    assert s.wrong_mode == 0
+    assert (s.device_faults, s.device_faults_seen, s.device_as_equipment) == (1, 1, 0)
+    assert s.false_alerts == 0
+    # pmp-0001 until onset and after repair + 300 s grace, pmp-0002 likewise, pmp-0003 all along.
+    assert s.healthy_device_days == pytest.approx((900 + 300 + 1800 + 2900 + 7200) / 86400)
+
+
+def test_scoring_by_hand() -> None:
+    labels = [
+        FaultLabel("a", "leak", START + timedelta(seconds=100),
+                   failure_at=START + timedelta(seconds=1000)),
+        FaultLabel("b", "leak", START + timedelta(seconds=100),
+                   failure_at=START + timedelta(seconds=1000)),
+        FaultLabel("c", "spikes", START + timedelta(seconds=100),
+                   end_at=START + timedelta(seconds=200), metric="flow_l_min"),
+    ]
+    alerts = [
+        Alert("a", "equipment", "bearing_wear", 400.0),   # in time, wrong mode
+        Alert("b", "equipment", "leak", 1200.0),          # after failure: missed
+        Alert("c", "device", "sensor spikes", 150.0),     # right
+        Alert("c", "equipment", "leak", 180.0),           # device fault as equipment
+        Alert("d", "equipment", "leak", 50.0),            # healthy device: false
+        Alert("c", "equipment", "leak", 900.0),           # after repair + grace: false
+    ]
+    s = score(labels, ["a", "b", "c", "d"], alerts, duration_s=86400.0, grace_s=300.0)
+    assert (s.modes["leak"].faults, s.modes["leak"].alerted) == (2, 1)
+    assert s.modes["leak"].median_lead_s == 600.0
+    assert s.wrong_mode == 1
+    assert (s.device_faults, s.device_faults_seen, s.device_as_equipment) == (1, 1, 1)
+    assert s.false_alerts == 2
+    # a and b are faulty from 100 s to the end; c from 100 s to 200 s + grace; d all day.
+    assert s.healthy_device_days == pytest.approx((100 + 100 + (86400 - 400) + 86400) / 86400)
+
+
+def test_cli_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800}))
+    assert main(["scenarios", "--scenario", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "bearing_wear" in out
+    assert "per 100 device-days" in out
+    assert main(["scenarios", "--scenario", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["scenarios", "--scenario", str(path), "--days", "0"]) == 2
