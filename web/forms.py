@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from service_crm.models import Engineer
 from service_crm.models.choices import Outcome, TicketStatus
+from service_crm.services.field import NOTES_MAX_CHARS
 
 
 def call_service(form: forms.Form, service: Callable[[], object]) -> bool:
@@ -61,6 +62,22 @@ class CompleteForm(forms.Form):
     report = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), label="What was done")
     outcome = forms.ChoiceField(choices=Outcome.choices)
     time_spent_min = forms.IntegerField(min_value=1, label="Time on site (min)")
+
+
+class DeviceClaimForm(forms.Form):
+    """The desk attaches a device to an asset, named by its serial number (what is on the
+    rating plate and in the customer's paperwork)."""
+
+    asset = forms.CharField(max_length=64, label="Asset serial")
+
+
+class ProgressForm(forms.Form):
+    """Notes on the job sheet (the checklist ticks are checkboxes named check_<n>)."""
+
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "data-progress": ""}),
+                            required=False,
+                            max_length=NOTES_MAX_CHARS, strip=False,
+                            label="Notes (saved as you type)")
 
 
 class DecisionForm(forms.Form):

@@ -124,6 +124,10 @@ class DeviceSerializer(serializers.Serializer[Any]):
     asset_id = serializers.IntegerField(allow_null=True)
 
 
+class DeviceClaimSerializer(serializers.Serializer[Any]):
+    asset = serializers.IntegerField(min_value=1, help_text="id of the asset to attach to")
+
+
 class RollupSerializer(serializers.Serializer[Any]):
     bucket = serializers.DateTimeField()
     device = serializers.CharField()

@@ -39,6 +39,7 @@ from service_crm.models.choices import (
 )
 from service_crm.selectors import access
 from service_crm.selectors.access import STAFF_ROLES, Role, scope_for
+from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
@@ -320,4 +321,31 @@ class DeviceViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
 
     def retrieve(self, request: Request, device_key: str) -> Response:
         row = access.device_get_for_user(user=request.user, device_key=device_key)
+        return Response(s.DeviceSerializer(row).data)
+
+    @extend_schema(request=s.DeviceClaimSerializer, responses=s.DeviceSerializer)
+    @action(detail=True, methods=["post"])
+    def claim(self, request: Request, device_key: str) -> Response:
+        """Attach the device to an asset (desk roles). Unclaimed devices are invisible to
+        customers and engineers, so for them this answers 404."""
+        row = access.device_get_for_user(user=request.user, device_key=device_key)
+        require_role(request, DESK_ROLES)
+        body = s.DeviceClaimSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        asset_id = body.validated_data["asset"]
+        asset = access.asset_list_for_user(user=request.user).filter(pk=asset_id).first()
+        if asset is None:
+            raise ValidationError({"asset": [f"No asset {asset_id}."]})
+        device_services.device_claim(device_key=row.device_key, asset=asset, actor=request.user)
+        row = access.device_get_for_user(user=request.user, device_key=row.device_key)
+        return Response(s.DeviceSerializer(row).data)
+
+    @extend_schema(request=None, responses=s.DeviceSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, device_key: str) -> Response:
+        """Detach the device from its asset (desk roles); it is unclaimed again."""
+        row = access.device_get_for_user(user=request.user, device_key=device_key)
+        require_role(request, DESK_ROLES)
+        device_services.device_release(device_key=row.device_key, actor=request.user)
+        row = access.device_get_for_user(user=request.user, device_key=row.device_key)
         return Response(s.DeviceSerializer(row).data)

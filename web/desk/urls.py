@@ -26,4 +26,6 @@ urlpatterns = [
     path("renewals/", views.renewals, name="renewals"),
     path("reports/", views.reports, name="reports"),
     path("devices/unclaimed/", views.devices_unclaimed, name="devices-unclaimed"),
+    path("devices/<str:device_key>/claim/", views.device_claim, name="device-claim"),
+    path("devices/<str:device_key>/release/", views.device_release, name="device-release"),
 ]

@@ -24,11 +24,18 @@ from service_crm.selectors import access
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.selectors.outcomes import alert_precision_list
+from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
 from web.desk.queries import dashboard_get
-from web.forms import PauseForm, ScheduleForm, TicketTransitionForm, call_service
+from web.forms import (
+    DeviceClaimForm,
+    PauseForm,
+    ScheduleForm,
+    TicketTransitionForm,
+    call_service,
+)
 from web.roles import role_required
 
 DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
@@ -212,6 +219,7 @@ def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             asset=asset).order_by("-opened_at")[:20],
         "markers": _markers(request, asset),
+        "can_release": access.has_role(user=request.user, roles=set(DESK)),
     })
 
 
@@ -274,10 +282,57 @@ def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
                                        roles={Role.ADMIN, Role.SERVICE_MANAGER})}, status=400)
 
 
+def _unclaimed_page(request: HttpRequest, *, failed_key: str = "",
+                   failed_form: DeviceClaimForm | None = None, status: int = 200) -> HttpResponse:
+    rows = access.device_list_for_user(user=request.user, unclaimed=True, limit=PAGE * 20)
+    page = _page(request, rows)
+    return render(request, "desk/devices_unclaimed.html", {
+        "page": page, "failed_key": failed_key, "failed_form": failed_form,
+        # Claimed by someone else meanwhile, the device is no longer listed: say so on top.
+        "failed_unlisted": bool(failed_key) and all(r.device_key != failed_key for r in page),
+        "can_claim": access.has_role(user=request.user, roles=set(DESK))}, status=status)
+
+
 @role_required(*STAFF)
 def devices_unclaimed(request: HttpRequest) -> HttpResponse:
-    rows = access.device_list_for_user(user=request.user, unclaimed=True, limit=PAGE * 20)
-    return render(request, "desk/devices_unclaimed.html", {"page": _page(request, rows)})
+    return _unclaimed_page(request)
+
+
+@require_POST
+@role_required(*DESK)
+def device_claim(request: HttpRequest, device_key: str) -> HttpResponse:
+    """Attach an unclaimed device to the asset with the serial typed in; a refusal is shown
+    next to that device's field."""
+    device = access.device_get_for_user(user=request.user, device_key=device_key)
+    form = DeviceClaimForm(request.POST)
+    if form.is_valid():
+        serial = form.cleaned_data["asset"].strip()
+        asset = access.asset_list_for_user(user=request.user).filter(
+            serial__iexact=serial).first()
+        if asset is None:
+            form.add_error("asset", f"No asset with serial {serial!r}.")
+        elif call_service(form, lambda: device_services.device_claim(
+                device_key=device.device_key, asset=asset, actor=request.user)):
+            messages.success(request, f"{device.device_key} attached to {asset.serial}.")
+            return HttpResponseRedirect(reverse("desk:asset", args=[asset.pk]))
+    return _unclaimed_page(request, failed_key=device.device_key, failed_form=form, status=400)
+
+
+@require_POST
+@role_required(*DESK)
+def device_release(request: HttpRequest, device_key: str) -> HttpResponse:
+    """Detach a device from its asset (wrongly attached, or the controller was swapped)."""
+    device = access.device_get_for_user(user=request.user, device_key=device_key)
+    form = forms.Form({})
+    form.is_valid()
+    released: list[Any] = []
+    if call_service(form, lambda: released.append(device_services.device_release(
+            device_key=device.device_key, actor=request.user))):
+        messages.success(request, f"{device.device_key} detached; it is listed as unclaimed.")
+        return HttpResponseRedirect(reverse("desk:asset", args=[released[0].pk]))
+    for error in form.non_field_errors():
+        messages.error(request, str(error))
+    return HttpResponseRedirect(reverse("desk:devices-unclaimed"))
 
 
 @role_required(*STAFF)

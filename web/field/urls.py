@@ -9,6 +9,8 @@ urlpatterns = [
     path("", views.today, name="today"),
     path("work-orders/<int:pk>/", views.work_order, name="work-order"),
     path("work-orders/<int:pk>/start/", views.work_order_start, name="work-order-start"),
+    path("work-orders/<int:pk>/progress/", views.work_order_progress,
+         name="work-order-progress"),
     path("work-orders/<int:pk>/complete/", views.work_order_complete,
          name="work-order-complete"),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,8 +20,9 @@ from service_crm.models import SparePart, Stock
 from service_crm.models.choices import WorkOrderStatus
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
+from service_crm.services import field as field_services
 from service_crm.services import work_orders as work_order_services
-from web.forms import CompleteForm, call_service
+from web.forms import CompleteForm, ProgressForm, call_service
 from web.roles import role_required
 
 FIELD = (Role.FIELD_ENGINEER, Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
@@ -84,7 +85,8 @@ class PartsForm(forms.Form):
 
 
 def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None = None,
-           parts_form: PartsForm | None = None, status: int = 200) -> HttpResponse:
+           parts_form: PartsForm | None = None, progress_form: ProgressForm | None = None,
+           status: int = 200) -> HttpResponse:
     asset = wo.ticket.asset
     return render(request, "field/work_order.html", {
         "wo": wo, "ticket": wo.ticket, "asset": asset, "site": asset.site,
@@ -93,6 +95,7 @@ def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None 
         "complete_form": complete_form or CompleteForm(),
         "parts_form": parts_form or PartsForm(choices=_stock_choices(wo)),
         "parts_used": wo.parts_used.select_related("part"),
+        "progress_form": progress_form or ProgressForm(initial={"notes": wo.notes}),
     }, status=status)
 
 
@@ -112,13 +115,50 @@ def work_order_start(request: HttpRequest, pk: int) -> HttpResponse:
     return _sheet(request, wo, complete_form=form, status=400)
 
 
+def _ticked(request: HttpRequest, wo: Any) -> list[int]:
+    return [i for i in range(len(wo.checklist or [])) if request.POST.get(f"check_{i}")]
+
+
+def _save_progress(request: HttpRequest, wo: Any, form: forms.Form) -> bool:
+    """Checklist ticks and notes from the job sheet, through the field service."""
+    notes = form.cleaned_data.get("notes") if "notes" in request.POST else None
+    return call_service(form, lambda: field_services.work_order_progress_save(
+        work_order=wo, actor=request.user, done=_ticked(request, wo), notes=notes))
+
+
+@require_POST
+@role_required(*FIELD)
+def work_order_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save ticks and notes as the engineer goes: static/field.js posts here on every change
+    (answering JSON); without JavaScript the "Save" button does, and comes back to the sheet."""
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    form = ProgressForm(request.POST)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if form.is_valid() and _save_progress(request, wo, form):
+        if wants_json:
+            return JsonResponse({"saved_at": timezone.now().isoformat()})
+        messages.success(request, "Checklist and notes saved.")
+        return HttpResponseRedirect(reverse("field:work-order", args=[wo.pk]))
+    if wants_json:
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    return _sheet(request, wo, complete_form=CompleteForm(), progress_form=form, status=400)
+
+
 @require_POST
 @role_required(*FIELD)
 def work_order_complete(request: HttpRequest, pk: int) -> HttpResponse:
-    """Checklist ticks and notes go into the completion report (the CRM keeps one report)."""
+    """Save the ticks and notes, then complete; the report also lists what was ticked."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
     form = CompleteForm(request.POST)
     parts = PartsForm(request.POST, choices=_stock_choices(wo))
+    progress = ProgressForm(request.POST)
+    # Ticks and notes are kept first, in their own transaction: a refused completion (no
+    # stock, say) must not lose what the engineer recorded.
+    if wo.status == WorkOrderStatus.IN_PROGRESS and not (
+            progress.is_valid() and _save_progress(request, wo, progress)):
+        return _sheet(request, wo, complete_form=form, parts_form=parts, progress_form=progress,
+                      status=400)
+    wo.refresh_from_db()
     if form.is_valid() and parts.is_valid():
         done = [item.get("task", "") for i, item in enumerate(wo.checklist or [])
                 if request.POST.get(f"check_{i}")]

@@ -28,6 +28,15 @@
     }] } };
   }
 
+  // Wide enough for the longest tick label (uPlot's fixed 50 px cuts "1013.25" or "79.135").
+  function ySize(u, values, axisIdx, cycleNum) {
+    var axis = u.axes[axisIdx];
+    if (cycleNum > 1) { return axis._size; }
+    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+    u.ctx.font = axis.font[0];
+    return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio);
+  }
+
   function draw(el, rows, markers) {
     el.innerHTML = "";
     var groups = group(rows), keys = Object.keys(groups);
@@ -43,6 +52,7 @@
       new uPlot({
         title: key, width: Math.max(240, el.clientWidth - 8), height: 220,
         plugins: [markerPlugin(markers)],
+        axes: [{}, { size: ySize }],
         series: [{}, { label: "mean", stroke: color, width: 2 },
                  { label: "min", stroke: color, dash: [2, 4], width: 1 },
                  { label: "max", stroke: color, dash: [2, 4], width: 1 }],
