@@ -74,6 +74,13 @@ def work_order_schedule(
     if end <= start:
         raise ValidationError({"scheduled_end": "The window must end after it starts."})
     Engineer.objects.select_for_update().get(pk=engineer.pk)  # serialise bookings per engineer
+    region = Ticket.objects.filter(pk=wo.ticket_id).values_list(
+        "asset__site__region", flat=True).first()
+    if region is not None and engineer.region != region:
+        # Field engineers see their own region only: one booked elsewhere could not open
+        # the asset's history or telemetry on the job.
+        raise ValidationError({"engineer": f"{engineer} works in {engineer.region}, "
+                                           f"the site is in {region}."})
     if not engineer_is_free(engineer=engineer, start=start, end=end) and not (
             wo.engineer_id == engineer.pk and wo.status == W.SCHEDULED):
         raise ValidationError({"engineer": f"{engineer} is not free in that window."})

@@ -116,3 +116,12 @@ def test_precision_per_detector_and_failure_mode(covered: World) -> None:
     assert (p.failure_mode_code, p.confirmed, p.no_fault_found) == ("bearing_wear", 1, 1)
     assert p.precision == 0.5
     assert alert_precision_list(detector="isolation_forest") == []
+
+
+def test_engineer_from_another_region_cannot_be_scheduled(covered: World) -> None:
+    res = alert_ingest(event=make_event(), now=NOW)
+    south = f.EngineerFactory(region="south")
+    with pytest.raises(ValidationError) as err:
+        work_order_schedule(work_order=m.WorkOrder.objects.get(pk=res.work_order_id),
+                            engineer=south, start=NOW + H, end=NOW + 3 * H, actor=None, now=NOW)
+    assert "south" in err.value.message_dict["engineer"][0]
