@@ -15,6 +15,15 @@ import orjson
 
 ALERTS_TOPIC = "aftercare/alerts"
 
+
+def nats_subject(topic: str) -> str:
+    """NATS spelling of an MQTT-style topic (NATS separates subject parts with dots).
+
+    >>> nats_subject(ALERTS_TOPIC)
+    'aftercare.alerts'
+    """
+    return topic.replace("/", ".")
+
 AlertState = Literal["open", "update", "clear"]
 Severity = Literal["info", "warning", "critical"]
 AlertKind = Literal["equipment", "device"]

@@ -13,16 +13,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from aftercare.events import ALERTS_TOPIC
+from aftercare.events import ALERTS_TOPIC, nats_subject
 
-
-def nats_subject(topic: str) -> str:
-    """NATS spelling of an MQTT-style topic.
-
-    >>> nats_subject("aftercare/alerts")
-    'aftercare.alerts'
-    """
-    return topic.replace("/", ".")
+__all__ = ["AlertPublisher", "nats_subject"]
 
 
 class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):

@@ -35,11 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from aftercare.mqtt import endpoint
 
 __all__ = ["BrokerAddress", "FleetPublisher", "PublisherStats", "status_payload"]
 
@@ -64,11 +66,13 @@ class BrokerAddress:
         >>> BrokerAddress.from_url("mqtt://u:p@127.0.0.1:1884")
         BrokerAddress(host='127.0.0.1', port=1884, tls=False)
         """
-        parts = urlsplit(url)
-        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+        if not urlsplit(url).hostname:
             raise ValueError(f"not an mqtt:// or mqtts:// URL with a host: {url!r}")
-        tls = parts.scheme == "mqtts"
-        return cls(unquote(parts.hostname), parts.port or (8883 if tls else 1883), tls)
+        try:
+            ep = endpoint(url)
+        except ValueError:
+            raise ValueError(f"not an mqtt:// or mqtts:// URL with a host: {url!r}") from None
+        return cls(ep.host, ep.port, ep.tls)
 
 
 def status_payload(state: str, ts_ms: int | None = None) -> bytes:

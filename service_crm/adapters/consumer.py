@@ -28,7 +28,7 @@ from django.db import OperationalError, close_old_connections, connections, tran
 from django.utils import timezone
 
 from aftercare import config
-from aftercare.events import ALERTS_TOPIC, AlertEvent, EventError
+from aftercare.events import ALERTS_TOPIC, AlertEvent, EventError, nats_subject
 from service_crm.models import AuditLog
 from service_crm.services.alerts import IngestResult, alert_ingest
 from service_crm.services.housekeeping import housekeeping_run
@@ -137,7 +137,7 @@ class Consumer:
         from faststream.nats import JStream, NatsBroker
 
         broker = NatsBroker(self.url, log_level=logging.DEBUG)
-        subject = ALERTS_TOPIC.replace("/", ".")
+        subject = nats_subject(ALERTS_TOPIC)
         self._on(broker.subscriber(subject, stream=JStream("aftercare-alerts", subjects=[subject]),
                                    durable=self.client_id, ack_policy=AckPolicy.MANUAL))
         return broker
