@@ -10,10 +10,51 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 
+from aftercare.config import ConfigError
+
 ALERTS_TOPIC = "aftercare/alerts"
+
+Transport = Literal["mqtt", "nats", "rabbit"]
+_TRANSPORTS: dict[str, Transport] = {"mqtt": "mqtt", "mqtts": "mqtt", "nats": "nats",
+                                     "amqp": "rabbit", "amqps": "rabbit"}
+
+
+def transport_of(url: str) -> Transport:
+    """Which event transport an ``EVENTS_URL`` names (MQTT, NATS or RabbitMQ).
+
+    >>> transport_of("amqp://guest:guest@127.0.0.1:5672/")
+    'rabbit'
+    """
+    scheme = urlsplit(url).scheme
+    try:
+        return _TRANSPORTS[scheme]
+    except KeyError:
+        raise ConfigError(f"EVENTS_URL scheme {scheme!r} is not supported "
+                          f"(use one of {', '.join(_TRANSPORTS)})") from None
+
+
+def event_broker(url: str, **options: Any) -> Any:
+    """A FastStream broker for ``EVENTS_URL``; `options` go to the transport's broker class.
+
+    The one place that maps a URL to a transport, so the publisher (anomaly) and the consumer
+    (service CRM) cannot drift apart on which schemes exist.
+    """
+    kind = transport_of(url)
+    if kind == "mqtt":
+        from faststream.mqtt import MQTTBroker
+
+        return MQTTBroker(url, **options)
+    if kind == "nats":
+        from faststream.nats import NatsBroker
+
+        return NatsBroker(url, **options)
+    from faststream.rabbit import RabbitBroker
+
+    return RabbitBroker(url, **options)
 
 
 def nats_subject(topic: str) -> str:

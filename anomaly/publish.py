@@ -11,9 +11,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
-from aftercare.events import ALERTS_TOPIC, nats_subject
+from aftercare.events import ALERTS_TOPIC, event_broker, nats_subject, transport_of
 
 __all__ = ["AlertPublisher", "nats_subject"]
 
@@ -22,28 +21,23 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
     """Connects on enter, publishes payloads with :meth:`send`, closes on exit."""
 
     def __init__(self, url: str, *, topic: str = ALERTS_TOPIC) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in {"mqtt", "mqtts", "nats", "amqp", "amqps"}:
-            raise ValueError(f"EVENTS_URL scheme {scheme!r} is not supported for alerts")
-        self.url, self.scheme, self.topic = url, scheme, topic
+        self.url, self.transport, self.topic = url, transport_of(url), topic
         self._broker: Any = None
         self._send: Callable[[bytes], Awaitable[Any]] | None = None
 
     async def __aenter__(self) -> AlertPublisher:
-        if self.scheme in {"mqtt", "mqtts"}:
-            from faststream.mqtt import MQTTBroker, QoS
+        if self.transport == "mqtt":
+            from faststream.mqtt import QoS
 
-            mqtt = MQTTBroker(self.url, version="3.1.1", logger=None)
+            mqtt = event_broker(self.url, version="3.1.1", logger=None)
             await mqtt.start()
 
             async def send_mqtt(payload: bytes) -> None:
                 await mqtt.publish(payload, topic=self.topic, qos=QoS.AT_LEAST_ONCE)
 
             self._broker, self._send = mqtt, send_mqtt
-        elif self.scheme == "nats":
-            from faststream.nats import NatsBroker
-
-            nats = NatsBroker(self.url, logger=None)
+        elif self.transport == "nats":
+            nats = event_broker(self.url, logger=None)
             await nats.start()
             subject = nats_subject(self.topic)
 
@@ -52,9 +46,9 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
 
             self._broker, self._send = nats, send_nats
         else:
-            from faststream.rabbit import RabbitBroker, RabbitQueue
+            from faststream.rabbit import RabbitQueue
 
-            rabbit = RabbitBroker(self.url, logger=None)
+            rabbit = event_broker(self.url, logger=None)
             await rabbit.start()
             queue = RabbitQueue(self.topic, durable=True)
             await rabbit.declare_queue(queue)

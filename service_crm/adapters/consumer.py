@@ -28,7 +28,14 @@ from django.db import OperationalError, close_old_connections, connections, tran
 from django.utils import timezone
 
 from aftercare import config
-from aftercare.events import ALERTS_TOPIC, AlertEvent, EventError, nats_subject
+from aftercare.events import (
+    ALERTS_TOPIC,
+    AlertEvent,
+    EventError,
+    event_broker,
+    nats_subject,
+    transport_of,
+)
 from service_crm.models import AuditLog
 from service_crm.services.alerts import IngestResult, alert_ingest
 from service_crm.services.housekeeping import housekeeping_run
@@ -100,14 +107,9 @@ class Consumer:
         await loop.run_in_executor(self._db, handle_payload, payload, self.stats)
 
     def _build(self) -> Any:
-        scheme = urlsplit(self.url).scheme
-        if scheme in ("mqtt", "mqtts"):
-            return self._build_mqtt()
-        if scheme == "nats":
-            return self._build_nats()
-        if scheme in ("amqp", "amqps"):
-            return self._build_rabbit()
-        raise config.ConfigError(f"EVENTS_URL={self.url!r}: unsupported scheme {scheme!r}")
+        build = {"mqtt": self._build_mqtt, "nats": self._build_nats,
+                 "rabbit": self._build_rabbit}[transport_of(self.url)]
+        return build()
 
     def _on(self, subscriber: Any) -> None:
         async def on_alert(msg: Any) -> None:
@@ -124,19 +126,19 @@ class Consumer:
 
     def _build_mqtt(self) -> Any:
         from faststream import AckPolicy
-        from faststream.mqtt import MQTTBroker, QoS
+        from faststream.mqtt import QoS
 
-        broker = MQTTBroker(self.url, client_id=self.client_id, clean_session=False,
-                            session_expiry_interval=7 * 24 * 3600, log_level=logging.DEBUG)
+        broker = event_broker(self.url, client_id=self.client_id, clean_session=False,
+                              session_expiry_interval=7 * 24 * 3600, log_level=logging.DEBUG)
         self._on(broker.subscriber(ALERTS_TOPIC, qos=QoS.AT_LEAST_ONCE,
                                    ack_policy=AckPolicy.MANUAL))
         return broker
 
     def _build_nats(self) -> Any:
         from faststream import AckPolicy
-        from faststream.nats import JStream, NatsBroker
+        from faststream.nats import JStream
 
-        broker = NatsBroker(self.url, log_level=logging.DEBUG)
+        broker = event_broker(self.url, log_level=logging.DEBUG)
         subject = nats_subject(ALERTS_TOPIC)
         self._on(broker.subscriber(subject, stream=JStream("aftercare-alerts", subjects=[subject]),
                                    durable=self.client_id, ack_policy=AckPolicy.MANUAL))
@@ -144,9 +146,9 @@ class Consumer:
 
     def _build_rabbit(self) -> Any:
         from faststream import AckPolicy
-        from faststream.rabbit import RabbitBroker, RabbitQueue
+        from faststream.rabbit import RabbitQueue
 
-        broker = RabbitBroker(self.url, log_level=logging.DEBUG)
+        broker = event_broker(self.url, log_level=logging.DEBUG)
         self._on(broker.subscriber(RabbitQueue(ALERTS_TOPIC, durable=True),
                                    ack_policy=AckPolicy.MANUAL))
         return broker
