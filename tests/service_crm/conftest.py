@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from aftercare.events import AlertEvent, Evidence
 from service_crm import models as m
@@ -19,6 +21,30 @@ from tests.service_crm import factories as f
 # Monday 23 Nov 2026, 09:00 UTC = 10:00 in Berlin: inside office hours.
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 _ids = itertools.count(1)
+
+
+def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run every call at once, each in its own thread with its own database connection
+    (released together by a barrier); return each call's result or the exception it raised,
+    in the calls' order."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            outcomes[i] = calls[i]()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as the outcome
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
 
 
 def make_event(device: str = "cmp-0001", *, alert_id: str | None = None, revision: int = 1,

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection
 
 from aftercare.events import AlertEvent
 from service_crm import models as m
 from service_crm.services import alerts
 from service_crm.services.alerts import alert_ingest
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.service_crm.conftest import NOW, World, make_event, race
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db(transaction=True)]
 THREADS = 6
 
 
 def _race(events: list[AlertEvent]) -> list[alerts.IngestResult]:
-    """Run alert_ingest for every event at once (released together by a barrier)."""
-    barrier = threading.Barrier(len(events))
-    results: list[alerts.IngestResult] = []
-    errors: list[BaseException] = []
-
-    def run(ev: AlertEvent) -> None:
-        try:
-            barrier.wait()
-            results.append(alert_ingest(event=ev, now=NOW))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(ev,)) for ev in events]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
+    """Run alert_ingest for every event at once; the first exception is re-raised."""
+    outcomes = race([lambda ev=ev: alert_ingest(event=ev, now=NOW) for ev in events])
+    for out in outcomes:
+        if isinstance(out, BaseException):
+            raise out
+    return outcomes
 
 
 def test_same_alert_from_several_threads_makes_one_episode_and_one_ticket(world: World) -> None:

@@ -3,7 +3,6 @@ agents claiming the same device at once."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from service_crm import models as m
 from service_crm.models.choices import AssetStatus
 from service_crm.services.devices import device_claim, device_release
 from tests.service_crm import factories as f
-from tests.service_crm.conftest import NOW, World
+from tests.service_crm.conftest import NOW, World, race
 from tests.web.factories import store_device
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
@@ -173,30 +172,15 @@ def test_two_agents_claiming_one_device_at_once_one_wins(committed_stray: str,
     first = f.AssetFactory(site=world.site, equipment_model=world.asset.equipment_model)
     second = f.AssetFactory(site=world.site, equipment_model=world.asset.equipment_model)
     claims = [(_desk_user("dora"), first), (_desk_user("dirk"), second)]
-    barrier = threading.Barrier(len(claims))
-    won: list[m.Asset] = []
-    refused: list[ValidationError] = []
-    errors: list[BaseException] = []
-
-    def run(actor: Any, asset: m.Asset) -> None:
-        try:
-            barrier.wait()
-            won.append(device_claim(device_key=committed_stray, asset=asset, actor=actor,
-                                    now=NOW))
-        except ValidationError as exc:
-            refused.append(exc)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=claim) for claim in claims]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    outcomes = race([
+        lambda actor=actor, asset=asset: device_claim(device_key=committed_stray, asset=asset,
+                                                      actor=actor, now=NOW)
+        for actor, asset in claims])
+    won = [o for o in outcomes if isinstance(o, m.Asset)]
+    refused = [o for o in outcomes if isinstance(o, ValidationError)]
+    for out in outcomes:
+        if isinstance(out, BaseException) and not isinstance(out, ValidationError):
+            raise out
     assert len(won) == 1
     assert len(refused) == 1
     assert "already attached" in refused[0].message_dict["device_key"][0]
