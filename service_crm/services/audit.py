@@ -33,8 +33,14 @@ def audit_record(
     obj: models.Model,
     before: dict[str, Any] | None,
     at: dt.datetime,
+    deleting: bool = False,
 ) -> AuditLog:
-    """Append one audit entry; ``after`` is taken from ``obj`` as it is now."""
+    """Append one audit entry; ``after`` is taken from ``obj`` as it is now.
+
+    For a deletion, call it just before ``obj.delete()`` with ``deleting=True``: the entry is
+    filed under the row that goes, with its values in ``before`` and no ``after``."""
+    if deleting:
+        before = snapshot(obj)
     return AuditLog.objects.create(
         at=at,
         actor_id=None if actor is None else actor.pk,
@@ -43,7 +49,7 @@ def audit_record(
         object_type=obj._meta.model_name or type(obj).__name__,
         object_id=str(obj.pk),
         before=before,
-        after=snapshot(obj),
+        after=None if deleting else snapshot(obj),
     )
 
 

@@ -20,7 +20,7 @@ from service_crm.models import Asset, DeviceLink
 from service_crm.models.asset import device_key_validator
 from service_crm.models.choices import AssetStatus
 from service_crm.selectors.access import Role, has_role
-from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.audit import audit_record, interaction_record
 
 # Who may attach and detach devices: the desk and its managers (sales only looks).
 CLAIM_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
@@ -74,8 +74,7 @@ def device_claim(*, device_key: str, asset: Asset, actor: Any,
 def device_release(*, device_key: str, actor: Any, now: dt.datetime | None = None) -> Asset:
     """Detach a device from its asset; it shows as unclaimed again. Returns the asset it left.
 
-    The link row is deleted, so the audit entry is filed under the asset, with the link as it
-    was in ``before``."""
+    The link row is deleted; the audit entry is filed under it, with its values in ``before``."""
     now = now or timezone.now()
     _check_actor(actor)
     _lock_store_device(device_key)
@@ -83,9 +82,10 @@ def device_release(*, device_key: str, actor: Any, now: dt.datetime | None = Non
             .filter(device_key=device_key).first())
     if link is None:
         raise ValidationError({"device_key": f"{device_key} is not attached to any asset."})
-    asset, before = link.asset, snapshot(link)
+    asset = link.asset
+    audit_record(actor=actor, action="device.release", obj=link, before=None, at=now,
+                 deleting=True)
     link.delete()
-    audit_record(actor=actor, action="device.release", obj=asset, before=before, at=now)
     interaction_record(account=asset.site.account, asset=asset, at=now, by=actor,
                        summary=f"Device {device_key} detached from {asset.serial}")
     return asset

@@ -131,10 +131,13 @@ def test_release_detaches_device_and_records_it(stray: str, spare_asset: m.Asset
     left = device_release(device_key=stray, actor=agent, now=NOW)
     assert left == spare_asset
     assert not m.DeviceLink.objects.filter(device_key=stray).exists()
+    claim = m.AuditLog.objects.get(action="device.claim")
     audit = m.AuditLog.objects.get(action="device.release")
-    assert (audit.object_type, audit.object_id) == ("asset", str(spare_asset.pk))
+    assert (audit.object_type, audit.object_id) == ("devicelink", claim.object_id)
     assert audit.before is not None
     assert audit.before["device_key"] == stray
+    assert audit.before["asset"] == spare_asset.pk
+    assert audit.after is None
     assert m.Interaction.objects.filter(
         account=world.account, summary=f"Device {stray} detached from {spare_asset.serial}"
     ).exists()
