@@ -335,3 +335,92 @@ def test_seed_demo_group_names_grant_roles(world: World, api: Any) -> None:
     user = f.UserFactory(username="demo-desk")
     user.groups.add(Group.objects.get_or_create(name="Service desk")[0])
     assert api(f.fresh(user)).get("/api/v1/accounts/").json()["count"] == 2
+
+
+def _telemetry_world(world: World) -> tuple[dt.datetime, dt.datetime]:
+    """14 hours of two metrics on the north asset's device, plus an hour with no readings."""
+    from django.db import connection
+
+    t0 = world.now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=20)
+    t0 = t0.replace(hour=(t0.hour // 6) * 6)  # on a 6-hour edge
+    f.store_rollup_1h("cmp-n1", "temperature_c",
+                      [(t0 + dt.timedelta(hours=i), 60.0 + (i * 7) % 5 + 0.125) for i in range(14)])
+    f.store_rollup_1h("cmp-n1", "pressure_bar", [(t0 + dt.timedelta(hours=i), 1.5 + i / 3)
+                                                 for i in range(0, 14, 2)])
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO telemetry_1h (bucket, device_id, metric_id, min, max, mean, last, count) "
+            "SELECT %s, d.id, m.id, NULL, NULL, NULL, NULL, 0 FROM devices d, metrics m "
+            "WHERE d.device_key = 'cmp-n1' AND m.name = 'pressure_bar'",
+            [t0 + dt.timedelta(hours=1)])
+    return t0, t0 + dt.timedelta(hours=14)
+
+
+def test_telemetry_json_equals_the_drf_serializers(world: World, customer_user: Any,
+                                                   api: Any) -> None:
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    from service_crm.selectors import access
+    from web.api.serializers import RollupSerializer
+
+    start, end = _telemetry_world(world)
+    response = api(customer_user).get(
+        f"/api/v1/assets/{world.north.asset.pk}/telemetry/",
+        {"start": start.isoformat(), "end": end.isoformat(), "resolution": "1h"})
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    rows = access.asset_telemetry_for_user(user=customer_user, pk=world.north.asset.pk,
+                                           start=start, end=end, resolution="1h")
+    old = json.loads(JSONRenderer().render(RollupSerializer(rows, many=True).data))
+    assert len(old) == 14 + 7 + 1
+    assert response.json() == old
+    assert old[0]["bucket"].endswith("Z")
+    assert any(r["mean"] is None for r in old)
+
+
+def test_telemetry_columns_layout_regroups_the_same_rows(world: World, customer_user: Any,
+                                                         api: Any) -> None:
+    start, end = _telemetry_world(world)
+    url = f"/api/v1/assets/{world.north.asset.pk}/telemetry/"
+    params = {"start": start.isoformat(), "end": end.isoformat(), "resolution": "1h"}
+    rows = api(customer_user).get(url, params).json()
+    cols = api(customer_user).get(url, {**params, "layout": "columns"}).json()
+    assert cols["resolution"] == "1h"
+    assert {(s["device"], s["metric"]) for s in cols["series"]} == {
+        ("cmp-n1", "temperature_c"), ("cmp-n1", "pressure_bar")}
+    for s in cols["series"]:
+        mine = [r for r in rows if (r["device"], r["metric"]) == (s["device"], s["metric"])]
+        assert s["t"] == [int(dt.datetime.fromisoformat(r["bucket"]).timestamp()) for r in mine]
+        for k in ("min", "max", "mean", "last", "count"):
+            assert s[k] == [r[k] for r in mine], k
+
+
+def test_telemetry_6h_folds_the_hourly_rollups(world: World, customer_user: Any,
+                                               api: Any) -> None:
+    start, end = _telemetry_world(world)
+    response = api(customer_user).get(
+        f"/api/v1/assets/{world.north.asset.pk}/telemetry/",
+        {"start": start.isoformat(), "end": end.isoformat(), "resolution": "6h",
+         "metric": "temperature_c"})
+    assert response.status_code == 200, response.content
+    got = response.json()
+    means = [60.0 + (i * 7) % 5 + 0.125 for i in range(14)]
+    parts = [means[0:6], means[6:12], means[12:14]]
+    assert [r["bucket"] for r in got] == [
+        (start + dt.timedelta(hours=6 * k)).strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(3)]
+    assert [r["count"] for r in got] == [60 * len(p) for p in parts]
+    assert [r["mean"] for r in got] == pytest.approx([sum(p) / len(p) for p in parts])
+    assert [r["min"] for r in got] == [min(p) - 1 for p in parts]
+    assert [r["max"] for r in got] == [max(p) + 1 for p in parts]
+    assert [r["last"] for r in got] == [p[-1] for p in parts]
+
+
+def test_telemetry_names_a_bad_layout_or_resolution(world: World, desk_agent: Any,
+                                                    api: Any) -> None:
+    url = f"/api/v1/assets/{world.north.asset.pk}/telemetry/"
+    for params, field in (({"layout": "csv"}, "layout"), ({"resolution": "5m"}, "resolution")):
+        response = api(desk_agent).get(url, params)
+        assert response.status_code == 400
+        assert field in response.json()["errors"]

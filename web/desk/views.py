@@ -21,13 +21,14 @@ from django.views.decorators.http import require_POST
 
 from service_crm.models.choices import EpisodeStatus, OfferStatus, Severity, TicketStatus
 from service_crm.selectors import access
+from service_crm.selectors import reports as report_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
-from service_crm.selectors.outcomes import alert_precision_list
 from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
+from web.desk import charts
 from web.desk.queries import dashboard_get
 from web.forms import (
     DeviceClaimForm,
@@ -41,6 +42,7 @@ from web.roles import role_required
 DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 STAFF = tuple(STAFF_ROLES)
 PAGE = 50
+ACCOUNT_TIMELINE = 50  # latest interactions on the account page
 DISPATCH_DAYS = 7
 
 
@@ -48,18 +50,24 @@ def _page(request: HttpRequest, items: Any) -> Any:
     return Paginator(items, PAGE).get_page(request.GET.get("page"))
 
 
+def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    d = dashboard_get(user=request.user, now=timezone.now())
+    fleet = report_selectors.fleet_health_get(user=request.user)
+    return {"d": d, "fleet": fleet, "fleet_chart": charts.fleet_chart(fleet),
+            "severity_chart": charts.severity_chart(d.episodes_by_severity)}
+
+
 @role_required(*STAFF)
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/dashboard.html", {
-        "d": dashboard_get(user=request.user, now=timezone.now()),
+        **_dashboard_context(request),
         "poll_seconds": float(getattr(settings, "AFTERCARE_DASHBOARD_POLL_S", 15))})
 
 
 @role_required(*STAFF)
 def dashboard_panel(request: HttpRequest) -> HttpResponse:
     """The dashboard's figures alone, fetched every few seconds by static/poll.js."""
-    return render(request, "desk/_dashboard_panel.html",
-                  {"d": dashboard_get(user=request.user, now=timezone.now())})
+    return render(request, "desk/_dashboard_panel.html", _dashboard_context(request))
 
 
 @role_required(*STAFF)
@@ -189,15 +197,20 @@ def work_order_schedule(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*STAFF)
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = access.account_get_for_user(user=request.user, pk=pk)
+    # A big account has hundreds of assets: page them (PAGE per page, ?page=N) and keep the
+    # timeline to the latest ACCOUNT_TIMELINE entries, so the page costs the same for any size.
+    assets = access.asset_list_for_user(user=request.user).filter(
+        site__account=account).order_by("serial", "pk")
     return render(request, "desk/account_detail.html", {
         "account": account,
-        "assets": access.asset_list_for_user(user=request.user).filter(site__account=account),
+        "page": _page(request, assets),
         "contracts": access.contract_list_for_user(user=request.user).filter(account=account),
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             account=account).order_by("-opened_at")[:20],
         "offers": access.offer_list_for_user(user=request.user).filter(account=account)[:20],
         "timeline": access.interaction_list_for_account(user=request.user,
-                                                        account=account)[:100],
+                                                        account=account)[:ACCOUNT_TIMELINE],
+        "timeline_limit": ACCOUNT_TIMELINE,
     })
 
 
@@ -360,13 +373,17 @@ def renewals(request: HttpRequest) -> HttpResponse:
 
 @role_required(*STAFF)
 def reports(request: HttpRequest) -> HttpResponse:
-    """Alert precision per detector and failure mode (from ticket outcomes), and SLA
-    compliance of the tickets resolved in the last 90 days."""
-    since = timezone.now() - dt.timedelta(days=90)
-    resolved = access.ticket_list_for_user(user=request.user).filter(
-        resolved_at__gte=since, resolution_due__isnull=False)
-    total = resolved.count()
-    breached = resolved.filter(resolution_breached=True).count()
+    """SLA compliance per week (90 days), MTBF per equipment model (365 days), alert
+    precision per detector and the accounts at risk, each a chart over a table; the
+    definitions are in :mod:`service_crm.selectors.reports` and on the page."""
+    now = timezone.now()
+    user = request.user
+    sla = report_selectors.sla_compliance_by_week(user=user, now=now, days=90)
+    mtbf = report_selectors.mtbf_by_equipment_model(user=user, now=now, days=365)
+    precision = report_selectors.alert_precision_by_detector(user=user)
+    at_risk = report_selectors.account_list_at_risk(user=user, now=now)
     return render(request, "desk/reports.html", {
-        "precision": alert_precision_list(), "sla_total": total, "sla_breached": breached,
-        "sla_met_pct": None if total == 0 else round(100 * (total - breached) / total, 1)})
+        "sla": sla, "mtbf": mtbf, "precision": precision, "at_risk": at_risk,
+        "charts": {**{f"sla_{k}": v for k, v in charts.sla_charts(sla).items()},
+                   "mtbf": charts.mtbf_chart(mtbf), "precision": charts.precision_chart(precision),
+                   "risk": charts.risk_chart(at_risk)}})

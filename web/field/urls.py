@@ -7,6 +7,8 @@ from web.field import views
 app_name = "field"
 urlpatterns = [
     path("", views.today, name="today"),
+    path("manifest.webmanifest", views.manifest, name="manifest"),
+    path("sw.js", views.service_worker, name="service-worker"),
     path("work-orders/<int:pk>/", views.work_order, name="work-order"),
     path("work-orders/<int:pk>/start/", views.work_order_start, name="work-order-start"),
     path("work-orders/<int:pk>/progress/", views.work_order_progress,

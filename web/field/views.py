@@ -1,17 +1,29 @@
 """The field engineer's phone view: today's jobs, the job sheet, start and completion.
 
 Engineers see only their own work orders (the selector); completion takes parts from the van
-stock through the CRM service, so stock goes down in the same transaction."""
+stock through the CRM service, so stock goes down in the same transaction.
+
+Offline use: the pages are installable (``manifest``) and a service worker (``service_worker``,
+scoped to /field/) keeps the engineer's pages for use without signal; static/field.js queues
+start, progress and completion in IndexedDB and replays them here when the phone is back
+online, asking for JSON. A replay that no longer fits the work order (reassigned, cancelled,
+completed meanwhile, checklist changed) is answered 404/409 with a message saying so, and
+nothing is applied."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -27,6 +39,90 @@ from web.roles import role_required
 
 FIELD = (Role.FIELD_ENGINEER, Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 PART_ROWS = 3
+SERVICE_WORKER = Path(settings.BASE_DIR) / "static" / "field-sw.js"
+NOT_YOURS = ("This work order is no longer assigned to you (reassigned or removed): "
+             "what you recorded offline was not sent. Call the service desk.")
+
+
+def _label(wo: Any) -> str:
+    return f"WO-{wo.pk:06d}"
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _json_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A replayed offline action for a work order the user can no longer see gets a JSON
+    answer the phone can show (still a 404: nothing about the work order is revealed)."""
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if _wants_json(request):
+                return JsonResponse({"conflict": NOT_YOURS}, status=404)
+            raise
+    return wrapped
+
+
+def offline_base(wo: Any) -> str:
+    """What the phone's copy of the job sheet was based on: engineer and checklist length."""
+    return f"{wo.engineer_id or 0}:{len(wo.checklist or [])}"
+
+
+def _conflict(request: HttpRequest, wo: Any) -> JsonResponse | None:
+    """409 when a replayed form was filled on a sheet that no longer matches the work order."""
+    base = request.POST.get("offline_base")
+    if not base or base == offline_base(wo):
+        return None
+    engineer, _, length = base.partition(":")
+    if engineer != str(wo.engineer_id or 0):
+        message = (f"{_label(wo)} was reassigned to {wo.engineer or 'nobody'} meanwhile: "
+                   "your offline changes were not applied.")
+    else:
+        message = (f"The checklist of {_label(wo)} was changed on the server meanwhile (now "
+                   f"{len(wo.checklist or [])} items, your copy had {length}): open the job "
+                   "again and redo the ticks.")
+    return JsonResponse({"conflict": message, "status": wo.status}, status=409)
+
+
+def _refused(form: forms.Form, wo: Any) -> JsonResponse:
+    """A service's refusal as JSON: a status rule is a conflict (409) with the current
+    status, anything else a plain 400 by field."""
+    wo.refresh_from_db()
+    errors = form.errors.get_json_data()
+    status_errors = [e["message"] for e in errors.get("__all__", [])
+                     if e["message"].startswith("status: ")]
+    if status_errors:
+        now_is = wo.get_status_display().lower()
+        return JsonResponse({"conflict": f"{_label(wo)} is {now_is} on the server: "
+                                         f"{status_errors[0][len('status: '):]}",
+                             "status": wo.status}, status=409)
+    return JsonResponse({"errors": errors}, status=400)
+
+
+def manifest(request: HttpRequest) -> JsonResponse:
+    """The web app manifest: "My jobs" can be installed on the phone's home screen."""
+    icons = [{"src": static(f"field-icon-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png",
+              "purpose": "any"} for n in (192, 512)]
+    icons.append({"src": static("field-icon.svg"), "sizes": "any", "type": "image/svg+xml",
+                  "purpose": "any"})
+    return JsonResponse({
+        "name": "Aftercare · My jobs", "short_name": "My jobs", "id": "/field/",
+        "start_url": "/field/", "scope": "/field/", "display": "standalone",
+        "background_color": "#f5f7fa", "theme_color": "#102a43", "icons": icons,
+    }, content_type="application/manifest+json")
+
+
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """The service worker script, from the app's own URL so that it may control /field/.
+    Never cached by the browser's HTTP cache: a new version must reach the phones."""
+    response = HttpResponse(SERVICE_WORKER.read_text(encoding="utf-8"),
+                            content_type="application/javascript; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["Service-Worker-Allowed"] = "/field/"
+    return response
 
 
 @role_required(*FIELD)
@@ -90,6 +186,7 @@ def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None 
     asset = wo.ticket.asset
     return render(request, "field/work_order.html", {
         "wo": wo, "ticket": wo.ticket, "asset": asset, "site": asset.site,
+        "offline_base": offline_base(wo),
         "history": access.ticket_list_for_user(user=request.user).filter(asset=asset)
         .exclude(pk=wo.ticket_id).order_by("-opened_at")[:5],
         "complete_form": complete_form or CompleteForm(),
@@ -106,13 +203,26 @@ def work_order(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(*FIELD)
+@_json_404
 def work_order_start(request: HttpRequest, pk: int) -> HttpResponse:
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
-    form = CompleteForm()
+    conflict = _conflict(request, wo) if _wants_json(request) else None
+    if conflict is not None:
+        return conflict
+    form = forms.Form({})  # bound and valid: the service's refusal is added to it
+    form.is_valid()
     if call_service(form, lambda: work_order_services.work_order_start(
             work_order=wo, actor=request.user)):  # type: ignore[arg-type]
+        if _wants_json(request):
+            return JsonResponse({"status": WorkOrderStatus.IN_PROGRESS,
+                                 "message": f"{_label(wo)} started."})
         return HttpResponseRedirect(reverse("field:work-order", args=[wo.pk]))
-    return _sheet(request, wo, complete_form=form, status=400)
+    if _wants_json(request):
+        return _refused(form, wo)
+    for error in form.non_field_errors():
+        messages.error(request, str(error))
+    wo.refresh_from_db()
+    return _sheet(request, wo, status=400)
 
 
 def _ticked(request: HttpRequest, wo: Any) -> list[int]:
@@ -128,12 +238,16 @@ def _save_progress(request: HttpRequest, wo: Any, form: forms.Form) -> bool:
 
 @require_POST
 @role_required(*FIELD)
+@_json_404
 def work_order_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """Save ticks and notes as the engineer goes: static/field.js posts here on every change
     (answering JSON); without JavaScript the "Save" button does, and comes back to the sheet."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
     form = ProgressForm(request.POST)
-    wants_json = "application/json" in request.headers.get("Accept", "")
+    wants_json = _wants_json(request)
+    conflict = _conflict(request, wo) if wants_json else None
+    if conflict is not None:
+        return conflict
     if form.is_valid() and _save_progress(request, wo, form):
         if wants_json:
             return JsonResponse({"saved_at": timezone.now().isoformat()})
@@ -146,16 +260,29 @@ def work_order_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(*FIELD)
+@_json_404
 def work_order_complete(request: HttpRequest, pk: int) -> HttpResponse:
-    """Save the ticks and notes, then complete; the report also lists what was ticked."""
+    """Save the ticks and notes, then complete; the report also lists what was ticked.
+    Asked for JSON (a completion queued offline), it answers 200, 400 or 409 instead."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    wants_json = _wants_json(request)
+    conflict = _conflict(request, wo) if wants_json else None
+    if conflict is not None:
+        return conflict
     form = CompleteForm(request.POST)
+    if (wants_json and wo.status == WorkOrderStatus.COMPLETED and form.is_valid()
+            and wo.completion_report.startswith(form.cleaned_data["report"])):
+        # The same completion sent again (its answer was lost on a bad connection).
+        return JsonResponse({"status": WorkOrderStatus.COMPLETED,
+                             "message": f"{_label(wo)} was already completed with this report."})
     parts = PartsForm(request.POST, choices=_stock_choices(wo))
     progress = ProgressForm(request.POST)
     # Ticks and notes are kept first, in their own transaction: a refused completion (no
     # stock, say) must not lose what the engineer recorded.
     if wo.status == WorkOrderStatus.IN_PROGRESS and not (
             progress.is_valid() and _save_progress(request, wo, progress)):
+        if wants_json:
+            return _refused(progress, wo)
         return _sheet(request, wo, complete_form=form, parts_form=parts, progress_form=progress,
                       status=400)
     wo.refresh_from_db()
@@ -173,6 +300,13 @@ def work_order_complete(request: HttpRequest, pk: int) -> HttpResponse:
                 work_order=wo, actor=request.user, report=report,  # type: ignore[arg-type]
                 outcome=form.cleaned_data["outcome"],
                 time_spent_min=form.cleaned_data["time_spent_min"], parts=parts.used())):
-            messages.success(request, f"{wo} completed.")
+            if wants_json:
+                return JsonResponse({"status": WorkOrderStatus.COMPLETED,
+                                     "message": f"{_label(wo)} completed."})
+            messages.success(request, f"{_label(wo)} completed.")
             return HttpResponseRedirect(reverse("field:today"))
+    if wants_json:
+        if not parts.is_valid():
+            return JsonResponse({"errors": parts.errors.get_json_data()}, status=400)
+        return _refused(form, wo)
     return _sheet(request, wo, complete_form=form, parts_form=parts, status=400)

@@ -5,14 +5,6 @@
   "use strict";
   var COLORS = ["#0b6bcb", "#b7791f", "#1a7f37", "#b42318", "#6941c6", "#0e7490"];
 
-  function group(rows) {
-    var byMetric = {};
-    rows.forEach(function (r) {
-      var key = r.metric + (r.device ? " · " + r.device : "");
-      (byMetric[key] = byMetric[key] || []).push(r);
-    });
-    return byMetric;
-  }
 
   function markerPlugin(markers) {
     return { hooks: { draw: [function (u) {
@@ -37,15 +29,14 @@
     return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio);
   }
 
-  function draw(el, rows, markers) {
+  // `series` is the endpoint's layout=columns answer: one entry per (device, metric) with
+  // epoch-second times and one array per statistic, i.e. uPlot's data as it comes.
+  function draw(el, series, markers) {
     el.innerHTML = "";
-    var groups = group(rows), keys = Object.keys(groups);
-    if (!keys.length) { el.innerHTML = '<p class="empty">No telemetry in this range.</p>'; return; }
-    keys.forEach(function (key, i) {
-      var pts = groups[key];
-      var xs = pts.map(function (p) { return Date.parse(p.bucket) / 1000; });
-      var data = [xs, pts.map(function (p) { return p.mean; }),
-                  pts.map(function (p) { return p.min; }), pts.map(function (p) { return p.max; })];
+    if (!series.length) { el.innerHTML = '<p class="empty">No telemetry in this range.</p>'; return; }
+    series.forEach(function (s, i) {
+      var key = s.metric + (s.device ? " · " + s.device : "");
+      var data = [s.t, s.mean, s.min, s.max];
       var color = COLORS[i % COLORS.length];
       var box = document.createElement("div"); box.className = "chart-one"; el.appendChild(box);
       /* global uPlot */
@@ -65,14 +56,14 @@
     var hours = Number(el.dataset.hours || el.dataset.hoursBefore || 24);
     var end = el.dataset.start ? new Date(Date.parse(el.dataset.start) + 6 * 3600e3) : new Date();
     var start = new Date(end.getTime() - hours * 3600e3);
-    var url = el.dataset.telemetryUrl + "?resolution=" + (el.dataset.resolution || "1h") +
-      "&start=" + encodeURIComponent(start.toISOString()) + "&end=" + encodeURIComponent(end.toISOString());
+    var url = el.dataset.telemetryUrl + "?layout=columns&resolution=" +
+      (el.dataset.resolution || "1h") + "&start=" + encodeURIComponent(start.toISOString()) + "&end=" + encodeURIComponent(end.toISOString());
     var markersEl = el.dataset.markers && document.getElementById(el.dataset.markers);
     var markers = markersEl ? JSON.parse(markersEl.textContent) : [];
     el.innerHTML = '<p class="empty">Loading…</p>';
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-      .then(function (rows) { draw(el, rows, markers); el.dataset.loaded = "1"; })
+      .then(function (body) { draw(el, body.series, markers); el.dataset.loaded = "1"; })
       .catch(function (e) { el.innerHTML = '<p class="empty">Could not load telemetry (' + e.message + ').</p>'; });
   }
 
@@ -87,5 +78,131 @@
       el.dataset.hours = b.dataset.rangeHours; el.dataset.resolution = b.dataset.resolution;
       load(el);
     });
+  });
+})();
+
+// Bar charts for reports and the dashboard (uPlot's bars path builder). An element
+// <div data-bars="ID"> is drawn from the JSON in <script type="application/json" id="ID">
+// (Django's json_script, so no inline script under the CSP):
+//   {"labels": [...], "series": [{"label": "...", "values": [...], "color": "#..."}],
+//    "stacked": false, "horizontal": false, "colors": null, "unit": "", "max": null,
+//    "integer": false}  (integer: counts, so whole-number ticks only)
+// "stacked" piles the series (drawn as running totals, the top one first); "colors" gives
+// each bar its own colour (one series). The legend is HTML with each series' total, and
+// the element gets data-drawn="<bars>" once the canvas is drawn. Charts are redrawn when
+// poll.js replaces a fragment (event "aftercare:updated") and when the window is resized.
+(function () {
+  "use strict";
+  /* global uPlot */
+  var PALETTE = ["#0b6bcb", "#b42318", "#1a7f37", "#b7791f", "#6941c6", "#0e7490"];
+  var INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000];
+
+  function cumulative(series) {
+    var run = null;
+    return series.map(function (s) {
+      run = s.values.map(function (v, i) { return (run ? run[i] : 0) + (v || 0); });
+      return run;
+    });
+  }
+
+  function labelFor(labels, step, maxChars) {
+    return function (u, splits) {
+      return splits.map(function (i) {
+        var l = labels[Math.round(i)];
+        if (l === undefined || Math.round(i) !== i || i % step) { return ""; }
+        return l.length > maxChars ? l.slice(0, maxChars - 1) + "…" : l;
+      });
+    };
+  }
+
+  // Room for the longest category label (as cut by labelFor), measured in the axis font.
+  function labelWidth(u, values, axisIdx, cycleNum) {
+    var axis = u.axes[axisIdx];
+    if (cycleNum > 1) { return axis._size; }
+    u.ctx.font = axis.font[0];
+    var widest = (values || []).reduce(function (a, v) { return Math.max(a, u.ctx.measureText(v).width); }, 0);
+    return Math.min(Math.ceil(axis.ticks.size + axis.gap + widest / devicePixelRatio + 4),
+                    Math.round(u.width * 0.45));
+  }
+
+  function legend(spec, series) {
+    var ul = document.createElement("ul"); ul.className = "bar-legend";
+    series.forEach(function (s) {
+      var li = document.createElement("li"), sw = document.createElement("span");
+      sw.className = "swatch"; sw.style.background = s.color;
+      var total = s.values.reduce(function (a, v) { return a + (v || 0); }, 0);
+      li.appendChild(sw);
+      li.appendChild(document.createTextNode(" " + s.label + (spec.totals === false ? "" : ": " + (Math.round(total * 10) / 10) + (spec.unit || ""))));
+      if (s.key) { li.dataset.key = s.key; li.dataset.total = String(total); }
+      ul.appendChild(li);
+    });
+    return ul;
+  }
+
+  function bars(el, spec) {
+    el.innerHTML = "";
+    var labels = spec.labels || [], n = labels.length;
+    if (!n) { el.innerHTML = '<p class="empty">No data yet.</p>'; el.dataset.drawn = "0"; return; }
+    var series = (spec.series || []).map(function (s, i) {
+      return { label: s.label, key: s.key, values: s.values, color: s.color || PALETTE[i % PALETTE.length] };
+    });
+    if (spec.colors) {  // one series, one colour per bar: split into sparse series
+      var only = series[0];
+      series = labels.map(function (l, i) {
+        return { label: l, key: spec.keys ? spec.keys[i] : null, color: spec.colors[i],
+                 values: labels.map(function (_, j) { return j === i ? only.values[i] : null; }) };
+      });
+    }
+    var drawn = spec.stacked ? cumulative(series) : series.map(function (s) { return s.values; });
+    var order = series.map(function (_, i) { return i; });
+    if (spec.stacked) { order.reverse(); }  // tallest running total first, the rest on top
+    var top = 0;
+    drawn.forEach(function (vs) { vs.forEach(function (v) { if (v !== null && v > top) { top = v; } }); });
+    var max = spec.max || (top > 0 ? top * 1.1 : 1);
+    var horizontal = !!spec.horizontal;
+    var width = Math.max(240, el.clientWidth - 8);
+    var height = horizontal ? Math.max(120, n * 30 + 50) : (spec.height || 220);
+    var step = Math.max(1, Math.ceil(n * (horizontal ? 20 : 64) / (horizontal ? height : width)));
+    var size = [0.7, 48];
+    var opts = {
+      width: width, height: height, legend: { show: false }, cursor: { show: false },
+      // Horizontal bars list the categories top to bottom, in the order given.
+      scales: { x: { time: false, range: [-0.5, n - 0.5], ori: horizontal ? 1 : 0, dir: horizontal ? -1 : 1 },
+                y: { range: [0, max], ori: horizontal ? 0 : 1, dir: 1 } },
+      axes: [
+        { scale: "x", side: horizontal ? 3 : 2, splits: function () { return labels.map(function (_, i) { return i; }); },
+          values: labelFor(labels, step, width > 600 ? 32 : 18), grid: { show: false }, size: horizontal ? labelWidth : 40 },
+        { scale: "y", side: horizontal ? 2 : 3, space: horizontal ? (spec.integer ? 45 : 70) : 30, incrs: spec.integer ? INT_STEPS : undefined,
+          values: function (u, splits) { return splits.map(function (v) { return v + (spec.unit || ""); }); } },
+      ],
+      series: [{}].concat(order.map(function (i) {
+        return { label: series[i].label, fill: series[i].color, stroke: series[i].color, width: 0,
+                 points: { show: false }, paths: uPlot.paths.bars({ size: size, align: 0 }) };
+      })),
+    };
+    var data = [labels.map(function (_, i) { return i; })].concat(order.map(function (i) { return drawn[i]; }));
+    var box = document.createElement("div"); box.className = "chart-one"; el.appendChild(box);
+    new uPlot(opts, data, box);
+    el.appendChild(legend(spec, series));
+    var count = 0;
+    series.forEach(function (s) { s.values.forEach(function (v) { if (v) { count += 1; } }); });
+    el.dataset.drawn = String(count);
+  }
+
+  function drawAll(root) {
+    (root || document).querySelectorAll("[data-bars]").forEach(function (el) {
+      var src = document.getElementById(el.dataset.bars);
+      if (!src) { return; }
+      try { bars(el, JSON.parse(src.textContent)); }
+      catch (e) { el.innerHTML = '<p class="empty">Could not draw the chart (' + e.message + ').</p>'; }
+    });
+  }
+
+  window.AftercareCharts = { bars: bars, drawAll: drawAll };
+  drawAll(document);
+  document.addEventListener("aftercare:updated", function (ev) { drawAll(ev.target); });
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer); resizeTimer = setTimeout(function () { drawAll(document); }, 200);
   });
 })();
