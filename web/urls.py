@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from web import views
-from web.login import LoginView
+from web.login import LoginView, LogoutView
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", LogoutView.as_view(), name="logout"),
     # The admin's own login form has no rate limit: send it through ours.
     path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),

@@ -62,6 +62,15 @@ def test_login_is_rate_limited_after_five_failures(world: World, desk_agent: Any
     assert "_auth_user_id" not in client.session
 
 
+def test_logout_ends_session_and_clears_browser_storage(world: World, desk_agent: Any,
+                                                         client: Client) -> None:
+    client.post("/login/", {"username": "desk", "password": PASSWORD})
+    assert client.get("/desk/").status_code == 200
+    response = client.post("/logout/")
+    assert response["Clear-Site-Data"] == '"cache", "storage"'
+    assert client.get("/desk/").status_code == 302
+
+
 def test_login_form_needs_csrf_token(world: World, desk_agent: Any) -> None:
     client = Client(enforce_csrf_checks=True)
     response = client.post("/login/", {"username": "desk", "password": PASSWORD})
