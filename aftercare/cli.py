@@ -117,15 +117,16 @@ def cmd_db(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def cmd_web(args: argparse.Namespace, settings: config.Settings) -> int:
     _django_setup()
-    from waitress import serve
-
+    from web.server import serve
     from web.wsgi import application
 
     host = args.host or settings.web_host
     port = args.port or settings.web_port
-    print(f"Aftercare web on http://{host}:{port}/", flush=True)
-    serve(application, host=host, port=port, threads=8, ident="aftercare")
-    return 0
+    workers = settings.web_workers if args.workers is None else args.workers
+    if workers < 0:
+        print("aftercare web: --workers must be >= 0", file=sys.stderr)
+        return 2
+    return serve(application, host=host, port=port, workers=workers)
 
 
 def cmd_config(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("web", help="serve the web app")
     p.add_argument("--host", default="")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None,
+                   help="server processes (default WEB_WORKERS; 0 = one per CPU core)")
     p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("config", help="print the effective configuration")

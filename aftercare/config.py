@@ -49,6 +49,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("INGEST_METRICS_PORT", "9108", "Prometheus metrics port of an ingest worker (0=off)"),
     Variable("WEB_HOST", "127.0.0.1", "Address the web app listens on"),
     Variable("WEB_PORT", "8000", "Port the web app listens on"),
+    Variable("WEB_WORKERS", "0",
+             "Web server processes sharing the port (0 = one per CPU core), 8 threads each"),
     Variable("DJANGO_SECRET_KEY", "",
              "Secret for sessions and tokens; empty = a random key kept in AFTERCARE_DATA_DIR"),
     Variable("DJANGO_DEBUG", "false", "Django debug mode (never in production)"),
@@ -101,6 +103,13 @@ def _port(text: str) -> int:
     n = _int(text)
     if not 0 <= n <= 65535:
         raise ValueError("must be a port number 0..65535")
+    return n
+
+
+def _workers(text: str) -> int:
+    n = _int(text)
+    if not 0 <= n <= 64:
+        raise ValueError("must be 0 (one per CPU core) .. 64")
     return n
 
 
@@ -163,6 +172,7 @@ class Settings:
     ingest_metrics_port: int
     web_host: str
     web_port: int
+    web_workers: int
     debug: bool
     secret_key: str
     allowed_hosts: tuple[str, ...]
@@ -202,6 +212,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_metrics_port=_parse("INGEST_METRICS_PORT", _port, env),
         web_host=host,
         web_port=_parse("WEB_PORT", _port, env),
+        web_workers=_parse("WEB_WORKERS", _workers, env),
         debug=debug,
         secret_key=secret,
         allowed_hosts=tuple(h.strip() for h in raw("DJANGO_ALLOWED_HOSTS", env).split(",") if h),

@@ -64,7 +64,12 @@ def main() -> int:
         "dashboard": lambda: "/desk/",
         "account page": lambda: f"/desk/accounts/{rng.choice(accounts)}/",
         "asset page": lambda: f"/desk/assets/{rng.choice(assets)}/",
+        "panel": lambda: "/desk/panel/",
         "telemetry 30d 1h": lambda: f"/api/v1/assets/{rng.choice(assets)}/telemetry/?{w30}",
+        "chart 30d 1h cols": lambda: (f"/api/v1/assets/{rng.choice(assets)}/telemetry/?{w30}"
+                                      "&layout=columns"),
+        "chart 30d 6h cols": lambda: (f"/api/v1/assets/{rng.choice(assets)}/telemetry/?"
+                                      f"{w30.replace('=1h', '=6h')}&layout=columns"),
         "api assets": lambda: f"/api/v1/assets/?offset={rng.randrange(0, 2000, 50)}",
         "api tickets": lambda: f"/api/v1/tickets/?offset={rng.randrange(0, 500, 50)}",
     }

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,15 +277,74 @@ def endpoints(seeded: dict[str, Any], *, cookie: str, token: str, end: dt.dateti
         ("dashboard panel /desk/panel/ (polled)", ["/desk/panel/"], sess),
         ("account page /desk/accounts/<id>/", [f"/desk/accounts/{a}/" for a in accounts], sess),
         ("asset page /desk/assets/<id>/", [f"/desk/assets/{a}/" for a in assets], sess),
-        ("asset chart 30 d, 1 h (telemetry JSON)",
+        ("asset telemetry 30 d, 1 h, rows (API row format)",
          [f"/api/v1/assets/{a}/telemetry/?{w30}" for a in assets], sess_json),
-        ("asset chart 24 h, 1 m (telemetry JSON, page default)",
-         [f"/api/v1/assets/{a}/telemetry/?{w24}" for a in assets], sess_json),
+        ("asset chart 30 d, 1 h, columns (the chart's request)",
+         [f"/api/v1/assets/{a}/telemetry/?{w30}&layout=columns" for a in assets], sess_json),
+        ("asset chart 30 d, 6 h, columns",
+         [f"/api/v1/assets/{a}/telemetry/?{w30.replace('=1h', '=6h')}&layout=columns"
+          for a in assets], sess_json),
+        ("asset chart 24 h, 1 m, columns (page default)",
+         [f"/api/v1/assets/{a}/telemetry/?{w24}&layout=columns" for a in assets], sess_json),
         ("API /api/v1/assets/ (50 per page)", ["/api/v1/assets/"] + [
             f"/api/v1/assets/?offset={o}" for o in range(50, 2000, 50)], tok),
         ("API /api/v1/tickets/ (50 per page)", ["/api/v1/tickets/"] + [
             f"/api/v1/tickets/?offset={o}" for o in range(50, 500, 50)], tok),
     ]
+
+
+def load_test(args: argparse.Namespace, env: dict[str, str], url: str, workdir: Path,
+              seeded: dict[str, Any], end: dt.datetime, report: dict[str, Any]) -> int:
+    """Start ``aftercare web`` on a free port and run wrk against every endpoint."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [aftercare_bin(), "web", "--host", "127.0.0.1", "--port", str(port)]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    # Its own process group, so stopping it stops its worker processes too.
+    web = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=open(workdir / "web.log", "wb"),  # noqa: SIM115
+                           start_new_session=True)
+    try:
+        wait_http(base + "/healthz", 60, web)
+        cookie, token = login(base)
+        results = []
+        report["loadavg_before"] = os.getloadavg()
+        for label, paths, headers in endpoints(seeded, cookie=cookie, token=token, end=end,
+                                               sample=args.sample, seed=args.seed):
+            size = check_paths(base, paths, headers)
+            for conns in [int(x) for x in args.connections.split(",")]:
+                r = run_wrk(base, paths, headers, connections=conns, duration=args.duration,
+                            workdir=workdir)
+                r.update(endpoint=label, connections=conns, first_response_kb=size / 1024,
+                         loadavg_1m=os.getloadavg()[0])
+                results.append(r)
+                print(f"{label:55s} c={conns:<3d} {r['rps']:7.1f} req/s  p50 "
+                      f"{r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 "
+                      f"{r['p99_ms']:7.1f} ms  errors {r['errors']}  load "
+                      f"{r['loadavg_1m']:.1f}", flush=True)
+    finally:
+        if web.poll() is None:
+            os.killpg(web.pid, signal.SIGTERM)
+            try:
+                web.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(web.pid, signal.SIGKILL)
+    report["results"] = results
+    report["loadavg"] = os.getloadavg()
+
+    print("\n| endpoint | conns | req/s | p50 ms | p95 ms | p99 ms | KB/resp | load 1m "
+          "| p95 <= 200 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ok = "yes" if r["p95_ms"] <= TARGET_P95_MS and not r["errors"] else "**no**"
+        print(f"| {r['endpoint']} | {r['connections']} | {r['rps']:.1f} | "
+              f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{r['kb_per_req']:.0f} | {r['loadavg_1m']:.1f} | {ok} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nfigures written to {args.out}")
+    return 0
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -305,6 +365,12 @@ def main() -> int:
     p.add_argument("--quick", action="store_true",
                    help="20 accounts, 1,000 assets, 1 M readings, 5 s runs")
     p.add_argument("--keep", action="store_true", help="keep the scratch database")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="seed, backfill and refresh, then stop (implies --keep)")
+    p.add_argument("--reuse", metavar="DB",
+                   help="load-test a database kept by an earlier --keep/--prepare-only run")
+    p.add_argument("--workers", type=int, default=None,
+                   help="aftercare web --workers (default: the server's own default)")
     p.add_argument("--out", default=str(ROOT / "test-artifacts" / "bench_web.json"))
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args()
@@ -316,23 +382,34 @@ def main() -> int:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _sigterm)
+    if args.prepare_only or args.reuse:
+        args.keep = True
 
-    name = f"aftercare_benchweb_{secrets.token_hex(4)}"
+    name = args.reuse or f"aftercare_benchweb_{secrets.token_hex(4)}"
     url = f"{BASE_URL}/{name}"
-    with psycopg.connect(f"{BASE_URL}/postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    print(f"scratch database {name}", flush=True)
+    if not args.reuse:
+        with psycopg.connect(f"{BASE_URL}/postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        print(f"scratch database {name}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench_web_"))
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "false",
            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40), "AFTERCARE_DATA_DIR": str(workdir),
            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "WEB_HOST": "127.0.0.1",
            "AFTERCARE_STORE_BACKEND": "auto", "PYTHONPATH": str(ROOT)}
-    web: subprocess.Popen[bytes] | None = None
     report: dict[str, Any] = {"database": name, "args": vars(args)}
     try:
         t = time.perf_counter()
         subprocess.run([aftercare_bin(), "db", "migrate"], env=env, check=True, cwd=ROOT)
         report["migrate_s"] = time.perf_counter() - t
+        if args.reuse:
+            with psycopg.connect(url) as c:
+                row = c.execute("SELECT doc FROM bench_web_prepared").fetchone()
+            if row is None:
+                raise RuntimeError(f"{name} was not prepared by bench_web.py")
+            prepared = row[0]
+            seeded, end = prepared["seeded"], dt.datetime.fromisoformat(prepared["end"])
+            report.update(prepared["report"])
+            return load_test(args, env, url, workdir, seeded, end, report)
 
         t = time.perf_counter()
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "_web_seed.py"),
@@ -371,49 +448,22 @@ def main() -> int:
               f"1h rows {sizes[1]:,}); ANALYZE {report['analyze_s']:.0f} s; database "
               f"{sizes[2] / 2**30:.1f} GiB", flush=True)
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        web = subprocess.Popen([aftercare_bin(), "web", "--host", "127.0.0.1", "--port",
-                                str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=open(workdir / "web.log", "wb"))  # noqa: SIM115
-        wait_http(base + "/healthz", 60, web)
-        cookie, token = login(base)
-        results = []
-        for label, paths, headers in endpoints(seeded, cookie=cookie, token=token, end=end,
-                                               sample=args.sample, seed=args.seed):
-            size = check_paths(base, paths, headers)
-            for conns in [int(x) for x in args.connections.split(",")]:
-                r = run_wrk(base, paths, headers, connections=conns, duration=args.duration,
-                            workdir=workdir)
-                r.update(endpoint=label, connections=conns, first_response_kb=size / 1024)
-                results.append(r)
-                print(f"{label:55s} c={conns:<3d} {r['rps']:7.1f} req/s  p50 "
-                      f"{r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 "
-                      f"{r['p99_ms']:7.1f} ms  errors {r['errors']}", flush=True)
-        report["results"] = results
-        report["loadavg"] = os.getloadavg()
-
-        print("\n| endpoint | conns | req/s | p50 ms | p95 ms | p99 ms | KB/resp | p95 <= 200 ms |")
-        print("|---|---|---|---|---|---|---|---|")
-        for r in results:
-            ok = "yes" if r["p95_ms"] <= TARGET_P95_MS and not r["errors"] else "**no**"
-            print(f"| {r['endpoint']} | {r['connections']} | {r['rps']:.1f} | "
-                  f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
-                  f"{r['kb_per_req']:.0f} | {ok} |")
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2, default=str))
-        print(f"\nfigures written to {args.out}")
-        return 0
+        with psycopg.connect(url) as c:
+            c.execute("CREATE TABLE IF NOT EXISTS bench_web_prepared (doc jsonb NOT NULL)")
+            c.execute("DELETE FROM bench_web_prepared")
+            c.execute("INSERT INTO bench_web_prepared (doc) VALUES (%s)", (Jsonb(
+                {"seeded": seeded, "end": end.isoformat(), "report": report}),))
+        if args.prepare_only:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).with_suffix(".prepare.json").write_text(
+                json.dumps(report, indent=2, default=str))
+            print(f"prepared; load-test with --reuse {name}")
+            return 0
+        return load_test(args, env, url, workdir, seeded, end, report)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        if web is not None and web.poll() is None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
         if args.keep:
             print(f"kept database {name} ({url})")
         else:

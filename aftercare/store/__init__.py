@@ -14,6 +14,7 @@ extension), recorded in ``store_meta`` and reported by ``aftercare doctor``.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -207,6 +208,7 @@ def maintain(
     partitions_ahead_days: int,
     run_timescale_jobs: bool = False,
     now: datetime | None = None,
+    rollup_chunk: timedelta = timedelta(days=1),
 ) -> MaintenanceReport:
     """Periodic upkeep: partitions ahead, retention, rollups.
 
@@ -258,13 +260,75 @@ def maintain(
         dropped_row = conn.execute(
             "SELECT telemetry_drop_partitions_before(%s)", (now - timedelta(days=retention_days),)
         ).fetchone()
-        refreshed_row = conn.execute("SELECT telemetry_rollup_refresh()").fetchone()
     return MaintenanceReport(
         backend=backend,
         partitions_created=created,
         partitions_dropped=int(dropped_row[0]) if dropped_row else 0,
-        rollup_ranges_refreshed=int(refreshed_row[0]) if refreshed_row else 0,
+        rollup_ranges_refreshed=rollup_refresh(conn, chunk=rollup_chunk),
     )
+
+
+def rollup_slices(lo: datetime, hi: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:
+    """Split the hour-aligned range [lo, hi) into consecutive slices of at most ``chunk``.
+
+    Slice edges fall on multiples of ``chunk`` since the epoch (UTC midnights for a day), so
+    the same bucket always lands in the same slice whatever range it was invalidated with.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> d = datetime(2026, 1, 1, 22, tzinfo=UTC)
+    >>> [(a.hour, b.hour) for a, b in rollup_slices(d, d + timedelta(hours=4), timedelta(days=1))]
+    [(22, 0), (0, 2)]
+    """
+    hour = timedelta(hours=1)
+    if chunk < hour or chunk % hour:
+        raise ValueError(f"`chunk` must be a whole number of hours, got {chunk}")
+    if hi <= lo:
+        return []
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    out: list[tuple[datetime, datetime]] = []
+    start = lo
+    while start < hi:
+        edge = epoch + ((start - epoch) // chunk + 1) * chunk
+        end = min(edge, hi)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def rollup_refresh(conn: Conn, *, chunk: timedelta = timedelta(days=1)) -> int:
+    """Native backend: recompute the rollup buckets of every write since the last refresh.
+
+    The pending ranges are split into slices of ``chunk`` (a day by default), each refreshed
+    in its own transaction and logged, so a big backfill neither holds one transaction for
+    an hour nor hides its progress. Buckets are recomputed whole from raw rows, so running
+    again, concurrently, or after a crash half-way gives the same rollups; the invalidation
+    rows are deleted only once every slice of their range is done. Returns how many merged
+    ranges were refreshed.
+    """
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise StoreError("rollup_refresh() needs a connection with no transaction open")
+    with conn.transaction():
+        pending = conn.execute(
+            "SELECT ids, lo, hi FROM telemetry_rollup_pending()"
+        ).fetchall()
+    if not pending:
+        return 0
+    slices = [(ids, s) for ids, lo, hi in pending for s in rollup_slices(lo, hi, chunk)]
+    log.info("rollup refresh: %d range(s), %d slice(s) of at most %s",
+             len(pending), len(slices), chunk)
+    for n, (_, (lo, hi)) in enumerate(slices, 1):
+        t0 = time.perf_counter()
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT telemetry_rollup_refresh_range(%s, %s)", (lo, hi)
+            ).fetchone()
+        log.info("rollup refresh: slice %d/%d [%s, %s): %d rollup rows in %.1f s",
+                 n, len(slices), lo.isoformat(), hi.isoformat(), row[0] if row else 0,
+                 time.perf_counter() - t0)
+    with conn.transaction():
+        conn.execute("DELETE FROM telemetry_invalidations WHERE id = ANY(%s)",
+                     ([i for ids, _, _ in pending for i in ids],))
+    return len(pending)
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,92 @@ def test_requesting_timescaledb_without_it_names_the_setting(
             pytest.skip("this server has TimescaleDB")  # never on the CI machine
         with pytest.raises(store.StoreError, match="AFTERCARE_STORE_BACKEND"):
             store.migrate(conn, requested_backend="timescaledb")
+
+
+def _rollup_snapshot(conn: psycopg.Connection[Any], dev: str) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    for view in ("readings_1m", "readings_1h"):
+        out[view] = conn.execute(
+            # avg() sums in input order, which a sort need not keep: compare means to 1e-9.
+            f"SELECT bucket, metric, min, max, round(mean::numeric, 9), last, count "
+            f"FROM {view} "  # noqa: S608
+            "WHERE device = %s ORDER BY metric, bucket", (dev,)
+        ).fetchall()
+    conn.commit()
+    return out
+
+
+def test_chunked_refresh_gives_the_same_rollups_as_one_refresh(
+    store_conn: psycopg.Connection[Any],
+) -> None:
+    conn = store_conn
+    dev = f"chunk-{tag()}"
+    rng = np.random.default_rng(11)
+    # 50 hours across two UTC midnights, two metrics, then a late hour after a refresh.
+    start = datetime.now(UTC).replace(hour=20, minute=0, second=0, microsecond=0) - timedelta(
+        days=3)
+    n = 50 * 60
+    times = us(start) + np.arange(n, dtype=np.int64) * 60_000_000 + 7_000_000
+    values = np.round(rng.normal(20, 3, n), 3)
+    late = (times >= us(start) + 30 * 3_600_000_000) & (times < us(start) + 31 * 3_600_000_000)
+    for metric in ("temp_c", "flow_m3h"):
+        write(conn, [dev] * int((~late).sum()), [metric] * int((~late).sum()),
+              times[~late], values[~late])
+    # Reference: the one-call SQL form, everything in one transaction.
+    conn.execute("SELECT telemetry_rollup_refresh()")
+    conn.commit()
+    write(conn, [dev] * int(late.sum()), ["temp_c"] * int(late.sum()), times[late], values[late])
+    conn.execute("SELECT telemetry_rollup_refresh()")
+    conn.commit()
+    one = _rollup_snapshot(conn, dev)
+    # flow_m3h never gets its late hour.
+    assert len(one["readings_1h"]) == 50 * 2 - 1
+    assert conn.execute(
+        "SELECT count(*) FROM telemetry_invalidations").fetchone() == (0,)
+    assert [(r[0], r[2], r[3], float(r[4]), r[5], r[6]) for r in one["readings_1m"]
+            if r[1] == "temp_c"] == expected_rollups(times, values, 60)
+
+    # Throw the rollups away, invalidate the whole span again and refresh in 1-hour slices.
+    conn.execute("DELETE FROM telemetry_1m; DELETE FROM telemetry_1h")
+    conn.execute("SELECT telemetry_prepare_write(%s, %s)",
+                 (start, start + timedelta(hours=50)))
+    conn.commit()
+    assert store.rollup_refresh(conn, chunk=timedelta(hours=5)) == 1
+    assert _rollup_snapshot(conn, dev) == one
+    # Consumed exactly once: nothing left to do, and running again changes nothing.
+    assert store.rollup_refresh(conn) == 0
+    conn.execute("SELECT telemetry_prepare_write(%s, %s)", (start, start + timedelta(hours=2)))
+    conn.commit()
+    assert store.rollup_refresh(conn) == 1
+    assert _rollup_snapshot(conn, dev) == one
+    # Stored clustered: each slice's 1-hour rows were inserted in (device, metric, bucket) order.
+    lo, hi = store.rollup_slices(start, start + timedelta(hours=50), timedelta(hours=5))[2]
+    ctids = conn.execute(
+        "SELECT (r.ctid::text::point)[0], (r.ctid::text::point)[1] FROM telemetry_1h r "
+        "JOIN devices d ON d.id = r.device_id WHERE d.device_key = %s AND r.bucket >= %s "
+        "AND r.bucket < %s ORDER BY r.device_id, r.metric_id, r.bucket", (dev, lo, hi)).fetchall()
+    assert len(ctids) == 10
+    assert ctids == sorted(ctids)
+
+
+def test_rollup_slices_follow_chunk_edges_and_reject_bad_chunks() -> None:
+    d = datetime(2026, 1, 1, 22, tzinfo=UTC)
+    assert store.rollup_slices(d, d + timedelta(hours=28), timedelta(days=1)) == [
+        (d, d + timedelta(hours=2)), (d + timedelta(hours=2), d + timedelta(hours=26)),
+        (d + timedelta(hours=26), d + timedelta(hours=28))]
+    assert store.rollup_slices(d, d, timedelta(days=1)) == []
+    for bad in (timedelta(minutes=30), timedelta(minutes=90)):
+        with pytest.raises(ValueError, match="chunk"):
+            store.rollup_slices(d, d + timedelta(hours=1), bad)
+
+
+def test_refresh_range_rejects_unaligned_or_empty_ranges(
+    store_conn: psycopg.Connection[Any],
+) -> None:
+    d = datetime(2026, 1, 1, 22, tzinfo=UTC)
+    with pytest.raises(psycopg.errors.RaiseException, match="hour-aligned"):
+        store_conn.execute("SELECT telemetry_rollup_refresh_range(%s, %s)",
+                           (d + timedelta(minutes=5), d + timedelta(hours=1)))
+    store_conn.rollback()
+    with pytest.raises(psycopg.errors.RaiseException, match="lo < hi"):
+        store_conn.execute("SELECT telemetry_rollup_refresh_range(%s, %s)", (d, d))

@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 
 from service_crm import conf
@@ -51,19 +53,57 @@ def tickets_at_risk(tickets: QuerySet[Ticket], *, now: dt.datetime) -> QuerySet[
             .filter(left__lt=F("allowed")))
 
 
-def dashboard_get(*, user: Any, now: dt.datetime, limit: int = 20) -> Dashboard:
+def _scope_key(user: Any) -> str:
+    """Everything that decides which rows a user sees, and nothing else: users with the same
+    key see the same counts, so they may share them."""
+    sc = access.scope_for(user=user)
+    return (f"all={int(sc.everything)}:region={sc.region}:engineer={sc.engineer_id}:"
+            f"account={sc.account_id}")
+
+
+def dashboard_counts_get(*, user: Any) -> dict[str, Any]:
+    """The dashboard's fleet counts (assets, assets down, accounts at risk, device states)
+    over the rows the user may see, cached for ``AFTERCARE_DASHBOARD_CACHE_S`` seconds
+    (default 5) per scope.
+
+    These scan the big, slowly changing tables (``devices`` is rewritten by every ingest
+    batch), every open desk polls the panel every 15 s, and every desk user sees the same
+    numbers, so one computation serves them all. The key is the scope (region, engineer,
+    account or everything), so a scoped user never gets another scope's figures. Episode
+    and ticket counts are what a desk reacts to and are cheap: they stay live (not here).
+    0 turns caching off.
+    """
+    ttl = float(getattr(settings, "AFTERCARE_DASHBOARD_CACHE_S", 5))
+    key = f"aftercare:dashboard-counts:v1:{_scope_key(user)}"
+    if ttl > 0:
+        hit = cache.get(key)
+        if hit is not None:
+            return dict(hit)
     assets = access.asset_list_for_user(user=user)
+    counts: dict[str, Any] = {
+        "assets_total": assets.count(),
+        "devices": access.device_counts_for_user(user=user),
+        "assets_down": assets.filter(status=AssetStatus.DOWN).count(),
+        "accounts_at_risk": access.account_list_for_user(user=user).filter(
+            health_score__lt=60).count(),
+    }
+    if ttl > 0:
+        cache.set(key, counts, ttl)
+    return counts
+
+
+def dashboard_get(*, user: Any, now: dt.datetime, limit: int = 20) -> Dashboard:
+    counts = dashboard_counts_get(user=user)
     episodes = access.episode_list_for_user(user=user).filter(
         status__in=[EpisodeStatus.OPEN, EpisodeStatus.WATCHING])
     by_sev = dict(episodes.order_by().values_list("peak_severity").annotate(n=Count("pk")))
     tickets = access.ticket_list_for_user(user=user)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return Dashboard(
-        assets_total=assets.count(),
-        devices=access.device_counts_for_user(user=user),
-        assets_down=assets.filter(status=AssetStatus.DOWN).count(),
-        accounts_at_risk=access.account_list_for_user(user=user).filter(
-            health_score__lt=60).count(),
+        assets_total=counts["assets_total"],
+        devices=dict(counts["devices"]),
+        assets_down=counts["assets_down"],
+        accounts_at_risk=counts["accounts_at_risk"],
         episodes_by_severity={s: int(by_sev.get(s, 0)) for s in
                               (Severity.CRITICAL, Severity.WARNING, Severity.INFO)},
         tickets_open=tickets.filter(OPEN_TICKET).count(),

@@ -1,0 +1,85 @@
+"""`aftercare web`: several waitress processes on one socket, stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from aftercare import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.db
+def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) -> None:
+    port = _free_port()
+    # /healthz asks the database for `SELECT 1`: any database will do.
+    env = {**os.environ, "AFTERCARE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
+    log = (tmp_path / "web.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "aftercare.cli", "web", "--port", str(port),
+                             "--workers", "2"], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",  # noqa: S310
+                                            timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "web.log").read_text()
+                assert time.monotonic() < deadline, "no answer in 60 s"
+                time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        # Every worker answers on the shared socket: keep asking until both have.
+        for _ in range(20):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()  # noqa: S310
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        time.sleep(0.2)
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or \
+                "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert "2 processes x 8 threads" in (tmp_path / "web.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_negative_worker_count_is_refused() -> None:
+    result = subprocess.run([sys.executable, "-m", "aftercare.cli", "web", "--workers", "-1"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "65"])
+def test_bad_web_workers_setting_names_the_variable(value: str) -> None:
+    with pytest.raises(config.ConfigError, match="WEB_WORKERS"):
+        config.load({"WEB_WORKERS": value})
+    assert config.load({"WEB_WORKERS": "0"}).web_workers == 0
