@@ -86,6 +86,7 @@ def migrate_all(settings: config.Settings, *, verbose: bool = False) -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
+    call_command("createcachetable", verbosity=1 if verbose else 0)
     print("crm: migrations applied")
 
 

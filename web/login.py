@@ -1,8 +1,8 @@
 """Log-in with rate limiting: failed attempts are counted per user name and per client
 address in the cache, and further attempts are refused for a while once a limit is reached.
 
-The cache is Django's default (per process, in memory); that suits the single waitress
-process `aftercare web` runs. Behind several processes, point CACHES at a shared cache.
+The counts live in Django's default cache, which is in PostgreSQL (web/settings.py), so every
+`aftercare web` process sees the same counts.
 """
 
 from __future__ import annotations

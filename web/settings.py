@@ -132,7 +132,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # Login rate limiting (web.login): per-process cache, enough for the one waitress process.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# In PostgreSQL, shared by every web process (`aftercare web --workers N`): the log-in rate
+# limit must count one client's failures across processes, and the dashboard's cached counts
+# are computed once for all of them. The table is made by `aftercare db migrate`.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                      "LOCATION": "aftercare_cache"}}
 AFTERCARE_LOGIN_MAX_FAILURES_USER = 5
 AFTERCARE_LOGIN_MAX_FAILURES_IP = 30
 AFTERCARE_LOGIN_WINDOW_S = 900

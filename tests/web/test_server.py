@@ -83,3 +83,28 @@ def test_bad_web_workers_setting_names_the_variable(value: str) -> None:
     with pytest.raises(config.ConfigError, match="WEB_WORKERS"):
         config.load({"WEB_WORKERS": value})
     assert config.load({"WEB_WORKERS": "0"}).web_workers == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_login_failures_counted_in_one_process_block_the_next(db: None) -> None:
+    """The rate limiter's counts are in the shared cache (PostgreSQL), not in one process's
+    memory: failures recorded here lock the user name out in another process too."""
+    from django.db import connection
+
+    from web.login import _limits, login_blocked, login_failed
+
+    per_user, _, _ = _limits()
+    for _ in range(per_user):
+        login_failed(username="shared-desk", ip="192.0.2.1")
+    s = connection.settings_dict
+    url = f"postgresql://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    probe = ("import django; django.setup(); from web.login import login_blocked; "
+             "print(login_blocked(username='shared-desk', ip='192.0.2.2'), "
+             "login_blocked(username='someone-else', ip='192.0.2.2'))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": url,
+                                 "DJANGO_SETTINGS_MODULE": "web.settings"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+    assert login_blocked(username="shared-desk", ip="192.0.2.3")
