@@ -320,11 +320,9 @@ class AccountRisk:
         return out
 
 
-def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> list[AccountRisk]:
-    """Accounts ``user`` may see with a risk score above 0, highest first (then by name)."""
+def _at_risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
+    """Accounts ``user`` may see with a risk score above 0, annotated with each signal."""
     _check_now(now)
-    if limit < 1:
-        raise ValueError(f"`limit` must be >= 1, got {limit}")
     today = now.astimezone(dt.UTC).date()
     tickets = access.ticket_list_for_user(user=user)
     breaches = tickets.filter(Q(response_breached=True) | Q(resolution_breached=True),
@@ -344,16 +342,29 @@ def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> lis
         account=OuterRef("pk"), end__gte=today, end__lte=today + dt.timedelta(days=90),
         auto_renew=False).exclude(
         renewal_status__in=[RenewalStatus.RENEWED, RenewalStatus.LAPSED])
-    rows = (access.account_list_for_user(user=user)
+    return (access.account_list_for_user(user=user)
             .annotate(sla=Coalesce(_count(breaches, ref="account"), 0),
                       crit=Coalesce(_count(critical, ref="asset__site__account"), 0),
                       repeat=Coalesce(_count(repeat_assets, ref="site__account"), 0),
                       expiring=Coalesce(_count(expiring, ref="account"), 0))
-            .filter(Q(sla__gt=0) | Q(crit__gt=0) | Q(repeat__gt=0) | Q(expiring__gt=0))
-            .values_list("pk", "name", "sla", "crit", "repeat", "expiring"))
+            .filter(Q(sla__gt=0) | Q(crit__gt=0) | Q(repeat__gt=0) | Q(expiring__gt=0)))
+
+
+def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> list[AccountRisk]:
+    """Accounts ``user`` may see with a risk score above 0, highest first (then by name)."""
+    if limit < 1:
+        raise ValueError(f"`limit` must be >= 1, got {limit}")
+    rows = _at_risk_rows(user=user, now=now).values_list(
+        "pk", "name", "sla", "crit", "repeat", "expiring")
     risks = [AccountRisk(*r) for r in rows]
     risks.sort(key=lambda a: (-a.score, a.name))
     return risks[:limit]
+
+
+def account_count_at_risk(*, user: Any, now: dt.datetime) -> int:
+    """How many accounts :func:`account_list_at_risk` would list with no limit (the
+    dashboard's "accounts at risk" tile: one definition for both)."""
+    return int(_at_risk_rows(user=user, now=now).count())
 
 
 # --- fleet health (dashboard) -------------------------------------------------------------

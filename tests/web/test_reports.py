@@ -20,6 +20,7 @@ from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_check_sla, ticket_transition
 from tests.web import factories as f
 from tests.web.conftest import Side, World
+from web.desk.queries import dashboard_counts_get
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
@@ -158,6 +159,19 @@ def test_at_risk_accounts_ranked_with_reasons(world: World, desk_agent: Any) -> 
     assert "contract ends within 90 days, not renewed" in north.reasons
     assert (south.sla_breaches_90d, south.score) == (1, 10)
     assert south.reasons == ["1 SLA breach in 90 days"]
+
+
+def test_dashboard_tile_counts_the_reports_at_risk_accounts(world: World, desk_agent: Any,
+                                                             settings: Any) -> None:
+    settings.AFTERCARE_DASHBOARD_CACHE_S = 0
+    assert dashboard_counts_get(user=desk_agent, now=world.now)["accounts_at_risk"] == 0
+    for account in (world.north.account, world.south.account):
+        f.ContractFactory(account=account, start=world.now.date() - dt.timedelta(300),
+                          end=world.now.date() + dt.timedelta(days=30))
+    listed = reports.account_list_at_risk(user=desk_agent, now=world.now)
+    assert len(listed) == 2
+    assert dashboard_counts_get(user=desk_agent, now=world.now)["accounts_at_risk"] == 2
+    assert reports.account_count_at_risk(user=desk_agent, now=world.now) == 2
 
 
 def test_at_risk_repeated_failures_count_per_asset(world: World, desk_agent: Any) -> None:

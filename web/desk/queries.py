@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.utils import timezone
 
 from service_crm import conf
 from service_crm.models import Ticket, WorkOrder
@@ -21,6 +22,7 @@ from service_crm.models.choices import (
     WorkOrderStatus,
 )
 from service_crm.selectors import access
+from service_crm.selectors.reports import account_count_at_risk
 
 OPEN_TICKET = ~Q(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED])
 
@@ -61,7 +63,7 @@ def _scope_key(user: Any) -> str:
             f"account={sc.account_id}")
 
 
-def dashboard_counts_get(*, user: Any) -> dict[str, Any]:
+def dashboard_counts_get(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:
     """The dashboard's fleet counts (assets, assets down, accounts at risk, device states)
     over the rows the user may see, cached for ``AFTERCARE_DASHBOARD_CACHE_S`` seconds
     (default 5) per scope.
@@ -84,8 +86,8 @@ def dashboard_counts_get(*, user: Any) -> dict[str, Any]:
         "assets_total": assets.count(),
         "devices": access.device_counts_for_user(user=user),
         "assets_down": assets.filter(status=AssetStatus.DOWN).count(),
-        "accounts_at_risk": access.account_list_for_user(user=user).filter(
-            health_score__lt=60).count(),
+        # The reports page's definition (risk score above 0), not a second one.
+        "accounts_at_risk": account_count_at_risk(user=user, now=now or timezone.now()),
     }
     if ttl > 0:
         cache.set(key, counts, ttl)
@@ -93,7 +95,7 @@ def dashboard_counts_get(*, user: Any) -> dict[str, Any]:
 
 
 def dashboard_get(*, user: Any, now: dt.datetime, limit: int = 20) -> Dashboard:
-    counts = dashboard_counts_get(user=user)
+    counts = dashboard_counts_get(user=user, now=now)
     episodes = access.episode_list_for_user(user=user).filter(
         status__in=[EpisodeStatus.OPEN, EpisodeStatus.WATCHING])
     by_sev = dict(episodes.order_by().values_list("peak_severity").annotate(n=Count("pk")))
