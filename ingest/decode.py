@@ -258,7 +258,11 @@ def decode_status(topic: str, payload: bytes, *, now_us: int,
 
 def decode_waveform(topic: str, payload: bytes, *, now_us: int,
                     max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Waveform:
-    """``devices/{id}/waveform`` → :class:`Waveform` (samples checked to be finite)."""
+    """``devices/{id}/waveform`` → :class:`Waveform` (samples checked to be finite).
+
+    Besides the contract's fields a burst may carry ``shaft_rpm``, the shaft speed while it
+    was recorded (a positive number); the spectral check places the bearing defect
+    frequencies with it."""
     device, doc = _object(topic, payload, "waveform")
     if "ts" not in doc:
         raise Reject("missing ts")
@@ -283,5 +287,9 @@ def decode_waveform(topic: str, payload: bytes, *, now_us: int,
         raise Reject("bad waveform data", f"{len(raw)} bytes is not a whole number of float32")
     if not np.isfinite(np.frombuffer(raw, dtype=WAVEFORM_ENCODINGS[encoding])).all():
         raise Reject("value not finite", channel)
+    rpm = doc.get("shaft_rpm")   # optional: the shaft speed while the burst was recorded
+    if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int | float)
+                            or not 0 < rpm < 1e6):
+        raise Reject("bad shaft speed", repr(rpm)[:100])
     return Waveform(device=device, time_us=t_us, channel=channel, sample_rate_hz=float(rate),
-                    samples=raw)
+                    samples=raw, shaft_rpm=None if rpm is None else float(rpm))

@@ -51,6 +51,7 @@ class Waveform:
     channel: str
     sample_rate_hz: float
     samples: bytes  # float32 little-endian, as sent
+    shaft_rpm: float | None = None  # the shaft speed during the burst, when the device sends it
 
     @property
     def time(self) -> datetime:

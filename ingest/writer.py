@@ -293,9 +293,10 @@ def _write_status(conn: Conn, changes: Sequence[StatusChange], ids: dict[str, in
 def _write_waveforms(conn: Conn, waves: Sequence[Waveform], ids: dict[str, int]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO waveforms (device_id, time, channel, sample_rate_hz, samples) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(ids[w.device], w.time, w.channel, w.sample_rate_hz, w.samples) for w in waves],
+            "INSERT INTO waveforms (device_id, time, channel, sample_rate_hz, samples, shaft_rpm) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(ids[w.device], w.time, w.channel, w.sample_rate_hz, w.samples, w.shaft_rpm)
+             for w in waves],
         )
 
 

@@ -104,3 +104,18 @@ def test_waveform_decodes_float32_and_refuses_non_finite() -> None:
     doc["data"] = "###"
     with pytest.raises(decode.Reject, match="bad waveform data"):
         decode.decode_waveform("devices/p-1/waveform", orjson.dumps(doc), now_us=NOW_US)
+
+
+def test_waveform_shaft_speed_is_optional_and_checked() -> None:
+    samples = struct.pack("<2f", 0.0, 1.0)
+    doc: dict[str, object] = {"ts": 1794999990000, "channel": "accel_x", "sample_rate_hz": 25600,
+                              "encoding": "f32le-base64", "data": base64.b64encode(samples).decode()}
+    assert decode.decode_waveform("devices/p-1/waveform", orjson.dumps(doc),
+                                  now_us=NOW_US).shaft_rpm is None
+    doc["shaft_rpm"] = 1480.5
+    assert decode.decode_waveform("devices/p-1/waveform", orjson.dumps(doc),
+                                  now_us=NOW_US).shaft_rpm == 1480.5
+    for bad in (0, -3, "1500", True, 1e7):
+        doc["shaft_rpm"] = bad
+        with pytest.raises(decode.Reject, match="bad shaft speed"):
+            decode.decode_waveform("devices/p-1/waveform", orjson.dumps(doc), now_us=NOW_US)
