@@ -108,8 +108,9 @@ def test_waveform_decodes_float32_and_refuses_non_finite() -> None:
 
 def test_waveform_shaft_speed_is_optional_and_checked() -> None:
     samples = struct.pack("<2f", 0.0, 1.0)
-    doc: dict[str, object] = {"ts": 1794999990000, "channel": "accel_x", "sample_rate_hz": 25600,
-                              "encoding": "f32le-base64", "data": base64.b64encode(samples).decode()}
+    doc: dict[str, object] = {"ts": 1794999990000, "channel": "accel_x",
+                              "sample_rate_hz": 25600, "encoding": "f32le-base64",
+                              "data": base64.b64encode(samples).decode()}
     assert decode.decode_waveform("devices/p-1/waveform", orjson.dumps(doc),
                                   now_us=NOW_US).shaft_rpm is None
     doc["shaft_rpm"] = 1480.5

@@ -16,7 +16,7 @@ from django.db import connection
 
 from aftercare.events import AlertEvent, Evidence
 from service_crm import models as m
-from tests.service_crm import factories as f
+from tests import factories as f
 
 # Monday 23 Nov 2026, 09:00 UTC = 10:00 in Berlin: inside office hours.
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)

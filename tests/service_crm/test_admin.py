@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.test import Client
 
 from service_crm.services.alerts import alert_ingest
-from tests.service_crm import factories as f
+from tests import factories as f
 from tests.service_crm.conftest import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]

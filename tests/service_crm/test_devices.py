@@ -14,9 +14,9 @@ from django.db import connection
 from service_crm import models as m
 from service_crm.models.choices import AssetStatus
 from service_crm.services.devices import device_claim, device_release
-from tests.service_crm import factories as f
+from tests import factories as f
+from tests.factories import store_device
 from tests.service_crm.conftest import NOW, World, race
-from tests.web.factories import store_device
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 STRAY = "stray-0042"

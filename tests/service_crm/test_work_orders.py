@@ -17,7 +17,7 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
-from tests.service_crm import factories as f
+from tests import factories as f
 from tests.service_crm.conftest import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]

@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.offers import offer_send
-from tests.web import factories as f
+from tests import factories as f
 from web.roles import Role, assign_role
 
 PASSWORD = "correct horse battery staple"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.web import factories as f
+from tests import factories as f
 from tests.web.conftest import PASSWORD, Side, World
 
 pytestmark = pytest.mark.db

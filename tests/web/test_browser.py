@@ -17,7 +17,7 @@ from django.db import connection
 from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.work_orders import work_order_schedule
-from tests.web import factories as f
+from tests import factories as f
 from tests.web.conftest import PASSWORD, World
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]

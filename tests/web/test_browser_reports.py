@@ -11,7 +11,7 @@ import pytest
 from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_transition
-from tests.web import factories as f
+from tests import factories as f
 from tests.web.conftest import World
 from tests.web.test_browser import ARTIFACTS, _login, browser, live_world  # noqa: F401
 

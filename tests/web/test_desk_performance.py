@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from service_crm import models as m
-from tests.web import factories as f
+from tests import factories as f
 from tests.web.conftest import World
 from web.desk.queries import dashboard_counts_get, dashboard_get
 

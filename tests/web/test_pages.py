@@ -216,7 +216,7 @@ def test_offer_approval_flow(world: World, desk_agent: Any, service_manager: Any
 
 def test_unclaimed_devices_page_lists_only_unclaimed(world: World, desk_agent: Any,
                                                      browser_client: Any) -> None:
-    from tests.web.factories import store_device
+    from tests.factories import store_device
 
     store_device("stray-7")
     page = browser_client(desk_agent).get("/desk/devices/unclaimed/").content.decode()
