@@ -12,19 +12,24 @@ for ``restart_hold_s`` after it restarts (thermal lags settle), its channels are
 equipment detectors: a normal stop is neither an alert nor part of the learned baseline. Sensor
 health always runs. An equipment condition must persist for ``open_hold_s`` before it opens an
 alert, so a single wild reading (a sensor spike, reported as a device problem) never does.
+
+Per asset, two more sources join the fused score: the Hotelling T² / SPE of the asset's group of
+correlated process channels (``ChannelSpec.multivariate``; a broken correlation that no single
+channel's detectors see), and per-asset evidence the caller passes in (``update(..., extra=)``:
+the worker's spectral check of vibration bursts).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from anomaly.baseline import EwmaBaseline
+from anomaly.baseline import EwmaBaseline, ewma_with_prior
 from anomaly.drift import Cusum
 from anomaly.fusion import (
     DEVICE_PROBLEMS,
@@ -37,7 +42,8 @@ from anomaly.fusion import (
 )
 from anomaly.health import HealthResult, SensorHealth
 from anomaly.limits import LimitRule, hysteresis, run_start
-from anomaly.state import StreamingDetector
+from anomaly.multivariate import GROUP_WIDTH, AssetT2
+from anomaly.state import LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
 
 NAN = float("nan")
@@ -69,6 +75,15 @@ class ChannelSpec:
     transform: str = ""
     partners: tuple[str, ...] = ()
     side: int = 0                  # +1 / -1: only rises / falls are evidence (0: both)
+    # > 0: the adaptive detectors (baseline, CUSUM) watch the running EWMA of the value over
+    # this half-life instead (averages out a load/unload cycle); limits still see each sample.
+    smooth_s: float = 0.0
+    # Finite: a machine at rest reads at most this here (vibration); more is a sensor offset.
+    idle_max: float = NAN
+    # Multivariate (Hotelling T² / SPE, anomaly.multivariate.AssetT2): "" = not in the asset's
+    # correlated process group; "linear" / "log" = in it, as the raw value / its logarithm
+    # (log for quantities whose couplings are multiplicative, such as a pump's affinity laws).
+    multivariate: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,19 @@ class BankConfig:
     limit_hold_s: float = 60.0
     open_hold_s: float = 5.0
     suspect_s: float = 900.0
+    # A machine stopped this long (a trip and repair, a night off) restarts with freshly
+    # learned adaptive baselines: the old ones describe the machine before the stop (for a
+    # trip, the faulty one). Must not exceed `restart_hold_s` plus the shortest block, so the
+    # reset (at the end of a block) always falls before the first steady sample after it.
+    relearn_stop_s: float = 600.0
+    # Multivariate T² / SPE per asset (anomaly.multivariate.AssetT2): steady, non-suspect
+    # samples learned before scoring, model half-life while healthy (samples), limit margins
+    # and how long a statistic must stay over its limit before it counts.
+    t2_learn: int = 1800
+    t2_halflife: float = 3600.0
+    t2_margin: float = 10.0      # wide: a move of the operating point is not a fault
+    spe_margin: float = 3.0
+    t2_duration_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +136,13 @@ class BankResult:
     device_mode: NDArray[np.int64]
     equipment_events: list[Transition] = field(default_factory=list)
     device_events: list[Transition] = field(default_factory=list)
+    # Per-asset evidence beyond the channels, (assets, T): the multivariate ratios (1 = alarm
+    # threshold; NaN while learning or without a group), the bank row of the channel that
+    # contributes most (-1: none), and every `extra` detector's score as fused.
+    t2: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    spe: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    mv_row: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    extra_score: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
 
 class DetectorBank:
@@ -147,6 +182,12 @@ class DetectorBank:
         self.running = RunState(0, restart_hold_s=c.restart_hold_s, limit_hold_s=c.limit_hold_s,
                                 open_hold_s=c.open_hold_s)
         self.suspect = Suspect(0, hold_s=c.suspect_s)
+        self.t2 = AssetT2(0, learn=c.t2_learn, halflife=c.t2_halflife, t2_margin=c.t2_margin,
+                          spe_margin=c.spe_margin, duration_s=c.t2_duration_s)
+        self.last_on = LastTrue(0)
+        self.smoother = Smoother(0)
+        self.offset = RestOffset(0)
+        self.last_moving = LastTrue(0)
         self._index()
         self.add(specs)
 
@@ -177,6 +218,20 @@ class DetectorBank:
         self.run_rows = np.array([first[a][0] for a in sorted(first)], np.int64)
         self.run_levels = np.array([first[a][1] for a in sorted(first)], np.float64)
         self.daily_rows = np.array([i for i, s in enumerate(self.specs) if s.daily], np.int64)
+        self.smooth_rows = np.array([i for i, s in enumerate(self.specs) if s.smooth_s > 0],
+                                    np.int64)
+        # Multivariate group of each asset: bank rows in GROUP_WIDTH slots (-1: empty slot).
+        self.mv_rows = np.full((len(self.assets), GROUP_WIDTH), -1, np.int64)
+        self.mv_log = np.zeros((len(self.assets), GROUP_WIDTH), bool)
+        for i, s in enumerate(self.specs):
+            if s.multivariate not in ("", "linear", "log"):
+                raise ValueError(f"{s.asset}/{s.metric}: `multivariate` must be '', 'linear' "
+                                 f"or 'log', got {s.multivariate!r}")
+            slots = self.mv_rows[asset_idx[i]]
+            free = np.flatnonzero(slots < 0)
+            if s.multivariate and free.size:          # a group wider than the slots is cut
+                slots[free[0]] = i
+                self.mv_log[asset_idx[i], free[0]] = s.multivariate == "log"
         self._order = np.argsort(asset_idx, kind="stable")
         sorted_assets = asset_idx[self._order]
         self._starts = np.flatnonzero(np.r_[True, sorted_assets[1:] != sorted_assets[:-1]]) \
@@ -216,7 +271,13 @@ class DetectorBank:
         self.equipment.add_channels(len(new_assets))
         self.device.add_channels(len(new_assets))
         self.running.add_channels(len(new_assets))
+        self.last_on.add_channels(len(new_assets))
+        self.last_moving.add_channels(len(new_assets))
         self.suspect.add_channels(n)
+        self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
+        self.smoother.add_channels(n, alpha=_alpha([s.smooth_s if s.smooth_s > 0 else 1.0
+                                                    for s in specs], n))
+        self.t2.add_channels(len(new_assets))
         self.specs += specs
         self._index()
 
@@ -229,8 +290,15 @@ class DetectorBank:
         return len(self.specs)
 
     # ---------------------------------------------------------------- streaming
-    def update(self, times: ArrayLike, values: ArrayLike) -> BankResult:
-        """Process one block: `times` int64 µs (T,), `values` (channels, T), NaN = no data."""
+    def update(self, times: ArrayLike, values: ArrayLike,
+               extra: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None) -> BankResult:
+        """Process one block: `times` int64 µs (T,), `values` (channels, T), NaN = no data.
+
+        `extra` adds per-asset evidence from outside the bank (the worker's spectral check):
+        detector name -> (score (assets, T) in [0, 1], NaN = none; failure-mode index into
+        :attr:`modes` (assets, T), see :meth:`mode_index`). It is fused like the multivariate
+        score: the asset's score is the largest, and the failure mode the strongest source's.
+        """
         x = as_block(values, name="values", channels=self.channels)
         t = as_times(times, name="times", length=x.shape[1])
         c = self.config
@@ -244,18 +312,28 @@ class DetectorBank:
             health = HealthResult(health.stuck, health.out_of_range,
                                   health.spike & ~self.steps[:, None]
                                   & ~explained[self.asset_of], health.no_data)
-        problem = health.any()
-        # A sensor that just had a problem (stuck, spikes, out of range, silent) stays suspect
-        # for a while: its readings neither teach the baselines nor count as equipment evidence
-        # (a stuck sensor that comes back jumps to where the process has gone meanwhile).
-        suspect = self.suspect.update(t, problem)
         ind = np.full((n_a, x.shape[1]), np.nan)
         if self.run_rows.size:
             rv = x[self.run_rows]
             ind[self.run_assets] = np.where(np.isnan(rv), np.nan,
                                             rv > self.run_levels[:, None])
         on, steady = self.running.steady(t, ind)
+        last_on = self.last_on.update(t, on) if on.shape[1] else np.zeros(on.shape, np.int64)
+        # A machine at rest (its running indicator low for limit_hold_s) does not vibrate: a
+        # vibration sensor that still reads more than `idle_max` has drifted (an offset), a
+        # device problem, latched until a later stop shows it back at rest.
+        still = ind == 0
+        moved = self.last_moving.update(t, ~still) if on.shape[1] else last_on
+        at_rest = still & (t[None, :] - moved >= int(round(c.limit_hold_s * 1e6)))
+        offset = self.offset.update(t, x, at_rest[self.asset_of] if self.channels
+                                    else np.zeros(x.shape, bool))
+        problem = health.any() | offset
+        # A sensor that just had a problem (stuck, spikes, out of range, silent, offset) stays
+        # suspect for a while: its readings neither teach the baselines nor count as equipment
+        # evidence (a stuck sensor that comes back jumps to where the process has gone meanwhile).
+        suspect = self.suspect.update(t, problem)
         x = np.where(suspect, np.nan, x)
+        mv_src = x          # raw (untransformed) values for the multivariate block below
         if self.transforms:
             x = x.copy()
             raw = x.copy()
@@ -268,6 +346,10 @@ class DetectorBank:
         x_on = np.where(on[self.asset_of], x, np.nan) if self.channels else x
         lim = self.limit.update(t, x_on).score
         x = np.where(steady[self.asset_of], x, np.nan) if self.channels else x
+        if self.smooth_rows.size:
+            # Smoothed from the restart on (limit hold), so it has warmed up when steady.
+            sm = self.smoother.update(t, x_on[self.smooth_rows], self.smooth_rows)
+            x[self.smooth_rows] = np.where(np.isnan(x[self.smooth_rows]), np.nan, sm)
         base = self.baseline.update(t, x)
         z, mean = base.z, base.mean
         if self.daily_rows.size:
@@ -281,6 +363,7 @@ class DetectorBank:
             # afresh: what accumulated before the stop is not evidence about the restarted one.
             idle = ~steady[self.asset_of, -1]
             self.cusum.upper[idle], self.cusum.lower[idle] = 0.0, 0.0
+        self._relearn_after_long_stop(t, on, last_on)
         drift = np.where(self.drift_on[:, None] & ((side == 0) | (cu.direction == side)),
                          cu.score, np.where(np.isnan(cu.score), np.nan, 0.0))
         drift = np.where(self.drift_on[:, None], drift, np.nan)
@@ -288,35 +371,144 @@ class DetectorBank:
         # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
         chan = np.where(suspect | ~self.scored[:, None], 0.0, ratio_to_score(ratio))
-        asset = reduce_max(chan, self._order, self._starts, n_a, self._group)
+        def strongest(val: NDArray[np.float64], mode_of: NDArray[np.int64]
+                      ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+            # Per asset and sample: the largest `val` of its channels (-1 for an asset without
+            # channels) and `mode_of` (per row, or per row and sample) of that channel, the
+            # last row on a tie. Group maxima over the asset-sorted rows, no sort per sample.
+            top = np.full((n_a, val.shape[1]), -1.0)
+            pick = np.zeros((n_a, val.shape[1]), np.int64)
+            if self.channels and val.shape[1]:
+                vs = val[self._order]
+                top_g = np.maximum.reduceat(vs, self._starts, axis=0)
+                sizes = np.diff(np.r_[self._starts, vs.shape[0]])
+                at_top = vs == np.repeat(top_g, sizes, axis=0)
+                pos = np.maximum.reduceat(
+                    np.where(at_top, np.arange(vs.shape[0], dtype=np.int32)[:, None], -1),
+                    self._starts, axis=0)
+                rows = self._order[pos]
+                top[self._group] = top_g
+                pick[self._group] = (mode_of[rows] if mode_of.ndim == 1
+                                     else np.take_along_axis(mode_of, rows, axis=0))
+            return top, pick
+
         # Failure mode: the mode of the strongest channel of the asset at that sample.
-        best = np.full((n_a, x.shape[1]), -1.0)
-        mode = np.zeros((n_a, x.shape[1]), np.int64)
-        if self.channels and x.shape[1]:
-            val = np.nan_to_num(chan, nan=0.0)
-            # Rows in ascending score per column, so the last write per asset is the strongest.
-            rank = np.argsort(val, axis=0, kind="stable")
-            cols = np.broadcast_to(np.arange(x.shape[1]), rank.shape)
-            mode[self.asset_of[rank], cols] = self.mode_of[rank]
-            best[self.asset_of[rank], cols] = val[rank, cols]
-        kinds = np.stack([health.stuck, health.out_of_range, health.spike, health.no_data])
+        best, mode = strongest(np.nan_to_num(chan, nan=0.0), self.mode_of)
+        asset = np.maximum(best, 0.0)
+        # ---- Multivariate and extra per-asset evidence (T² / SPE, spectral), fused here. ----
+        # The T² / SPE of each asset's correlated group sees only what the adaptive detectors
+        # see (steady, non-suspect samples); its failure mode is that of the channel that
+        # contributes most. Extra scores come from the caller. Each joins with fmax, and takes
+        # the failure mode where it is the strongest source of the asset's score.
+        mv = self._multivariate(t, np.where(steady[self.asset_of], mv_src, np.nan)
+                                if self.channels else mv_src)
+        if on.shape[1] and np.isfinite(c.relearn_stop_s):
+            # Back from a long stop (a trip and repair): the group is learned afresh, as the
+            # adaptive baselines are (the restart hold keeps the reset before its next sample).
+            self.t2.reset(np.any(~on & (t[None, :] - last_on >= c.relearn_stop_s * 1e6),
+                                 axis=1))
+        sources = {"t2": (ratio_to_score(np.fmax(mv.t2, mv.spe)), mv.mode)}
+        sources.update(self._check_extra(extra, x.shape[1]))
+        extra_score: dict[str, NDArray[np.float64]] = {}
+        for name, (s_score, s_mode) in sources.items():     # a handful of sources, not samples
+            extra_score[name] = s_score
+            gated = ratio_to_score(mv.ratio) if name == "t2" else s_score
+            stronger = np.nan_to_num(gated, nan=0.0) > best
+            mode = np.where(stronger, s_mode, mode)
+            best = np.where(stronger, gated, best)
+            asset = np.fmax(asset, np.nan_to_num(gated, nan=0.0))
+        kinds = np.stack([health.stuck, health.out_of_range, health.spike, health.no_data,
+                          offset])                   # in DEVICE_PROBLEMS order
         dev_ch = np.where(kinds.any(axis=0), 1.0, 0.0)
         dev_kind = np.argmax(kinds, axis=0)
-        device = reduce_max(dev_ch, self._order, self._starts, n_a, self._group)
-        dev_mode = np.zeros((n_a, x.shape[1]), np.int64)
-        if self.channels and x.shape[1]:
-            rank = np.argsort(dev_ch, axis=0, kind="stable")
-            cols = np.broadcast_to(np.arange(x.shape[1]), rank.shape)
-            dev_mode[self.asset_of[rank], cols] = dev_kind[rank, cols]
+        device, dev_mode = strongest(dev_ch, dev_kind)
+        device = np.maximum(device, 0.0)
         # A stopped machine says nothing new about its condition: an open alert stays open
         # (no new alert for the same fault after every stop), a closed one stays closed.
         held = np.where(on, self.running.persist(t, asset, self.equipment.open_level), np.nan)
+        # Nor does one that is settling after a restart: until the adaptive detectors are back
+        # (restart_hold_s, then their warm-up: NaN scores), an alert open before the stop is
+        # not cleared by their silence, or a fault that persists would re-open after each stop.
+        settling = (on & ~steady) & self.equipment.on[:, None]
+        held = np.where(settling, np.fmax(held, self.equipment.clear_level), held)
         eq_events = self.equipment.update(t, held, mode)
         dv_events = self.device.update(t, device, dev_mode)
         return BankResult(limit=lim, baseline=base_ratio, baseline_mean=mean, cusum=drift,
                           health=health, channel_score=chan, asset_score=asset, asset_mode=mode,
                           device_score=device, device_mode=dev_mode,
-                          equipment_events=eq_events, device_events=dv_events)
+                          equipment_events=eq_events, device_events=dv_events,
+                          t2=mv.t2, spe=mv.spe, mv_row=mv.row, extra_score=extra_score)
+
+    # ------------------------------------------------- multivariate and extra evidence
+    def mode_index(self, name: str) -> int:
+        """Index of failure mode `name` in :attr:`modes` (added if new), for `extra` modes."""
+        if name not in self.modes:
+            self.modes.append(name)
+        return self.modes.index(name)
+
+    def _multivariate(self, t: NDArray[np.int64], x: NDArray[np.float64]) -> _Multivariate:
+        """T² / SPE of every asset's group (:class:`~anomaly.multivariate.AssetT2`), with the
+        bank row and failure mode of the channel that contributes most."""
+        rows = self.mv_rows
+        vals = np.full((rows.shape[0], GROUP_WIDTH, x.shape[1]), np.nan)
+        if rows.size:
+            vals = np.where((rows >= 0)[:, :, None], x[np.maximum(rows, 0)], np.nan)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # A non-positive reading has no logarithm: no usable sample (NaN).
+                vals = np.where(self.mv_log[:, :, None],
+                                np.log(np.where(vals > 0, vals, np.nan)), vals)
+        named = np.where(rows >= 0, self.scored[np.maximum(rows, 0)], False) \
+            if self.channels else rows >= 0
+        r = self.t2.update(t, vals, rows >= 0, named)
+        row = np.where(r.top >= 0, np.take_along_axis(rows, np.maximum(r.top, 0), axis=1), -1)
+        mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
+        return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
+
+    def _check_extra(self, extra: Mapping[str, tuple[ArrayLike, ArrayLike]] | None,
+                     n_t: int) -> dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]]:
+        out: dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]] = {}
+        shape = (len(self.assets), n_t)
+        for name, (score, mode) in (extra or {}).items():
+            s = np.asarray(score, dtype=np.float64)
+            m = np.asarray(mode)
+            if s.shape != shape or m.shape != shape:
+                raise ValueError(f"`extra[{name!r}]` must hold two arrays shaped {shape}, got "
+                                 f"{s.shape} and {m.shape}")
+            if not np.issubdtype(m.dtype, np.integer) or bool(
+                    np.any((m < 0) | (m >= len(self.modes)))):
+                raise ValueError(f"`extra[{name!r}]` modes must be indices into `modes`")
+            if bool(np.any((s < 0) | (s > 1))):
+                raise ValueError(f"`extra[{name!r}]` scores must lie in [0, 1] (NaN: none)")
+            out[name] = (s, m.astype(np.int64))
+        return out
+
+    def _relearn_after_long_stop(self, t: NDArray[np.int64], on: NDArray[np.bool_],
+                                 last: NDArray[np.int64]) -> None:
+        """Reset the adaptive baselines of every asset that has been stopped for at least
+        ``relearn_stop_s`` in this block (a trip and repair, a night off): after the restart
+        (and its ``restart_hold_s``) they warm up again from the restarted machine. The noise
+        spread learned over hours is kept (it is the sensor's and the process's, and keeping it
+        means the fresh mean cannot alert against a spread learned from a few minutes).
+
+        The CUSUM reference is kept (its sums restart anyway): a drift that develops over days
+        must not be forgotten every night, and re-learning it whenever a machine stops with an
+        alert open made a fault that persists through the stop the new normal (the demo's
+        unrepaired compressor leak then re-opened ~45 times in 5 days on its limit alone). A
+        reference learned on an already faulty machine is harmless after the repair as long as
+        only the fault's direction is evidence (``side``)."""
+        if not on.shape[1] or not self.channels:
+            return
+        if not np.isfinite(self.config.relearn_stop_s):
+            return
+        stop_us = int(round(self.config.relearn_stop_s * 1e6))
+        long_stop = np.any(~on & (t[None, :] - last >= stop_us), axis=1)
+        if not long_stop.any():
+            return
+        rows = long_stop[self.asset_of]
+        keep = ("min_std", "sum_wq", "sum_wv")
+        self.baseline.reset(rows, keep=keep)
+        self.daily.reset(rows, keep=keep)
+        self.smoother.reset(rows)
 
     def device_problem(self, index: int) -> str:
         return DEVICE_PROBLEMS[index]
@@ -325,13 +517,18 @@ class DetectorBank:
     def _parts(self) -> dict[str, StreamingDetector]:
         return {"limit": self.limit, "baseline": self.baseline, "daily": self.daily,
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
-                "device": self.device, "running": self.running, "suspect": self.suspect}
+                "device": self.device, "running": self.running, "suspect": self.suspect,
+                "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
+                "last_moving": self.last_moving, "t2": self.t2}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
         arrays: dict[str, NDArray[Any]] = {
             "keys": np.array([f"{a}\x1f{m}" for a, m in self.keys()], dtype=np.str_),
             "assets": np.array(self.assets, dtype=np.str_),
+            # Failure-mode order, so mode indices in the alert trackers keep their meaning
+            # (modes added through `mode_index` are not in the specs).
+            "modes": np.array(self.modes, dtype=np.str_),
         }
         for name, part in self._parts().items():
             for key, arr in part.state_dict().items():
@@ -356,14 +553,30 @@ class DetectorBank:
         bank = cls([by_key[(k[0], k[1])] for k in keys], config)
         if [str(a) for a in arrays["assets"]] != bank.assets:
             raise ValueError("checkpoint assets do not match its channels")
+        if "modes" in arrays:
+            saved = [str(m) for m in arrays["modes"]]
+            bank.modes = saved + [m for m in bank.modes if m not in saved]
+            bank._index()
         for name, part in bank._parts().items():
             prefix = f"{name}."
             state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-            if state or part.channels:        # a part newer than the checkpoint starts fresh
+            if state:                         # a part newer than the checkpoint starts fresh
                 part.load_state(state)
         known = set(keys)
         bank.add([s for s in specs if (s.asset, s.metric) not in known])
         return bank
+
+
+@dataclass(frozen=True)
+class _Multivariate:
+    """Per asset and sample: T² and SPE ratios, the gated ratio, the top channel's bank row
+    (-1: none) and its failure mode index."""
+
+    t2: NDArray[np.float64]
+    spe: NDArray[np.float64]
+    ratio: NDArray[np.float64]
+    row: NDArray[np.int64]
+    mode: NDArray[np.int64]
 
 
 def _log_ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -475,3 +688,113 @@ class Suspect(StreamingDetector):
         last = np.maximum(last, self.last_bad[:, None])
         self.last_bad = last[:, -1].copy()
         return np.asarray(t[None, :] - last <= self.hold_us, dtype=np.bool_)
+
+
+class Smoother(StreamingDetector):
+    """Per channel: EWMA of the valid samples with a per-channel half-life (samples), NaN until
+    it has seen two half-lives' worth of data (weight sum >= 0.75) and where the input is NaN.
+    Gaps carry no weight but age what was learned, so after a long gap it warms up again.
+
+    A screw compressor's discharge pressure is a load/unload sawtooth whose mean over a cycle
+    is the set band's middle whatever the air demand; averaging the cycle out leaves the level
+    a leak pulls down.
+
+    >>> sm = Smoother(1, halflife=np.array([2.0]))
+    >>> t = np.arange(6, dtype=np.int64)
+    >>> np.round(sm.update(t, np.array([[1.0, 3, 1, 3, 1, 3]]), np.array([0])), 2).tolist()
+    [[nan, nan, nan, 2.17, 1.75, 2.17]]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("alpha", "sum_w", "sum_wx")
+    _param_names: ClassVar[tuple[str, ...]] = ("alpha",)
+    alpha: NDArray[Any]
+    sum_w: NDArray[Any]
+    sum_wx: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, halflife: ArrayLike = 1.0) -> None:
+        self._set_state(self._initial_state(channels))
+        self.alpha = _alpha(halflife, channels)
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"alpha": np.full(n, 0.5), "sum_w": np.zeros(n), "sum_wx": np.zeros(n)}
+
+    def update(self, t: NDArray[np.int64], x: NDArray[np.float64],
+               rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Smooth `x` (len(rows), T), the values of channels `rows`; state carried."""
+        out = np.full(x.shape, np.nan)
+        if x.shape[1] == 0 or rows.size == 0:
+            return out
+        valid = ~np.isnan(x)
+        w = valid.astype(np.float64)
+        xw = np.where(valid, x, 0.0)
+        # One lfilter pass per distinct half-life (a handful), never a loop over channels.
+        for a in np.unique(self.alpha[rows]):
+            k = np.flatnonzero(self.alpha[rows] == a)
+            r = rows[k]
+            sw = ewma_with_prior(w[k], float(a), self.sum_w[r])
+            swx = ewma_with_prior(w[k] * xw[k], float(a), self.sum_wx[r])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[k] = np.where(valid[k] & (sw >= 0.75), swx / sw, np.nan)
+            self.sum_w[r], self.sum_wx[r] = sw[:, -1], swx[:, -1]
+        return out
+
+
+def _alpha(halflife: ArrayLike, n: int) -> NDArray[np.float64]:
+    h = np.broadcast_to(np.asarray(halflife, dtype=np.float64), (n,))
+    if np.any(~(h > 0)):
+        raise ValueError("`halflife` must be > 0")
+    return np.asarray(1.0 - 0.5 ** (1.0 / h), dtype=np.float64)
+
+
+class RestOffset(StreamingDetector):
+    """Per channel: latched "reads at rest what only a running machine could" (an offset, i.e.
+    a drifted sensor). Set when the channel reads above its ``idle_max`` for ``hold_s`` while
+    its machine is at rest, cleared when a later rest shows it at most ``idle_max`` for
+    ``hold_s``; channels with a NaN ``idle_max`` are never flagged.
+
+    >>> ro = RestOffset(1, hold_s=2)
+    >>> ro.idle_max[:] = 0.5
+    >>> t = np.arange(8, dtype=np.int64) * 1_000_000
+    >>> rest = np.array([[0, 1, 1, 1, 0, 1, 1, 1]], bool)
+    >>> x = np.array([[3.0, 2.0, 2.0, 2.0, 3.0, 0.1, 0.1, 0.1]])
+    >>> ro.update(t, x, rest).astype(int).tolist()
+    [[0, 0, 0, 1, 1, 1, 1, 0]]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("idle_max", "latched", "high", "high_since",
+                                               "low", "low_since")
+    _param_names: ClassVar[tuple[str, ...]] = ("idle_max",)
+    idle_max: NDArray[Any]
+    latched: NDArray[Any]
+    high: NDArray[Any]
+    high_since: NDArray[Any]
+    low: NDArray[Any]
+    low_since: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, hold_s: float = 30.0) -> None:
+        self.hold_us = int(round(hold_s * 1e6))
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"idle_max": np.full(n, np.nan), "latched": np.zeros(n, bool),
+                "high": np.zeros(n, bool), "high_since": np.zeros(n, np.int64),
+                "low": np.zeros(n, bool), "low_since": np.zeros(n, np.int64)}
+
+    def update(self, t: NDArray[np.int64], x: NDArray[np.float64],
+               at_rest: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """`x` (channels, T) readings, `at_rest` (channels, T): is the channel's machine at
+        rest. Returns the latched offset flag per sample."""
+        if x.shape[1] == 0:
+            return np.zeros(x.shape, bool)
+        watch = at_rest & ~np.isnan(x) & ~np.isnan(self.idle_max)[:, None]
+        with np.errstate(invalid="ignore"):
+            above = x > self.idle_max[:, None]
+        high, low = watch & above, watch & ~above
+        hs = run_start(high, t, self.high, self.high_since)
+        ls = run_start(low, t, self.low, self.low_since)
+        set_ = high & (t[None, :] - hs >= self.hold_us)
+        clear = low & (t[None, :] - ls >= self.hold_us)
+        out = hysteresis(set_, clear, self.latched)
+        self.latched, self.high, self.low = out[:, -1].copy(), high[:, -1].copy(), low[:, -1].copy()
+        self.high_since, self.low_since = hs[:, -1].copy(), ls[:, -1].copy()
+        return np.asarray(out, dtype=np.bool_)

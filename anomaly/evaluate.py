@@ -30,10 +30,13 @@ from numpy.typing import NDArray
 
 from anomaly.bank import BankConfig, ChannelSpec, DetectorBank
 from anomaly.fusion import DEVICE_PROBLEMS
+from anomaly.spectral import BearingCheck
 from anomaly.worker import default_spec as spec_for
+from anomaly.worker import spectral_extra
 from simulators.faults import FaultLabel
-from simulators.fleet import FleetSimulator
+from simulators.fleet import Chunk, FleetSimulator
 from simulators.scenario import Scenario
+from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
 
 START = datetime(2026, 1, 5, tzinfo=UTC)     # a Monday, so shift schedules start with work
 
@@ -114,12 +117,13 @@ def run_bank(
         raise ValueError("scenario evaluation runs the worker's 1 s grid: `rate_hz` must be 1")
     labels = scenario.labels(START)
     sim = FleetSimulator(scenario.devices, labels, seed=scenario.seed, start=START,
-                         rate_hz=1.0, waveform_interval_s=None)
+                         rate_hz=1.0, waveform_interval_s=scenario.waveform_interval_s)
     # Channel rows in the simulator's group order: (group, device, channel).
     rows: list[ChannelSpec] = []
     for g in sim.groups:
         rows += [specs(d, c.name) for d in g.device_ids for c in g.model.channels]
     bank = DetectorBank(rows, config)
+    check = BearingCheck(len(bank.assets))     # vibration bursts: the worker's spectral path
     n_total = int(duration_s)
     block = int(block_s)
     settle = int(settle_s)
@@ -162,7 +166,10 @@ def run_bank(
             carry = [(rr[later], cc[later], vv[later])] if later.any() else []
         t_us = (np.arange(done, done + n, dtype=np.int64) + 1) * 1_000_000 \
             + int(START.timestamp() * 1e6)
-        res = bank.update(t_us, x)
+        # ---- Vibration bursts due in this block (scenarios with waveform_interval_s), as the
+        # worker reads them: float32 samples, stamped at their step, scored by the same code.
+        extra, _ = spectral_extra(bank, check, t_us, x, *_block_bursts(sim, chunk, t_us))
+        res = bank.update(t_us, x, extra=extra)
         for tr in res.equipment_events:
             if tr.state == "open":
                 alerts.append(Alert(bank.assets[tr.asset], "equipment", bank.modes[tr.mode],
@@ -173,6 +180,36 @@ def run_bank(
                                     float(done + tr.sample + 1)))
         done += n
     return sorted(alerts, key=lambda a: (a.opened_s, a.device, a.kind))
+
+
+def _block_bursts(sim: FleetSimulator, chunk: Chunk, t_us: NDArray[np.int64]
+                  ) -> tuple[list[str], NDArray[np.int64], list[NDArray[np.float32]],
+                             NDArray[np.float64], NDArray[np.float64]]:
+    """The bursts the simulated fleet sends in a chunk (as ``simulators.run`` publishes them,
+    with the shaft speed in each), stamped with the grid time of their step: (devices, times,
+    bursts, sample rates, shaft rpm)."""
+    devices: list[str] = []
+    when: list[NDArray[np.int64]] = []
+    rpm: list[NDArray[np.float64]] = []
+    bursts: list[NDArray[np.float32]] = []
+    for g, gc in zip(sim.groups, chunk.groups, strict=True):     # a handful of models
+        if gc.waveform_due is None or not gc.waveform_due.any():
+            continue
+        ks, ds = np.nonzero(gc.waveform_due)
+        b = bearing_bursts(key=g.key[ds], t_us=chunk.t_us[ks], shaft_rpm=gc.shaft_rpm[ks, ds],
+                           severity=gc.bearing_severity[ks, ds],
+                           bpfo_order=np.full(ks.shape[0], g.model.bpfo_order()))
+        devices += [gc.device_ids[d] for d in ds.tolist()]
+        when.append(t_us[ks])
+        speed: NDArray[np.float64] = np.array(gc.shaft_rpm[ks, ds], np.float64).round(1)
+        rpm.append(speed)
+        bursts += list(b)
+    times = np.concatenate(when) if when else np.zeros(0, np.int64)
+    speeds = np.concatenate(rpm) if rpm else np.zeros(0, np.float64)
+    order = np.argsort(times, kind="stable")
+    return ([devices[k] for k in order.tolist()], times[order],
+            [bursts[k] for k in order.tolist()], np.full(len(bursts), float(SAMPLE_RATE_HZ)),
+            speeds[order])
 
 
 def _rel(d: datetime | None) -> float | None:

@@ -38,7 +38,11 @@ FAILURE_MODES: tuple[tuple[str, str], ...] = (
     ("voltage", "supply_fault"),
 )
 UNKNOWN_MODE = "abnormal_behaviour"
-DEVICE_PROBLEMS = ("sensor stuck", "sensor out of range", "sensor spikes", "no data")
+# Device problems, in the order of the bank's device-problem kinds. "sensor drift": a sensor
+# whose reading has walked away from the truth, e.g. a vibration sensor that reads as if the
+# machine ran while it stands still.
+DEVICE_PROBLEMS = ("sensor stuck", "sensor out of range", "sensor spikes", "no data",
+                   "sensor drift")
 SEVERITIES = ("info", "warning", "critical")
 
 

@@ -12,11 +12,18 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from anomaly.baseline import ewma_with_prior
+from anomaly.baseline import _CHUNK_SAMPLES, _weight_before, ewma_with_prior, lagged_ewma
 from anomaly.state import StreamingDetector
 from anomaly.validation import as_block, as_channel_param, as_times, check_positive
 
 _NEVER = np.iinfo(np.int64).min
+
+
+def _rows(rows: slice | NDArray[np.intp], sub: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Absolute row numbers of `sub` (positions within `rows`)."""
+    if isinstance(rows, slice):
+        return np.asarray(sub + (rows.start or 0), dtype=np.intp)
+    return np.asarray(rows[sub], dtype=np.intp)
 
 
 def forward_fill(
@@ -78,6 +85,7 @@ class SensorHealth(StreamingDetector):
         "phys_min", "phys_max", "stuck_us", "no_data_us", "last_value", "prev_value",
         "changed_at", "valid_at", "step_sum", "step_w", "steps_seen",
     )
+    _param_names: ClassVar[tuple[str, ...]] = ("phys_min", "phys_max", "stuck_us", "no_data_us")
     phys_min: NDArray[Any]
     phys_max: NDArray[Any]
     stuck_us: NDArray[Any]
@@ -138,51 +146,158 @@ class SensorHealth(StreamingDetector):
         """Process one block. `times`: int64 µs (T,); `values`: (channels, T)."""
         x = as_block(values, name="values", channels=self.channels)
         t = as_times(times, name="times", length=x.shape[1])
-        n_t = x.shape[1]
-        valid = ~np.isnan(x)
+        n_c, n_t = x.shape
+        out = HealthResult(*(np.zeros((n_c, n_t), bool) for _ in range(4)))
         if n_t == 0:
-            empty = np.zeros(x.shape, bool)
-            return HealthResult(empty, empty, empty, empty)
-        last = forward_fill(x, self.last_value)                 # last valid value up to t
-        before = np.concatenate([self.last_value[:, None], last[:, :-1]], axis=1)
+            return out
+        # Channels with no gap in the block (nearly all, most of the time) take the gap-free
+        # path, the others the general one on their rows only. A channel's very first sample
+        # has no value before it: it goes through the general path alone, the rest of its
+        # block through the gap-free one (the state carries over exactly as between blocks).
+        gap = np.isnan(x).any(axis=1)
+        slow = np.flatnonzero(gap)
+        if slow.size:
+            self._general(x[slow], t, slow, out)
+        first = np.flatnonzero(~gap & np.isnan(self.last_value))
+        if first.size:
+            self._general(x[first, :1], t[:1], first, HealthResult(
+                out.stuck[:, :1], out.out_of_range[:, :1], out.spike[:, :1], out.no_data[:, :1]))
+            if n_t > 1:
+                self._dense_rows(x[:, 1:], t[1:], first, HealthResult(
+                    out.stuck[:, 1:], out.out_of_range[:, 1:], out.spike[:, 1:],
+                    out.no_data[:, 1:]))
+        rest = None if not (slow.size or first.size) else np.flatnonzero(
+            ~gap & ~np.isin(np.arange(n_c), first))
+        self._dense_rows(x, t, rest, out)
+        return out
+
+    def _dense_rows(self, x: NDArray[np.float64], t: NDArray[np.int64],
+                    rows: NDArray[np.intp] | None, out: HealthResult) -> None:
+        """:meth:`_dense` on `rows` (None: all), in chunks that fit in the CPU cache."""
+        n = x.shape[0] if rows is None else rows.size
+        step = max(1, _CHUNK_SAMPLES // x.shape[1])
+        for r0 in range(0, n, step):
+            sel: slice | NDArray[np.intp] = (slice(r0, min(r0 + step, n)) if rows is None
+                                             else rows[r0:r0 + step])
+            self._dense(x[sel], t, sel, out)
+
+    def _dense(self, x: NDArray[np.float64], t: NDArray[np.int64],
+               rows: slice | NDArray[np.intp], out: HealthResult) -> None:
+        """Rows without gaps and with a value before the block: every sample is valid,
+        so there is nothing to forward-fill, no "no data", the step weights have a closed
+        form, and the step into a sample is the step out of the one before."""
+        n_t = x.shape[1]
+        last_value, prev_value = self.last_value[rows], self.prev_value[rows]
+        # step_out[t] = x[t] - x[t-1]; step_in[t] = step_out[t-1] (x[-1] = last_value, and
+        # the step into it is last_value - prev_value).
+        step_out = np.empty_like(x)
+        np.subtract(x[:, 1:], x[:, :-1], out=step_out[:, 1:])
+        step_out[:, 0] = x[:, 0] - last_value
+        same = np.empty(x.shape, bool)
+        np.equal(x[:, 1:], x[:, :-1], out=same[:, 1:])
+        same[:, 0] = x[:, 0] == last_value
+        # Stuck: only rows where some sample repeats the one before can be stuck.
+        repeats = np.flatnonzero(same.any(axis=1))
+        changed_at = np.full(x.shape[0], t[-1])
+        if repeats.size:
+            c_at = np.maximum.accumulate(np.where(same[repeats], _NEVER, t), axis=1)
+            np.maximum(c_at, self.changed_at[rows][repeats, None], out=c_at)
+            sub = _rows(rows, repeats)
+            out.stuck[sub] = (c_at > _NEVER) & (t - c_at >= self.stuck_us[sub, None])
+            changed_at[repeats] = c_at[:, -1]
+        # Out of range: only rows whose extremes leave the range.
+        lo_, hi_ = self.phys_min[rows], self.phys_max[rows]
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero((x.min(axis=1) < lo_) | (x.max(axis=1) > hi_))
+        if bad.size:
+            sub = _rows(rows, bad)
+            xb = x[bad]
+            out.out_of_range[sub] = (xb < lo_[bad, None]) | (xb > hi_[bad, None])
+        # Spikes: large opposite steps into and out of the previous sample.
+        step = np.abs(step_out)
+        prev_sum, last_sum = lagged_ewma(step, self.alpha, self.step_sum[rows])
+        prior_w = self.step_w[rows]
+        decay = (1.0 - self.alpha) ** np.arange(n_t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            typical = np.divide(prev_sum, _weight_before(decay, prior_w), out=prev_sum)
+        np.maximum(typical, 1e-12, out=typical)
+        lim = np.multiply(typical, self.spike_k, out=typical)
+        big_out = step > lim
+        big_in = np.empty_like(big_out)
+        np.greater(step[:, :-1], lim[:, 1:], out=big_in[:, 1:])
+        step_in0 = last_value - prev_value
+        with np.errstate(invalid="ignore"):
+            big_in[:, 0] = np.abs(step_in0) > lim[:, 0]
+        np.logical_and(big_out, big_in, out=big_out)
+        opposite = np.empty_like(big_out)
+        np.less(step_out[:, 1:] * step_out[:, :-1], 0.0, out=opposite[:, 1:])
+        with np.errstate(invalid="ignore"):
+            opposite[:, 0] = step_in0 * step_out[:, 0] < 0.0
+        np.logical_and(big_out, opposite, out=big_out)
+        seen = self.steps_seen[rows]
+        first_ok = np.maximum(self.warmup - seen, 0)       # seen after sample t: seen + t + 1
+        late = np.flatnonzero(first_ok > 0)
+        if late.size:
+            big_out[late] &= np.arange(n_t)[None, :] >= first_ok[late, None]
+        out.spike[rows] = big_out
+        # State for the next block.
+        self.prev_value[rows] = x[:, -2] if n_t > 1 else last_value
+        self.last_value[rows] = x[:, -1]
+        self.changed_at[rows] = changed_at
+        self.valid_at[rows] = t[-1]
+        self.step_sum[rows] = last_sum
+        self.step_w[rows] = 1.0 - (1.0 - self.alpha) ** n_t * (1.0 - prior_w)
+        self.steps_seen[rows] = seen + n_t
+
+    def _general(self, x: NDArray[np.float64], t: NDArray[np.int64], rows: NDArray[np.intp],
+                 out: HealthResult) -> None:
+        """Any rows (gaps, never-seen channels): forward-fill the last valid value."""
+        valid = ~np.isnan(x)
+        last_value, prev_value = self.last_value[rows], self.prev_value[rows]
+        last = forward_fill(x, last_value)                      # last valid value up to t
+        before = np.concatenate([last_value[:, None], last[:, :-1]], axis=1)
+        phys_min, phys_max = self.phys_min[rows, None], self.phys_max[rows, None]
         with np.errstate(invalid="ignore"):
             changed = valid & ~(x == before)
-            out_of_range = valid & ((x < self.phys_min[:, None]) | (x > self.phys_max[:, None]))
+            out.out_of_range[rows] = valid & ((x < phys_min) | (x > phys_max))
         tt = np.broadcast_to(t, x.shape)
         changed_at = np.maximum.accumulate(np.where(changed, tt, _NEVER), axis=1)
-        changed_at = np.maximum(changed_at, self.changed_at[:, None])
-        stuck = valid & (changed_at > _NEVER) & (tt - changed_at >= self.stuck_us[:, None])
+        changed_at = np.maximum(changed_at, self.changed_at[rows, None])
+        out.stuck[rows] = (valid & (changed_at > _NEVER)
+                           & (tt - changed_at >= self.stuck_us[rows, None]))
         valid_at = np.maximum(np.maximum.accumulate(np.where(valid, tt, _NEVER), axis=1),
-                              self.valid_at[:, None])
-        no_data = ~valid & (valid_at > _NEVER) & (tt - valid_at >= self.no_data_us[:, None])
+                              self.valid_at[rows, None])
+        out.no_data[rows] = (~valid & (valid_at > _NEVER)
+                             & (tt - valid_at >= self.no_data_us[rows, None]))
         # Spikes: the step into the previous valid sample and the step out of it are both large
         # and of opposite sign. Steps are measured between consecutive valid samples.
-        before2 = np.concatenate([self.prev_value[:, None],
+        before2 = np.concatenate([prev_value[:, None],
                                   forward_fill(np.where(valid, before, np.nan),
-                                               self.prev_value)[:, :-1]], axis=1)
+                                               prev_value)[:, :-1]], axis=1)
         step_in = before - before2
         step_out = x - before
-        step = np.abs(np.where(valid & ~np.isnan(step_out), step_out, 0.0))
-        w = (valid & ~np.isnan(step_out)).astype(np.float64)
-        s_step = ewma_with_prior(step, self.alpha, self.step_sum)
-        s_w = ewma_with_prior(w, self.alpha, self.step_w)
+        stepped = valid & ~np.isnan(step_out)
+        step = np.abs(np.where(stepped, step_out, 0.0))
+        w = stepped.astype(np.float64)
+        step_sum, step_w = self.step_sum[rows], self.step_w[rows]
+        s_step = ewma_with_prior(step, self.alpha, step_sum)
+        s_w = ewma_with_prior(w, self.alpha, step_w)
         with np.errstate(invalid="ignore", divide="ignore"):
-            typical = np.concatenate([(self.step_sum / self.step_w)[:, None],
+            typical = np.concatenate([(step_sum / step_w)[:, None],
                                       (s_step / s_w)[:, :-1]], axis=1)
-        seen = self.steps_seen[:, None] + np.cumsum(w, axis=1)
+        seen = self.steps_seen[rows, None] + np.cumsum(w, axis=1)
         lim = self.spike_k * np.maximum(typical, 1e-12)
         with np.errstate(invalid="ignore"):
-            spike = (valid & (seen > self.warmup) & (np.abs(step_in) > lim)
-                     & (np.abs(step_out) > lim) & (np.sign(step_in) != np.sign(step_out)))
+            out.spike[rows] = (valid & (seen > self.warmup) & (np.abs(step_in) > lim)
+                               & (np.abs(step_out) > lim)
+                               & (np.sign(step_in) != np.sign(step_out)))
         # State for the next block.
-        self.prev_value = np.where(valid[:, -1], before[:, -1], before2[:, -1])
-        self.last_value = last[:, -1].copy()
-        self.changed_at = changed_at[:, -1].copy()
-        self.valid_at = valid_at[:, -1].copy()
-        self.step_sum, self.step_w = s_step[:, -1].copy(), s_w[:, -1].copy()
-        self.steps_seen = self.steps_seen + w.sum(axis=1).astype(np.int64)
-        return HealthResult(stuck=stuck, out_of_range=out_of_range, spike=spike,
-                            no_data=no_data)
+        self.prev_value[rows] = np.where(valid[:, -1], before[:, -1], before2[:, -1])
+        self.last_value[rows] = last[:, -1]
+        self.changed_at[rows] = changed_at[:, -1]
+        self.valid_at[rows] = valid_at[:, -1]
+        self.step_sum[rows], self.step_w[rows] = s_step[:, -1], s_w[:, -1]
+        self.steps_seen[rows] += w.sum(axis=1).astype(np.int64)
 
     def silent(self, now_us: int) -> NDArray[np.bool_]:
         """Channels with no valid sample for ``no_data_s`` up to `now_us` (a block with no rows

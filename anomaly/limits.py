@@ -36,6 +36,11 @@ def hysteresis(
     -------
     ndarray of bool, shape (channels, time)
 
+    Notes
+    -----
+    Rows without a decisive sample keep `prev_on`, and rows where every sample is decisive
+    follow `trip`; only the rows in between need the forward fill of the last decisive sample.
+
     Examples
     --------
     >>> x = np.array([[1, 5, 4, 2, 1]])
@@ -43,11 +48,22 @@ def hysteresis(
     array([[0, 1, 1, 0, 0]])
     """
     t = trip.shape[1]
-    code = np.where(trip, 1, np.where(clear, -1, 0))
-    idx = np.where(code != 0, np.arange(t), -1)
-    last = np.maximum.accumulate(idx, axis=1) if t else idx
-    decided = np.take_along_axis(code, np.maximum(last, 0), axis=1) == 1
-    return np.where(last >= 0, decided, prev_on[:, None])
+    decisive = trip | clear
+    on = np.empty(trip.shape, bool)
+    on[:] = prev_on[:, None]
+    if t == 0:
+        return on
+    n_decisive = np.count_nonzero(decisive, axis=1)
+    every = np.flatnonzero(n_decisive == t)
+    if every.size:
+        on[every] = trip[every]
+    some = np.flatnonzero((n_decisive > 0) & (n_decisive < t))
+    if some.size:
+        idx = np.where(decisive[some], np.arange(t, dtype=np.int32), -1)
+        last = np.maximum.accumulate(idx, axis=1)
+        decided = np.take_along_axis(trip[some], np.maximum(last, 0), axis=1)
+        on[some] = np.where(last >= 0, decided, prev_on[some, None])
+    return on
 
 
 def run_start(
@@ -58,6 +74,8 @@ def run_start(
 ) -> NDArray[np.int64]:
     """Time at which the current on-run began, per sample (undefined where `on` is False).
 
+    Only rows where a run begins inside the block need work; the others carry `prev_start`.
+
     Examples
     --------
     >>> on = np.array([[False, True, True, False, True]])
@@ -65,11 +83,20 @@ def run_start(
     >>> run_start(on, t, np.array([False]), np.array([0]))[0, [1, 2, 4]]
     array([10, 10, 40])
     """
-    before = np.concatenate([prev_on[:, None], on[:, :-1]], axis=1)
-    rising = on & ~before
-    idx = np.where(rising, np.arange(on.shape[1]), -1)
-    last = np.maximum.accumulate(idx, axis=1) if on.shape[1] else idx
-    return np.where(last >= 0, times[np.maximum(last, 0)], prev_start[:, None])
+    n_t = on.shape[1]
+    start = np.empty(on.shape, np.int64)
+    start[:] = prev_start[:, None]
+    if n_t == 0:
+        return start
+    rising = np.empty(on.shape, bool)
+    np.greater(on[:, 1:], on[:, :-1], out=rising[:, 1:])       # on and not on before
+    rising[:, 0] = on[:, 0] & ~prev_on
+    rows = np.flatnonzero(rising.any(axis=1))
+    if rows.size:
+        idx = np.where(rising[rows], np.arange(n_t, dtype=np.int32), -1)
+        last = np.maximum.accumulate(idx, axis=1)
+        start[rows] = np.where(last >= 0, times[np.maximum(last, 0)], prev_start[rows, None])
+    return start
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,9 @@ class LimitRule(StreamingDetector):
     _state_names: ClassVar[tuple[str, ...]] = (
         "high_level", "clear_high_level", "low_level", "clear_low_level", "duration_us",
         "on_high", "start_high", "on_low", "start_low",
+    )
+    _param_names: ClassVar[tuple[str, ...]] = (
+        "high_level", "clear_high_level", "low_level", "clear_low_level", "duration_us",
     )
     high_level: NDArray[Any]
     clear_high_level: NDArray[Any]
@@ -173,28 +203,63 @@ class LimitRule(StreamingDetector):
         self,
         times: NDArray[np.int64],
         x: NDArray[np.float64],
-        trip_level: NDArray[np.float64],
-        clear_level: NDArray[np.float64],
-        prev_on: NDArray[np.bool_],
-        prev_start: NDArray[np.int64],
-    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.int64]]:
-        # Comparisons with NaN are False, so missing data and disabled sides never switch.
-        trip = x > trip_level[:, None]
-        clear = x < clear_level[:, None]
-        on = hysteresis(trip, clear, prev_on)
-        start = run_start(on, times, prev_on, prev_start)
-        fired = on & (times[None, :] - start >= self.duration_us[:, None])
-        if x.shape[1]:
-            prev_on, prev_start = on[:, -1].copy(), start[:, -1].copy()
-        return fired, prev_on, prev_start
+        high_side: bool,
+        fired_out: NDArray[np.bool_],
+    ) -> None:
+        """One side of the rule; writes where it fires into `fired_out` (left False elsewhere).
+
+        Only channels whose switch is on, or that reach the trip level somewhere in the block,
+        can change state or fire; the rest (nearly all of a healthy fleet) are skipped after one
+        pass that takes each row's extreme. The low side compares ``x < low`` instead of
+        ``-x > -low``: the same decisions without negating the block.
+        """
+        if high_side:
+            trip_level, clear_level = self.high_level, self.clear_high_level
+            prev_on, prev_start = self.on_high, self.start_high
+        else:
+            trip_level, clear_level = self.low_level, self.clear_low_level
+            prev_on, prev_start = self.on_low, self.start_low
+        if not (prev_on.any() or bool(np.any(~np.isnan(trip_level)))):
+            return
+        # Comparisons with NaN are False, so missing data and disabled sides never switch;
+        # fmax/fmin skip NaN, so a row's extreme is that of its valid samples.
+        with np.errstate(invalid="ignore"):
+            if high_side:
+                busy = np.fmax.reduce(x, axis=1) > trip_level
+            else:
+                busy = np.fmin.reduce(x, axis=1) < trip_level
+        rows = np.flatnonzero(busy | prev_on)
+        if rows.size == 0:
+            return
+        xr = x[rows]
+        with np.errstate(invalid="ignore"):
+            if high_side:
+                trip = xr > trip_level[rows, None]
+                clear = xr < clear_level[rows, None]
+            else:
+                trip = xr < trip_level[rows, None]
+                clear = xr > clear_level[rows, None]
+        on = hysteresis(trip, clear, prev_on[rows])
+        start = run_start(on, times, prev_on[rows], prev_start[rows])
+        fired_out[rows] = on & (times[None, :] - start >= self.duration_us[rows, None])
+        prev_on[rows], prev_start[rows] = on[:, -1], start[:, -1]
 
     def update(self, times: ArrayLike, values: ArrayLike) -> LimitResult:
         """Process one block. `times`: int64 µs, shape (T,); `values`: shape (channels, T)."""
         x = as_block(values, name="values", channels=self.channels)
         t = as_times(times, name="times", length=x.shape[1])
-        hi, self.on_high, self.start_high = self._side(
-            t, x, self.high_level, self.clear_high_level, self.on_high, self.start_high)
-        lo, self.on_low, self.start_low = self._side(
-            t, -x, -self.low_level, -self.clear_low_level, self.on_low, self.start_low)
-        score = np.where(np.isnan(x), np.nan, (hi | lo).astype(np.float64))
-        return LimitResult(high=hi & ~np.isnan(x), low=lo & ~np.isnan(x), score=score)
+        hi = np.zeros(x.shape, bool)
+        lo = np.zeros(x.shape, bool)
+        if x.shape[1]:
+            self._side(t, x, True, hi)
+            self._side(t, x, False, lo)
+        missing = np.isnan(x)
+        # Fresh zeros are untouched pages until written: only the rows that fired are filled.
+        score = np.zeros(x.shape)
+        fired = np.flatnonzero(hi.any(axis=1) | lo.any(axis=1))
+        score[fired] = hi[fired] | lo[fired]
+        if missing.any():
+            score[missing] = np.nan
+            hi &= ~missing
+            lo &= ~missing
+        return LimitResult(high=hi, low=lo, score=score)

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from anomaly.baseline import ewma_with_prior
-from anomaly.limits import hysteresis
+from anomaly.limits import hysteresis, run_start
 from anomaly.state import StreamingDetector
 from anomaly.validation import as_times, check_positive
 
@@ -327,3 +327,234 @@ class SmoothedT2(StreamingDetector):
         if x.shape[2]:
             self.alarm_on = alarm[:, -1].copy()
         return T2AlarmResult(score=score, alarm=alarm & ok, deviation=dev)
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming, per-asset Hotelling T² / SPE for the detector bank (anomaly.bank.DetectorBank).
+# --------------------------------------------------------------------------------------------
+
+#: Most channels one asset's correlated group may hold (groups are padded to this width, so every
+#: asset of the fleet is scored by the same batched einsum whatever its group size).
+GROUP_WIDTH = 6
+
+
+@dataclass(frozen=True)
+class AssetT2Result:
+    """One block of :class:`AssetT2`, per asset and sample (NaN: learning, no group or a group
+    channel without usable data).
+
+    ``t2`` and ``spe`` are the statistics over their control limits times the margin (1 = the
+    alarm threshold); ``ratio`` is the larger of the two after the duration gate (held at 0.99,
+    just below 1, until it has stayed at or above 1 for ``duration_s``); ``top`` is the group
+    slot of the channel contributing most to the larger statistic (-1 where there is none) and
+    ``share`` its share of that statistic (near 1: one channel alone moved)."""
+
+    t2: NDArray[np.float64]
+    spe: NDArray[np.float64]
+    ratio: NDArray[np.float64]
+    top: NDArray[np.int64]
+    share: NDArray[np.float64]
+
+
+class AssetT2(StreamingDetector):
+    """Hotelling T² and SPE (Q) of each asset's group of correlated process channels against a
+    PCA model of that asset's own healthy operation, learned while streaming.
+
+    Each asset has up to :data:`GROUP_WIDTH` channels (``used`` marks the slots it fills). The
+    model is the exponentially weighted mean and covariance of the asset's valid samples (every
+    used channel finite; the caller masks stopped, settling and suspect samples to NaN): the
+    first ``learn`` valid samples build it with equal weights, after which the asset is scored
+    and the model keeps learning, with half-life ``halflife`` samples, only from samples under
+    both alarm thresholds, so a slowly moving operating point is followed while a broken
+    correlation is not learned. A block is scored against the model as it stood before the
+    block (causal), then the block's healthy samples update it.
+
+    Standardised channels are projected on the principal components that explain ``variance``
+    of the healthy variance (at most ``k - 1`` of the asset's ``k`` channels, so a residual space
+    remains): T² is the Mahalanobis distance inside that subspace (limit: chi-square
+    ``1 - alpha`` quantile with r degrees of freedom), SPE the squared residual outside it
+    (limit: Box's chi-square approximation). ``t2_margin`` and ``spe_margin`` widen the limits
+    (healthy samples are autocorrelated and not Gaussian). The contribution of each channel
+    (``z_j * (P Λ⁻¹ Pᵀ z)_j`` for T², ``residual_j²`` for SPE; each sums to its statistic) names
+    the channel that moved.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(42)
+    >>> load = rng.uniform(0.5, 1.0, 2000)
+    >>> x = np.stack([load, 2 * load, 3 * load]) + 0.01 * rng.normal(size=(3, 2000))
+    >>> x[2, 1500:] -= 0.3               # channel 2 leaves the others, within its own range
+    >>> det = AssetT2(1, learn=600, duration_s=0)
+    >>> used = np.array([[True, True, True, False, False, False]])
+    >>> vals = np.full((1, GROUP_WIDTH, 2000), np.nan)
+    >>> vals[0, :3] = x
+    >>> t = np.arange(2000, dtype=np.int64) * 1_000_000
+    >>> r = det.update(t[:1000], vals[:, :, :1000], used)
+    >>> r = det.update(t[1000:], vals[:, :, 1000:], used)
+    >>> bool(np.nanmax(r.ratio[0, :400]) < 1), bool(np.all(r.ratio[0, 500:] > 1))
+    (True, True)
+    >>> int(r.top[0, 600])
+    2
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = (
+        "weight", "s1", "s2", "above", "above_since",
+    )
+    weight: NDArray[Any]
+    s1: NDArray[Any]
+    s2: NDArray[Any]
+    above: NDArray[Any]
+    above_since: NDArray[Any]
+
+    def __init__(
+        self,
+        assets: int = 0,
+        *,
+        learn: int = 1800,
+        halflife: float = 3600.0,
+        variance: float = 0.95,
+        alpha: float = 1e-3,
+        t2_margin: float = 10.0,
+        spe_margin: float = 3.0,
+        duration_s: float = 120.0,
+        rel_floor: float = 1e-3,
+    ) -> None:
+        if assets < 0:
+            raise ValueError(f"`assets` must be >= 0, got {assets}")
+        if learn < GROUP_WIDTH + 2:
+            raise ValueError(f"`learn` must be >= {GROUP_WIDTH + 2}, got {learn}")
+        if not 0 < variance < 1:
+            raise ValueError(f"`variance` must be in (0, 1), got {variance}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"`alpha` must be in (0, 1), got {alpha}")
+        if duration_s < 0:
+            raise ValueError(f"`duration_s` must be >= 0, got {duration_s}")
+        self.learn = int(learn)
+        self.decay = 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        self.variance = float(variance)
+        self.alpha = float(alpha)
+        self.t2_margin = check_positive(t2_margin, name="t2_margin")
+        self.spe_margin = check_positive(spe_margin, name="spe_margin")
+        self.duration_us = int(round(duration_s * 1e6))
+        self.rel_floor = float(rel_floor)
+        self._set_state(self._initial_state(assets))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        k = GROUP_WIDTH
+        return {
+            "weight": np.zeros(n),             # (effective) number of samples learned
+            "s1": np.zeros((n, k)),            # weighted sums of x
+            "s2": np.zeros((n, k, k)),         # weighted sums of x xᵀ
+            "above": np.zeros(n, bool),        # duration gate: ratio >= 1 at the last sample
+            "above_since": np.zeros(n, np.int64),
+        }
+
+    def ready(self, used: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Assets whose model is learned (and that have a group of at least 2 channels)."""
+        return np.asarray((self.weight >= self.learn) & (used.sum(axis=1) >= 2), dtype=np.bool_)
+
+    def _model(self, used: NDArray[np.bool_]) -> tuple[NDArray[np.float64], ...]:
+        """Mean, scale, loadings (n, k, k), inverse eigenvalues and both limits, from the sums."""
+        n, k = used.shape
+        w = np.maximum(self.weight, 1.0)
+        mean = self.s1 / w[:, None]
+        cov = self.s2 / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
+        var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
+        # The relative floor stands for sensor resolution (as in PcaDetector).
+        scale = np.maximum(np.sqrt(var), self.rel_floor * np.abs(mean) + 1e-12)
+        corr = cov / (scale[:, :, None] * scale[:, None, :])
+        both = used[:, :, None] & used[:, None, :]
+        corr = np.where(both, corr, 0.0) + 1e-9 * np.eye(k)
+        eig, vec = np.linalg.eigh(corr)
+        eig, vec = eig[:, ::-1].clip(min=0.0), vec[:, :, ::-1]
+        frac = np.cumsum(eig, axis=1) / np.maximum(eig.sum(axis=1, keepdims=True), 1e-300)
+        k_used = used.sum(axis=1)
+        r = np.clip(np.minimum(np.sum(frac < self.variance, axis=1) + 1, k_used - 1), 1, k)
+        keep = np.arange(k)[None, :] < r[:, None]
+        loadings = np.where(keep[:, None, :], vec, 0.0)
+        inv_eig = np.where(keep, 1.0 / np.maximum(eig, 1e-12), 0.0)
+        t2_limit = stats.chi2.ppf(1 - self.alpha, r) * self.t2_margin
+        rest = np.where(keep, 0.0, eig)
+        th1, th2 = rest.sum(axis=1), (rest**2).sum(axis=1)
+        g = th2 / np.maximum(th1, 1e-300)
+        dof = th1**2 / np.maximum(th2, 1e-300)
+        spe_limit = np.maximum(g * stats.chi2.ppf(1 - self.alpha, np.maximum(dof, 1e-3)),
+                               1e-9) * self.spe_margin
+        return mean, scale, loadings, inv_eig, t2_limit, spe_limit
+
+    def update(self, times: ArrayLike, values: ArrayLike, used: ArrayLike,
+               named: ArrayLike | None = None) -> AssetT2Result:
+        """Process one block: `times` int64 µs (T,); `values` (assets, GROUP_WIDTH, T), NaN = no
+        usable data; `used` (assets, GROUP_WIDTH) bool, the slots each asset's group fills;
+        `named` (same shape, default `used`): the slots ``top`` may name (an operating input
+        such as the ambient temperature explains a fault, it is not one), falling back to every
+        used slot when none of the named ones contributes."""
+        x = _as_fleet_block(values, name="values", k=GROUP_WIDTH)
+        if x.shape[0] != self.channels:
+            raise ValueError(f"`values` must have {self.channels} assets, got {x.shape[0]}")
+        t = as_times(times, name="times", length=x.shape[2])
+        u = np.asarray(used)
+        if u.dtype != np.bool_ or u.shape != x.shape[:2]:
+            raise ValueError(f"`used` must be bool shaped {x.shape[:2]}, got {u.dtype} {u.shape}")
+        n_a, k, n_t = x.shape
+        nm = u if named is None else np.asarray(named)
+        if nm.dtype != np.bool_ or nm.shape != u.shape:
+            raise ValueError(f"`named` must be bool shaped {u.shape}")
+        nm = nm & u
+        x = np.where(u[:, :, None], x, 0.0)                 # padding slots: constant, no data
+        valid = ~np.isnan(x).any(axis=1) & (u.sum(axis=1) >= 2)[:, None]
+        ready = self.ready(u)
+        nan = np.full((n_a, n_t), np.nan)
+        t2r, sper, top = nan.copy(), nan.copy(), np.full((n_a, n_t), -1, np.int64)
+        share = nan.copy()
+        if ready.any() and n_t:
+            mean, scale, load, inv_eig, t2_lim, spe_lim = self._model(u)
+            z = np.where(u[:, :, None], (x - mean[:, :, None]) / scale[:, :, None], 0.0)
+            scores = np.einsum("akr,akt->art", load, z)
+            t2 = np.einsum("art,ar->at", scores**2, inv_eig)
+            resid = z - np.einsum("akr,art->akt", load, scores)
+            spe = np.sum(resid**2, axis=1)
+            # Per-channel contributions: each sums over channels to its statistic.
+            t2_c = z * np.einsum("akr,ar,art->akt", load, inv_eig, scores)
+            ok = ready[:, None] & valid
+            t2r = np.where(ok, t2 / t2_lim[:, None], np.nan)
+            sper = np.where(ok, spe / spe_lim[:, None], np.nan)
+            contrib = np.where((t2r >= sper)[:, None, :], t2_c / t2_lim[:, None, None],
+                               resid**2 / spe_lim[:, None, None])
+            contrib = np.where(u[:, :, None], contrib, -np.inf)
+            top = np.where(ok, np.argmax(contrib, axis=1), -1)
+            # Among the named slots, where the asset has any.
+            top_named = np.argmax(np.where(nm[:, :, None], contrib, -np.inf), axis=1)
+            top = np.where(ok & nm.any(axis=1)[:, None], top_named, top)
+            best = np.take_along_axis(contrib, np.maximum(top, 0)[:, None, :], axis=1)[:, 0]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(ok, best / np.fmax(t2r, sper), np.nan)
+        ratio = np.fmax(t2r, sper)
+        # Duration gate: a statistic must stay at or above its threshold for duration_s.
+        above = ratio >= 1.0
+        if n_t:
+            start = run_start(above, t, self.above, self.above_since)
+            young = above & (t[None, :] - start < self.duration_us)
+            ratio = np.where(young, 0.99, ratio)
+            self.above, self.above_since = above[:, -1].copy(), start[:, -1].copy()
+        self._learn(x, valid, ready, sper, t2r)
+        return AssetT2Result(t2=t2r, spe=sper, ratio=ratio, top=top, share=share)
+
+    def _learn(self, x: NDArray[np.float64], valid: NDArray[np.bool_],
+               ready: NDArray[np.bool_], spe_ratio: NDArray[np.float64],
+               t2_ratio: NDArray[np.float64]) -> None:
+        """Fold the block's healthy samples into the sums (after it was scored: causal)."""
+        if x.shape[2] == 0:
+            return
+        # Learning phase: the first `learn` valid samples, equal weights. Then every sample
+        # under the alarm thresholds of both statistics: the operating point may wander (it is
+        # followed), a sample beyond a threshold is not learned.
+        healthy = ~(spe_ratio >= 1.0) & ~(t2_ratio >= 1.0)
+        count = np.cumsum(valid, axis=1) + self.weight[:, None]
+        take = valid & np.where(ready[:, None], healthy, count <= self.learn)
+        xt = np.where(take[:, None, :], x, 0.0)
+        n = take.sum(axis=1).astype(np.float64)
+        keep = np.where(ready, self.decay**n, 1.0)
+        self.weight = self.weight * keep + n
+        self.s1 = self.s1 * keep[:, None] + xt.sum(axis=2)
+        self.s2 = self.s2 * keep[:, None, None] + np.einsum("akt,ajt->akj", xt, xt)

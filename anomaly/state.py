@@ -25,6 +25,8 @@ class StreamingDetector:
     """
 
     _state_names: ClassVar[tuple[str, ...]] = ()
+    #: Those of ``_state_names`` that are per-channel *parameters* (kept by :meth:`reset`).
+    _param_names: ClassVar[tuple[str, ...]] = ()
 
     def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
         raise NotImplementedError
@@ -77,6 +79,52 @@ class StreamingDetector:
         det.load_bytes(data)
         return det
 
+    def reset(self, rows: ArrayLike, *, keep: tuple[str, ...] = ()) -> None:
+        """Start the selected rows afresh, as :meth:`add_channels` would, keeping the arrays
+        named in ``_param_names`` and `keep` (per-channel parameters such as limits or a noise
+        floor: they describe the channel, not what it has learned).
+
+        `rows` is a boolean mask over the channels or an array of row indices. A machine that
+        was repaired is a new machine for its adaptive detectors: what they learned before is
+        about the faulty one.
+
+        >>> class Mean(StreamingDetector):
+        ...     _state_names = ("floor", "total")
+        ...     _param_names = ("floor",)
+        ...     def __init__(self, n):
+        ...         self._set_state(self._initial_state(n))
+        ...     def _initial_state(self, n):
+        ...         return {"floor": np.zeros(n), "total": np.zeros(n)}
+        >>> m = Mean(3)
+        >>> m.floor[:], m.total[:] = [1.0, 2.0, 3.0], [10.0, 20.0, 30.0]
+        >>> m.reset(np.array([False, True, True]))
+        >>> m.floor.tolist(), m.total.tolist()
+        ([1.0, 2.0, 3.0], [10.0, 0.0, 0.0])
+        """
+        r = np.asarray(rows)
+        if r.dtype == bool:
+            if r.shape != (self.channels,):
+                raise ValueError(f"`rows` mask must be shaped ({self.channels},), got {r.shape}")
+            idx = np.flatnonzero(r)
+        elif r.size == 0:
+            idx = np.zeros(0, np.int64)
+        elif np.issubdtype(r.dtype, np.integer) and r.ndim == 1:
+            if r.min() < 0 or r.max() >= self.channels:
+                raise ValueError(f"`rows` must index 0..{self.channels - 1}")
+            idx = r.astype(np.int64)
+        else:
+            raise TypeError("`rows` must be a boolean mask or integer row indices")
+        unknown = set(keep) - set(self._state_names)
+        if unknown:
+            raise ValueError(f"`keep` names unknown arrays {sorted(unknown)}")
+        if idx.size == 0:
+            return
+        fresh = self._initial_state(idx.size)
+        for key in self._state_names:
+            if key in keep or key in self._param_names:
+                continue
+            getattr(self, key)[idx] = fresh[key]
+
     def add_channels(self, n: int, **params: ArrayLike) -> None:
         """Append `n` fresh channels; `params` override per-channel parameters of the new rows.
 
@@ -100,3 +148,43 @@ class StreamingDetector:
             for key in self._state_names
         }
         self._set_state(grown)
+
+
+_LONG_AGO = np.iinfo(np.int64).min // 2
+
+
+class LastTrue(StreamingDetector):
+    """Per row: the time at which a flag was last true (long ago if never), carried between
+    blocks; e.g. when a machine last ran, to tell how long it has been stopped.
+
+    >>> lt = LastTrue(1)
+    >>> t = np.arange(5, dtype=np.int64) * 10
+    >>> lt.update(t, np.array([[True, False, False, True, False]])).tolist()
+    [[0, 0, 0, 30, 30]]
+    >>> lt.update(t + 50, np.zeros((1, 5), bool))[0, -1].item()
+    30
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("last",)
+    last: NDArray[Any]
+
+    def __init__(self, rows: int = 0) -> None:
+        if rows < 0:
+            raise ValueError(f"`rows` must be >= 0, got {rows}")
+        self._set_state(self._initial_state(rows))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"last": np.full(n, _LONG_AGO, np.int64)}
+
+    def update(self, t: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """`t` int64 (T,), `flag` bool (rows, T); returns the last true time up to each sample."""
+        f = np.asarray(flag, dtype=bool)
+        if f.ndim != 2 or f.shape[0] != self.channels or f.shape[1] != t.shape[0]:
+            raise ValueError(f"`flag` must be shaped ({self.channels}, {t.shape[0]}), "
+                             f"got {f.shape}")
+        if f.shape[1] == 0:
+            return np.zeros(f.shape, np.int64)
+        last = np.maximum.accumulate(np.where(f, t[None, :], _LONG_AGO), axis=1)
+        last = np.maximum(last, self.last[:, None])
+        self.last = last[:, -1].copy()
+        return np.asarray(last, dtype=np.int64)

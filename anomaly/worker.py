@@ -18,6 +18,12 @@ the devices' clock skew. Readings that arrive later than that (a device's buffer
 an outage) are older than the watermark and are *not* fed to the streaming detectors, whose state
 has moved past them; the outage itself is reported by the no-data check. Slices never overlap and
 (device, metric, time) is unique in the store, so nothing is read twice.
+
+**Vibration bursts** (``waveforms``, written by ingest in the same transactions as telemetry)
+are read by the same slice bounds, so each burst is analysed exactly once, in the step whose
+slice holds its timestamp. Each is reduced to its envelope level at the bearing's defect
+frequencies (:class:`~anomaly.spectral.BearingCheck`) and, held until the asset's next burst,
+fused into the bank as the ``spectral`` evidence (failure mode ``bearing_wear``).
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from numpy.typing import NDArray
 
 from aftercare.events import AlertEvent, Evidence
 from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
-from anomaly.fusion import DEVICE_PROBLEMS, Transition
-from anomaly.models import spec_for
+from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
+from anomaly.models import SPEED_METRIC, bearing_orders, spec_for
+from anomaly.spectral import DEFECTS, BearingCheck, BurstScore, HeldScore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Conn = psycopg.Connection[Any]
@@ -68,6 +75,7 @@ class WorkerOptions:
     settle_s: float = 30.0
     step_s: float = 1.0
     max_span_s: float = 600.0
+    waveform_channel: str = "accel_x"     # the bursts' channel the spectral check reads
 
 
 class DetectWorker:
@@ -88,6 +96,7 @@ class DetectWorker:
         if self.step_us <= 0:
             raise ValueError("`step_s` must be > 0")
         self.bank = DetectorBank([], self.config)
+        self.spectral = BearingCheck(0)          # one row per bank asset
         self.watermark_us: int | None = None
         self.chan_keys = np.zeros(0, np.int64)   # device_id << 16 | metric_id, per bank row
         self._load()
@@ -104,16 +113,24 @@ class DetectWorker:
         with np.load(io.BytesIO(bytes(state)), allow_pickle=False) as npz:
             keys = npz["chan_keys"].astype(np.int64)
             bank_bytes = npz["bank"].tobytes()
+            spectral = {k[len("spectral."):]: npz[k] for k in npz.files
+                        if k.startswith("spectral.")}
         names = self._names(keys)
         specs = [self.spec_for(d, m) for d, m in names]
         self.bank = DetectorBank.from_bytes(bank_bytes, specs, self.config)
+        if spectral:                  # a checkpoint from before the spectral check: fresh
+            self.spectral.load_state(spectral)
+        self._grow_spectral()
         self.chan_keys = keys
         self.watermark_us = _us(watermark)
 
     def _state_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, chan_keys=self.chan_keys,
-                 bank=np.frombuffer(self.bank.to_bytes(), dtype=np.uint8))
+        arrays: dict[str, NDArray[Any]] = {
+            "chan_keys": self.chan_keys,
+            "bank": np.frombuffer(self.bank.to_bytes(), dtype=np.uint8)}
+        arrays.update({f"spectral.{k}": v for k, v in self.spectral.state_dict().items()})
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
 
     def _names(self, keys: NDArray[np.int64]) -> list[tuple[str, str]]:
@@ -174,8 +191,10 @@ class DetectWorker:
         sort = np.argsort(t_us, kind="stable")          # the latest reading in a cell wins
         values[rows[sort], cols[sort]] = vals[sort]
         times = lo + (np.arange(n_t, dtype=np.int64) + 1) * self.step_us
-        result = self.bank.update(times, values)
-        events = self._events(result, times, values)
+        extra, held = spectral_extra(self.bank, self.spectral, times, values,
+                                     *self._bursts(lo, hi))
+        result = self.bank.update(times, values, extra=extra)
+        events = self._events(result, times, values, held)
         with conn.transaction():
             for ev in events:
                 conn.execute(
@@ -197,16 +216,38 @@ class DetectWorker:
         names = self._names(new)
         self.bank.add([self.spec_for(d, m) for d, m in names])
         self.chan_keys = np.concatenate([self.chan_keys, new])
+        self._grow_spectral()
+
+    def _grow_spectral(self) -> None:
+        self.spectral.add_channels(len(self.bank.assets) - self.spectral.channels)
+
+    def _bursts(self, lo: int, hi: int) -> tuple[list[str], NDArray[np.int64],
+                                                 list[NDArray[np.float32]], NDArray[np.float64],
+                                                 NDArray[np.float64]]:
+        """The bursts committed in the slice (lo, hi]: the same bounds as the telemetry, so a
+        burst is read by exactly one step. (devices, times, samples, sample rates, shaft rpm
+        as the device sent it or NaN)."""
+        rows = self.conn.execute(
+            "SELECT d.device_key, (extract(epoch FROM w.time) * 1000000)::int8, "
+            "       w.sample_rate_hz, w.samples, w.shaft_rpm "
+            "FROM waveforms w JOIN devices d ON d.id = w.device_id "
+            "WHERE w.time > %s AND w.time <= %s AND w.channel = %s ORDER BY w.time",
+            (_dt(lo), _dt(hi), self.options.waveform_channel)).fetchall()
+        return ([str(r[0]) for r in rows], np.array([int(r[1]) for r in rows], np.int64),
+                [np.frombuffer(bytes(r[3]), dtype="<f4") for r in rows],
+                np.array([float(r[2]) for r in rows], np.float64),
+                np.array([np.nan if r[4] is None else float(r[4]) for r in rows], np.float64))
 
     # ----------------------------------------------------------------- events
     def _events(self, r: BankResult, times: NDArray[np.int64],
-                values: NDArray[np.float64]) -> list[AlertEvent]:
-        out = [self._event(tr, "equipment", r, times, values) for tr in r.equipment_events]
-        out += [self._event(tr, "device", r, times, values) for tr in r.device_events]
+                values: NDArray[np.float64], held: HeldScore) -> list[AlertEvent]:
+        out = [self._event(tr, "equipment", r, times, values, held)
+               for tr in r.equipment_events]
+        out += [self._event(tr, "device", r, times, values, held) for tr in r.device_events]
         return sorted(out, key=lambda e: (e.at, e.alert_id, e.revision))
 
     def _event(self, tr: Transition, kind: str, r: BankResult, times: NDArray[np.int64],
-               values: NDArray[np.float64]) -> AlertEvent:
+               values: NDArray[np.float64], held: HeldScore) -> AlertEvent:
         bank = self.bank
         device = bank.assets[tr.asset]
         rows = np.flatnonzero(bank.asset_of == tr.asset)
@@ -235,12 +276,49 @@ class DetectWorker:
         detectors = {}
         if top.size:
             detectors = {k: float(np.nan_to_num(v[top[0], i])) for k, v in per_det.items()}
+        if kind == "equipment":
+            more, rows_ev = self._asset_evidence(tr, r, times, values, held)
+            detectors.update(more)
+            evidence = sorted(evidence + rows_ev, key=lambda e: -e.score)
         return AlertEvent(
             alert_id=f"{device}:{kind}:{tr.opened_at_us}", revision=tr.revision,
             state=tr.state, device=device, kind=kind, severity=tr.severity,  # type: ignore[arg-type]
             failure_mode=mode, score=float(np.clip(tr.score, 0.0, 1.0)),
             opened_at=_dt(tr.opened_at_us), at=_dt(int(times[i])), evidence=tuple(evidence),
             detectors=detectors)
+
+    def _asset_evidence(self, tr: Transition, r: BankResult, times: NDArray[np.int64],
+                        values: NDArray[np.float64], held: HeldScore
+                        ) -> tuple[dict[str, float], list[Evidence]]:
+        """The per-asset detectors at the event's sample: T² / SPE of the correlated group
+        (with the channel contributing most) and the spectral check (defect band and its
+        level against the healthy level). Rows for those at half their threshold or more."""
+        a, i = tr.asset, tr.sample
+        start, end = _dt(tr.opened_at_us), _dt(int(times[i]))
+        detectors: dict[str, float] = {}
+        rows: list[Evidence] = []
+        row = int(r.mv_row[a, i])
+        for name, stat in (("t2", r.t2), ("spe", r.spe)):
+            ratio = float(stat[a, i])
+            if np.isnan(ratio):
+                continue
+            detectors[name] = ratio
+            if ratio >= 0.5 and row >= 0:
+                val = values[row, i]
+                rows.append(Evidence(
+                    metric=self.bank.specs[row].metric, detector=name,
+                    score=float(ratio_to_score(ratio)), value=None if np.isnan(val) else
+                    float(val), window_start=start, window_end=end))
+        ratio = float(held.ratio[a, i])
+        if not np.isnan(ratio):
+            detectors["spectral"] = ratio
+            if ratio >= 0.5:
+                defect = DEFECTS[int(held.defect[a, i])]
+                rows.append(Evidence(
+                    metric=f"{self.options.waveform_channel}:{defect}", detector="spectral",
+                    score=float(ratio_to_score(ratio)), value=float(held.level[a, i]),
+                    baseline=float(held.healthy[a, i]), window_start=start, window_end=end))
+        return detectors, rows
 
     # ----------------------------------------------------------------- outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, bytes]]:
@@ -254,6 +332,62 @@ class DetectWorker:
         with self.conn.transaction():
             self.conn.execute("UPDATE anomaly_outbox SET published_at = now() "
                               "WHERE id = ANY(%s)", (list(ids),))
+
+
+def spectral_extra(
+    bank: DetectorBank, check: BearingCheck, times: NDArray[np.int64],
+    values: NDArray[np.float64], devices: Sequence[str], burst_us: NDArray[np.int64],
+    bursts: Sequence[NDArray[np.floating[Any]]], rates: NDArray[np.float64],
+    burst_rpm: NDArray[np.float64] | None = None,
+) -> tuple[dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]], HeldScore]:
+    """Score a block's bursts and turn them into the bank's ``extra["spectral"]`` evidence:
+    per asset and grid sample, the score of its latest burst (held until the next one) with
+    failure mode ``bearing_wear``. Shared by the worker and the scenario evaluation.
+
+    `devices`, `burst_us`, `bursts`, `rates`: one entry per burst, in time order. Bursts of
+    devices the bank does not know (no telemetry yet) are skipped. The shaft speed is the one
+    the device sent with the burst (`burst_rpm`, NaN where it did not), else the asset's speed
+    channel at the burst's grid sample where its kind has one
+    (``anomaly.models.SPEED_METRIC``), else estimated from the burst.
+    """
+    if check.channels != len(bank.assets):
+        raise ValueError("`check` must have one row per bank asset")
+    index = {name: k for k, name in enumerate(bank.assets)}
+    known = np.array([d in index for d in devices], bool)
+    asset = np.array([index.get(d, -1) for d in devices], np.int64)
+    cols = np.clip(np.searchsorted(times, burst_us, side="left"), 0, max(len(times) - 1, 0))
+    where = {key: row for row, key in enumerate(bank.keys())}
+    speed_row = np.array([where.get((d, SPEED_METRIC.get(d.split("-", 1)[0], "")), -1)
+                          for d in devices], np.int64)
+    shaft_hz = np.full(len(devices), np.nan)
+    has = known & (speed_row >= 0)
+    if has.any() and values.shape[1]:
+        shaft_hz[has] = values[speed_row[has], cols[has]] / 60.0
+    if burst_rpm is not None:
+        sent = np.asarray(burst_rpm, np.float64)
+        if sent.shape != (len(devices),):
+            raise ValueError(f"`burst_rpm` must be shaped ({len(devices)},)")
+        shaft_hz = np.where(np.isfinite(sent) & (sent > 0), sent / 60.0, shaft_hz)
+    scores = BurstScore(ratio=np.full(len(devices), np.nan),
+                        defect=np.full(len(devices), -1, np.int64),
+                        level=np.full(len(devices), np.nan),
+                        healthy=np.full(len(devices), np.nan))
+    lengths = np.array([len(b) for b in bursts], np.int64)
+    # One vectorised call per (sample rate, burst length): a fleet uses one or two.
+    for fs, length in {(float(f), int(n)) for f, n in zip(rates, lengths, strict=True)}:
+        pick = np.flatnonzero(known & (rates == fs) & (lengths == length)).tolist()
+        if not pick:
+            continue
+        orders = np.stack([bearing_orders(devices[k]) for k in pick])
+        got = check.score(asset[pick], np.stack([bursts[k] for k in pick]),
+                          sample_rate_hz=fs, orders=orders, shaft_hz=shaft_hz[pick])
+        for name in ("ratio", "defect", "level", "healthy"):
+            getattr(scores, name)[pick] = getattr(got, name)
+    held = check.hold(times, np.maximum(asset, 0), burst_us,
+                      BurstScore(ratio=scores.ratio, defect=np.where(known, scores.defect, -1),
+                                 level=scores.level, healthy=scores.healthy))
+    mode = np.full(held.ratio.shape, bank.mode_index("bearing_wear"), np.int64)
+    return {"spectral": (ratio_to_score(held.ratio), mode)}, held
 
 
 async def publish_pending(worker: DetectWorker, publisher: Any) -> int:

@@ -1,0 +1,283 @@
+"""Bearing defect frequencies in vibration bursts: the spectral check and the worker reading
+the stored bursts (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from aftercare.events import AlertEvent
+from anomaly.bank import BankConfig
+from anomaly.models import bearing_orders
+from anomaly.spectral import (
+    DEFECTS,
+    BearingCheck,
+    BearingGeometry,
+    envelope_levels,
+    shaft_speed_hz,
+)
+from anomaly.worker import DetectWorker, WorkerOptions
+from ingest.records import Waveform
+from ingest.writer import write_columns
+from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
+
+S = 1_000_000
+FS = float(SAMPLE_RATE_HZ)
+PUMP = BearingGeometry(8, 0.22)
+
+
+def bursts(severity: list[float], *, rpm: float = 1480.0, t0_s: int = 0,
+           key: int = 7) -> np.ndarray:
+    n = len(severity)
+    return bearing_bursts(key=np.full(n, key, np.uint64),
+                          t_us=(t0_s + np.arange(n, dtype=np.int64) * 60) * S,
+                          shaft_rpm=np.full(n, rpm), severity=np.asarray(severity, float),
+                          bpfo_order=np.full(n, PUMP.orders()[0]))
+
+
+def test_envelope_level_rises_at_the_outer_race_frequency() -> None:
+    b = bursts([0.0, 0.3])
+    f = 1480 / 60 * PUMP.orders()
+    e = envelope_levels(b, sample_rate_hz=FS, fault_hz=np.tile(f, (2, 1)))
+    assert e[1, 0] > 10 * e[0, 0]          # bpfo: the simulated defect
+    assert e[1, 0] > 2 * e[1, 1]           # more than at bpfi (whose 2nd band holds 3x bpfo)
+    nan = envelope_levels(b, sample_rate_hz=FS, fault_hz=np.stack([np.full(3, np.nan), f]))
+    assert np.isnan(nan[0]).all()
+    assert np.isfinite(nan[1]).all()
+
+
+def test_shaft_speed_from_the_1x_line() -> None:
+    for rpm in (1480.0, 2960.0, 1111.0):
+        est = shaft_speed_hz(bursts([0.0, 0.5], rpm=rpm), sample_rate_hz=FS)
+        assert_allclose(est, rpm / 60, rtol=0.01)
+    nan_burst = np.full((1, 4096), np.nan)
+    assert np.isnan(shaft_speed_hz(nan_burst, sample_rate_hz=FS)).all()
+    assert shaft_speed_hz(np.zeros((0, 4096)), sample_rate_hz=FS).shape == (0,)
+
+
+def test_check_learns_the_healthy_level_then_scores_wear() -> None:
+    check = BearingCheck(2, warmup=4)
+    orders = np.tile(PUMP.orders(), (6, 1))
+    healthy = check.score(np.array([0, 0, 0, 0, 0, 1]), bursts([0.0] * 6),
+                          sample_rate_hz=FS, orders=orders)
+    assert np.isnan(healthy.ratio[:4]).all()       # learning
+    assert abs(healthy.ratio[4]) < 0.5             # healthy after learning
+    assert np.isnan(healthy.ratio[5])              # asset 1 only started learning
+    assert_array_equal(check.count, [5, 1])
+    worn = check.score(np.array([0]), bursts([0.3], t0_s=9000), sample_rate_hz=FS,
+                       orders=orders[:1])
+    assert worn.ratio[0] > 1
+    assert DEFECTS[int(worn.defect[0])] == "bpfo"
+    assert worn.level[0] > 4 * worn.healthy[0]
+    # A burst of a machine whose bearing is unknown (NaN orders) is neither scored nor learned.
+    unknown = check.score(np.array([1]), bursts([0.0]), sample_rate_hz=FS,
+                          orders=[bearing_orders("x-1")])
+    assert unknown.defect[0] == -1
+    assert check.count[1] == 1
+
+
+def test_a_missing_speed_falls_back_to_the_burst_estimate() -> None:
+    orders = np.tile(PUMP.orders(), (3, 1))
+    b = bursts([0.0, 0.0, 0.4])
+    a = np.zeros(3, np.int64)
+    given = BearingCheck(1, warmup=2).score(a, b, sample_rate_hz=FS, orders=orders,
+                                            shaft_hz=np.full(3, 1480 / 60))
+    assert given.ratio[2] > 1
+    missing = BearingCheck(1, warmup=2).score(a, b, sample_rate_hz=FS, orders=orders,
+                                              shaft_hz=[np.nan, 0.0, np.nan])
+    estimated = BearingCheck(1, warmup=2).score(a, b, sample_rate_hz=FS, orders=orders)
+    assert_allclose(missing.ratio, estimated.ratio)
+    assert estimated.ratio[2] > 1
+
+
+def test_scores_are_held_until_the_next_burst_causally_and_expire() -> None:
+    check = BearingCheck(2, warmup=1, hold_s=100)
+    orders = np.tile(PUMP.orders(), (3, 1))
+    s = check.score(np.array([0, 0, 1]), bursts([0.0, 0.3, 0.0]), sample_rate_hz=FS,
+                    orders=orders)
+    t = np.arange(1, 11, dtype=np.int64) * 10 * S                  # grid 10 s .. 100 s
+    held = check.hold(t, np.array([0, 0, 1]), np.array([5, 42, 42]) * S, s)
+    # Burst 0 (learning) is not scored; burst 1 counts from the first grid time >= 42 s.
+    assert np.isnan(held.ratio[0, :4]).all()
+    assert (held.ratio[0, 4:] == s.ratio[1]).all()
+    assert (held.defect[0, 4:] == s.defect[1]).all()
+    assert np.isnan(held.ratio[1]).all()           # asset 1 still learning
+    later = check.hold(np.array([120, 143, 150], np.int64) * S, np.zeros(0, np.int64),
+                       np.zeros(0, np.int64), check.score(np.zeros(0, np.int64),
+                                                          np.zeros((0, 4096)),
+                                                          sample_rate_hz=FS,
+                                                          orders=np.zeros((0, 3))))
+    assert later.ratio[0, 0] == s.ratio[1]          # carried into the next block
+    assert np.isnan(later.ratio[0, 1:]).all()      # 42 s + 100 s hold has passed
+    with pytest.raises(ValueError, match="after the block"):
+        check.hold(t, np.array([0]), np.array([200 * S]), check.score(
+            np.array([0]), bursts([0.0]), sample_rate_hz=FS, orders=orders[:1]))
+
+
+def test_checkpoint_mid_warmup_resumes_exactly() -> None:
+    orders = np.tile(PUMP.orders(), (8, 1))
+    b = bursts([0.0] * 6 + [0.2, 0.4])
+    a = np.zeros(8, np.int64)
+    straight = BearingCheck(1, warmup=5).score(a, b, sample_rate_hz=FS, orders=orders)
+    first = BearingCheck(1, warmup=5)
+    r1 = first.score(a[:3], b[:3], sample_rate_hz=FS, orders=orders[:3])
+    second = BearingCheck.from_bytes(first.to_bytes(), warmup=5)
+    r2 = second.score(a[3:], b[3:], sample_rate_hz=FS, orders=orders[3:])
+    assert_allclose(np.concatenate([r1.ratio, r2.ratio]), straight.ratio)
+
+
+def test_rejects_bad_input() -> None:
+    check = BearingCheck(1)
+    with pytest.raises(ValueError, match="asset"):
+        check.score(np.array([3]), bursts([0.0]), sample_rate_hz=FS, orders=[PUMP.orders()])
+    with pytest.raises(ValueError, match="orders"):
+        check.score(np.array([0]), bursts([0.0]), sample_rate_hz=FS, orders=[[1.0]])
+    with pytest.raises(ValueError, match="sample_rate_hz"):
+        envelope_levels(bursts([0.0]), sample_rate_hz=0, fault_hz=[[1.0]])
+    with pytest.raises(ValueError, match="balls"):
+        BearingGeometry(2, 0.2)
+
+
+# ------------------------------------------------------------------------------ the worker
+START_US = int(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()) * S
+N_S = 2400
+WEAR_FROM_S = 1500
+CONFIG = BankConfig(clear_hold_s=120, t2_learn=600)
+
+
+def write_pumps(conn: psycopg.Connection[Any], *, speed_channel_rpm: float = 1480.0,
+                send_rpm: bool = False) -> int:
+    """Two pumps running at 1480 rpm for 40 minutes at 1 Hz, with a vibration burst every
+    60 s; pmp-0001's outer race wears from minute 25 on (its vibration RMS barely moves).
+    `speed_channel_rpm`: what the speed channel reports; `send_rpm`: bursts carry the true
+    shaft speed. Returns the number of bursts stored."""
+    rng = np.random.default_rng(42)
+    t = START_US + np.arange(N_S, dtype=np.int64) * S
+    burst_s = np.arange(30, N_S, 60)
+    for dev in range(2):
+        name = f"pmp-000{dev + 1}"
+        sev = np.where((dev == 0) & (burst_s >= WEAR_FROM_S), 0.4, 0.0)
+        b = bearing_bursts(key=np.full(burst_s.size, 11 + dev, np.uint64),
+                           t_us=t[burst_s], shaft_rpm=np.full(burst_s.size, 1480.0),
+                           severity=sev, bpfo_order=np.full(burst_s.size, PUMP.orders()[0]))
+        waves = [Waveform(device=name, time_us=int(t[k]), channel="accel_x",
+                          sample_rate_hz=FS, samples=b[i].astype("<f4").tobytes(),
+                          shaft_rpm=1480.0 if send_rpm else None)
+                 for i, k in enumerate(burst_s)]
+        chans = {"speed_rpm": speed_channel_rpm + 3 * rng.normal(size=N_S),
+                 "motor_current_a": 30 + 0.3 * rng.normal(size=N_S),
+                 "vibration_rms_mm_s": 2.0 + 0.08 * rng.normal(size=N_S)}
+        for metric, v in chans.items():
+            write_columns(conn, device=[name] * N_S, metric=[metric] * N_S, time=t, value=v)
+        write_columns(conn, device=[], metric=[], time=np.zeros(0, np.int64),
+                      value=np.zeros(0), waveforms=waves)
+    return 2 * burst_s.size
+
+
+def run_until_caught_up(worker: DetectWorker) -> list[AlertEvent]:
+    events: list[AlertEvent] = []
+    while True:
+        before = worker.watermark_us
+        events += worker.step()
+        if worker.watermark_us == before:
+            return events
+
+
+def outbox(conn: psycopg.Connection[Any], name: str) -> list[bytes]:
+    rows = conn.execute("SELECT payload FROM anomaly_outbox WHERE worker = %s ORDER BY id",
+                        (name,)).fetchall()
+    conn.commit()
+    return [bytes(p) for (p,) in rows]
+
+
+@pytest.mark.db
+def test_worker_reads_stored_bursts_and_alerts_bearing_wear(
+        store_conn: psycopg.Connection[Any]) -> None:
+    n_bursts = write_pumps(store_conn)
+    worker = DetectWorker(store_conn, WorkerOptions(name="spec", settle_s=0, max_span_s=300),
+                          CONFIG)
+    events = run_until_caught_up(worker)
+    # Every stored burst was read exactly once, in the step whose slice holds it.
+    assert int(worker.spectral.count.sum()) == n_bursts
+    opened = [e for e in events if e.state == "open"]
+    assert [(e.device, e.kind, e.failure_mode) for e in opened] == [
+        ("pmp-0001", "equipment", "bearing_wear")]
+    ev = opened[0]
+    # Opened by the first worn burst (plus the bank's open hold), not before.
+    wear_at = datetime.fromtimestamp((START_US + WEAR_FROM_S * S) / S, UTC)
+    assert wear_at <= ev.opened_at <= datetime.fromtimestamp(
+        (START_US + (WEAR_FROM_S + 60) * S) / S, UTC)
+    spectral = [r for r in ev.evidence if r.detector == "spectral"]
+    assert [r.metric for r in spectral] == ["accel_x:bpfo"]
+    assert spectral[0].value is not None
+    assert spectral[0].baseline is not None
+    assert spectral[0].value > 4 * spectral[0].baseline
+    assert ev.detectors["spectral"] > 1
+    assert "t2" in ev.detectors                  # the multivariate group is reported too
+    assert ev.detectors["t2"] < 1
+
+
+@pytest.mark.db
+def test_restart_neither_misses_nor_repeats_spectral_alerts(
+        store_conn: psycopg.Connection[Any]) -> None:
+    n_bursts = write_pumps(store_conn)
+    run_until_caught_up(DetectWorker(
+        store_conn, WorkerOptions(name="straight", settle_s=0, max_span_s=200), CONFIG))
+    restarted = WorkerOptions(name="restarted", settle_s=0, max_span_s=200)
+    for _ in range(6):                      # a new process (from the checkpoint) every 2 steps
+        worker = DetectWorker(store_conn, restarted, CONFIG)
+        for _ in range(2):
+            worker.step()
+    worker = DetectWorker(store_conn, restarted, CONFIG)
+    run_until_caught_up(worker)
+    assert int(worker.spectral.count.sum()) == n_bursts
+    straight = outbox(store_conn, "straight")
+    assert straight
+    assert outbox(store_conn, "restarted") == straight
+
+
+@pytest.mark.db
+def test_checkpoint_from_before_the_spectral_check_still_loads(
+        store_conn: psycopg.Connection[Any]) -> None:
+    write_pumps(store_conn)
+    options = WorkerOptions(name="old", settle_s=0, max_span_s=300)
+    worker = DetectWorker(store_conn, options, CONFIG)
+    worker.step()
+    # Rewrite the checkpoint as the worker wrote it before: channel keys and bank only.
+    old = io.BytesIO()
+    np.savez(old, chan_keys=worker.chan_keys,
+             bank=np.frombuffer(worker.bank.to_bytes(), dtype=np.uint8))
+    with store_conn.transaction():
+        store_conn.execute("UPDATE anomaly_checkpoints SET state = %s WHERE worker = %s",
+                           (old.getvalue(), "old"))
+    resumed = DetectWorker(store_conn, options, CONFIG)
+    assert resumed.spectral.channels == len(resumed.bank.assets) == 2
+    assert int(resumed.spectral.count.sum()) == 0          # starts learning afresh
+    run_until_caught_up(resumed)
+    assert int(resumed.spectral.count.sum()) > 0
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("send_rpm", [True, False])
+def test_the_speed_sent_with_a_burst_places_the_defect_bands(
+        store_conn: psycopg.Connection[Any], send_rpm: bool) -> None:
+    """The speed channel reads 1000 rpm (a mis-scaled sensor) while the shaft turns at 1480:
+    with the burst's own shaft speed the outer-race (bpfo) band is the one that rises; with the
+    channel's speed the bands sit at the wrong frequencies and the defect is misnamed."""
+    write_pumps(store_conn, speed_channel_rpm=1000.0, send_rpm=send_rpm)
+    stored = store_conn.execute("SELECT count(*) FILTER (WHERE shaft_rpm = 1480), count(*) "
+                                "FROM waveforms").fetchone()
+    assert stored is not None
+    assert stored[0] == (stored[1] if send_rpm else 0)
+    worker = DetectWorker(store_conn, WorkerOptions(name=f"rpm-{send_rpm}", settle_s=0,
+                                                    max_span_s=300), CONFIG)
+    spectral = [r.metric for e in run_until_caught_up(worker)
+                if e.state == "open" and e.device == "pmp-0001"
+                for r in e.evidence if r.detector == "spectral"]
+    assert (spectral == ["accel_x:bpfo"]) is send_rpm, spectral
