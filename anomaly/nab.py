@@ -125,7 +125,10 @@ class NabRun:
 
 def run(data: Path, out: Path) -> NabRun:
     """Score every CSV under `data`, write results under `out`, and (when the label windows are
-    found) score the corpus on every profile."""
+    found) score the corpus on every profile. `data` is NAB's ``data/`` folder or the
+    repository holding it (with ``labels/combined_windows.json``)."""
+    if (data / "data").is_dir() and (data / "labels" / "combined_windows.json").is_file():
+        data = data / "data"      # the NAB repository itself: its CSVs sit under data/
     all_windows = find_windows(data)
     corpus = []
     files = nab_files(data)

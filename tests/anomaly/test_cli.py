@@ -55,6 +55,14 @@ def test_nab_writes_results_in_nab_layout_and_scores(tmp_path: Path,
     assert "NAB standard: 98.4" in capsys.readouterr().out
 
 
+def test_nab_given_the_repository_root_scores_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_nab_corpus(tmp_path)
+    assert main(["nab", "--data", str(data.parent), "--out", str(tmp_path / "r")]) == 0
+    assert "NAB standard: 98.4" in capsys.readouterr().out
+    assert (tmp_path / "r" / "aftercare" / "fake" / "aftercare_jump.csv").is_file()
+
+
 def test_nab_without_labels_still_writes_results(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     data = write_nab_corpus(tmp_path)
