@@ -25,6 +25,7 @@ from aftercare import broker, config
 
 DEMO_ADMIN = ("admin", "aftercare-demo")
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "demo.yaml"
+DEMO_ASSETS = 400   # seed_demo's monitored assets: cmp/pmp/chl/cnc-0001 .. -0100
 
 
 @dataclass
@@ -43,13 +44,14 @@ def available(module: str) -> bool:
         return False
 
 
-def scenario_devices(path: Path) -> list[str]:
-    """Device ids of the demo scenario (they need broker credentials before they connect)."""
+def scenario_devices(path: Path, fleet_size: int = 0) -> list[str]:
+    """Device ids of the demo scenario, its fleet grown to `fleet_size` as the simulator grows
+    it (they need broker credentials before they connect)."""
     if not available("simulators.scenario") or not path.is_file():
         return []
     from simulators import scenario  # type: ignore[attr-defined,unused-ignore]
 
-    loaded = scenario.load(path)
+    loaded = scenario.load(path).with_fleet_size(fleet_size)
     return [str(d) for d in loaded.device_ids]
 
 
@@ -64,7 +66,7 @@ def _seed(settings: config.Settings) -> list[str]:
 
     lines: list[str] = []
     if "seed_demo" in get_commands():
-        call_command("seed_demo")
+        call_command("seed_demo", assets=DEMO_ASSETS)
         lines.append("(more demo logins are printed by seed_demo above)")
     call_command("collectstatic", interactive=False, verbosity=0)
     user_model = get_user_model()
@@ -83,6 +85,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
     p.add_argument("--duration-s", type=float, default=0, help="stop after N s (0 = Ctrl-C)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
+    p.add_argument("--fleet-size", type=int, default=DEMO_ASSETS,
+                   help=f"simulated devices: the scenario's, plus healthy ones of the same "
+                        f"models up to this many (default {DEMO_ASSETS}: every seeded asset "
+                        f"streams live telemetry)")
     p.add_argument("--device", action="append", default=[],
                    help="provision this extra device id on the demo broker (repeatable), for "
                         "publishing from your own clients")
@@ -103,7 +109,9 @@ def main(argv: list[str]) -> int:
     print("== seeding demo data", flush=True)
     logins = _seed(settings)
 
-    devices = scenario_devices(args.scenario)
+    if args.fleet_size < 0:
+        p.error("--fleet-size must be >= 0")
+    devices = scenario_devices(args.scenario, args.fleet_size)
     sim_devices = list(devices)
     devices += [d for d in args.device if d not in devices]
     if os.environ.get("AFTERCARE_DEVICE_SECRET"):
@@ -136,6 +144,7 @@ def main(argv: list[str]) -> int:
         ("web", "web.wsgi", ["web", "--port", str(args.web_port)], service_url),
         ("simulate", "simulators.cli",
          ["simulate", "--scenario", str(args.scenario), "--speed", str(args.speed),
+          "--fleet-size", str(args.fleet_size),
           "--mqtt-url", f"mqtt://127.0.0.1:{port}"], f"mqtt://127.0.0.1:{port}"),
     ]
     children: list[Child] = []

@@ -65,6 +65,9 @@ def _parser(settings: config.Settings) -> argparse.ArgumentParser:
     p.add_argument("--publish-interval-s", type=float, default=0.0,
                    help="each device sends its readings as one batch payload this often (wall "
                         "seconds); 0 = every reading at once. ~10 for 10k devices at 1 Hz")
+    p.add_argument("--fleet-size", type=int, default=None,
+                   help="with --scenario: grow its fleet to this many devices (more of the same "
+                        "models, healthy; the scenario's faults unchanged)")
     p.add_argument("--list-devices", action="store_true",
                    help="print the fleet's device ids and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -82,6 +85,11 @@ def build_scenario(args: argparse.Namespace) -> scenarios.Scenario:
     else:
         sc = scenarios.random_fleet(args.devices if args.devices is not None else 10)
     sc = sc.with_options(seed=args.seed, rate_hz=args.rate_hz, duration_s=args.duration_s)
+    if args.fleet_size is not None:
+        if not args.scenario:
+            raise scenarios.ScenarioError("--fleet-size grows a --scenario's fleet; "
+                                          "without one, use --devices")
+        sc = sc.with_fleet_size(args.fleet_size)
     if sc.rate_hz <= 0:
         raise scenarios.ScenarioError("--rate-hz must be > 0")
     spec = str(args.faults).strip()

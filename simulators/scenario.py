@@ -119,6 +119,36 @@ class Scenario:
             duration_s=self.duration_s if duration_s is None else duration_s,
         )
 
+    def with_fleet_size(self, n_devices: int) -> Scenario:
+        """A copy whose fleet is grown to ``n_devices``: the file's devices first, then more of
+        the same models and schedules in turn, numbered on from each prefix's last id. The new
+        devices are healthy (the fault schedule is unchanged); a smaller `n` changes nothing.
+
+        >>> s = load(builtin("demo")).with_fleet_size(28)
+        >>> s.device_ids[24:]
+        ['cmp-0007', 'pmp-0007', 'chl-0007', 'cnc-0007']
+        """
+        if n_devices < 0:
+            raise ScenarioError(f"fleet size must be >= 0, got {n_devices}")
+        if n_devices <= len(self.devices):
+            return self
+        if not self.devices:
+            raise ScenarioError("a scenario without devices cannot be grown")
+        # One template per model (its last device there), models in order of first appearance.
+        templates = list({d.model: d for d in self.devices}.values())
+        counters: dict[str, int] = {}
+        for d in self.devices:
+            prefix, _, number = d.device_id.rpartition("-")
+            if number.isdigit():
+                counters[prefix] = max(counters.get(prefix, 0), int(number))
+        devices = list(self.devices)
+        while len(devices) < n_devices:
+            t = templates[(len(devices) - len(self.devices)) % len(templates)]
+            prefix = model_get(t.model).prefix
+            counters[prefix] = counters.get(prefix, 0) + 1
+            devices.append(replace(t, device_id=f"{prefix}-{counters[prefix]:04d}"))
+        return replace(self, devices=tuple(devices))
+
     def with_random_faults(self, count: int, *, kinds: tuple[str, ...] | None = None,
                            window_s: float | None = None) -> Scenario:
         """Add ``count`` faults drawn from the seed: random devices, types and onsets.

@@ -98,6 +98,23 @@ def test_cli_lists_demo_devices(capsys: pytest.CaptureFixture[str]) -> None:
     assert {i.split("-")[0] for i in ids} == {"cmp", "pmp", "chl", "cnc"}
 
 
+def test_cli_grows_the_scenario_fleet_with_healthy_devices(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    demo = scenarios.load(scenarios.builtin("demo"))
+    assert cli.main(["--scenario", "demo", "--fleet-size", "400", "--list-devices"]) == 0
+    ids = capsys.readouterr().out.split()
+    assert len(ids) == len(set(ids)) == 400
+    assert ids[:len(demo.device_ids)] == demo.device_ids
+    # The same ids seed_demo links to its 400 assets: cmp/pmp/chl/cnc-0001 .. -0100.
+    assert sorted(ids) == sorted(f"{p}-{k:04d}" for p in ("cmp", "pmp", "chl", "cnc")
+                                 for k in range(1, 101))
+    grown = demo.with_fleet_size(400)
+    assert grown.faults == demo.faults
+    assert demo.with_fleet_size(3) == demo
+    assert cli.main(["--devices", "3", "--fleet-size", "9", "--list-devices"]) == 2
+    assert "--fleet-size" in capsys.readouterr().err
+
+
 def test_cli_rejects_unknown_fault(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--devices", "3", "--faults", "gremlins", "--list-devices"]) == 2
     assert "unknown fault 'gremlins'" in capsys.readouterr().err
