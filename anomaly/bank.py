@@ -15,8 +15,10 @@ alert, so a single wild reading (a sensor spike, reported as a device problem) n
 
 Per asset, two more sources join the fused score: the Hotelling T² / SPE of the asset's group of
 correlated process channels (``ChannelSpec.multivariate``; a broken correlation that no single
-channel's detectors see), and per-asset evidence the caller passes in (``update(..., extra=)``:
-the worker's spectral check of vibration bursts).
+channel's detectors see; corroborating only: it joins where another source is at half its
+threshold), and per-asset evidence the caller passes in (``update(..., extra=)``: the worker's
+spectral check of vibration bursts, which also tells a drifting vibration sensor from a wearing
+bearing).
 """
 
 from __future__ import annotations
@@ -118,6 +120,18 @@ class BankConfig:
     t2_margin: float = 10.0      # wide: a move of the operating point is not a fault
     spe_margin: float = 3.0
     t2_duration_s: float = 120.0
+    # Vibration bursts (``extra["spectral"]``, the worker's bearing check) as the witness of a
+    # vibration sensor: while the latest burst's strongest bearing-defect band has risen less
+    # than this fraction of its alarm rise (log scale), the bearing is healthy, and a vibration
+    # channel over its threshold with no other channel of the asset above half of its own is
+    # a drifting sensor (device problem "sensor drift"), not bearing wear.
+    burst_healthy_ratio: float = 0.5
+    # T² / SPE is corroborating evidence only: it joins an asset's score where the channels
+    # (or another source, such as the bursts) already stand at this fraction of their
+    # threshold. Alone it opened only false alerts on the demo fleet (an operating point
+    # outside the learned one: load swings after 30 min of learning) and caught nothing the
+    # channels miss on the single-fault suite.
+    t2_support_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,9 @@ class BankResult:
     spe: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     mv_row: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     extra_score: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    # Per channel and sample: has a device problem (any of DEVICE_PROBLEMS, including a
+    # drifted sensor found at rest or by the bursts), the channels a device alert is about.
+    device_channel: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), bool))
 
 
 class DetectorBank:
@@ -187,6 +204,7 @@ class DetectorBank:
         self.last_on = LastTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
+        self.burst_drift = Latch(0)
         self.last_moving = LastTrue(0)
         self._index()
         self.add(specs)
@@ -200,6 +218,7 @@ class DetectorBank:
         self.drift_on = np.array([s.drift for s in self.specs], bool)
         self.steps = np.array([s.steps for s in self.specs], bool)
         self.side = np.array([s.side for s in self.specs], np.int64)
+        self.vibration = np.array([np.isfinite(s.idle_max) for s in self.specs], bool)
         where = {(s.asset, s.metric): i for i, s in enumerate(self.specs)}
         tr = [(i, s, [where.get((s.asset, m), -1) for m in s.partners])
               for i, s in enumerate(self.specs) if s.transform]
@@ -275,6 +294,7 @@ class DetectorBank:
         self.last_moving.add_channels(len(new_assets))
         self.suspect.add_channels(n)
         self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
+        self.burst_drift.add_channels(n)
         self.smoother.add_channels(n, alpha=_alpha([s.smooth_s if s.smooth_s > 0 else 1.0
                                                     for s in specs], n))
         self.t2.add_channels(len(new_assets))
@@ -328,6 +348,9 @@ class DetectorBank:
         offset = self.offset.update(t, x, at_rest[self.asset_of] if self.channels
                                     else np.zeros(x.shape, bool))
         problem = health.any() | offset
+        with np.errstate(invalid="ignore"):     # a stop showing the sensor at rest: it is fine
+            rest_ok = (at_rest[self.asset_of] if self.channels else np.zeros(x.shape, bool)) \
+                & (x <= self.offset.idle_max[:, None])
         # A sensor that just had a problem (stuck, spikes, out of range, silent, offset) stays
         # suspect for a while: its readings neither teach the baselines nor count as equipment
         # evidence (a stuck sensor that comes back jumps to where the process has gone meanwhile).
@@ -371,6 +394,9 @@ class DetectorBank:
         # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
         chan = np.where(suspect | ~self.scored[:, None], 0.0, ratio_to_score(ratio))
+        checked = self._check_extra(extra, x.shape[1])
+        drifted = self._burst_drift(ratio, chan, checked.get("spectral"), rest_ok)
+        chan = np.where(drifted, 0.0, chan)
         def strongest(val: NDArray[np.float64], mode_of: NDArray[np.int64]
                       ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
             # Per asset and sample: the largest `val` of its channels (-1 for an asset without
@@ -407,19 +433,25 @@ class DetectorBank:
             # adaptive baselines are (the restart hold keeps the reset before its next sample).
             self.t2.reset(np.any(~on & (t[None, :] - last_on >= c.relearn_stop_s * 1e6),
                                  axis=1))
-        sources = {"t2": (ratio_to_score(np.fmax(mv.t2, mv.spe)), mv.mode)}
-        sources.update(self._check_extra(extra, x.shape[1]))
+        sources = dict(checked)
+        sources["t2"] = (ratio_to_score(np.fmax(mv.t2, mv.spe)), mv.mode)    # last: see below
         extra_score: dict[str, NDArray[np.float64]] = {}
         for name, (s_score, s_mode) in sources.items():     # a handful of sources, not samples
             extra_score[name] = s_score
-            gated = ratio_to_score(mv.ratio) if name == "t2" else s_score
+            gated = s_score
+            if name == "t2":
+                # Corroboration only: where nothing else supports a fault, a T² / SPE excursion
+                # is an operating point the model has not seen, not a fault.
+                support = asset >= ratio_to_score(c.t2_support_ratio)
+                gated = np.where(support, ratio_to_score(mv.ratio), 0.0)
             stronger = np.nan_to_num(gated, nan=0.0) > best
             mode = np.where(stronger, s_mode, mode)
             best = np.where(stronger, gated, best)
             asset = np.fmax(asset, np.nan_to_num(gated, nan=0.0))
         kinds = np.stack([health.stuck, health.out_of_range, health.spike, health.no_data,
-                          offset])                   # in DEVICE_PROBLEMS order
-        dev_ch = np.where(kinds.any(axis=0), 1.0, 0.0)
+                          offset | drifted])         # in DEVICE_PROBLEMS order
+        dev_any = np.asarray(kinds.any(axis=0), dtype=np.bool_)
+        dev_ch = np.where(dev_any, 1.0, 0.0)
         dev_kind = np.argmax(kinds, axis=0)
         device, dev_mode = strongest(dev_ch, dev_kind)
         device = np.maximum(device, 0.0)
@@ -437,7 +469,8 @@ class DetectorBank:
                           health=health, channel_score=chan, asset_score=asset, asset_mode=mode,
                           device_score=device, device_mode=dev_mode,
                           equipment_events=eq_events, device_events=dv_events,
-                          t2=mv.t2, spe=mv.spe, mv_row=mv.row, extra_score=extra_score)
+                          t2=mv.t2, spe=mv.spe, mv_row=mv.row, extra_score=extra_score,
+                          device_channel=dev_any)
 
     # ------------------------------------------------- multivariate and extra evidence
     def mode_index(self, name: str) -> int:
@@ -463,6 +496,41 @@ class DetectorBank:
         row = np.where(r.top >= 0, np.take_along_axis(rows, np.maximum(r.top, 0), axis=1), -1)
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
+
+    def _burst_drift(self, ratio: NDArray[np.float64], chan: NDArray[np.float64],
+                     spectral: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
+                     rest_ok: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Vibration channels (rows, T) that the asset's bursts contradict, latched: set where
+        one reads over its threshold while the latest burst's bearing-defect bands are at
+        their healthy level (``burst_healthy_ratio``) and no other channel of the asset is
+        above half its threshold; cleared when the bursts show defect energy (score at their
+        threshold: the bearing check carries the alert from then on) or a stop shows the
+        sensor at rest (`rest_ok`: at most its ``idle_max``, as :class:`RestOffset` clears;
+        a reading that merely dips with the operating point does not clear it). Bearing wear
+        puts defect energy into the bursts well before the vibration RMS rises; a gain or
+        offset drift of the RMS sensor leaves the bursts
+        (their own accelerometer, scored against the asset's first healthy bursts)
+        unchanged. A NaN spectral score (no bursts, learning, latest burst older than the
+        hold) sets nothing. Other causes of a vibration rise (cavitation, unbalance) move
+        other channels too, so only a vibration channel that alone moved, on an asset without
+        an open equipment alert, is set."""
+        if spectral is None or not self.vibration.any() or not ratio.shape[1]:
+            # Without bursts nothing new is set; a stop can still clear.
+            return self.burst_drift.update(np.zeros(ratio.shape, bool), rest_ok)
+        half = ratio_to_score(0.5)
+        calm = spectral[0] < ratio_to_score(self.config.burst_healthy_ratio)   # NaN: False
+        worn = spectral[0] >= 0.5                                               # NaN: False
+        others = reduce_max(np.where(self.vibration[:, None], 0.0, chan), self._order,
+                            self._starts, len(self.assets), self._group)
+        # An asset with an equipment alert open has an explanation for its vibration (an
+        # unrepaired cavitating pump vibrates with healthy bearing bands): nothing is set.
+        alone = (others < half) & ~self.equipment.on[:, None]
+        with np.errstate(invalid="ignore"):
+            over = ratio >= 1.0                                             # NaN: False
+        vib = self.vibration[:, None]
+        set_ = vib & over & (calm & alone)[self.asset_of]
+        clear = rest_ok | (vib & worn[self.asset_of])
+        return self.burst_drift.update(set_, clear & ~set_)
 
     def _check_extra(self, extra: Mapping[str, tuple[ArrayLike, ArrayLike]] | None,
                      n_t: int) -> dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]]:
@@ -519,7 +587,7 @@ class DetectorBank:
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
-                "last_moving": self.last_moving, "t2": self.t2}
+                "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
@@ -688,6 +756,32 @@ class Suspect(StreamingDetector):
         last = np.maximum(last, self.last_bad[:, None])
         self.last_bad = last[:, -1].copy()
         return np.asarray(t[None, :] - last <= self.hold_us, dtype=np.bool_)
+
+
+class Latch(StreamingDetector):
+    """Per channel: a switch set by one condition and cleared by another, across blocks.
+
+    >>> la = Latch(1)
+    >>> on = la.update(np.array([[0, 1, 0, 0, 0]], bool), np.array([[0, 0, 0, 1, 0]], bool))
+    >>> on.astype(int).tolist(), bool(la.latched[0])
+    ([[0, 1, 1, 0, 0]], False)
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("latched",)
+    latched: NDArray[Any]
+
+    def __init__(self, channels: int = 0) -> None:
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"latched": np.zeros(n, bool)}
+
+    def update(self, set_: NDArray[np.bool_], clear: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        if set_.shape[1] == 0:
+            return np.zeros(set_.shape, bool)
+        out = hysteresis(set_, clear, self.latched)
+        self.latched = out[:, -1].copy()
+        return np.asarray(out, dtype=np.bool_)
 
 
 class Smoother(StreamingDetector):

@@ -256,7 +256,7 @@ class DetectWorker:
             strength = np.nan_to_num(r.channel_score[rows, i])
             mode = bank.modes[tr.mode]
         else:
-            strength = r.health.any()[rows, i].astype(np.float64)
+            strength = r.device_channel[rows, i].astype(np.float64)
             mode = DEVICE_PROBLEMS[tr.mode]
         top = rows[np.argsort(-strength, kind="stable")[:3]]
         per_det = {"limit": r.limit, "baseline": r.baseline, "cusum": r.cusum}
