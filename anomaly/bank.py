@@ -126,6 +126,9 @@ class BankConfig:
     # channel over its threshold with no other channel of the asset above half of its own is
     # a drifting sensor (device problem "sensor drift"), not bearing wear.
     burst_healthy_ratio: float = 0.5
+    # A vibration rise the bursts contradict is no equipment evidence at once, and a device
+    # problem ("sensor drift") once it has lasted this long (a passing load step is neither).
+    drift_hold_s: float = 60.0
     # T² / SPE is corroborating evidence only: it joins an asset's score where the channels
     # (or another source, such as the bursts) already stand at this fraction of their
     # threshold. Alone it opened only false alerts on the demo fleet (an operating point
@@ -204,7 +207,7 @@ class DetectorBank:
         self.last_on = LastTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
-        self.burst_drift = Latch(0)
+        self.burst_drift = Latch(0, hold_s=c.drift_hold_s)
         self.last_moving = LastTrue(0)
         self._index()
         self.add(specs)
@@ -395,8 +398,9 @@ class DetectorBank:
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
         chan = np.where(suspect | ~self.scored[:, None], 0.0, ratio_to_score(ratio))
         checked = self._check_extra(extra, x.shape[1])
-        drifted = self._burst_drift(ratio, chan, checked.get("spectral"), rest_ok)
-        chan = np.where(drifted, 0.0, chan)
+        contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
+                                                  rest_ok)
+        chan = np.where(contradicted | drifted, 0.0, chan)
         def strongest(val: NDArray[np.float64], mode_of: NDArray[np.int64]
                       ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
             # Per asset and sample: the largest `val` of its channels (-1 for an asset without
@@ -497,14 +501,17 @@ class DetectorBank:
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
 
-    def _burst_drift(self, ratio: NDArray[np.float64], chan: NDArray[np.float64],
+    def _burst_drift(self, t: NDArray[np.int64], ratio: NDArray[np.float64],
+                     chan: NDArray[np.float64],
                      spectral: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
-                     rest_ok: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        """Vibration channels (rows, T) that the asset's bursts contradict, latched: set where
-        one reads over its threshold while the latest burst's bearing-defect bands are at
-        their healthy level (``burst_healthy_ratio``) and no other channel of the asset is
-        above half its threshold; cleared when the bursts show defect energy (score at their
-        threshold: the bearing check carries the alert from then on) or a stop shows the
+                     rest_ok: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Vibration channels (rows, T) that the asset's bursts contradict: (contradicted now,
+        latched drift). Contradicted where one reads over its threshold while the latest
+        burst's bearing-defect bands are at their healthy level (``burst_healthy_ratio``) and
+        no other channel of the asset is above half its threshold: no equipment evidence. The
+        latch is set once that has lasted ``drift_hold_s`` (a device problem) and cleared when
+        the bursts show defect energy (score at their threshold: the bearing check carries the
+        alert from then on) or a stop shows the
         sensor at rest (`rest_ok`: at most its ``idle_max``, as :class:`RestOffset` clears;
         a reading that merely dips with the operating point does not clear it). Bearing wear
         puts defect energy into the bursts well before the vibration RMS rises; a gain or
@@ -516,7 +523,8 @@ class DetectorBank:
         an open equipment alert, is set."""
         if spectral is None or not self.vibration.any() or not ratio.shape[1]:
             # Without bursts nothing new is set; a stop can still clear.
-            return self.burst_drift.update(np.zeros(ratio.shape, bool), rest_ok)
+            none = np.zeros(ratio.shape, bool)
+            return none, self.burst_drift.update(none, rest_ok, t)
         half = ratio_to_score(0.5)
         calm = spectral[0] < ratio_to_score(self.config.burst_healthy_ratio)   # NaN: False
         worn = spectral[0] >= 0.5                                               # NaN: False
@@ -528,9 +536,9 @@ class DetectorBank:
         with np.errstate(invalid="ignore"):
             over = ratio >= 1.0                                             # NaN: False
         vib = self.vibration[:, None]
-        set_ = vib & over & (calm & alone)[self.asset_of]
+        contradicted = vib & over & (calm & alone)[self.asset_of]
         clear = rest_ok | (vib & worn[self.asset_of])
-        return self.burst_drift.update(set_, clear & ~set_)
+        return contradicted, self.burst_drift.update(contradicted, clear, t)
 
     def _check_extra(self, extra: Mapping[str, tuple[ArrayLike, ArrayLike]] | None,
                      n_t: int) -> dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]]:
@@ -759,27 +767,45 @@ class Suspect(StreamingDetector):
 
 
 class Latch(StreamingDetector):
-    """Per channel: a switch set by one condition and cleared by another, across blocks.
+    """Per channel: a switch set by one condition and cleared by another, across blocks. With
+    ``hold_s`` the set condition must have held that long without a break (so a lone sample
+    never sets it); `times` are then required.
 
     >>> la = Latch(1)
     >>> on = la.update(np.array([[0, 1, 0, 0, 0]], bool), np.array([[0, 0, 0, 1, 0]], bool))
     >>> on.astype(int).tolist(), bool(la.latched[0])
     ([[0, 1, 1, 0, 0]], False)
+    >>> slow = Latch(1, hold_s=2)
+    >>> t = np.arange(6, dtype=np.int64) * 1_000_000
+    >>> slow.update(np.array([[1, 0, 1, 1, 1, 0]], bool), np.zeros((1, 6), bool),
+    ...             t).astype(int).tolist()
+    [[0, 0, 0, 0, 1, 1]]
     """
 
-    _state_names: ClassVar[tuple[str, ...]] = ("latched",)
+    _state_names: ClassVar[tuple[str, ...]] = ("latched", "pending", "pending_since")
     latched: NDArray[Any]
+    pending: NDArray[Any]
+    pending_since: NDArray[Any]
 
-    def __init__(self, channels: int = 0) -> None:
+    def __init__(self, channels: int = 0, *, hold_s: float = 0.0) -> None:
+        self.hold_us = int(round(hold_s * 1e6))
         self._set_state(self._initial_state(channels))
 
     def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        return {"latched": np.zeros(n, bool)}
+        return {"latched": np.zeros(n, bool), "pending": np.zeros(n, bool),
+                "pending_since": np.zeros(n, np.int64)}
 
-    def update(self, set_: NDArray[np.bool_], clear: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    def update(self, set_: NDArray[np.bool_], clear: NDArray[np.bool_],
+               times: NDArray[np.int64] | None = None) -> NDArray[np.bool_]:
         if set_.shape[1] == 0:
             return np.zeros(set_.shape, bool)
-        out = hysteresis(set_, clear, self.latched)
+        if self.hold_us > 0:
+            if times is None:
+                raise ValueError("a Latch with `hold_s` needs `times`")
+            since = run_start(set_, times, self.pending, self.pending_since)
+            self.pending, self.pending_since = set_[:, -1].copy(), since[:, -1].copy()
+            set_ = set_ & (times[None, :] - since >= self.hold_us)
+        out = hysteresis(set_, clear & ~set_, self.latched)
         self.latched = out[:, -1].copy()
         return np.asarray(out, dtype=np.bool_)
 

@@ -26,10 +26,14 @@ def _parser() -> argparse.ArgumentParser:
                         "scenario)")
     c.add_argument("--days", type=float, help="simulated days per scenario (default: the "
                    "file's duration_s, else 1 day)")
+    c.add_argument("--fleet-size", type=int, default=0,
+                   help="grow each scenario's fleet to this many devices with healthy ones of "
+                        "the same models (as `aftercare demo` does): more device-days for the "
+                        "false-alert rate")
     return p
 
 
-def _scenarios(paths: list[Path] | None, days: float | None) -> int:
+def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0) -> int:
     from anomaly import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
@@ -39,7 +43,7 @@ def _scenarios(paths: list[Path] | None, days: float | None) -> int:
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:
-        result = evaluate.run_files(paths, days=days)
+        result = evaluate.run_files(paths, days=days, fleet_size=fleet_size)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -52,7 +56,7 @@ def main(argv: list[str]) -> int:
     """Run a benchmark command; returns the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
-        return _scenarios(args.scenario, args.days)
+        return _scenarios(args.scenario, args.days, args.fleet_size)
     data: Path = args.data
     if not data.is_dir():
         print(f"--data {data}: not a directory", file=sys.stderr)

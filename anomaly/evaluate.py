@@ -303,13 +303,15 @@ def format_table(s: ScenarioScore) -> str:
     return "\n".join(lines)
 
 
-def run_files(paths: Sequence[Path], *, days: float | None) -> ScenarioScore:
-    """Evaluate scenario files (duration: `days` if given, else the file's, else 1 day)."""
+def run_files(paths: Sequence[Path], *, days: float | None,
+              fleet_size: int = 0) -> ScenarioScore:
+    """Evaluate scenario files (duration: `days` if given, else the file's, else 1 day), each
+    fleet grown to `fleet_size` devices with healthy ones as the demo grows it."""
     from simulators.scenario import load
 
     total: ScenarioScore | None = None
     for p in paths:
-        sc = load(p)
+        sc = load(p).with_fleet_size(fleet_size)
         dur = days * 86400.0 if days is not None else (sc.duration_s or 86400.0)
         s = evaluate(sc, duration_s=dur)
         total = s if total is None else total + s

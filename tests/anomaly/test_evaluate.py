@@ -74,3 +74,20 @@ def test_cli_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "per 100 device-days" in out
     assert main(["scenarios", "--scenario", str(tmp_path / "missing.yaml")]) == 2
     assert main(["scenarios", "--scenario", str(path), "--days", "0"]) == 2
+
+
+def test_fleet_size_adds_healthy_device_days(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from anomaly.evaluate import run_files
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800}))
+    three = run_files([path], days=None)
+    six = run_files([path], days=None, fleet_size=6)
+    # Three more devices, healthy for the whole 1800 s: 3 x 1800 / 86400 = 0.0625 days more.
+    assert six.healthy_device_days - three.healthy_device_days == pytest.approx(0.0625)
+    assert six.equipment_faults == three.equipment_faults
+    assert main(["scenarios", "--scenario", str(path), "--fleet-size", "6"]) == 0
+    assert "per 100 device-days" in capsys.readouterr().out
