@@ -12,7 +12,6 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from aftercare.events import AlertEvent
 from anomaly.bank import BankConfig, DetectorBank
 from anomaly.evaluate import evaluate, run_bank
 from anomaly.models import bearing_orders, spec_for
@@ -28,6 +27,7 @@ from ingest.records import Waveform
 from ingest.writer import write_columns
 from simulators.scenario import parse
 from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
+from tests.anomaly.conftest import run_until_caught_up
 
 S = 1_000_000
 FS = float(SAMPLE_RATE_HZ)
@@ -180,15 +180,6 @@ def write_pumps(conn: psycopg.Connection[Any], *, speed_channel_rpm: float = 148
         write_columns(conn, device=[], metric=[], time=np.zeros(0, np.int64),
                       value=np.zeros(0), waveforms=waves)
     return 2 * burst_s.size
-
-
-def run_until_caught_up(worker: DetectWorker) -> list[AlertEvent]:
-    events: list[AlertEvent] = []
-    while True:
-        before = worker.watermark_us
-        events += worker.step()
-        if worker.watermark_us == before:
-            return events
 
 
 def outbox(conn: psycopg.Connection[Any], name: str) -> list[bytes]:

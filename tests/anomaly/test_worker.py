@@ -19,6 +19,7 @@ from anomaly.bank import BankConfig
 from anomaly.publish import AlertPublisher
 from anomaly.worker import DetectWorker, WorkerOptions, publish_pending
 from ingest.writer import write_columns
+from tests.anomaly.conftest import run_until_caught_up
 from tests.conftest import DEVICE_SECRET, mqtt_url_for
 
 pytestmark = pytest.mark.db
@@ -42,15 +43,6 @@ def write_fleet(conn: psycopg.Connection[Any]) -> None:
         for name, v in (("temperature_c", temp[dev]), ("flow_l_min", flow[dev])):
             write_columns(conn, device=[f"pump-{dev + 1}"] * N_S, metric=[name] * N_S,
                           time=t, value=v)
-
-
-def run_until_caught_up(worker: DetectWorker) -> list[AlertEvent]:
-    events: list[AlertEvent] = []
-    while True:
-        before = worker.watermark_us
-        events += worker.step()
-        if worker.watermark_us == before:
-            return events
 
 
 def outbox(conn: psycopg.Connection[Any], name: str) -> list[tuple[str, int, str]]:
