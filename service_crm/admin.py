@@ -141,6 +141,19 @@ class SlaInline(TabularInline[m.SlaTarget, m.MaintenanceContract]):
     extra = 0
 
 
+class ContractDocumentInline(TabularInline[m.ContractDocument, m.MaintenanceContract]):
+    model = m.ContractDocument
+    extra = 0
+    fields = ("title", "file", "uploaded_at")
+
+
+@admin.register(m.ContractDocument)
+class ContractDocumentAdmin(ModelAdmin[m.ContractDocument]):
+    list_display = ("title", "contract", "uploaded_at")
+    search_fields = ("title", "contract__number", "contract__account__name")
+    list_select_related = ("contract",)
+
+
 @admin.register(m.MaintenanceContract)
 class ContractAdmin(ModelAdmin[m.MaintenanceContract]):
     list_display = ("number", "account", "tier", "start", "end", "auto_renew", "renewal_status",
@@ -149,7 +162,7 @@ class ContractAdmin(ModelAdmin[m.MaintenanceContract]):
     search_fields = ("number", "account__name")
     date_hierarchy = "end"
     filter_horizontal = ("assets",)
-    inlines = [SlaInline]
+    inlines = [SlaInline, ContractDocumentInline]
 
 
 @admin.register(m.BusinessCalendar)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 from service_crm.selectors.access import STAFF_ROLES, Role, scope_for
 
@@ -39,7 +39,7 @@ def assign_role(*, user: AbstractUser, role: Role) -> None:
         user.__dict__.pop(attr, None)
 
 
-V = TypeVar("V", bound=Callable[..., HttpResponse])
+V = TypeVar("V", bound=Callable[..., HttpResponseBase])
 
 
 def role_required(*roles: Role) -> Callable[[V], V]:
@@ -48,7 +48,7 @@ def role_required(*roles: Role) -> Callable[[V], V]:
 
     def decorator(view: V) -> V:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not scope_for(user=request.user).roles & allowed:
                 raise PermissionDenied("Your role does not open this page.")
             return view(request, *args, **kwargs)

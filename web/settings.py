@@ -109,6 +109,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(_settings.data_dir).resolve() / "static"
+# Uploaded files (contract documents). Not served by URL: each download is a view that checks
+# who is asking (web/portal/views.py), so MEDIA_URL is never routed.
+MEDIA_ROOT = Path(_settings.data_dir).resolve() / "media"
+MEDIA_URL = "/media/"
 # WhiteNoise warns on every start-up when STATIC_ROOT is missing (before any collectstatic).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]

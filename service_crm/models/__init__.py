@@ -4,7 +4,12 @@ from service_crm.models.account import Account, Contact
 from service_crm.models.alert import Alert, Episode
 from service_crm.models.asset import Asset, DeviceLink
 from service_crm.models.audit import AuditLog
-from service_crm.models.contract import BusinessCalendar, MaintenanceContract, SlaTarget
+from service_crm.models.contract import (
+    BusinessCalendar,
+    ContractDocument,
+    MaintenanceContract,
+    SlaTarget,
+)
 from service_crm.models.engineer import Engineer, Unavailability
 from service_crm.models.equipment import (
     BomLine,
@@ -22,8 +27,9 @@ from service_crm.models.work_order import WorkOrder, WorkOrderPart
 
 __all__ = [
     "Account", "Alert", "AlertOutcome", "Asset", "AuditLog", "BomLine", "BusinessCalendar",
-    "Contact", "DeviceLink", "Engineer", "Episode", "EquipmentModel", "FailureMode",
-    "Interaction", "MaintenanceContract", "MetricSpec", "Offer", "OfferLine", "ServiceTask",
+    "Contact", "ContractDocument", "DeviceLink", "Engineer", "Episode", "EquipmentModel",
+    "FailureMode", "Interaction", "MaintenanceContract", "MetricSpec", "Offer", "OfferLine",
+    "ServiceTask",
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
 ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from pathlib import PurePath
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import FileExtensionValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from service_crm.models.account import Account
 from service_crm.models.asset import Asset
@@ -116,3 +120,39 @@ class SlaTarget(models.Model):
         if self.resolution_h is not None and self.response_h is not None \
                 and self.resolution_h < self.response_h:
             raise ValidationError({"resolution_h": "Resolution cannot be due before response."})
+
+
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
+def _document_path(instance: ContractDocument, filename: str) -> str:
+    # A random name: the customer's file name says nothing about where it is stored, and two
+    # uploads of "contract.pdf" never collide.
+    return f"contracts/{instance.contract_id}/{uuid.uuid4().hex}{PurePath(filename).suffix.lower()}"
+
+
+def _document_size(file: Any) -> None:
+    if file.size > MAX_DOCUMENT_BYTES:
+        raise ValidationError(f"A document may be at most {MAX_DOCUMENT_BYTES // 2**20} MB; "
+                              f"this one is {file.size / 2**20:.1f} MB.")
+
+
+class ContractDocument(models.Model):
+    """A signed contract, an annex or terms as a PDF: uploaded by the back office, downloaded
+    by the account's customers in the portal. Stored under MEDIA_ROOT, never served directly:
+    every download goes through a view that checks the account."""
+
+    contract = models.ForeignKey(MaintenanceContract, on_delete=models.CASCADE,
+                                 related_name="documents")
+    title = models.CharField(max_length=200)
+    file = models.FileField(upload_to=_document_path, max_length=200, validators=[
+        FileExtensionValidator(["pdf"], message="Contract documents are PDF files."),
+        _document_size])
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["contract", "-uploaded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.contract.number}: {self.title}"
+

@@ -32,6 +32,7 @@ from service_crm.models import (
     Alert,
     Asset,
     Contact,
+    ContractDocument,
     DeviceLink,
     Engineer,
     Episode,
@@ -172,6 +173,15 @@ def interaction_list_for_account(*, user: Any, account: Account) -> QuerySet[Int
 def contract_list_for_user(*, user: Any) -> QuerySet[MaintenanceContract]:
     return _scoped(MaintenanceContract.objects.select_related("account"), scope_for(user=user),
                    account="account_id", region=None)
+
+
+def contract_document_list_for_user(*, user: Any) -> QuerySet[ContractDocument]:
+    return ContractDocument.objects.select_related("contract").filter(
+        contract__in=contract_list_for_user(user=user))
+
+
+def contract_document_get_for_user(*, user: Any, pk: object) -> ContractDocument:
+    return _get(contract_document_list_for_user(user=user), pk, "contract document")
 
 
 # --- assets and devices -------------------------------------------------------------------

@@ -10,6 +10,7 @@ urlpatterns = [
     path("tickets/report/", views.ticket_report, name="ticket-report"),
     path("offers/<int:pk>/", views.offer_detail, name="offer"),
     path("offers/<int:pk>/decide/", views.offer_decide, name="offer-decide"),
+    path("contract-documents/<int:pk>/", views.contract_document, name="contract-document"),
     path("personal-data/", views.personal_data, name="personal-data"),
     path("personal-data/deletion/", views.personal_data_deletion,
          name="personal-data-deletion"),

@@ -1,5 +1,6 @@
 """The customer portal: the account's assets and health, tickets with their SLA status,
-offers to accept or decline, and the contact's own personal data."""
+offers to accept or decline, contracts and their documents, and the contact's own personal
+data."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from django import forms
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import Count, Prefetch, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -57,6 +58,8 @@ def home(request: HttpRequest, report_form: ReportProblemForm | None = None,
         "assets": assets,
         "tickets": access.ticket_list_for_user(user=user).order_by("-opened_at")[:50],
         "offers": access.offer_list_for_user(user=user).order_by("-sent_at")[:20],
+        "contracts": access.contract_list_for_user(user=user).order_by("-end").prefetch_related(
+            Prefetch("documents", queryset=access.contract_document_list_for_user(user=user))),
         "now": timezone.now(),
         "report_form": report_form or ReportProblemForm(user=user),
     }, status=status)
@@ -98,6 +101,19 @@ def offer_decide(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "portal/offer.html", {
         "offer": offer, "lines": offer.lines.all(), "form": form,
         "open": offer.status == OfferStatus.SENT}, status=400)
+
+
+@role_required(Role.CUSTOMER)
+def contract_document(request: HttpRequest, pk: int) -> FileResponse:
+    """Download one of the account's contract documents (another account's answers 404)."""
+    doc = access.contract_document_get_for_user(user=request.user, pk=pk)
+    try:
+        handle = doc.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The document's file is missing; the service desk has been told.") from None
+    name = f"{doc.contract.number} {doc.title}".replace("/", "-").strip() + ".pdf"
+    return FileResponse(handle, as_attachment=True, filename=name,
+                        content_type="application/pdf")
 
 
 @role_required(Role.CUSTOMER)

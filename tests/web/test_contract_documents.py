@@ -1,0 +1,91 @@
+"""Contract documents: uploaded by the back office, downloaded by the account's customers in
+the portal; nobody else's documents are reachable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+
+from service_crm import models as m
+from service_crm.models import contract as contract_models
+from tests.web.conftest import World
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture(autouse=True)
+def _media(settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def _document(account: m.Account, title: str = "Signed agreement") -> m.ContractDocument:
+    contract = m.MaintenanceContract.objects.filter(account=account).first()
+    assert contract is not None
+    doc = m.ContractDocument(contract=contract, title=title)
+    doc.file.save("Vertrag final.PDF", ContentFile(PDF), save=False)
+    doc.full_clean()
+    doc.save()
+    return doc
+
+
+def test_customer_sees_and_downloads_own_contract_document(
+        world: World, customer_user: Any, browser_client: Any) -> None:
+    doc = _document(world.north.account)
+    client = browser_client(customer_user)
+    page = client.get("/portal/").content.decode()
+    assert doc.contract.number in page
+    assert f"/portal/contract-documents/{doc.pk}/" in page
+    response = client.get(f"/portal/contract-documents/{doc.pk}/")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PDF
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert doc.contract.number in response["Content-Disposition"]
+    # Stored under a random name, not the uploader's.
+    assert "Vertrag" not in doc.file.name
+    assert doc.file.name.endswith(".pdf")
+
+
+def test_another_accounts_document_is_not_found(world: World, other_customer_user: Any,
+                                                browser_client: Any) -> None:
+    doc = _document(world.north.account)
+    client = browser_client(other_customer_user)
+    assert client.get(f"/portal/contract-documents/{doc.pk}/").status_code == 404
+    assert f"/portal/contract-documents/{doc.pk}/" not in client.get("/portal/").content.decode()
+
+
+@pytest.mark.parametrize("persona", ["field_engineer", "desk_agent"])
+def test_portal_downloads_are_for_customers(world: World, persona: str, browser_client: Any,
+                                            request: pytest.FixtureRequest) -> None:
+    doc = _document(world.north.account)
+    user = request.getfixturevalue(persona)
+    assert browser_client(user).get(f"/portal/contract-documents/{doc.pk}/").status_code == 403
+
+
+def test_missing_file_answers_404_with_reason(world: World, customer_user: Any,
+                                              browser_client: Any) -> None:
+    doc = _document(world.north.account)
+    Path(doc.file.path).unlink()
+    response = browser_client(customer_user).get(f"/portal/contract-documents/{doc.pk}/")
+    assert response.status_code == 404
+
+
+def test_only_pdfs_within_the_size_limit_are_accepted(world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    contract = m.MaintenanceContract.objects.filter(account=world.north.account).first()
+    assert contract is not None
+    doc = m.ContractDocument(contract=contract, title="Terms")
+    doc.file.save("terms.docx", ContentFile(b"PK\x03\x04"), save=False)
+    with pytest.raises(ValidationError) as err:
+        doc.full_clean()
+    assert "PDF" in str(err.value.message_dict["file"])
+    monkeypatch.setattr(contract_models, "MAX_DOCUMENT_BYTES", 10)
+    big = m.ContractDocument(contract=contract, title="Terms")
+    big.file.save("terms.pdf", ContentFile(PDF), save=False)
+    with pytest.raises(ValidationError) as err:
+        big.full_clean()
+    assert "at most" in str(err.value.message_dict["file"])
