@@ -64,6 +64,13 @@ class CompleteForm(forms.Form):
     time_spent_min = forms.IntegerField(min_value=1, label="Time on site (min)")
 
 
+class ContractDocumentForm(forms.Form):
+    """A PDF for a contract (the model checks type and size)."""
+
+    title = forms.CharField(max_length=200)
+    file = forms.FileField(label="PDF")
+
+
 class DeviceClaimForm(forms.Form):
     """The desk attaches a device to an asset, named by its serial number (what is on the
     rating plate and in the customer's paperwork)."""

@@ -175,6 +175,10 @@ def contract_list_for_user(*, user: Any) -> QuerySet[MaintenanceContract]:
                    account="account_id", region=None)
 
 
+def contract_get_for_user(*, user: Any, pk: object) -> MaintenanceContract:
+    return _get(contract_list_for_user(user=user), pk, "contract")
+
+
 def contract_document_list_for_user(*, user: Any) -> QuerySet[ContractDocument]:
     return ContractDocument.objects.select_related("contract").filter(
         contract__in=contract_list_for_user(user=user))

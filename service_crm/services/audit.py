@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.fields.files import FieldFile
 from django.forms.models import model_to_dict
 
 from service_crm.models import Account, Asset, AuditLog, Contact, Interaction, Ticket
@@ -22,6 +23,8 @@ def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
     if obj is None:
         return None
     data = model_to_dict(obj, exclude=[f.name for f in obj._meta.many_to_many])
+    # A stored file is recorded by its storage name (the bytes stay where they are).
+    data = {k: (v.name if isinstance(v, FieldFile) else v) for k, v in data.items()}
     result: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     return result
 

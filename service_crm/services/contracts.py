@@ -1,19 +1,42 @@
-"""Contract housekeeping: renewal opportunities and account health."""
+"""Contracts: their documents, renewal opportunities and account health."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from service_crm.models import Account
+from service_crm.models import Account, ContractDocument, MaintenanceContract
 from service_crm.models.choices import RenewalStatus
+from service_crm.selectors.access import Role, has_role
 from service_crm.selectors.accounts import (
     RenewalOpportunity,
     contract_list_renewal_opportunities,
 )
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+
+# Who may add contract documents: the desk and its managers (sales only looks).
+DOCUMENT_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
+
+
+@transaction.atomic(durable=True)
+def contract_document_add(*, contract: MaintenanceContract, title: str, file: Any, actor: Any,
+                          now: dt.datetime | None = None) -> ContractDocument:
+    """Attach a PDF to a contract; the account's customers can download it in the portal.
+    Checked (PDF, size) before anything is stored; audited and put on the account timeline."""
+    now = now or timezone.now()
+    if not has_role(user=actor, roles=DOCUMENT_ROLES):
+        raise ValidationError({"actor": "Only the service desk adds contract documents."})
+    doc = ContractDocument(contract=contract, title=title.strip(), file=file, uploaded_at=now)
+    doc.full_clean()
+    doc.save()
+    audit_record(actor=actor, action="contract.document_add", obj=doc, before=None, at=now)
+    interaction_record(account=contract.account, at=now, by=actor,
+                       summary=f"Document {doc.title!r} added to contract {contract.number}")
+    return doc
 
 
 @transaction.atomic(durable=True)

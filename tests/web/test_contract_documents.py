@@ -89,3 +89,66 @@ def test_only_pdfs_within_the_size_limit_are_accepted(world: World,
     with pytest.raises(ValidationError) as err:
         big.full_clean()
     assert "at most" in str(err.value.message_dict["file"])
+
+
+# --- the desk adds documents --------------------------------------------------------------
+
+def _upload(client: Any, contract: m.MaintenanceContract, name: str, data: bytes,
+            title: str = "Signed agreement 2026") -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(f"/desk/contracts/{contract.pk}/documents/",
+                       {"title": title, "file": SimpleUploadedFile(name, data)})
+
+
+def test_desk_agent_adds_a_document_the_customer_then_downloads(
+        world: World, desk_agent: Any, customer_user: Any, browser_client: Any,
+        settings: Any) -> None:
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    desk = browser_client(desk_agent)
+    assert 'data-testid="contract-document-form"' in desk.get(
+        f"/desk/accounts/{world.north.account.pk}/").content.decode()
+    response = _upload(desk, contract, "agreement.pdf", PDF)
+    assert response.status_code == 302
+    doc = m.ContractDocument.objects.get(contract=contract)
+    assert doc.title == "Signed agreement 2026"
+    audit = m.AuditLog.objects.get(action="contract.document_add")
+    assert (audit.object_type, audit.object_id, audit.actor_label) == (
+        "contractdocument", str(doc.pk), "desk")
+    assert m.Interaction.objects.filter(account=world.north.account,
+                                        summary__contains=contract.number).exists()
+    download = browser_client(customer_user).get(f"/portal/contract-documents/{doc.pk}/")
+    assert b"".join(download.streaming_content) == PDF
+
+
+def test_a_file_that_is_not_a_pdf_is_refused_next_to_the_field_and_not_stored(
+        world: World, desk_agent: Any, browser_client: Any, settings: Any) -> None:
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    response = _upload(browser_client(desk_agent), contract, "terms.docx", b"PK\x03\x04")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Contract documents are PDF files." in page
+    assert 'value="Signed agreement 2026"' in page        # what was typed is kept
+    assert not m.ContractDocument.objects.exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+
+
+@pytest.mark.parametrize("persona", ["field_engineer", "customer_user"])
+def test_only_the_desk_adds_documents(world: World, persona: str, browser_client: Any,
+                                      request: pytest.FixtureRequest) -> None:
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    user = request.getfixturevalue(persona)
+    assert _upload(browser_client(user), contract, "a.pdf", PDF).status_code == 403
+    assert not m.ContractDocument.objects.exists()
+
+
+def test_the_service_refuses_an_actor_without_a_desk_role(world: World,
+                                                           field_engineer: Any) -> None:
+    from service_crm.services.contracts import contract_document_add
+
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    with pytest.raises(ValidationError) as err:
+        contract_document_add(contract=contract, title="x", file=ContentFile(PDF, "a.pdf"),
+                              actor=field_engineer)
+    assert "actor" in err.value.message_dict

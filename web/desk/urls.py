@@ -18,6 +18,8 @@ urlpatterns = [
     path("work-orders/<int:pk>/schedule/", views.work_order_schedule, name="work-order-schedule"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/<int:pk>/", views.account_detail, name="account"),
+    path("contracts/<int:pk>/documents/", views.contract_document_add,
+         name="contract-document-add"),
     path("assets/<int:pk>/", views.asset_detail, name="asset"),
     path("offers/", views.offer_list, name="offers"),
     path("offers/<int:pk>/", views.offer_detail, name="offer"),

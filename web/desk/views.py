@@ -24,6 +24,7 @@ from service_crm.selectors import access
 from service_crm.selectors import reports as report_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
+from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
@@ -31,6 +32,7 @@ from service_crm.services import work_orders as work_order_services
 from web.desk import charts
 from web.desk.queries import dashboard_get
 from web.forms import (
+    ContractDocumentForm,
     DeviceClaimForm,
     PauseForm,
     ScheduleForm,
@@ -195,7 +197,9 @@ def work_order_schedule(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*STAFF)
-def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def account_detail(request: HttpRequest, pk: int, *, failed_contract: int | None = None,
+                   failed_form: ContractDocumentForm | None = None,
+                   status: int = 200) -> HttpResponse:
     account = access.account_get_for_user(user=request.user, pk=pk)
     # A big account has hundreds of assets: page them (PAGE per page, ?page=N) and keep the
     # timeline to the latest ACCOUNT_TIMELINE entries, so the page costs the same for any size.
@@ -204,14 +208,33 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "desk/account_detail.html", {
         "account": account,
         "page": _page(request, assets),
-        "contracts": access.contract_list_for_user(user=request.user).filter(account=account),
+        "contracts": access.contract_list_for_user(user=request.user).filter(
+            account=account).prefetch_related("documents"),
+        "can_upload": access.has_role(user=request.user, roles=set(DESK)),
+        "failed_contract": failed_contract, "failed_form": failed_form,
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             account=account).order_by("-opened_at")[:20],
         "offers": access.offer_list_for_user(user=request.user).filter(account=account)[:20],
         "timeline": access.interaction_list_for_account(user=request.user,
                                                         account=account)[:ACCOUNT_TIMELINE],
         "timeline_limit": ACCOUNT_TIMELINE,
-    })
+    }, status=status)
+
+
+@require_POST
+@role_required(*DESK)
+def contract_document_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Upload a PDF for a contract; a refusal (not a PDF, too big) is shown next to its field
+    on the account page."""
+    contract = access.contract_get_for_user(user=request.user, pk=pk)
+    form = ContractDocumentForm(request.POST, request.FILES)
+    if form.is_valid() and call_service(form, lambda: contract_services.contract_document_add(
+            contract=contract, title=form.cleaned_data["title"],
+            file=form.cleaned_data["file"], actor=request.user)):
+        messages.success(request, f"Document added to {contract.number}.")
+        return HttpResponseRedirect(reverse("desk:account", args=[contract.account_id]))
+    return account_detail(request, contract.account_id, failed_contract=contract.pk,
+                          failed_form=form, status=400)
 
 
 @role_required(*STAFF)
