@@ -40,6 +40,7 @@ from anomaly.fusion import (
     Transition,
     failure_mode_for,
     ratio_to_score,
+    reduce_argmax,
     reduce_max,
 )
 from anomaly.health import HealthResult, SensorHealth
@@ -401,26 +402,9 @@ class DetectorBank:
         contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
                                                   rest_ok)
         chan = np.where(contradicted | drifted, 0.0, chan)
-        def strongest(val: NDArray[np.float64], mode_of: NDArray[np.int64]
+        def strongest(val: NDArray[np.float64], label: NDArray[np.int64]
                       ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-            # Per asset and sample: the largest `val` of its channels (-1 for an asset without
-            # channels) and `mode_of` (per row, or per row and sample) of that channel, the
-            # last row on a tie. Group maxima over the asset-sorted rows, no sort per sample.
-            top = np.full((n_a, val.shape[1]), -1.0)
-            pick = np.zeros((n_a, val.shape[1]), np.int64)
-            if self.channels and val.shape[1]:
-                vs = val[self._order]
-                top_g = np.maximum.reduceat(vs, self._starts, axis=0)
-                sizes = np.diff(np.r_[self._starts, vs.shape[0]])
-                at_top = vs == np.repeat(top_g, sizes, axis=0)
-                pos = np.maximum.reduceat(
-                    np.where(at_top, np.arange(vs.shape[0], dtype=np.int32)[:, None], -1),
-                    self._starts, axis=0)
-                rows = self._order[pos]
-                top[self._group] = top_g
-                pick[self._group] = (mode_of[rows] if mode_of.ndim == 1
-                                     else np.take_along_axis(mode_of, rows, axis=0))
-            return top, pick
+            return reduce_argmax(val, label, self._order, self._starts, n_a, self._group)
 
         # Failure mode: the mode of the strongest channel of the asset at that sample.
         best, mode = strongest(np.nan_to_num(chan, nan=0.0), self.mode_of)

@@ -88,6 +88,37 @@ def reduce_max(
     return out
 
 
+def reduce_argmax(
+    x: NDArray[np.float64], label: NDArray[np.int64], order: NDArray[np.int64],
+    starts: NDArray[np.int64], groups: int, group_of_start: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per group and column: the largest `x` of its rows (-1 for a group without rows) and the
+    `label` (per row, or per row and column) of that row, the last row on a tie (grouped as in
+    :func:`reduce_max`; `x` must hold no NaN). Group maxima, no sort per column.
+
+    >>> x = np.array([[1.0, 0.2], [0.5, 0.9], [0.0, 0.2]])     # rows 0 and 2 tie in column 1
+    >>> top, pick = reduce_argmax(x, np.array([7, 8, 9]), np.array([0, 2, 1]),
+    ...                           np.array([0, 2]), 3, np.array([0, 1]))
+    >>> top.tolist(), pick.tolist()
+    ([[1.0, 0.2], [0.5, 0.9], [-1.0, -1.0]], [[7, 9], [8, 8], [0, 0]])
+    """
+    top = np.full((groups, x.shape[1]), -1.0)
+    pick = np.zeros((groups, x.shape[1]), np.int64)
+    if starts.size and x.shape[1]:
+        xs = x[order]
+        top_g = np.maximum.reduceat(xs, starts, axis=0)
+        sizes = np.diff(np.r_[starts, xs.shape[0]])
+        at_top = xs == np.repeat(top_g, sizes, axis=0)
+        pos = np.maximum.reduceat(
+            np.where(at_top, np.arange(xs.shape[0], dtype=np.int32)[:, None], -1),
+            starts, axis=0)
+        rows = order[pos]
+        top[group_of_start] = top_g
+        pick[group_of_start] = (label[rows] if label.ndim == 1
+                                else np.take_along_axis(label, rows, axis=0))
+    return top, pick
+
+
 @dataclass(frozen=True)
 class Transition:
     """One alert event to publish: which asset, at which sample, and what happened."""
