@@ -35,8 +35,9 @@ from anomaly.worker import default_spec as spec_for
 from anomaly.worker import spectral_extra
 from simulators.faults import FaultLabel
 from simulators.fleet import Chunk, FleetSimulator
+from simulators.run import group_bursts
 from simulators.scenario import Scenario
-from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
+from simulators.waveform import SAMPLE_RATE_HZ
 
 START = datetime(2026, 1, 5, tzinfo=UTC)     # a Monday, so shift schedules start with work
 
@@ -193,15 +194,9 @@ def _block_bursts(sim: FleetSimulator, chunk: Chunk, t_us: NDArray[np.int64]
     rpm: list[NDArray[np.float64]] = []
     bursts: list[NDArray[np.float32]] = []
     for g, gc in zip(sim.groups, chunk.groups, strict=True):     # a handful of models
-        if gc.waveform_due is None or not gc.waveform_due.any():
-            continue
-        ks, ds = np.nonzero(gc.waveform_due)
-        b = bearing_bursts(key=g.key[ds], t_us=chunk.t_us[ks], shaft_rpm=gc.shaft_rpm[ks, ds],
-                           severity=gc.bearing_severity[ks, ds],
-                           bpfo_order=np.full(ks.shape[0], g.model.bpfo_order()))
+        ks, ds, b, speed = group_bursts(gc, chunk.t_us, g.key)
         devices += [gc.device_ids[d] for d in ds.tolist()]
         when.append(t_us[ks])
-        speed: NDArray[np.float64] = np.array(gc.shaft_rpm[ks, ds], np.float64).round(1)
         rpm.append(speed)
         bursts += list(b)
     times = np.concatenate(when) if when else np.zeros(0, np.int64)

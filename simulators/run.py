@@ -87,24 +87,35 @@ def group_messages(g: GroupChunk, t_us: NDArray[np.int64], step0: int,
                              "metrics": dict(zip(names, row, strict=True))}
 
 
-def group_waveforms(g: GroupChunk, t_us: NDArray[np.int64], keys: NDArray[np.uint64],
-                    ) -> list[tuple[int, int, bytes]]:
-    """(step, device index in group, waveform payload) for every burst due in the chunk."""
+def group_bursts(g: GroupChunk, t_us: NDArray[np.int64], keys: NDArray[np.uint64],
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32],
+                            NDArray[np.float64]]:
+    """Every burst due in the chunk: (step, device index in group, samples (n, L), shaft rpm
+    as sent, to 0.1 rpm)."""
     if g.waveform_due is None or not g.waveform_due.any():
-        return []
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                np.zeros((0, 0), np.float32), np.zeros(0, np.float64))
     ks, ds = np.nonzero(g.waveform_due)
     bursts = bearing_bursts(
         key=keys[ds], t_us=t_us[ks], shaft_rpm=g.shaft_rpm[ks, ds],
         severity=g.bearing_severity[ks, ds],
         bpfo_order=np.full(ks.shape[0], g.model.bpfo_order()),
     )
+    rpm = np.array([round(float(v), 1) for v in g.shaft_rpm[ks, ds]], np.float64)
+    return ks.astype(np.int64), ds.astype(np.int64), bursts, rpm
+
+
+def group_waveforms(g: GroupChunk, t_us: NDArray[np.int64], keys: NDArray[np.uint64],
+                    ) -> list[tuple[int, int, bytes]]:
+    """(step, device index in group, waveform payload) for every burst due in the chunk."""
+    ks, ds, bursts, rpm = group_bursts(g, t_us, keys)
     out = []
     for i, (k, d) in enumerate(zip(ks.tolist(), ds.tolist(), strict=True)):
         ts = int(t_us[k] // 1000)
         out.append((k, d, orjson.dumps({
             "ts": ts, "channel": "accel_x", "sample_rate_hz": SAMPLE_RATE_HZ,
             "encoding": "f32le-base64", "data": encode_f32le(bursts[i]),
-            "shaft_rpm": round(float(g.shaft_rpm[k, d]), 1),
+            "shaft_rpm": float(rpm[i]),
         })))
     return out
 
