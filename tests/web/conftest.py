@@ -10,13 +10,16 @@ each test can ask for the other side's object and expect a 404.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -195,3 +198,47 @@ def browser_client() -> Any:
         return client
 
     return as_user
+
+
+# --- real Chromium (browser tests) ---------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (skipped where it is missing)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make
+    # between page actions are still plain synchronous code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live_world(transactional_db: None, world: World) -> Iterator[World]:
+    """The world, committed so the live server's thread sees it; the store's device rows
+    (not Django-managed, so not flushed) are removed afterwards."""
+    yield world
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM telemetry_1h")
+        cur.execute("DELETE FROM devices WHERE device_key IN "
+                    "('cmp-n1', 'pmp-n1', 'cmp-s1', 'pmp-s1')")
+
+
+def browser_login(page: Any, base: str, username: str) -> None:
+    """Log a persona in through the login form."""
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")

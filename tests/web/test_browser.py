@@ -6,61 +6,18 @@ to test-artifacts/browser/ for people to look at."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.web.conftest import PASSWORD, World
+from tests.web.conftest import ARTIFACTS, World
+from tests.web.conftest import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make
-    # between page actions are still plain synchronous code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def live_world(transactional_db: None, world: World) -> Iterator[World]:
-    """The world, committed so the live server's thread sees it; the store's device rows
-    (not Django-managed, so not flushed) are removed afterwards."""
-    yield world
-    with connection.cursor() as cur:
-        cur.execute("DELETE FROM telemetry_1h")
-        cur.execute("DELETE FROM devices WHERE device_key IN "
-                    "('cmp-n1', 'pmp-n1', 'cmp-s1', 'pmp-s1')")
-
-
-def _login(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-
 
 def test_desk_agent_dashboard_chart_and_ticket_workflow(
         browser: Any, live_server: Any, live_world: World, desk_agent: Any,

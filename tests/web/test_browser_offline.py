@@ -12,8 +12,8 @@ import pytest
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
-from tests.web.conftest import World
-from tests.web.test_browser import ARTIFACTS, _login, browser, live_world  # noqa: F401
+from tests.web.conftest import ARTIFACTS, World
+from tests.web.conftest import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -65,7 +65,7 @@ def _start_and_complete(page: Any, wo: m.WorkOrder, *, report: str, minutes: int
 
 
 def test_engineer_completes_job_offline_and_it_reaches_the_server(
-        browser: Any, live_server: Any, live_world: World,  # noqa: F811
+        browser: Any, live_server: Any, live_world: World,
         desk_agent: Any, field_engineer: Any) -> None:
     from playwright.sync_api import expect
 
@@ -117,7 +117,7 @@ def test_engineer_completes_job_offline_and_it_reaches_the_server(
 
 
 def test_offline_completion_of_a_job_cancelled_meanwhile_is_refused_with_a_message(
-        browser: Any, live_server: Any, live_world: World,  # noqa: F811
+        browser: Any, live_server: Any, live_world: World,
         desk_agent: Any, field_engineer: Any) -> None:
     wo = _schedule_today(live_world, desk_agent)
     context, page = _jana_on_phone(browser, live_server.url)

@@ -12,8 +12,8 @@ from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_transition
 from tests import factories as f
-from tests.web.conftest import World
-from tests.web.test_browser import ARTIFACTS, _login, browser, live_world  # noqa: F401
+from tests.web.conftest import ARTIFACTS, World
+from tests.web.conftest import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -39,7 +39,7 @@ def _pixels(page: Any, selector: str, rgb: tuple[int, int, int]) -> int:
 
 
 def test_reports_page_draws_a_chart_per_report(
-        browser: Any, live_server: Any, live_world: World,  # noqa: F811
+        browser: Any, live_server: Any, live_world: World,
         service_manager: Any) -> None:
     world = live_world
     for side, outcome in ((world.north, Outcome.FAULT_CONFIRMED),
@@ -75,7 +75,7 @@ def test_reports_page_draws_a_chart_per_report(
 
 
 def test_dashboard_fleet_chart_redraws_when_an_alert_arrives(
-        browser: Any, live_server: Any, live_world: World,  # noqa: F811
+        browser: Any, live_server: Any, live_world: World,
         desk_agent: Any, settings: Any) -> None:
     world = live_world
     settings.AFTERCARE_DASHBOARD_POLL_S = 0.5
