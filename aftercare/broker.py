@@ -4,6 +4,11 @@ device, and a device may publish only under its own ``devices/{device_id}/...``.
 Passwords are derived from ``AFTERCARE_DEVICE_SECRET`` (HMAC-SHA256 of the device id), so a
 provisioning tool and the broker agree without a shared password list; ``mosquitto_passwd
 -U`` hashes the file (PBKDF2-SHA512) before the broker reads it.
+
+Devices and the project's service accounts live in separate namespaces. Every service account
+is named ``aftercare-...`` and no device id may start with "aftercare" (in any case), so a
+device can never be given a service account's name, password or rights; the passwords are
+derived from different inputs too (a device id cannot contain the ``:`` of ``service:...``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,38 @@ from pathlib import Path
 
 INGEST_USER = "aftercare-ingest"
 SERVICE_USER = "aftercare-service"
+# Every MQTT account that is not a device. A new one must be named in the reserved namespace.
+SERVICE_USERS = (INGEST_USER, SERVICE_USER)
+RESERVED_PREFIX = "aftercare"
+assert all(u.startswith(RESERVED_PREFIX) for u in SERVICE_USERS)  # noqa: S101
+
+
+class ReservedDeviceId(ValueError):
+    """A device id in the service accounts' namespace."""
+
+
+def device_id_reserved(device_id: str) -> bool:
+    """Whether ``device_id`` is in the service accounts' namespace (never a device's).
+
+    >>> device_id_reserved("aftercare-ingest"), device_id_reserved("AfterCare_x")
+    (True, True)
+    >>> device_id_reserved("pump-1")
+    False
+    """
+    return device_id.lower().startswith(RESERVED_PREFIX)
+
+
+def check_device_id(device_id: str) -> str:
+    """``device_id`` unchanged, or :class:`ReservedDeviceId` saying why it cannot be a device."""
+    if device_id_reserved(device_id):
+        raise ReservedDeviceId(
+            f"{device_id!r} is reserved for Aftercare's service accounts: device ids may not "
+            f"start with {RESERVED_PREFIX!r}")
+    return device_id
+
+
+def _derive(secret: str, label: str) -> str:
+    return hmac.new(secret.encode(), label.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def device_password(secret: str, device_id: str) -> str:
@@ -32,13 +69,20 @@ def device_password(secret: str, device_id: str) -> str:
     True
     >>> device_password("s3cret", "pump-1") != device_password("s3cret", "pump-2")
     True
+    >>> device_password("s3cret", "aftercare-service")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    aftercare.broker.ReservedDeviceId: 'aftercare-service' is reserved ...
     """
-    return hmac.new(secret.encode(), device_id.encode(), hashlib.sha256).hexdigest()[:32]
+    return _derive(secret, check_device_id(device_id))
 
 
 def service_password(secret: str, user: str) -> str:
-    """Password of a project service account (ingest, event bus) derived like devices'."""
-    return device_password(secret, "service:" + user)
+    """Password of a project service account (ingest, event bus), derived from ``service:`` and
+    its name: an input no device id can produce."""
+    if user not in SERVICE_USERS:
+        raise ValueError(f"{user!r} is not an Aftercare service account")
+    return _derive(secret, "service:" + user)
 
 
 ACL = f"""\
@@ -139,11 +183,10 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout_s: float = 10.0) -
 
 
 def default_users(secret: str, devices: Iterable[str] = ()) -> dict[str, str]:
-    users = {
-        INGEST_USER: service_password(secret, INGEST_USER),
-        SERVICE_USER: service_password(secret, SERVICE_USER),
-    }
-    users.update({d: device_password(secret, d) for d in devices})
+    """Passwords of the service accounts and of ``devices``; a reserved device id raises
+    :class:`ReservedDeviceId` (it would otherwise replace a service account's entry)."""
+    users = {d: device_password(secret, d) for d in devices}
+    users.update({u: service_password(secret, u) for u in SERVICE_USERS})
     return users
 
 

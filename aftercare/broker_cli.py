@@ -10,6 +10,7 @@ own rights. No anonymous access. Reload Mosquitto (SIGHUP) after regenerating.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import psycopg
@@ -19,8 +20,15 @@ from ingest.decode import DEVICE_ID
 
 
 def registry_devices(database_url: str) -> list[str]:
+    """Device ids in the registry, without those in the service accounts' namespace: such a row
+    gets no credentials (it is named on stderr) and does not stop the others'."""
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        return [r[0] for r in conn.execute("SELECT device_key FROM devices ORDER BY device_key")]
+        keys = [r[0] for r in conn.execute("SELECT device_key FROM devices ORDER BY device_key")]
+    for key in keys:
+        if broker.device_id_reserved(key):
+            print(f"skipped registry device {key!r}: the name is reserved for Aftercare's "
+                  "service accounts", file=sys.stderr)
+    return [k for k in keys if not broker.device_id_reserved(k)]
 
 
 def main(argv: list[str]) -> int:
@@ -36,12 +44,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--print-password", metavar="DEVICE",
                    help="print one device's MQTT password and exit")
     args = p.parse_args(argv)
+    for flag, ids in (("--device", args.device),
+                      ("--print-password", [args.print_password] if args.print_password else [])):
+        bad = [d for d in ids if not DEVICE_ID.fullmatch(d)]
+        if bad:
+            p.error(f"{flag}: not a valid device id (letters, digits, _ . -; 1-64): {bad[0]!r}")
+        reserved = [d for d in ids if broker.device_id_reserved(d)]
+        if reserved:
+            p.error(f"{flag}: {reserved[0]!r} is reserved for Aftercare's service accounts "
+                    f"(device ids may not start with {broker.RESERVED_PREFIX!r})")
     if args.print_password:
         print(broker.device_password(settings.device_secret, args.print_password))
         return 0
-    bad = [d for d in args.device if not DEVICE_ID.fullmatch(d)]
-    if bad:
-        p.error(f"--device: not a valid device id (letters, digits, _ . -; 1-64): {bad[0]!r}")
     devices = sorted(set(args.device) | set(() if args.no_registry
                                              else registry_devices(settings.database_url)))
     files = broker.write_broker_files(args.out, port=args.port, host=args.host,

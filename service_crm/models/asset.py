@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from aftercare.broker import ReservedDeviceId, check_device_id
 from service_crm.models.choices import AssetStatus
 from service_crm.models.equipment import EquipmentModel
 from service_crm.models.site import Site
@@ -15,6 +16,14 @@ from service_crm.models.site import Site
 device_key_validator = RegexValidator(
     r"^[A-Za-z0-9_.-]{1,64}$", "Device ids are 1-64 of A-Z a-z 0-9 _ . -"
 )
+
+
+def device_key_not_reserved(value: str) -> None:
+    """A device id may not take the name of one of Aftercare's MQTT service accounts."""
+    try:
+        check_device_id(value)
+    except ReservedDeviceId as exc:
+        raise ValidationError(str(exc), code="reserved") from exc
 
 
 class Asset(models.Model):
@@ -50,7 +59,8 @@ class DeviceLink(models.Model):
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="devices")
     # Text, not a foreign key: the telemetry store's `devices` table is not Django-managed.
-    device_key = models.CharField(max_length=64, unique=True, validators=[device_key_validator])
+    device_key = models.CharField(max_length=64, unique=True,
+                                  validators=[device_key_validator, device_key_not_reserved])
     linked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from service_crm.models import Asset, DeviceLink
-from service_crm.models.asset import device_key_validator
+from service_crm.models.asset import device_key_not_reserved, device_key_validator
 from service_crm.models.choices import AssetStatus
 from service_crm.selectors.access import Role, has_role
 from service_crm.services.audit import audit_record, interaction_record
@@ -35,6 +35,7 @@ def _lock_store_device(device_key: str) -> None:
     """Lock the device's row in the store, or refuse a key the store has never seen."""
     try:
         device_key_validator(device_key)
+        device_key_not_reserved(device_key)
     except ValidationError as exc:
         raise ValidationError({"device_key": exc.messages}) from exc
     with connection.cursor() as cur:
