@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from anomaly.baseline import EwmaBaseline, ewma_with_prior
+from anomaly.baseline import EwmaBaseline, ewma_with_prior, lagged_ewma
 from anomaly.drift import Cusum
 from anomaly.fusion import (
     DEVICE_PROBLEMS,
@@ -44,6 +44,7 @@ from anomaly.fusion import (
     reduce_max,
 )
 from anomaly.health import HealthResult, SensorHealth
+from anomaly.likelihood import AnomalyLikelihood
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
 from anomaly.state import LastTrue, StreamingDetector
@@ -136,6 +137,27 @@ class BankConfig:
     # outside the learned one: load swings after 30 min of learning) and caught nothing the
     # channels miss on the single-fault suite.
     t2_support_ratio: float = 0.5
+    # Calibrated channel scores (anomaly.likelihood): each channel's raw evidence (its adaptive
+    # detectors' score) becomes the anomaly likelihood of its recent values under the channel's
+    # own long-run distribution, so one threshold means the same on every channel. Limits stay
+    # absolute (a limit is a fact about the machine, not a surprise). Recent mean half-life,
+    # long-run half-life and warm-up in valid samples; spread floor in score units; the tail
+    # probability 10**-decades scores 1.
+    calibrate: bool = False
+    likelihood_short: float = 5.0
+    likelihood_long: float = 2000.0
+    likelihood_warmup: int = 300
+    likelihood_min_std: float = 0.02
+    likelihood_decades: float = 10.0
+    # Self-calibrating seasonality for channels no model describes: every channel also gets a
+    # per-time-of-day baseline (`seasonal_slots` a day, half-life and warm-up in samples of a
+    # slot), and whichever of the two baselines has explained the channel better so far (lower
+    # EWMA of its squared z-score, half-life `seasonal_choice_halflife` samples) scores it.
+    seasonal_select: bool = False
+    seasonal_slots: int = 96
+    seasonal_halflife: float = 10.0
+    seasonal_warmup: int = 6
+    seasonal_choice_halflife: float = 2000.0
 
 
 @dataclass(frozen=True)
@@ -210,6 +232,15 @@ class DetectorBank:
         self.offset = RestOffset(0)
         self.burst_drift = Latch(0, hold_s=c.drift_hold_s)
         self.last_moving = LastTrue(0)
+        self.seasonal = EwmaBaseline(0, halflife=c.seasonal_halflife, warmup=c.seasonal_warmup,
+                                     slots_per_day=c.seasonal_slots,
+                                     var_halflife=c.baseline_var_halflife,
+                                     var_clip=c.baseline_var_clip)
+        self.choice = ModelChoice(0, halflife=c.seasonal_choice_halflife)
+        self.likelihood = AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
+                                            warmup=c.likelihood_warmup,
+                                            min_std=c.likelihood_min_std,
+                                            decades=c.likelihood_decades)
         self._index()
         self.add(specs)
 
@@ -302,6 +333,9 @@ class DetectorBank:
         self.smoother.add_channels(n, alpha=_alpha([s.smooth_s if s.smooth_s > 0 else 1.0
                                                     for s in specs], n))
         self.t2.add_channels(len(new_assets))
+        self.likelihood.add_channels(n)
+        self.seasonal.add_channels(n, min_std=col["min_std"])
+        self.choice.add_channels(n)
         self.specs += specs
         self._index()
 
@@ -382,6 +416,11 @@ class DetectorBank:
         if self.daily_rows.size:
             d = self.daily.update(t, x[self.daily_rows])
             z[self.daily_rows], mean[self.daily_rows] = d.z, d.mean
+        if c.seasonal_select and self.channels:
+            sz = self.seasonal.update(t, x)
+            use = self.choice.update(z, sz.z) & ~np.isin(np.arange(self.channels),
+                                                         self.daily_rows)[:, None]
+            z, mean = np.where(use, sz.z, z), np.where(use, sz.mean, mean)
         side = self.side[:, None]
         base_ratio = np.where(side == 0, np.abs(z), np.maximum(side * z, 0.0)) / c.z_limit
         cu = self.cusum.update(t, x)
@@ -397,7 +436,12 @@ class DetectorBank:
         # A sick sensor is a device problem: its readings are not evidence about the equipment;
         # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
-        chan = np.where(suspect | ~self.scored[:, None], 0.0, ratio_to_score(ratio))
+        ignored = suspect | ~self.scored[:, None]
+        chan = np.where(ignored, 0.0, ratio_to_score(ratio))
+        if c.calibrate:
+            adaptive = ratio_to_score(np.fmax(base_ratio, drift))
+            cal = self.likelihood.update(t, np.where(ignored, np.nan, adaptive)).score
+            chan = np.where(ignored, 0.0, np.fmax(ratio_to_score(lim), cal))
         checked = self._check_extra(extra, x.shape[1])
         contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
                                                   rest_ok)
@@ -579,7 +623,8 @@ class DetectorBank:
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
-                "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift}
+                "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
+                "likelihood": self.likelihood, "seasonal": self.seasonal, "choice": self.choice}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
@@ -720,6 +765,45 @@ class RunState(StreamingDetector):
         young = above & (t[None, :] - start < self.open_hold_us)
         self.above, self.above_since = above[:, -1].copy(), start[:, -1].copy()
         return np.where(young, np.nextafter(level, 0.0), score)
+
+
+class ModelChoice(StreamingDetector):
+    """Per channel: does model B explain it better than model A so far? Each model's fit is the
+    EWMA (half-life in samples where both score) of its squared z-score, clipped at 100 so one
+    outlier does not decide; B is chosen where both have scored before and B's fit before the
+    sample is the lower (the sample itself, perhaps an anomaly, does not choose its model).
+
+    >>> mc = ModelChoice(1, halflife=3)
+    >>> a = np.array([[3.0, -3.0, 3.0, -3.0, 1.0]])     # A does not follow a cycle B knows
+    >>> b = np.array([[np.nan, 0.5, -0.5, 0.5, 4.0]])
+    >>> mc.update(a, b).astype(int).tolist()
+    [[0, 0, 1, 1, 1]]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("sum_w", "fit_a", "fit_b")
+    sum_w: NDArray[Any]
+    fit_a: NDArray[Any]
+    fit_b: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, halflife: float = 2000.0) -> None:
+        self.alpha = float(_alpha(halflife, 1)[0])
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"sum_w": np.zeros(n), "fit_a": np.zeros(n), "fit_b": np.zeros(n)}
+
+    def update(self, z_a: NDArray[np.float64], z_b: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Per sample: use B (its fit before this sample is below A's)."""
+        if z_a.shape[1] == 0:
+            return np.zeros(z_a.shape, bool)
+        both = ~np.isnan(z_a) & ~np.isnan(z_b)
+        w = both.astype(np.float64)
+        sw, self.sum_w = lagged_ewma(w, self.alpha, self.sum_w)
+        fa, self.fit_a = lagged_ewma(np.where(both, np.minimum(z_a * z_a, 100.0), 0.0),
+                                     self.alpha, self.fit_a)
+        fb, self.fit_b = lagged_ewma(np.where(both, np.minimum(z_b * z_b, 100.0), 0.0),
+                                     self.alpha, self.fit_b)
+        return np.asarray((sw > 0) & (fb < fa) & ~np.isnan(z_b), dtype=np.bool_)
 
 
 class Suspect(StreamingDetector):

@@ -30,7 +30,43 @@ def _parser() -> argparse.ArgumentParser:
                    help="grow each scenario's fleet to this many devices with healthy ones of "
                         "the same models (as `aftercare demo` does): more device-days for the "
                         "false-alert rate")
+    v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
+                       "and print the held-out scores next to the tuned ones")
+    v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
+    v.add_argument("--skab", type=Path, help="SKAB data folder (with valve1/ and valve2/)")
     return p
+
+
+def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
+    from anomaly import crossval
+
+    if nab_dir is None and skab_dir is None:
+        print("crossval: give --nab and/or --skab", file=sys.stderr)
+        return 2
+    try:
+        if nab_dir is not None:
+            cv = crossval.nab_crossval(nab_dir, progress=lambda m: print("  grid", m,
+                                                                          flush=True))
+            print("NAB leave-one-category-out (left-out category at the open level 0.5):")
+            for f in cv.folds:
+                held = " / ".join(f"{v:.1f}" for v in f.held_out.values())
+                print(f"  {f.name}: held-out {held} (standard / low FP / low FN); "
+                      f"train {f.train:.1f}; chosen {crossval.describe(f.settings)}")
+            print("  pooled held-out: " + " / ".join(f"{v:.1f}" for v in cv.pooled.values()))
+            print("  tuned on all files (in-sample): "
+                  + " / ".join(f"{v:.1f}" for v in cv.tuned.values())
+                  + f"; {crossval.describe(cv.tuned_settings)}")
+        if skab_dir is not None:
+            print("SKAB valve cross-validation (F1 / FAR % / MAR %):")
+            for s in crossval.skab_crossval(skab_dir):
+                print(f"  tuned on {s.train} {s.train_score.f1:.3f} / {s.train_score.far:.2f}"
+                      f" / {s.train_score.mar:.2f} -> {s.test} {s.held_out.f1:.3f} / "
+                      f"{s.held_out.far:.2f} / {s.held_out.mar:.2f}; "
+                      f"chosen {crossval.describe(s.settings)}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0) -> int:
@@ -57,6 +93,8 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
         return _scenarios(args.scenario, args.days, args.fleet_size)
+    if args.command == "crossval":
+        return _crossval(args.nab, args.skab)
     data: Path = args.data
     if not data.is_dir():
         print(f"--data {data}: not a directory", file=sys.stderr)

@@ -2,9 +2,16 @@
 
 For detector ``D`` the results of data file ``<category>/<name>.csv`` go to
 ``OUT/D/<category>/D_<name>.csv`` with columns ``timestamp,value,anomaly_score,label``, one row
-per data row. The detector is :class:`anomaly.seasonal.SeasonalChange` with one configuration for
-every file; what it learns (period, scale) comes from the file's probationary rows only. Labels
-are read only to fill the ``label`` column and to score, never by the detector.
+per data row.
+
+The detector is the worker's :class:`~anomaly.bank.DetectorBank` (through
+:func:`anomaly.offline.run_bank`): each file is one channel of an unknown machine, with what a
+channel gets when no equipment model describes it (no limits, no sensor-health assumptions: a
+server metric may sit flat or jump), and calibrated scores (:mod:`anomaly.likelihood`). A row's
+``anomaly_score`` is the fused score where the bank *opens* an alert and 0 elsewhere: what the
+product raises, once per persisting condition, at its one fixed open level (0.5). Nothing is
+fitted per file; one :class:`NabSettings` serves every file. Labels are read only to fill the
+``label`` column and to score, never by the detector.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from anomaly.nab_score import PROFILES, CorpusScore, corpus_score, probation_rows
-from anomaly.seasonal import SeasonalChange
+from anomaly.bank import BankConfig, ChannelSpec
+from anomaly.nab_score import PROFILES, CorpusScore, corpus_score
+from anomaly.offline import run_bank
 
 DETECTOR = "aftercare"
 
@@ -69,14 +77,44 @@ def nab_files(data: Path) -> list[NabFile]:
     return [read_nab(p, p.relative_to(data).as_posix()) for p in sorted(data.rglob("*.csv"))]
 
 
-def detect(f: NabFile) -> NDArray[np.float64]:
-    """Anomaly score in [0, 1] for every row; learned from the probationary rows only."""
+@dataclass(frozen=True)
+class NabSettings:
+    """The bank settings NAB runs with (chosen by leave-one-category-out, see
+    :mod:`anomaly.crossval`): adaptive baseline half-life (samples), long-run half-life of the
+    calibration (samples), its tail scale (decades of probability to score 1) and how long the
+    score must stay low before an open alert clears (so a persisting anomaly is one alert)."""
+
+    baseline_halflife: float = 600.0
+    likelihood_long: float = 2000.0
+    likelihood_decades: float = 5.0
+    clear_hold_s: float = 4 * 3600.0
+
+    def config(self) -> BankConfig:
+        inf = float("inf")
+        return BankConfig(baseline_halflife=self.baseline_halflife, calibrate=True,
+                          likelihood_short=1.0, likelihood_long=self.likelihood_long,
+                          likelihood_decades=self.likelihood_decades,
+                          clear_hold_s=self.clear_hold_s, no_data_s=inf, stuck_s=inf)
+
+
+#: What an unmodelled channel is: no limits, may stay flat (stuck) or step (no spike check);
+#: level changes are watched by the baseline, slow drift is not separately scored.
+GENERIC = ChannelSpec("", "value", stuck=False, steps=True, drift=False)
+
+
+def detect(f: NabFile, settings: NabSettings | None = None) -> NDArray[np.float64]:
+    """Anomaly score in [0, 1] for every row: the bank's fused score where it opens an alert,
+    else 0. Causal: the score of a row uses only the rows before and at it."""
     n = f.values.size
-    det = SeasonalChange(1)
-    det.fit(f.values[None, :max(probation_rows(n), 2)])
-    times = np.maximum.accumulate(f.times_us) if n else f.times_us
-    score = det.update(times, f.values[None, :]).score[0]
-    return np.where(np.isnan(score), 0.0, score)
+    if n == 0:
+        return np.zeros(0)
+    spec = ChannelSpec(f.key, GENERIC.metric, stuck=GENERIC.stuck, steps=GENERIC.steps,
+                       drift=GENERIC.drift)
+    times = np.maximum.accumulate(f.times_us)
+    r = run_bank([spec], times, f.values[None, :], (settings or NabSettings()).config())
+    alert = r.alert[0]
+    opens = alert & ~np.r_[False, alert[:-1]]
+    return np.where(opens, r.score[0], 0.0)
 
 
 def windows_as_rows(f: NabFile, windows: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
@@ -123,7 +161,7 @@ class NabRun:
     scores: dict[str, CorpusScore]
 
 
-def run(data: Path, out: Path) -> NabRun:
+def run(data: Path, out: Path, settings: NabSettings | None = None) -> NabRun:
     """Score every CSV under `data`, write results under `out`, and (when the label windows are
     found) score the corpus on every profile. `data` is NAB's ``data/`` folder or the
     repository holding it (with ``labels/combined_windows.json``)."""
@@ -133,7 +171,7 @@ def run(data: Path, out: Path) -> NabRun:
     corpus = []
     files = nab_files(data)
     for f in files:
-        score = detect(f)
+        score = detect(f, settings)
         win = windows_as_rows(f, all_windows.get(f.key, [])) if all_windows else []
         write_results(out, f, score, win)
         corpus.append((score, win))

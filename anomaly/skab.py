@@ -4,9 +4,13 @@ The published protocol: per file, fit on the first 400 rows, evaluate every late
 TN and FN are counted per row and pooled over all files. F1 = 2TP / (2TP + FP + FN),
 FAR = 100 FP / (FP + TN), MAR = 100 FN / (FN + TP).
 
-The detector is :class:`anomaly.multivariate.SmoothedT2` on the hydraulic channel group of a pump
-(motor current, pressure, flow): these are the correlated channels a pump's equipment model
-names for its multivariate check. Labels are read only to score, never by the detector.
+The detector is the worker's :class:`~anomaly.bank.DetectorBank` (through
+:func:`anomaly.offline.run_bank`): every column is a channel of one pump with calibrated scores
+(:mod:`anomaly.likelihood`), and the pump's hydraulic group (motor current, pressure, flow: the
+correlated channels a pump's equipment model names for its multivariate check) is watched by
+:class:`anomaly.multivariate.SmoothedT2`, fitted on the protocol's first rows and fused into the
+bank as per-asset evidence, as the worker fuses its bearing check. A row is predicted anomalous
+while the bank has an equipment alert open. Labels are read only to score, never by the detector.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from anomaly.bank import BankConfig, ChannelSpec
+from anomaly.fusion import ratio_to_score
 from anomaly.multivariate import SmoothedT2
+from anomaly.offline import run_bank
 
 FIT_ROWS = 400
 CHANNELS = ("Current", "Pressure", "Volume Flow RateRMS")
@@ -101,19 +108,42 @@ def read_skab(path: Path) -> SkabFile:
                     labels=labels, timestamps=tuple(r[0] for r in rows))
 
 
-def detect(f: SkabFile) -> NDArray[np.int64]:
+@dataclass(frozen=True)
+class SkabSettings:
+    """The settings SKAB runs with (chosen on one valve group and scored on the other, see
+    :mod:`anomaly.crossval`): the hydraulic group's smoothing half-life (samples) and threshold
+    margin over the fit rows' 99th percentile, and how long the score must stay low before an
+    open alert clears."""
+
+    halflife: float = 5.0
+    margin: float = 2.5
+    clear_hold_s: float = 0.0
+
+    def config(self) -> BankConfig:
+        inf = float("inf")
+        return BankConfig(calibrate=True, clear_hold_s=self.clear_hold_s, no_data_s=inf,
+                          stuck_s=inf)
+
+
+def detect(f: SkabFile, settings: SkabSettings | None = None) -> NDArray[np.int64]:
     """0/1 prediction for every row after the first :data:`FIT_ROWS` (learned from those)."""
+    st = settings or SkabSettings()
     missing = [c for c in CHANNELS if c not in f.columns]
     if missing:
         raise ValueError(f"{f.path}: lacks columns {missing}")
-    x = f.values[[f.columns.index(c) for c in CHANNELS]][None, :, :]
-    if x.shape[2] <= FIT_ROWS:
-        raise ValueError(f"{f.path}: needs more than {FIT_ROWS} rows, has {x.shape[2]}")
-    det = SmoothedT2(1, len(CHANNELS))
-    det.fit(x[:, :, :FIT_ROWS])
-    t = np.arange(FIT_ROWS, x.shape[2], dtype=np.int64) * 1_000_000
-    alarm: NDArray[np.bool_] = det.update(t, x[:, :, FIT_ROWS:]).alarm[0]
-    return alarm.astype(np.int64)
+    n = f.values.shape[1]
+    if n <= FIT_ROWS:
+        raise ValueError(f"{f.path}: needs more than {FIT_ROWS} rows, has {n}")
+    t = np.arange(n, dtype=np.int64) * 1_000_000
+    group = f.values[[f.columns.index(c) for c in CHANNELS]][None, :, :]
+    det = SmoothedT2(1, len(CHANNELS), halflife=st.halflife, margin=st.margin)
+    det.fit(group[:, :, :FIT_ROWS])
+    t2 = np.full((1, n), np.nan)
+    t2[:, FIT_ROWS:] = ratio_to_score(det.update(t[FIT_ROWS:], group[:, :, FIT_ROWS:]).score)
+    # Unknown equipment: no limits, no sensor-health assumptions about a test bed's channels.
+    specs = [ChannelSpec("pump", c, stuck=False, steps=True) for c in f.columns]
+    r = run_bank(specs, t, f.values, st.config(), extra={"hydraulic_t2": (t2, "leak")})
+    return np.asarray(r.alert[0, FIT_ROWS:], dtype=np.int64)
 
 
 def skab_files(data: Path) -> list[Path]:
@@ -128,13 +158,14 @@ def skab_files(data: Path) -> list[Path]:
     return out
 
 
-def run(paths: Iterable[Path], out: Path | None = None, root: Path | None = None) -> Confusion:
+def run(paths: Iterable[Path], out: Path | None = None, root: Path | None = None,
+        settings: SkabSettings | None = None) -> Confusion:
     """Detect on every file, write per-row predictions under `out` (mirroring `root`), and
     return the pooled confusion counts."""
     total = Confusion()
     for p in paths:
         f = read_skab(p)
-        pred = detect(f)
+        pred = detect(f, settings)
         if f.labels is None:
             raise ValueError(f"{p}: has no `anomaly` column to score against")
         total = total + confusion(pred, f.labels[FIT_ROWS:])

@@ -50,17 +50,19 @@ def test_nab_writes_results_in_nab_layout_and_scores(tmp_path: Path,
     labels = np.array([int(r["label"]) for r in rows])
     assert ((scores >= 0) & (scores <= 1)).all()
     assert np.flatnonzero(labels).tolist() == list(range(1480, 1561))
-    assert int(np.argmax(scores)) == 1500
+    # One alert, opened as the jump arrives (the bank's scores are its alert openings).
+    assert np.flatnonzero(scores).tolist() == [1502]
+    assert scores[1502] >= 0.5
     assert (out / "aftercare" / "fake" / "aftercare_quiet.csv").is_file()
-    # Detected at row 1500 of window 1480..1560: pos = -61/81, weight 0.968 -> 100 * 1.968 / 2.
-    assert "NAB standard: 98.4" in capsys.readouterr().out
+    # Detected at row 1502 of window 1480..1560: pos = -59/81, weight 0.948 -> 100 * 1.948 / 2.
+    assert "NAB standard: 98.1" in capsys.readouterr().out
 
 
 def test_nab_given_the_repository_root_scores_the_same(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_nab_corpus(tmp_path)
     assert main(["nab", "--data", str(data.parent), "--out", str(tmp_path / "r")]) == 0
-    assert "NAB standard: 98.4" in capsys.readouterr().out
+    assert "NAB standard: 98.1" in capsys.readouterr().out
     assert (tmp_path / "r" / "aftercare" / "fake" / "aftercare_jump.csv").is_file()
 
 
@@ -140,18 +142,22 @@ def _nab_subset(root: Path, categories: list[str]) -> Path:
 
 
 NAB_SYNTHETIC = ["artificialNoAnomaly", "artificialWithAnomaly"]
+SYNTHETIC_BAR = 35.0
 
 
 @pytest.mark.skipif(not (DATASETS / "nab").is_dir(), reason="shared NAB data not present")
 def test_nab_synthetic_corpus_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The shared corpus grew real-world categories; the synthetic bar applies to the synthetic
-    # files only (the full-corpus figures are in bench/README.md).
+    # The synthetic files through the worker's bank with the shipped NAB settings. The bar
+    # follows the honest protocol (bench/README.md, anomaly section): the old bar (75) was met
+    # by a detector tuned on exactly these files; settings are now chosen by leave-one-
+    # category-out over all 41 files, and the bar sits just under what the synthetic fold
+    # scores held out (settings chosen on the real-data files only).
     repo = _nab_subset(tmp_path / "nab", [c for c in NAB_SYNTHETIC
                                           if (DATASETS / "nab" / "data" / c).is_dir()])
     out = tmp_path / "out"
     assert main(["nab", "--data", str(repo), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert float(text.split("NAB standard: ")[1].split()[0]) >= 75.0
+    assert float(text.split("NAB standard: ")[1].split()[0]) >= SYNTHETIC_BAR
     n_synthetic = sum(len(list((repo / "data" / c).glob("*.csv"))) for c in NAB_SYNTHETIC
                       if (repo / "data" / c).is_dir())
     assert len(list((out / "aftercare").rglob("aftercare_*.csv"))) == n_synthetic
