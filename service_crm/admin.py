@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from service_crm import models as m
@@ -393,3 +395,43 @@ class WorkOrderPartAdmin(ModelAdmin[m.WorkOrderPart]):
     list_filter = ("warehouse",)
     search_fields = ("part__sku",)
     raw_id_fields = ("work_order",)
+
+
+@admin.register(m.ApiToken)
+class ApiTokenAdmin(ModelAdmin[m.ApiToken]):
+    """Tokens are listed and revoked here; they are made by their owners through the API
+    (the key is shown only to them), so there is no add or edit form."""
+
+    list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at",
+                    "revoked_at", "revoked_reason")
+    list_filter = ("revoked_reason",)
+    search_fields = ("name", "user__username", "prefix")
+    readonly_fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at",
+                       "revoked_at", "revoked_reason")
+    exclude = ("key_hash", "password_fingerprint")
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        from service_crm.services.api_tokens import api_token_revoke
+
+        for token in queryset:
+            api_token_revoke(token=token, actor=request.user, reason="revoked by admin")
+
+
+class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
+    """Django's user admin; deactivating a user revokes their API tokens."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        from service_crm.services.api_tokens import api_tokens_revoke_for_user
+
+        super().save_model(request, obj, form, change)
+        if change and not obj.is_active:
+            api_tokens_revoke_for_user(user=obj, actor=request.user, reason="owner deactivated")
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)

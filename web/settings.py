@@ -39,7 +39,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "service_crm",
     "web",
@@ -147,7 +146,7 @@ AFTERCARE_LOGIN_WINDOW_S = 900
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "web.api.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -159,7 +158,9 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aftercare API",
     "VERSION": "1",
-    "DESCRIPTION": "Token authentication: `Authorization: Token <key>` (POST /api/v1/token/). "
+    "DESCRIPTION": "Token authentication: `Authorization: Token <key>` (POST /api/v1/token/ "
+                   "makes a named token that expires, 90 days by default; DELETE /api/v1/token/ "
+                   "revokes the one you send; /api/v1/tokens/ lists, revokes and rotates). "
                    "Lists take `limit`/`offset` and the filters named per endpoint; a bad "
                    "value answers 400 naming the parameter.",
     # Swagger UI from our own static files (vendored, see static/vendor/README.md): no CDN.

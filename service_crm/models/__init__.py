@@ -2,6 +2,7 @@
 
 from service_crm.models.account import Account, Contact
 from service_crm.models.alert import Alert, Episode
+from service_crm.models.api_token import ApiToken
 from service_crm.models.asset import Asset, DeviceLink
 from service_crm.models.audit import AuditLog
 from service_crm.models.contract import (
@@ -26,7 +27,8 @@ from service_crm.models.ticket import AlertOutcome, Ticket, TicketPause
 from service_crm.models.work_order import WorkOrder, WorkOrderPart
 
 __all__ = [
-    "Account", "Alert", "AlertOutcome", "Asset", "AuditLog", "BomLine", "BusinessCalendar",
+    "Account", "Alert", "AlertOutcome", "ApiToken", "Asset", "AuditLog", "BomLine",
+    "BusinessCalendar",
     "Contact", "ContractDocument", "DeviceLink", "Engineer", "Episode", "EquipmentModel",
     "FailureMode", "Interaction", "MaintenanceContract", "MetricSpec", "Offer", "OfferLine",
     "ServiceTask",

@@ -16,6 +16,8 @@ from service_crm.models import Account, Asset, AuditLog, Contact, Interaction, T
 from service_crm.models.choices import InteractionKind
 
 AUTOMATION = "automation"
+# Never copied into the audit log: hashes of passwords and keys stay in their own rows.
+SECRET_FIELDS = frozenset({"password", "key_hash", "password_fingerprint"})
 
 
 def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
@@ -23,6 +25,7 @@ def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
     if obj is None:
         return None
     data = model_to_dict(obj, exclude=[f.name for f in obj._meta.many_to_many])
+    data = {k: v for k, v in data.items() if k not in SECRET_FIELDS}
     # A stored file is recorded by its storage name (the bytes stay where they are).
     data = {k: (v.name if isinstance(v, FieldFile) else v) for k, v in data.items()}
     result: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))

@@ -22,11 +22,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
+from service_crm.services.api_tokens import api_token_create
 from service_crm.services.offers import offer_send
 from tests import factories as f
 from web.roles import Role, assign_role
@@ -181,8 +181,8 @@ def api() -> Any:
 
     def as_user(user: Any) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        issued = api_token_create(user=user, name="tests")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
         return client
 
     return as_user

@@ -6,7 +6,16 @@ from typing import Any
 
 from rest_framework import serializers
 
-from service_crm.models import Account, Alert, Asset, Episode, Offer, Ticket, WorkOrder
+from service_crm.models import (
+    Account,
+    Alert,
+    ApiToken,
+    Asset,
+    Episode,
+    Offer,
+    Ticket,
+    WorkOrder,
+)
 
 
 class AccountSerializer(serializers.ModelSerializer[Account]):
@@ -142,7 +151,38 @@ class RollupSerializer(serializers.Serializer[Any]):
 class TokenRequestSerializer(serializers.Serializer[Any]):
     username = serializers.CharField()
     password = serializers.CharField()
+    name = serializers.CharField(required=False, max_length=100,
+                                 help_text="what the token is for (default: api)")
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=365,
+                                               help_text="default 90")
+
+
+class TokenCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=365,
+                                               help_text="default 90")
+
+
+class TokenRotateSerializer(serializers.Serializer[Any]):
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=365,
+                                               help_text="default: the old token's lifetime")
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    """A token as listed: never its key (only the first characters, ``prefix``)."""
+
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "user", "username", "name", "prefix", "created_at", "expires_at",
+                  "last_used_at", "revoked_at", "revoked_reason"]
 
 
 class TokenSerializer(serializers.Serializer[Any]):
+    """A token just made: ``token`` is the key, shown this once."""
+
     token = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    expires_at = serializers.DateTimeField()

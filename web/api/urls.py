@@ -15,6 +15,7 @@ router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("work-orders", views.WorkOrderViewSet, basename="workorder")
 router.register("offers", views.OfferViewSet, basename="offer")
 router.register("devices", views.DeviceViewSet, basename="device")
+router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

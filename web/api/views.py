@@ -19,14 +19,13 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from service_crm.models import DeviceLink, OfferLine
+from service_crm.models import ApiToken, DeviceLink, OfferLine
 from service_crm.models.choices import (
     AlertState,
     AssetStatus,
@@ -39,7 +38,9 @@ from service_crm.models.choices import (
     WorkOrderStatus,
 )
 from service_crm.selectors import access
+from service_crm.selectors import api_tokens as api_token_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role, scope_for
+from service_crm.services import api_tokens as api_token_services
 from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
@@ -47,6 +48,7 @@ from service_crm.services import work_orders as work_order_services
 from web.api import filters as f
 from web.api import serializers as s
 from web.api import telemetry as telemetry_json
+from web.api.auth import request_token
 from web.login import RateLimitedAuthenticationForm
 
 DESK_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
@@ -305,13 +307,28 @@ class OfferViewSet(ReadOnlyScoped):
         return Response(s.OfferSerializer(offer).data)
 
 
+def _issued(issued: api_token_services.IssuedToken) -> dict[str, Any]:
+    return {"token": issued.key, "id": issued.token.pk, "name": issued.token.name,
+            "expires_at": issued.token.expires_at}
+
+
 class TokenView(APIView):
-    """Exchange a user name and password for an API token (rate limited like the log-in)."""
+    """POST: exchange a user name and password for a new API token (rate limited like the
+    log-in); each call makes a new token. DELETE: revoke the token this request carries."""
 
-    authentication_classes = []
-    permission_classes = []
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        # POST proves identity by password: no other authentication (and so no CSRF check of
+        # a browser's session) applies to it.
+        self._password_exchange = request.method == "POST"
+        return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(request=s.TokenRequestSerializer, responses=s.TokenSerializer)
+    def get_authenticators(self) -> list[Any]:
+        return [] if getattr(self, "_password_exchange", False) else super().get_authenticators()
+
+    def get_permissions(self) -> list[Any]:
+        return [] if getattr(self, "_password_exchange", False) else list(super().get_permissions())
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer})
     def post(self, request: Request) -> Response:
         form = RateLimitedAuthenticationForm(request._request, data=request.data)
         if not form.is_valid():
@@ -319,8 +336,65 @@ class TokenView(APIView):
             status = 429 if form.blocked else 400
             return Response({"detail": " ".join(messages),
                              "errors": {"non_field_errors": messages}}, status=status)
-        token, _ = Token.objects.get_or_create(user=form.get_user())
-        return Response({"token": token.key})
+        body = s.TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        issued = api_token_services.api_token_create(
+            user=form.get_user(), name=body.validated_data.get("name") or "api",
+            expires_in_days=body.validated_data.get("expires_in_days"))
+        return Response(s.TokenSerializer(_issued(issued)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        token = request_token(request)
+        if token is None:
+            raise ValidationError({"token": ["This request carries no API token to revoke."]})
+        api_token_services.api_token_revoke(token=token, actor=request.user, reason="logged out")
+        return Response(status=204)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                      viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Your API tokens (an admin sees everyone's; filter by `user`). POST makes one (the key
+    is in the answer, once); DELETE revokes; `rotate` replaces one by a new key."""
+
+    serializer_class = s.ApiTokenSerializer
+    queryset = ApiToken.objects.none()  # for the schema: the real list is get_queryset's
+    lookup_value_regex = r"[0-9]+"
+    filters = (f.integer("user", "user_id"),)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        qs = api_token_selectors.api_token_list_for_user(user=self.request.user)
+        return f.apply(qs, self.request.query_params, self.filters)
+
+    def get_object(self) -> Any:
+        return api_token_selectors.api_token_get_for_user(user=self.request.user,
+                                                          pk=self.kwargs["pk"])
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenSerializer})
+    def create(self, request: Request) -> Response:
+        body = s.TokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        issued = api_token_services.api_token_create(
+            user=request.user, name=body.validated_data["name"],
+            expires_in_days=body.validated_data.get("expires_in_days"))
+        return Response(s.TokenSerializer(_issued(issued)).data, status=201)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        api_token_services.api_token_revoke(token=self.get_object(), actor=request.user)
+        return Response(status=204)
+
+    @extend_schema(request=s.TokenRotateSerializer, responses={201: s.TokenSerializer})
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, pk: str) -> Response:
+        """A new key for this token (same name); the old key stops working at once."""
+        token = self.get_object()
+        body = s.TokenRotateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        issued = api_token_services.api_token_rotate(
+            token=token, actor=request.user,
+            expires_in_days=body.validated_data.get("expires_in_days"))
+        return Response(s.TokenSerializer(_issued(issued)).data, status=201)
 
 
 class DeviceViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
