@@ -47,6 +47,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("INGEST_CLIENT_ID", "",
              "Stable MQTT client id of an ingest worker (default: aftercare-ingest-HOST-0)"),
     Variable("INGEST_METRICS_PORT", "9108", "Prometheus metrics port of an ingest worker (0=off)"),
+    Variable("INGEST_SPOOL_DIR", "",
+             "Durable local spool of an ingest worker (default: DATA_DIR/spool/CLIENT_ID)"),
+    Variable("INGEST_SPOOL_MAX_MB", "2048",
+             "Spool capacity: a database outage is absorbed until it is full (see README)"),
+    Variable("INGEST_MAX_FUTURE_S", "300",
+             "Readings further ahead than this (device clock skew) are rejected"),
     Variable("WEB_HOST", "127.0.0.1", "Address the web app listens on"),
     Variable("WEB_PORT", "8000", "Port the web app listens on"),
     Variable("WEB_WORKERS", "0",
@@ -170,6 +176,9 @@ class Settings:
     ingest_batch_ms: int
     ingest_client_id: str
     ingest_metrics_port: int
+    ingest_spool_dir: str
+    ingest_spool_max_mb: int
+    ingest_max_future_s: int
     web_host: str
     web_port: int
     web_workers: int
@@ -210,6 +219,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_batch_ms=_parse("INGEST_BATCH_MS", _positive_int, env),
         ingest_client_id=raw("INGEST_CLIENT_ID", env),
         ingest_metrics_port=_parse("INGEST_METRICS_PORT", _port, env),
+        ingest_spool_dir=raw("INGEST_SPOOL_DIR", env),
+        ingest_spool_max_mb=_parse("INGEST_SPOOL_MAX_MB", _positive_int, env),
+        ingest_max_future_s=_parse("INGEST_MAX_FUTURE_S", _positive_int, env),
         web_host=host,
         web_port=_parse("WEB_PORT", _port, env),
         web_workers=_parse("WEB_WORKERS", _workers, env),

@@ -30,7 +30,11 @@ from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_FUTURE_S = 300.0
+DEFAULT_MAX_AGE_S = 365 * 86_400.0  # AFTERCARE_RETENTION_DAYS: older readings would be dropped
 MAX_READINGS_PER_MESSAGE = 100_000
+# Distinct metric names one message may carry: a real device has tens; a flood of invented
+# names would fill the metric catalogue that every reading refers to.
+MAX_METRICS_PER_MESSAGE = 1_000
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -38,10 +42,27 @@ TOPIC = re.compile(r"devices/([^/]+)/(telemetry|status|waveform)")
 WAVEFORM_ENCODINGS = {"f32le-base64": "<f4"}
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters, with NUL, control characters and lone surrogates
+    escaped, so that it can be stored in a PostgreSQL text column whatever a device sent.
+
+    >>> print(printable("a" + chr(0) + "b" + chr(0xD800) + "c"))
+    a\\x00b\\ud800c
+    """
+    text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class Reject(ValueError):
-    """A payload (or part of one) that breaks the contract; ``reason`` is short and fixed."""
+    """A payload (or part of one) that breaks the contract; ``reason`` is short and fixed.
+
+    The detail quotes what the device sent, made safe to store (see :func:`printable`)."""
 
     def __init__(self, reason: str, detail: str | None = None) -> None:
+        detail = None if detail is None else printable(detail)
         super().__init__(reason if detail is None else f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -95,13 +116,23 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def parse_ts(value: Any, *, now_us: int, max_future_s: float) -> int:
+def parse_ts(value: Any, *, now_us: int, max_future_s: float,
+             max_age_s: float = DEFAULT_MAX_AGE_S) -> int:
     """A contract timestamp (RFC 3339 with offset, or integer epoch ms) → epoch microseconds.
 
-    >>> parse_ts("2026-11-22T07:45:10.123Z", now_us=2**62, max_future_s=300)
+    Only instants inside the store's window are accepted: no older than `max_age_s` (the
+    retention: an older reading would be dropped at once, and would make the store create
+    partitions for it) and no further ahead than `max_future_s` (clock skew).
+
+    >>> now = 1795333600000000
+    >>> parse_ts("2026-11-22T07:45:10.123Z", now_us=now, max_future_s=300)
     1795333510123000
-    >>> parse_ts(1795333510123, now_us=2**62, max_future_s=300)
+    >>> parse_ts(1795333510123, now_us=now, max_future_s=300)
     1795333510123000
+    >>> parse_ts("1900-01-01T00:00:00Z", now_us=now, max_future_s=300)
+    Traceback (most recent call last):
+    ...
+    ingest.decode.Reject: ts too old: 1900-01-01T00:00:00Z
     """
     if isinstance(value, bool):
         raise Reject("bad ts", "boolean")
@@ -118,11 +149,16 @@ def parse_ts(value: Any, *, now_us: int, max_future_s: float) -> int:
             raise Reject("bad ts", value) from None
         if t.tzinfo is None or "T" not in value.upper():
             raise Reject("bad ts", f"{value} (RFC 3339 needs a date, a time and an offset)")
-        t_us = (t - EPOCH) // _US
+        try:
+            t_us = (t - EPOCH) // _US
+        except OverflowError:  # an offset that moves year 1 or 9999 outside datetime's range
+            raise Reject("bad ts", value) from None
     else:
         raise Reject("bad ts", type(value).__name__)
     if t_us > now_us + max_future_s * 1e6:
         raise Reject("ts in future", str(value))
+    if t_us < now_us - max_age_s * 1e6:
+        raise Reject("ts too old", str(value))
     return t_us
 
 
@@ -140,14 +176,16 @@ def _number(value: Any, metric: str) -> float | None:
     return f
 
 
-def _reading_object(obj: Any, *, now_us: int, max_future_s: float, out: Decoded) -> Reject | None:
+def _reading_object(obj: Any, *, now_us: int, max_future_s: float, max_age_s: float,
+                    out: Decoded) -> Reject | None:
     """Append the object's good readings to ``out``; return its first problem, if any."""
     if not isinstance(obj, dict):
         return Reject("bad shape", "a reading must be a JSON object")
     if "ts" not in obj:
         return Reject("missing ts")
     try:
-        t_us = parse_ts(obj["ts"], now_us=now_us, max_future_s=max_future_s)
+        t_us = parse_ts(obj["ts"], now_us=now_us, max_future_s=max_future_s,
+                        max_age_s=max_age_s)
     except Reject as exc:
         return exc
     seq = obj.get("seq")
@@ -156,6 +194,8 @@ def _reading_object(obj: Any, *, now_us: int, max_future_s: float, out: Decoded)
     metrics = obj.get("metrics")
     if not isinstance(metrics, dict):
         return Reject("missing metrics")
+    if len(metrics) > MAX_METRICS_PER_MESSAGE:
+        return Reject("too many metric names", f"{len(metrics)} > {MAX_METRICS_PER_MESSAGE}")
     problem: Reject | None = None
     names, times, values = out.metric, out.time_us, out.value
     for name, raw in metrics.items():
@@ -194,7 +234,8 @@ def _bad(topic: str, payload: bytes, exc: Reject) -> BadMessage:
 
 
 def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
-                     max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Decoded:
+                     max_future_s: float = DEFAULT_MAX_FUTURE_S,
+                     max_age_s: float = DEFAULT_MAX_AGE_S) -> Decoded:
     """Decode a ``devices/{id}/telemetry`` message (single or ``{"readings": [...]}``)."""
     out = Decoded()
     try:
@@ -218,14 +259,23 @@ def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
         items = [doc]
     first: Reject | None = None
     bad_items = 0
+    n_before = len(out.metric)
     for i, item in enumerate(items):
-        problem = _reading_object(item, now_us=now_us, max_future_s=max_future_s, out=out)
+        problem = _reading_object(item, now_us=now_us, max_future_s=max_future_s,
+                                  max_age_s=max_age_s, out=out)
         if problem is not None:
             bad_items += 1
             if first is None:
                 where = f"readings[{i}]" if len(items) > 1 or doc is not item else ""
                 detail = ", ".join(x for x in (where, problem.detail or "") if x)
                 first = Reject(problem.reason, detail or None)
+    if len(set(out.metric[n_before:])) > MAX_METRICS_PER_MESSAGE:
+        # A gateway batch spreading invented names over many readings: refuse it whole.
+        n_names = len(set(out.metric[n_before:]))
+        del out.metric[n_before:], out.time_us[n_before:], out.value[n_before:]
+        out.reject = _bad(topic, payload, Reject("too many metric names",
+                                                 f"{n_names} > {MAX_METRICS_PER_MESSAGE}"))
+        return out
     if first is not None:
         if bad_items > 1:
             first = Reject(first.reason, f"{first.detail or ''} (+{bad_items - 1} more)".strip())
@@ -246,18 +296,22 @@ def _object(topic: str, payload: bytes, expected_kind: str) -> tuple[str, dict[s
 
 def decode_status(topic: str, payload: bytes, *, now_us: int,
                   max_future_s: float = DEFAULT_MAX_FUTURE_S) -> StatusChange:
-    """``devices/{id}/status`` → :class:`StatusChange`; a will message may omit ``ts``."""
+    """``devices/{id}/status`` → :class:`StatusChange`; a will message may omit ``ts``.
+
+    No age limit: a will carries the time its device connected, which may be long ago, and
+    status changes are not kept in time partitions."""
     device, doc = _object(topic, payload, "status")
     state = doc.get("state")
     if state not in ("online", "offline"):
         raise Reject("bad state", repr(state)[:100])
-    t_us = now_us if doc.get("ts") is None else parse_ts(doc["ts"], now_us=now_us,
-                                                         max_future_s=max_future_s)
+    t_us = now_us if doc.get("ts") is None else parse_ts(
+        doc["ts"], now_us=now_us, max_future_s=max_future_s, max_age_s=float(now_us) / 1e6)
     return StatusChange(device=device, state=str(state), time_us=t_us)
 
 
 def decode_waveform(topic: str, payload: bytes, *, now_us: int,
-                    max_future_s: float = DEFAULT_MAX_FUTURE_S) -> Waveform:
+                    max_future_s: float = DEFAULT_MAX_FUTURE_S,
+                    max_age_s: float = DEFAULT_MAX_AGE_S) -> Waveform:
     """``devices/{id}/waveform`` → :class:`Waveform` (samples checked to be finite).
 
     Besides the contract's fields a burst may carry ``shaft_rpm``, the shaft speed while it
@@ -266,7 +320,7 @@ def decode_waveform(topic: str, payload: bytes, *, now_us: int,
     device, doc = _object(topic, payload, "waveform")
     if "ts" not in doc:
         raise Reject("missing ts")
-    t_us = parse_ts(doc["ts"], now_us=now_us, max_future_s=max_future_s)
+    t_us = parse_ts(doc["ts"], now_us=now_us, max_future_s=max_future_s, max_age_s=max_age_s)
     channel = doc.get("channel")
     if not isinstance(channel, str) or METRIC_NAME.fullmatch(channel) is None:
         raise Reject("bad channel", repr(channel)[:100])

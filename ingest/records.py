@@ -31,6 +31,8 @@ class BadMessage:
     reason: str
     detail: str | None = None
     received_at: datetime | None = None
+    # Where the message was spooled (worker, segment, offset): a replay never keeps it twice.
+    source_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

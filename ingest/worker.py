@@ -1,18 +1,32 @@
 """``aftercare ingest``: MQTT telemetry into the store, exactly once, nothing lost.
 
 One worker = one paho MQTT 5 client with a persistent session (clean start off, session
-expiry set) and ``manual_ack``: a message is acknowledged only after the transaction holding
-its readings has committed. A crash before the commit leaves the message unacknowledged, so
-the broker redelivers it; a crash between commit and ack redelivers a batch that is already
-stored, and the unique key (device, metric, time) stores it once (counted as duplicates).
+expiry set) and ``manual_ack``, plus a durable local spool (:mod:`ingest.spool`):
 
-Several workers share the load through ``$share/ingest/devices/+/telemetry``; give each a
-distinct, *stable* client id (``--instance`` or ``INGEST_CLIENT_ID``) so a restarted worker
-resumes its own session and gets its unacknowledged messages back.
+1. the spooler thread appends each received message to the spool, ``fsync``s, and only
+   then acknowledges it (so an acknowledged message is on disk);
+2. the writer (the calling thread) reads batches from the spool, decodes them, writes each in
+   one database transaction, and moves the spool's committed position after the commit.
+
+A crash before the fsync leaves the message unacknowledged: the broker redelivers it. A crash
+after it replays the spool from the committed position: the unique key (device, metric,
+time) stores a reading once, and a reject is kept once under its spool position. A database
+outage costs disk, not data: the broker keeps delivering into the spool, and the writer
+catches up afterwards. A batch the database refuses (not an outage) is split until the
+message at fault is isolated; that one is kept in ``ingest_rejects`` with the reason and the
+rest are stored, so no payload can stop ingest.
+
+By default the worker subscribes *without* a shared subscription: Mosquitto 2.0 does not
+restore ``$share/...`` subscriptions from its persistence file after a restart and discards
+what devices publish until the worker is back (55 % of a flood lost in an outside test),
+whereas a plain persistent subscription is restored and queued for. ``--share`` opts into
+``$share/ingest/...`` for a broker that keeps shared subscriptions across restarts; then give
+each worker a distinct, *stable* client id (``--instance`` or ``INGEST_CLIENT_ID``).
 
 Memory stays bounded: the client announces a Receive Maximum, so the broker never has more
-than that many unacknowledged messages out to this worker. While the database is down the
-batch is retried with backoff and nothing is acknowledged; the broker holds the backlog.
+than that many unacknowledged messages out to this worker, and the writer reads a batch at a
+time. The spool is bounded by ``INGEST_SPOOL_MAX_MB``: when full, the worker stops
+acknowledging and the broker's queue holds the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -41,6 +56,7 @@ from aftercare import config
 from aftercare.mqtt import endpoint, make_client
 from ingest import decode, writer
 from ingest.records import BadMessage, StatusChange, Waveform
+from ingest.spool import Position, Record, Spool
 
 log = logging.getLogger("aftercare.ingest")
 
@@ -51,6 +67,7 @@ WAVEFORM = "devices/+/waveform"
 # worker subscribes to it directly; status writes are idempotent.
 STATUS = "devices/+/status"
 IDLE_GAP_S = 0.02
+SPOOL_CHUNK = 2000  # most messages the spooler appends between two fsyncs
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +88,8 @@ class Counters:
     rejected: int = 0
     batches: int = 0
     db_errors: int = 0
+    isolated: int = 0          # messages the database refused, found by splitting a batch
+    spooled: int = 0           # messages on disk and acknowledged to the broker
     status_changes: int = 0
     waveforms: int = 0
     last_batch_s: float = 0.0
@@ -81,7 +100,7 @@ class Counters:
 
 @dataclass
 class Batch:
-    messages: list[Incoming] = field(default_factory=list)
+    messages: list[Record] = field(default_factory=list)
     device: list[str] = field(default_factory=list)
     metric: list[str] = field(default_factory=list)
     time_us: list[int] = field(default_factory=list)
@@ -91,38 +110,45 @@ class Batch:
     waveforms: list[Waveform] = field(default_factory=list)
 
 
-def decode_batch(messages: Sequence[Incoming], *, max_future_s: float) -> Batch:
+def decode_batch(messages: Sequence[Record], *, max_future_s: float,
+                 max_age_s: float = decode.DEFAULT_MAX_AGE_S) -> Batch:
     """Decode every message of a batch; bad ones become rejects, good parts are kept."""
     batch = Batch(messages=list(messages))
     now_us = int(time.time() * 1e6)
     for m in messages:
+        at = m.received_at
         kind = m.topic.rsplit("/", 1)[-1]
         try:
             if kind == "telemetry":
                 d = decode.decode_telemetry(m.topic, m.payload, now_us=now_us,
-                                            max_future_s=max_future_s)
+                                            max_future_s=max_future_s, max_age_s=max_age_s)
                 batch.device.extend([d.device] * len(d.metric))
                 batch.metric.extend(d.metric)
                 batch.time_us.extend(d.time_us)
                 batch.value.extend(d.value)
                 if d.reject is not None:
-                    batch.rejects.append(_stamped(d.reject, m.received_at))
+                    batch.rejects.append(_stamped(d.reject, at, m.key))
             elif kind == "status":
                 batch.status.append(decode.decode_status(m.topic, m.payload, now_us=now_us,
                                                          max_future_s=max_future_s))
             elif kind == "waveform":
-                batch.waveforms.append(decode.decode_waveform(m.topic, m.payload, now_us=now_us,
-                                                              max_future_s=max_future_s))
+                batch.waveforms.append(decode.decode_waveform(
+                    m.topic, m.payload, now_us=now_us, max_future_s=max_future_s,
+                    max_age_s=max_age_s))
             else:
                 raise decode.Reject("bad topic", m.topic)
         except decode.Reject as exc:
-            batch.rejects.append(BadMessage(m.topic, m.payload, exc.reason, exc.detail,
-                                            m.received_at))
+            batch.rejects.append(BadMessage(m.topic, m.payload, exc.reason, exc.detail, at,
+                                            m.key))
+        except Exception as exc:  # a decoder bug must cost one message, never the fleet
+            log.exception("decoding a message on %s failed", m.topic)
+            batch.rejects.append(BadMessage(m.topic, m.payload, "decode failed",
+                                            f"{type(exc).__name__}: {exc}", at, m.key))
     return batch
 
 
-def _stamped(bad: BadMessage, at: datetime) -> BadMessage:
-    return BadMessage(bad.topic, bad.payload, bad.reason, bad.detail, at)
+def _stamped(bad: BadMessage, at: datetime, key: str | None) -> BadMessage:
+    return BadMessage(bad.topic, bad.payload, bad.reason, bad.detail, at, key)
 
 
 def write(conn: psycopg.Connection[Any], batch: Batch) -> writer.WriteResult:
@@ -141,6 +167,21 @@ def write(conn: psycopg.Connection[Any], batch: Batch) -> writer.WriteResult:
     return result
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """A failure of the database, not of the data: retry the same batch later."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _refusal(exc: Exception) -> BadMessage:
+    """What to keep as the reason when the store refuses one message."""
+    if isinstance(exc, writer.Refused):
+        return BadMessage("", b"", exc.reason, exc.detail)
+    sqlstate = getattr(exc, "sqlstate", None)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return BadMessage("", b"", "store refused",
+                      f"{type(exc).__name__}{f' {sqlstate}' if sqlstate else ''}: {first}")
+
+
 class IngestWorker:
     """One ingest worker; :meth:`run` blocks until :meth:`stop` (or a signal)."""
 
@@ -150,12 +191,15 @@ class IngestWorker:
         database_url: str,
         mqtt_url: str,
         client_id: str,
+        spool_dir: str | Path | None = None,
+        spool_max_bytes: int = 2 * 1024**3,
         batch_size: int = 5000,
         batch_ms: int = 250,
         receive_maximum: int = 1000,
         session_expiry_s: int = 7 * 86400,
         max_future_s: float = decode.DEFAULT_MAX_FUTURE_S,
-        shared: bool = True,
+        max_age_s: float = decode.DEFAULT_MAX_AGE_S,
+        shared: bool = False,
         share_group: str = SHARE_GROUP,
     ) -> None:
         if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535:
@@ -163,25 +207,33 @@ class IngestWorker:
         self.database_url = database_url
         self.mqtt_url = mqtt_url
         self.client_id = client_id
+        if spool_dir is None:
+            spool_dir = Path(config.load().data_dir or ".aftercare") / "spool" / client_id
+        self.spool_dir = Path(spool_dir)
+        self.spool_max_bytes = spool_max_bytes
         self.batch_size = batch_size
         self.batch_s = batch_ms / 1000
         self.receive_maximum = receive_maximum
         self.session_expiry_s = session_expiry_s
         self.max_future_s = max_future_s
+        self.max_age_s = max_age_s
         self.shared = shared
         self.share_group = share_group
         self.counters = Counters()
         self.metrics: Metrics | None = None
         self.connected = threading.Event()
+        self.heartbeat = time.monotonic()  # the writer loop's last turn (liveness)
+        self.spool: Spool | None = None
         self._inbox: queue.Queue[Incoming] = queue.Queue()
         self._stop = threading.Event()
+        self._spooler_done = threading.Event()
         self._generation = 0
         self._conn: psycopg.Connection[Any] | None = None
         self._client = make_client(mqtt_url, client_id, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
 
     # -- MQTT side (paho's network thread) ------------------------------------------------
 
@@ -211,55 +263,33 @@ class IngestWorker:
         self._inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos,
                                  self._generation, datetime.now(UTC)))
 
-    # -- database side (the calling thread) -----------------------------------------------
+    # -- spooler (its own thread): received -> on disk -> acknowledged ----------------------
 
-    def _collect(self) -> list[Incoming]:
-        """Wait for a batch: up to batch_size readings-worth of messages or batch_ms."""
+    def _spool_loop(self, spool: Spool) -> None:
         try:
-            first = self._inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        out = [first]
-        deadline = time.monotonic() + self.batch_s
-        # A message holds one or more readings; count messages against the size bound, as
-        # the broker's in-flight limit (Receive Maximum) counts messages too.
-        # Half the window, so the broker keeps sending the other half while this batch is
-        # written (it stops at Receive Maximum unacknowledged messages).
-        limit = min(self.batch_size, max(1, self.receive_maximum // 2))
-        while len(out) < limit:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                # A pause in the stream ends the batch early: the broker stops sending once
-                # its in-flight limit of unacked messages is reached, and waiting would
-                # only add latency.
-                out.append(self._inbox.get(timeout=min(left, IDLE_GAP_S)))
-            except queue.Empty:
-                break
-        return out
-
-    def _db(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, connect_timeout=5,
-                                         application_name=f"aftercare-ingest {self.client_id}")
-        return self._conn
-
-    def _write_with_retry(self, batch: Batch) -> writer.WriteResult | None:
-        delay = 0.5
-        while True:
-            try:
-                return write(self._db(), batch)
-            except psycopg.OperationalError as exc:
-                self.counters.db_errors += 1
-                log.warning("database unavailable (%s); retrying in %.1fs, nothing acked",
-                            str(exc).strip().splitlines()[0] if str(exc) else exc, delay)
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-            if self._stop.wait(delay):
-                return None  # stopping: unacked messages come back from the broker
-            delay = min(delay * 2, 30.0)
+            while True:
+                try:
+                    first = self._inbox.get(timeout=0.1)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+                while spool.pending_bytes >= self.spool_max_bytes and not self._stop.is_set():
+                    # Full: stop acknowledging; the broker holds the rest meanwhile.
+                    self._stop.wait(0.2)
+                chunk = [first]
+                while len(chunk) < SPOOL_CHUNK:
+                    try:
+                        chunk.append(self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                for m in chunk:
+                    spool.append(m.topic, m.payload, int(m.received_at.timestamp() * 1e6))
+                spool.sync()
+                self.counters.spooled += len(chunk)
+                self._ack(chunk)
+        finally:
+            self._spooler_done.set()
 
     def _ack(self, messages: Sequence[Incoming]) -> None:
         current = self._generation
@@ -269,32 +299,124 @@ class IngestWorker:
             if m.qos > 0 and m.generation == current:
                 self._client.ack(m.mid, m.qos)
 
-    def process(self, messages: Sequence[Incoming]) -> bool:
-        """Decode, write and ack one batch; False if stopped before the commit."""
+    # -- writer (the calling thread): spool -> database -----------------------------------
+
+    def _db(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, connect_timeout=5,
+                                         application_name=f"aftercare-ingest {self.client_id}")
+        return self._conn
+
+    def _drop_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _write_with_retry(self, batch: Batch) -> writer.WriteResult | None:
+        """Write one batch, retrying through database outages; None if stopped meanwhile.
+        Anything that is not an outage is raised: the data is at fault."""
+        delay = 0.5
+        while True:
+            try:
+                return write(self._db(), batch)
+            except Exception as exc:
+                if not _is_outage(exc):
+                    if self._conn is not None and not self._conn.closed:
+                        self._conn.rollback()
+                    raise
+                self.counters.db_errors += 1
+                log.warning("database unavailable (%s); retrying in %.1fs",
+                            str(exc).strip().splitlines()[0] if str(exc) else exc, delay)
+                self._drop_conn()
+            if self._stop.wait(delay):
+                return None  # stopping: the spool keeps the batch for the next start
+            delay = min(delay * 2, 10.0)
+
+    def _store(self, records: Sequence[Record]) -> list[tuple[Batch, writer.WriteResult]] | None:
+        """Store records; a batch the database refuses is halved until the message at fault
+        is alone, and that message is kept as a reject. None if stopped before the end."""
+        batch = decode_batch(records, max_future_s=self.max_future_s, max_age_s=self.max_age_s)
+        try:
+            result = self._write_with_retry(batch)
+        except Exception as exc:
+            if len(records) > 1:
+                mid = len(records) // 2
+                first = self._store(records[:mid])
+                if first is None:
+                    return None
+                second = self._store(records[mid:])
+                return None if second is None else first + second
+            m = records[0]
+            why = _refusal(exc)
+            log.warning("the store refused a message on %s (%s: %s); kept as a reject",
+                        m.topic, why.reason, why.detail)
+            self.counters.isolated += 1
+            batch = Batch(messages=list(records), rejects=[BadMessage(
+                m.topic, m.payload, why.reason, why.detail, m.received_at, m.key)])
+            result = self._write_with_retry_forever(batch)
+        return None if result is None else [(batch, result)]
+
+    def _write_with_retry_forever(self, batch: Batch) -> writer.WriteResult | None:
+        """Keeping a reject must not fail for data reasons; if it does, the store itself is
+        broken: wait and retry, acknowledging nothing further, rather than lose it."""
+        delay = 1.0
+        while True:
+            try:
+                return self._write_with_retry(batch)
+            except Exception:
+                log.exception("cannot keep a reject; retrying in %.0fs", delay)
+                self.counters.db_errors += 1
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, 30.0)
+
+    def process(self, records: Sequence[Record]) -> bool:
+        """Decode, write and commit one batch; False if stopped before the commit."""
         t0 = time.perf_counter()
-        batch = decode_batch(messages, max_future_s=self.max_future_s)
-        result = self._write_with_retry(batch)
-        if result is None:
+        parts = self._store(records)
+        if parts is None:
             return False
-        self._ack(messages)
         c = self.counters
-        c.messages += len(messages)
-        c.readings_stored += result.stored
-        c.duplicates += result.duplicates
-        c.rejected += result.rejected
-        c.status_changes += len(batch.status)
-        c.waveforms += len(batch.waveforms)
+        c.messages += len(records)
         c.batches += 1
+        for batch, result in parts:
+            c.readings_stored += result.stored
+            c.duplicates += result.duplicates
+            c.rejected += result.rejected
+            c.status_changes += len(batch.status)
+            c.waveforms += len(batch.waveforms)
+            for bad in batch.rejects:
+                c.rejected_by_reason[bad.reason] = c.rejected_by_reason.get(bad.reason, 0) + 1
+            if self.metrics is not None:
+                self.metrics.observe_result(result, batch)
         c.last_batch_s = time.perf_counter() - t0
         # Consumer lag: how long the oldest message of the batch waited for its commit.
-        c.last_lag_s = (datetime.now(UTC) - messages[0].received_at).total_seconds()
-        for bad in batch.rejects:
-            c.rejected_by_reason[bad.reason] = c.rejected_by_reason.get(bad.reason, 0) + 1
+        c.last_lag_s = (datetime.now(UTC) - records[0].received_at).total_seconds()
         if self.metrics is not None:
-            self.metrics.observe(len(messages), c.last_batch_s, c.last_lag_s, result, batch)
+            self.metrics.observe(len(records), c.last_batch_s, c.last_lag_s)
         return True
 
+    def _next_batch(self, spool: Spool, pos: Position) -> tuple[list[Record], Position]:
+        """Up to batch_size messages from the spool, waiting at most batch_ms for more."""
+        records, end = spool.read(pos, max_records=self.batch_size)
+        if records and len(records) < self.batch_size:
+            deadline = time.monotonic() + self.batch_s
+            while len(records) < self.batch_size:
+                left = deadline - time.monotonic()
+                if left <= 0 or not spool.wait(end, min(left, IDLE_GAP_S)):
+                    break
+                more, end = spool.read(end, max_records=self.batch_size - len(records))
+                records += more
+        return records, end
+
     def run(self) -> Counters:
+        spool = self.spool = Spool(self.spool_dir, name=self.client_id)
+        if spool.pending_bytes:
+            log.info("spool %s holds %d bytes not yet stored: replaying", self.spool_dir,
+                     spool.pending_bytes)
+        spooler = threading.Thread(target=self._spool_loop, args=(spool,), daemon=True,
+                                   name="ingest-spooler")
+        spooler.start()
         ep = endpoint(self.mqtt_url)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
@@ -304,31 +426,108 @@ class IngestWorker:
         self._client.loop_start()
         last_log = time.monotonic()
         logged = 0
+        pos = spool.committed
+        beat_at = 0.0
+        _sd_notify(b"READY=1")
         try:
-            while not self._stop.is_set():
-                messages = self._collect()
-                if messages and not self.process(messages):
-                    break
+            while True:
+                self.heartbeat = time.monotonic()
+                if self.heartbeat - beat_at >= HEARTBEAT_EVERY_S:
+                    # Liveness for `aftercare ingest --alive` and systemd's watchdog: the
+                    # writer loop turns at least every few seconds, outage or not.
+                    (self.spool_dir / "heartbeat").touch()
+                    _sd_notify(b"WATCHDOG=1")
+                    beat_at = self.heartbeat
+                if self._stop.is_set() and (self._spooler_done.is_set() or
+                                            not spooler.is_alive()):
+                    # Drain what the spooler acknowledged, unless the database is away.
+                    records, end = spool.read(pos, max_records=self.batch_size)
+                    if not records or not self.process(records):
+                        break
+                    spool.commit(end)
+                    pos = end
+                    continue
+                records, end = self._next_batch(spool, pos)
+                if not records:
+                    spool.wait(pos, 0.2)
+                    continue
+                if not self.process(records):
+                    continue  # stopping during an outage: the spool keeps the batch
+                spool.commit(end)
+                pos = end
                 if time.monotonic() - last_log >= 10:
                     c = self.counters
                     log.info("%d msgs (+%d), %d readings stored, %d duplicates, %d rejected "
-                             "%s, lag %.2fs, last batch %.0f ms", c.messages, c.messages - logged,
-                             c.readings_stored, c.duplicates, c.rejected,
-                             c.rejected_by_reason or "", c.last_lag_s, c.last_batch_s * 1000)
+                             "%s, lag %.2fs, last batch %.0f ms, spool %.1f MB",
+                             c.messages, c.messages - logged, c.readings_stored, c.duplicates,
+                             c.rejected, c.rejected_by_reason or "", c.last_lag_s,
+                             c.last_batch_s * 1000, spool.pending_bytes / 1e6)
                     last_log, logged = time.monotonic(), c.messages
         finally:
+            self._stop.set()
             self._client.disconnect()
             self._client.loop_stop()
-            if self._conn is not None:
-                self._conn.close()
+            spooler.join(5)
+            spool.close()
+            self._drop_conn()
         return self.counters
 
     def stop(self) -> None:
         self._stop.set()
 
 
+HEARTBEAT_EVERY_S = 5.0
+
+
+def heartbeat_age_s(spool_dir: Path) -> float:
+    """Seconds since the worker owning `spool_dir` last showed it was alive (inf if never)."""
+    try:
+        return max(0.0, time.time() - (spool_dir / "heartbeat").stat().st_mtime)
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _sd_notify(message: bytes) -> None:
+    """Tell systemd (Type=notify, WatchdogSec=) we are ready / alive; no-op elsewhere."""
+    import os
+
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message, addr)
+        except OSError as exc:
+            log.warning("systemd notify failed: %s", exc)
+
+
 def default_client_id(instance: int) -> str:
     return f"aftercare-ingest-{socket.gethostname()}-{instance}"
+
+
+class _RateMeter:
+    """Bytes/s arriving in the spool over the last minute or so (for the outage estimate)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, int] | None = None
+        self._rate = 0.0
+
+    def seconds_left(self, worker: IngestWorker) -> float:
+        sp = worker.spool
+        if sp is None:
+            return 0.0
+        now = time.monotonic()
+        total = sp.appended_bytes
+        if self._last is not None and now - self._last[0] >= 1.0:
+            inst = (total - self._last[1]) / (now - self._last[0])
+            self._rate = inst if self._rate == 0 else 0.8 * self._rate + 0.2 * inst
+            self._last = (now, total)
+        elif self._last is None:
+            self._last = (now, total)
+        free = max(0, worker.spool_max_bytes - sp.pending_bytes)
+        return float("inf") if self._rate <= 0 else free / self._rate
 
 
 class Metrics:
@@ -358,17 +557,34 @@ class Metrics:
         inbox.set_function(worker._inbox.qsize)
         errors = Gauge("aftercare_ingest_db_errors", "failed batch writes (retried)", registry=r)
         errors.set_function(lambda: worker.counters.db_errors)
+        spooled = Gauge("aftercare_ingest_spool_bytes",
+                        "bytes on the local spool, acknowledged and not yet in the database",
+                        registry=r)
+        spooled.set_function(lambda: worker.spool.pending_bytes if worker.spool else 0)
+        cap = Gauge("aftercare_ingest_spool_max_bytes", "spool capacity (INGEST_SPOOL_MAX_MB)",
+                    registry=r)
+        cap.set(worker.spool_max_bytes)
+        self._rate = _RateMeter()
+        survivable = Gauge(
+            "aftercare_ingest_outage_survivable_seconds",
+            "how long a database outage the free spool absorbs at the recent incoming rate",
+            registry=r)
+        survivable.set_function(lambda: self._rate.seconds_left(worker))
+        alive = Gauge("aftercare_ingest_heartbeat_age_seconds",
+                      "seconds since the writer loop last turned (liveness)", registry=r)
+        alive.set_function(lambda: time.monotonic() - worker.heartbeat)
 
-    def observe(self, n_messages: int, batch_s: float, lag_s: float,
-                result: writer.WriteResult, batch: Batch) -> None:
+    def observe(self, n_messages: int, batch_s: float, lag_s: float) -> None:
         self.messages.inc(n_messages)
+        self.batch_messages.observe(n_messages)
+        self.commit_seconds.observe(batch_s)
+        self.lag.set(lag_s)
+
+    def observe_result(self, result: writer.WriteResult, batch: Batch) -> None:
         self.stored.inc(result.stored)
         self.duplicates.inc(result.duplicates)
         for bad in batch.rejects:
             self.rejected.labels(bad.reason).inc()
-        self.batch_messages.observe(n_messages)
-        self.commit_seconds.observe(batch_s)
-        self.lag.set(lag_s)
 
     def serve(self, port: int) -> None:
         from prometheus_client import start_http_server
@@ -394,25 +610,42 @@ def main(argv: list[str]) -> int:
     p.add_argument("--metrics-port", type=int, default=settings.ingest_metrics_port)
     p.add_argument("--mqtt-url", default=settings.mqtt_url)
     p.add_argument("--database-url", default=settings.database_url)
+    p.add_argument("--spool-dir", default=settings.ingest_spool_dir,
+                   help="durable local spool (default: AFTERCARE_DATA_DIR/spool/CLIENT_ID)")
+    p.add_argument("--share", action="store_true",
+                   help="subscribe through the $share group so several workers split the "
+                        "load; only on a broker that restores shared subscriptions after a "
+                        "restart (Mosquitto 2.0 does not: it would lose messages)")
     p.add_argument("--share-group", default=SHARE_GROUP,
                    help="MQTT 5 shared-subscription group the workers split the load in")
+    p.add_argument("--alive", type=float, metavar="SECONDS", default=None,
+                   help="liveness check: exit 0 if this worker's writer loop turned within "
+                        "SECONDS, else 1 (for systemd, a supervisor or a probe)")
     p.add_argument("--session-expiry-s", type=int, default=7 * 86400,
                    help="how long the broker keeps this worker's session (and its backlog) "
                         "while it is away")
     p.add_argument("--no-share", action="store_true",
-                   help="subscribe without the $share group (a single worker on a broker "
-                        "without shared subscriptions)")
+                   help="(the default) subscribe without the $share group")
     args = p.parse_args(argv)
+    client_id = args.client_id or default_client_id(args.instance)
+    spool_dir = Path(args.spool_dir) if args.spool_dir else \
+        Path(settings.data_dir or ".aftercare") / "spool" / client_id
+    if args.alive is not None:
+        return 0 if heartbeat_age_s(spool_dir) <= args.alive else 1
     worker = IngestWorker(
         database_url=args.database_url,
         mqtt_url=args.mqtt_url,
-        client_id=args.client_id or default_client_id(args.instance),
+        client_id=client_id,
+        spool_dir=spool_dir,
+        spool_max_bytes=settings.ingest_spool_max_mb * 1024 * 1024,
         batch_size=args.batch_size,
         batch_ms=args.batch_ms,
         receive_maximum=args.receive_maximum,
-        shared=not args.no_share,
+        shared=args.share and not args.no_share,
         share_group=args.share_group,
         session_expiry_s=args.session_expiry_s,
+        max_future_s=float(settings.ingest_max_future_s),
+        max_age_s=settings.retention_days * 86_400.0,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

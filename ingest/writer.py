@@ -11,6 +11,7 @@ text COPY (../shared/MEASURED.md).
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 import psycopg
 from numpy.typing import ArrayLike, NDArray
 
+from ingest.decode import printable
 from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
 
 Conn = psycopg.Connection[Any]
@@ -29,20 +31,32 @@ Conn = psycopg.Connection[Any]
 _PG_EPOCH_OFFSET_US = 946_684_800_000_000
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
-_ROW = np.dtype([
-    ("ncols", ">i2"),
-    ("l_time", ">i4"), ("time", ">i8"),
-    ("l_dev", ">i4"), ("dev", ">i4"),
-    ("l_met", ">i4"), ("met", ">i2"),
-    ("l_val", ">i4"), ("val", ">f8"),
-])
-_ROW_NULL = np.dtype([
-    ("ncols", ">i2"),
-    ("l_time", ">i4"), ("time", ">i8"),
-    ("l_dev", ">i4"), ("dev", ">i4"),
-    ("l_met", ">i4"), ("met", ">i2"),
-    ("l_val", ">i4"),
-])
+
+
+def _row_dtypes(metric_bytes: int) -> tuple[np.dtype[Any], np.dtype[Any]]:
+    """Binary COPY row layouts (with a value, and with NULL) for a metric id of that width."""
+    met = f">i{metric_bytes}"
+    head = [("ncols", ">i2"), ("l_time", ">i4"), ("time", ">i8"), ("l_dev", ">i4"),
+            ("dev", ">i4"), ("l_met", ">i4"), ("met", met), ("l_val", ">i4")]
+    return np.dtype([*head, ("val", ">f8")]), np.dtype(head)
+
+
+_ROWS = {2: _row_dtypes(2), 4: _row_dtypes(4)}
+# Stores migrated before metric ids were widened keep smallint (TimescaleDB cannot retype a
+# compressed hypertable): there the catalogue stops short of the type's end.
+MAX_METRIC_NAMES = {2: 32_000, 4: 1_000_000}
+# A reject keeps this much of its payload verbatim, plus the whole size and SHA-256: a flood
+# of huge garbage cannot fill the disk.
+REJECT_KEEP_BYTES = 64 * 1024
+
+
+class Refused(ValueError):
+    """The store refuses this data for good (not an outage): isolate the message, reject it."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason if detail is None else f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class _Cache:
     devices: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, int] = field(default_factory=dict)
     staging: bool = False
+    metric_bytes: int = 0  # width of telemetry.metric_id, read once per connection
 
 
 _caches: weakref.WeakKeyDictionary[Conn, _Cache] = weakref.WeakKeyDictionary()
@@ -73,16 +88,38 @@ def _cache(conn: Conn) -> _Cache:
     return cache
 
 
+def _metric_bytes(conn: Conn, cache: _Cache) -> int:
+    if not cache.metric_bytes:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT typlen FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = 'telemetry'::regclass AND a.attname = 'metric_id'"
+            ).fetchone()
+        cache.metric_bytes = int(row[0]) if row else 4
+    return cache.metric_bytes
+
+
 def _resolve(conn: Conn, table: str, column: str, names: Sequence[str],
-             known: dict[str, int]) -> None:
+             known: dict[str, int], *, cap: int | None = None) -> None:
     """Give every name an id, creating rows for new ones in a short transaction of its own.
 
     Ids are committed before the batch so a batch that rolls back leaves the cache valid.
+    With `cap`, a batch that would grow the table past `cap` rows is :class:`Refused`.
     """
     missing = sorted({n for n in names if n not in known})
     if not missing:
         return
     with conn.transaction():
+        if cap is not None:
+            # Serialise catalogue growth so concurrent writers cannot overshoot the cap.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{table}_cap",))
+            row = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {column} <> ALL(%s)",  # noqa: S608
+                (missing,),
+            ).fetchone()
+            if row is not None and int(row[0]) + len(missing) > cap:
+                raise Refused("metric catalogue full",
+                              f"{len(missing)} new names, {int(row[0])} of {cap} in use")
         conn.execute(
             f"INSERT INTO {table} ({column}) SELECT unnest(%s::text[]) ORDER BY 1 "
             "ON CONFLICT DO NOTHING",
@@ -95,19 +132,22 @@ def _resolve(conn: Conn, table: str, column: str, names: Sequence[str],
 
 
 def copy_buffer(time_us: NDArray[np.int64], device_id: NDArray[np.int32],
-                metric_id: NDArray[np.int16], value: NDArray[np.float64]) -> bytes:
+                metric_id: NDArray[np.integer[Any]], value: NDArray[np.float64], *,
+                metric_bytes: int = 4) -> bytes:
     """PostgreSQL binary COPY data for (time, device_id, metric_id, value) rows.
 
-    NaN values are written as NULL ("no reading").
+    NaN values are written as NULL ("no reading"). `metric_bytes` is the width of the
+    metric id column (4 for integer, 2 for a store created with smallint ids).
 
-    >>> buf = copy_buffer(np.array([0]), np.array([1], np.int32), np.array([2], np.int16),
+    >>> buf = copy_buffer(np.array([0]), np.array([1], np.int32), np.array([2], np.int32),
     ...                   np.array([np.nan]))
-    >>> len(buf) == 19 + 2 + 4 + 8 + 4 + 4 + 4 + 2 + 4 + 2
+    >>> len(buf) == 19 + 2 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 2
     True
     """
     null = np.isnan(value)
     parts = [_HEADER]
-    for mask, dtype in ((~null, _ROW), (null, _ROW_NULL)):
+    row, row_null = _ROWS[metric_bytes]
+    for mask, dtype in ((~null, row), (null, row_null)):
         n = int(mask.sum())
         if n == 0:
             continue
@@ -117,9 +157,9 @@ def copy_buffer(time_us: NDArray[np.int64], device_id: NDArray[np.int32],
         rows["time"] = time_us[mask] - _PG_EPOCH_OFFSET_US
         rows["l_dev"] = 4
         rows["dev"] = device_id[mask]
-        rows["l_met"] = 2
+        rows["l_met"] = metric_bytes
         rows["met"] = metric_id[mask]
-        if dtype is _ROW:
+        if dtype is row:
             rows["l_val"] = 8
             rows["val"] = value[mask]
         else:
@@ -209,9 +249,11 @@ def write_columns(
     met_names, met_inv = _factorize(met)
     side_devices = {s.device for s in status} | {w.device for w in waveforms}
     _resolve(conn, "devices", "device_key", sorted(set(dev_names) | side_devices), cache.devices)
-    _resolve(conn, "metrics", "name", sorted(met_names), cache.metrics)
+    metric_bytes = _metric_bytes(conn, cache)
+    _resolve(conn, "metrics", "name", sorted(met_names), cache.metrics,
+             cap=MAX_METRIC_NAMES[metric_bytes])
     dev_ids = np.array([cache.devices[x] for x in dev_names], dtype=np.int32)
-    met_ids = np.array([cache.metrics[x] for x in met_names], dtype=np.int16)
+    met_ids = np.array([cache.metrics[x] for x in met_names], dtype=np.int32)
 
     stored = 0
     with conn.transaction():
@@ -221,7 +263,8 @@ def write_columns(
                     "SELECT telemetry_prepare_write(%s, %s)",
                     (EPOCH + timedelta(microseconds=lo_us), EPOCH + timedelta(microseconds=hi_us)),
                 )
-            buf = copy_buffer(t, dev_ids[dev_inv], met_ids[met_inv], v)
+            buf = copy_buffer(t, dev_ids[dev_inv], met_ids[met_inv], v,
+                              metric_bytes=metric_bytes)
             with conn.cursor() as cur:
                 try:
                     # Fast path: COPY straight into the table, in a savepoint. Duplicates only
@@ -234,7 +277,8 @@ def write_columns(
                     if not cache.staging:
                         cur.execute(
                             "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
-                            "(time timestamptz, device_id int4, metric_id int2, value float8) "
+                            "(time timestamptz, device_id int4, metric_id int"
+                            f"{metric_bytes}, value float8) "
                             "ON COMMIT DELETE ROWS"
                         )
                         cache.staging = True
@@ -301,13 +345,30 @@ def _write_waveforms(conn: Conn, waves: Sequence[Waveform], ids: dict[str, int])
 
 
 def write_rejects(conn: Conn, rejects: Sequence[BadMessage]) -> None:
-    """Keep bad messages verbatim with their reason (inside the caller's transaction)."""
+    """Keep bad messages with their reason (inside the caller's transaction).
+
+    The payload is kept verbatim up to :data:`REJECT_KEEP_BYTES`, with its full size and
+    SHA-256; text fields are made safe to store whatever they hold. A message kept once
+    under its ``source_key`` (a spooled message replayed after a crash) is not kept again.
+    """
     now = datetime.now(UTC)
-    with conn.cursor() as cur, cur.copy(
-        "COPY ingest_rejects (received_at, topic, payload, reason, detail) FROM STDIN"
-    ) as cp:
-        for r in rejects:
-            cp.write_row((r.received_at or now, r.topic, r.payload, r.reason, r.detail))
+    conn.execute(
+        "INSERT INTO ingest_rejects (received_at, topic, payload, reason, detail, payload_size, "
+        "  payload_sha256, source_key) "
+        "SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::bytea[], %s::text[], "
+        "  %s::text[], %s::int4[], %s::bytea[], %s::text[]) "
+        "ON CONFLICT (source_key) DO NOTHING",
+        (
+            [r.received_at or now for r in rejects],
+            [printable(r.topic, 1024) for r in rejects],
+            [r.payload[:REJECT_KEEP_BYTES] for r in rejects],
+            [printable(r.reason, 200) for r in rejects],
+            [None if r.detail is None else printable(r.detail, 1000) for r in rejects],
+            [len(r.payload) for r in rejects],
+            [hashlib.sha256(r.payload).digest() for r in rejects],
+            [r.source_key for r in rejects],
+        ),
+    )
 
 
 def write_batch(

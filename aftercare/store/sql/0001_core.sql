@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS devices (
 COMMENT ON TABLE devices IS 'Every device id ever seen on the broker; the CRM claims them for assets.';
 
 CREATE TABLE IF NOT EXISTS metrics (
-    id   smallint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id   integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL UNIQUE CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$')
 );
 

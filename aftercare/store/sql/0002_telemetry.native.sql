@@ -2,7 +2,7 @@
 CREATE TABLE IF NOT EXISTS telemetry (
     time      timestamptz NOT NULL,
     device_id integer NOT NULL,
-    metric_id smallint NOT NULL,
+    metric_id integer NOT NULL,
     value     double precision
 ) PARTITION BY RANGE (time);
 CREATE UNIQUE INDEX IF NOT EXISTS telemetry_key ON telemetry (device_id, metric_id, time);
@@ -74,7 +74,7 @@ END $$;
 CREATE TABLE IF NOT EXISTS telemetry_1m (
     bucket    timestamptz NOT NULL,
     device_id integer NOT NULL,
-    metric_id smallint NOT NULL,
+    metric_id integer NOT NULL,
     min       double precision,
     max       double precision,
     mean      double precision,

@@ -2,7 +2,7 @@
 CREATE TABLE IF NOT EXISTS telemetry (
     time      timestamptz NOT NULL,
     device_id integer NOT NULL,
-    metric_id smallint NOT NULL,
+    metric_id integer NOT NULL,
     value     double precision
 );
 SELECT create_hypertable('telemetry', by_range('time', INTERVAL '1 day'), if_not_exists => true);
