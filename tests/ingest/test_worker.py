@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -195,7 +195,8 @@ def test_database_outage_is_absorbed_by_the_spool_and_resumes_without_loss(
             # Acknowledged only once on disk: the broker's queue is no longer the limit.
             wait_for("the spool", lambda: w.counters.spooled >= 50)
             assert w.counters.messages == 0
-            assert w.spool is not None and w.spool.pending_bytes > 0
+            assert w.spool is not None
+            assert w.spool.pending_bytes > 0
             with _admin() as admin:
                 admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}"')
             wait_for("the backlog", lambda: w.counters.messages >= 50, 60)
