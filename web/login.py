@@ -1,83 +1,60 @@
-"""Log-in with rate limiting: failed attempts are counted per user name and per client
-address in the cache, and further attempts are refused for a while once a limit is reached.
-
-The counts live in Django's default cache, which is in PostgreSQL (web/settings.py), so every
-`aftercare web` process sees the same counts.
+"""Log-in with rate limiting per (user name, client address) pair and per address, counted
+exactly under row locks in PostgreSQL (:mod:`service_crm.services.login_throttle`), so every
+`aftercare web` process shares the counts and parallel attempts cannot slip past the limit.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from service_crm.services.login_throttle import (
+    LoginLimits,
+    login_attempt_begin,
+    login_attempt_succeeded,
+)
 from web.roles import home_url_name
 
 
-def _limits() -> tuple[int, int, int]:
-    """(failures per user name, failures per address, window in seconds)."""
-    return (int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_USER", 5)),
-            int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_IP", 30)),
-            int(getattr(settings, "AFTERCARE_LOGIN_WINDOW_S", 900)))
+def login_limits() -> LoginLimits:
+    return LoginLimits(
+        per_pair=int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_USER", 5)),
+        per_address=int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_IP", 30)),
+        window_s=int(getattr(settings, "AFTERCARE_LOGIN_WINDOW_S", 900)),
+        backoff_s=int(getattr(settings, "AFTERCARE_LOGIN_BACKOFF_S", 60)),
+        max_backoff_s=int(getattr(settings, "AFTERCARE_LOGIN_MAX_BACKOFF_S", 3600)))
 
 
-def _key(kind: str, value: str) -> str:
-    # Hashed: user names and addresses do not belong in cache keys in clear text.
-    return "login-fail:" + kind + ":" + hashlib.sha256(value.encode()).hexdigest()[:32]
-
-
-def _client_ip(request: HttpRequest | None) -> str:
+def client_ip(request: HttpRequest | None) -> str:
     # REMOTE_ADDR only: X-Forwarded-For is whatever the client wants it to be.
     return "" if request is None else str(request.META.get("REMOTE_ADDR", ""))
 
 
-def login_blocked(*, username: str, ip: str) -> bool:
-    per_user, per_ip, _ = _limits()
-    return (int(cache.get(_key("user", username.lower()), 0)) >= per_user
-            or int(cache.get(_key("ip", ip), 0)) >= per_ip)
-
-
-def login_failed(*, username: str, ip: str) -> None:
-    _, _, window_s = _limits()
-    for key in (_key("user", username.lower()), _key("ip", ip)):
-        if not cache.add(key, 1, timeout=window_s):
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=window_s)
-
-
-def login_succeeded(*, username: str) -> None:
-    cache.delete(_key("user", username.lower()))
-
-
 class RateLimitedAuthenticationForm(AuthenticationForm):
-    """The standard form, refusing to check passwords while the limit is reached."""
+    """The standard form; the password is checked only after an attempt has been reserved."""
 
     blocked = False
+    retry_after_s = 0
 
     def clean(self) -> dict[str, Any]:
         username = str(self.data.get("username", ""))
-        ip = _client_ip(self.request)
-        if login_blocked(username=username, ip=ip):
-            self.blocked = True
-            _, _, window_s = _limits()
-            raise ValidationError(
-                f"Too many failed log-ins. Try again in {window_s // 60} minutes.",
-                code="rate_limited")
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            login_failed(username=username, ip=ip)
-            raise
-        login_succeeded(username=username)
+        ip = client_ip(self.request)
+        limits = login_limits()
+        decision = login_attempt_begin(username=username, ip=ip, limits=limits)
+        if not decision.allowed:
+            self.blocked, self.retry_after_s = True, decision.retry_after_s
+            wait = (f"{decision.retry_after_s} seconds" if decision.retry_after_s < 120
+                    else f"{-(-decision.retry_after_s // 60)} minutes")
+            raise ValidationError(f"Too many failed log-ins. Try again in {wait}.",
+                                  code="rate_limited")
+        cleaned = super().clean()  # a wrong password raises: the reservation stays counted
+        login_attempt_succeeded(username=username, ip=ip, limits=limits)
         return cleaned
 
 
@@ -89,6 +66,7 @@ class LoginView(auth_views.LoginView):
         response = super().form_invalid(form)
         if getattr(form, "blocked", False):
             response.status_code = 429
+            response["Retry-After"] = str(getattr(form, "retry_after_s", 0))
         return response
 
     def get_default_redirect_url(self) -> str:

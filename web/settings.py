@@ -134,15 +134,19 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
-# Login rate limiting (web.login): per-process cache, enough for the one waitress process.
-# In PostgreSQL, shared by every web process (`aftercare web --workers N`): the log-in rate
-# limit must count one client's failures across processes, and the dashboard's cached counts
-# are computed once for all of them. The table is made by `aftercare db migrate`.
+# In PostgreSQL, shared by every web process (`aftercare web --workers N`): the dashboard's
+# cached counts are computed once for all of them. The table is made by `aftercare db migrate`.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
                       "LOCATION": "aftercare_cache"}}
+# Log-in limiting (web.login, service_crm.services.login_throttle; counts in PostgreSQL under
+# row locks): wrong passwords per (user name, client address) pair and per address before a
+# block of BACKOFF_S, doubling with each further failure up to MAX_BACKOFF_S; WINDOW_S idle
+# forgets.
 AFTERCARE_LOGIN_MAX_FAILURES_USER = 5
 AFTERCARE_LOGIN_MAX_FAILURES_IP = 30
 AFTERCARE_LOGIN_WINDOW_S = 900
+AFTERCARE_LOGIN_BACKOFF_S = 60
+AFTERCARE_LOGIN_MAX_BACKOFF_S = 3600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

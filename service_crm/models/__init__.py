@@ -20,6 +20,7 @@ from service_crm.models.equipment import (
     ServiceTask,
 )
 from service_crm.models.interaction import Interaction
+from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
 from service_crm.models.part import SparePart, Stock, Warehouse
 from service_crm.models.site import Site
@@ -30,8 +31,8 @@ __all__ = [
     "Account", "Alert", "AlertOutcome", "ApiToken", "Asset", "AuditLog", "BomLine",
     "BusinessCalendar",
     "Contact", "ContractDocument", "DeviceLink", "Engineer", "Episode", "EquipmentModel",
-    "FailureMode", "Interaction", "MaintenanceContract", "MetricSpec", "Offer", "OfferLine",
-    "ServiceTask",
+    "FailureMode", "Interaction", "LoginThrottle", "MaintenanceContract", "MetricSpec", "Offer",
+    "OfferLine", "ServiceTask",
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
 ]

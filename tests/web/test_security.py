@@ -5,13 +5,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.cookiejar
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from service_crm import models as m
+from service_crm.services.login_throttle import (
+    LoginLimits,
+    login_attempt_begin,
+    login_attempt_succeeded,
+)
 from tests import factories as f
 from tests.factories import store_device
 from tests.web.conftest import PASSWORD, World
@@ -180,3 +196,136 @@ def test_drf_tokens_are_imported_hashed_and_their_plain_keys_dropped(world: Worl
     client = _with("0123456789abcdef0123456789abcdef01234567")
     assert client.get("/api/v1/accounts/").status_code == 200
     assert m.ApiToken.objects.get(user=desk_agent).name == "api"
+
+
+# --- 3. log-in limiting -------------------------------------------------------------------------
+
+PBKDF2 = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class _WideServer(ThreadedWSGIServer):
+    # The live_server fixture's listen backlog is 5: 40 simultaneous connections would be
+    # reset before they reach the application.
+    request_queue_size = 128
+
+
+@pytest.fixture
+def wide_server(transactional_db: None) -> Iterator[str]:
+    """The WSGI app on a thread-per-request server that accepts 40 connections at once; each
+    request thread has its own database connection, as web processes do."""
+    server = _WideServer(("127.0.0.1", 0), _QuietHandler)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _slow_user(settings: Any, username: str) -> Any:
+    """A user whose password takes the production hasher's time to check: the window in
+    which a non-atomic counter lets parallel attempts slip through."""
+    settings.PASSWORD_HASHERS = PBKDF2
+    user = f.UserFactory(username=username)
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def _parallel(n: int, send: Any) -> list[int]:
+    barrier = threading.Barrier(n)
+
+    def one(_: int) -> int:
+        barrier.wait()
+        try:
+            with urllib.request.urlopen(send(), timeout=120) as resp:  # noqa: S310
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_wrong_passwords_on_the_token_endpoint_are_checked_exactly_to_the_limit(
+        wide_server: str, settings: Any) -> None:
+    _slow_user(settings, "tess")
+    body = json.dumps({"username": "tess", "password": "wrong guess"}).encode()
+    statuses = _parallel(40, lambda: urllib.request.Request(  # noqa: S310
+        wide_server + "/api/v1/token/", data=body,
+        headers={"Content-Type": "application/json"}))
+    assert sorted(statuses) == [400] * 5 + [429] * 35
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_wrong_passwords_on_the_login_form_are_checked_exactly_to_the_limit(
+        wide_server: str, settings: Any) -> None:
+    _slow_user(settings, "lena")
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.open(wide_server + "/login/").read()
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    body = urllib.parse.urlencode({"username": "lena", "password": "wrong guess",
+                                   "csrfmiddlewaretoken": csrf}).encode()
+    statuses = _parallel(40, lambda: urllib.request.Request(  # noqa: S310
+        wide_server + "/login/", data=body,
+        headers={"Cookie": f"csrftoken={csrf}", "Referer": wide_server + "/login/"}))
+    assert sorted(statuses) == [200] * 5 + [429] * 35  # 200: the form again, "wrong password"
+
+
+def test_a_stranger_cannot_lock_the_user_out(world: World, desk_agent: Any) -> None:
+    stranger = Client(REMOTE_ADDR="203.0.113.9")
+    for _ in range(5):
+        assert stranger.post("/login/", {"username": "desk", "password": "guess"}
+                             ).status_code == 200
+    blocked = stranger.post("/login/", {"username": "desk", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert 0 < int(blocked["Retry-After"]) <= 60
+    assert stranger.post("/api/v1/token/", {"username": "desk", "password": PASSWORD}
+                         ).status_code == 429
+    user = Client(REMOTE_ADDR="198.51.100.7")
+    assert user.post("/login/", {"username": "desk", "password": PASSWORD}).status_code == 302
+    assert user.post("/api/v1/token/", {"username": "desk", "password": PASSWORD}
+                     ).status_code == 200
+
+
+def test_blocks_back_off_doubling_and_a_success_clears_them(db: None) -> None:
+    limits = LoginLimits(per_pair=5, per_address=30, window_s=900, backoff_s=60,
+                         max_backoff_s=3600)
+    t0 = timezone.now()
+
+    def attempt(after_s: float) -> Any:
+        return login_attempt_begin(username="Desk", ip="192.0.2.1", limits=limits,
+                                   now=t0 + dt.timedelta(seconds=after_s))
+
+    assert all(attempt(i).allowed for i in range(5))  # five checked, the fifth blocks
+    assert attempt(30).retry_after_s == 34
+    assert attempt(65).allowed  # the block is over: one more try ...
+    assert attempt(66).retry_after_s == 119  # ... and the next block is twice as long
+    assert attempt(185).allowed
+    assert attempt(186).retry_after_s == 239
+    # Same user name in another case from another address: not blocked.
+    assert login_attempt_begin(username="DESK", ip="192.0.2.2", limits=limits,
+                               now=t0 + dt.timedelta(seconds=186)).allowed
+    login_attempt_succeeded(username="desk", ip="192.0.2.1", limits=limits)
+    assert attempt(187).allowed
+
+
+def test_one_address_guessing_many_users_is_blocked(db: None) -> None:
+    limits = LoginLimits(per_pair=5, per_address=30)
+    t0 = timezone.now()
+    for i in range(30):
+        assert login_attempt_begin(username=f"user{i}", ip="192.0.2.50", limits=limits,
+                                   now=t0).allowed
+    assert not login_attempt_begin(username="user99", ip="192.0.2.50", limits=limits,
+                                   now=t0).allowed
+    assert login_attempt_begin(username="user99", ip="192.0.2.51", limits=limits,
+                               now=t0).allowed

@@ -87,24 +87,26 @@ def test_bad_web_workers_setting_names_the_variable(value: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_login_failures_counted_in_one_process_block_the_next(db: None) -> None:
-    """The rate limiter's counts are in the shared cache (PostgreSQL), not in one process's
-    memory: failures recorded here lock the user name out in another process too."""
+    """The limiter's counts are in PostgreSQL, not in one process's memory: failures recorded
+    here block the same (user name, address) pair in another process, and only that pair."""
     from django.db import connection
 
-    from web.login import _limits, login_blocked, login_failed
+    from service_crm.services.login_throttle import login_attempt_begin
+    from web.login import login_limits
 
-    per_user, _, _ = _limits()
-    for _ in range(per_user):
-        login_failed(username="shared-desk", ip="192.0.2.1")
+    limits = login_limits()
+    for _ in range(limits.per_pair):
+        assert login_attempt_begin(username="shared-desk", ip="192.0.2.1", limits=limits).allowed
     s = connection.settings_dict
     url = f"postgresql://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-    probe = ("import django; django.setup(); from web.login import login_blocked; "
-             "print(login_blocked(username='shared-desk', ip='192.0.2.2'), "
-             "login_blocked(username='someone-else', ip='192.0.2.2'))")
+    probe = ("import django; django.setup(); "
+             "from service_crm.services.login_throttle import login_attempt_begin as b; "
+             "from web.login import login_limits as l; "
+             "print(b(username='shared-desk', ip='192.0.2.1', limits=l()).allowed, "
+             "b(username='shared-desk', ip='192.0.2.2', limits=l()).allowed)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=60, cwd=ROOT, check=False,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": url,
                                  "DJANGO_SETTINGS_MODULE": "web.settings"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "False"]
-    assert login_blocked(username="shared-desk", ip="192.0.2.3")
+    assert result.stdout.split() == ["False", "True"]

@@ -335,7 +335,9 @@ class TokenView(APIView):
             messages = [str(m) for m in form.non_field_errors()] or ["Give username and password."]
             status = 429 if form.blocked else 400
             return Response({"detail": " ".join(messages),
-                             "errors": {"non_field_errors": messages}}, status=status)
+                             "errors": {"non_field_errors": messages}}, status=status,
+                            headers={"Retry-After": str(form.retry_after_s)} if form.blocked
+                            else None)
         body = s.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         issued = api_token_services.api_token_create(
