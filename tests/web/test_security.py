@@ -329,3 +329,34 @@ def test_one_address_guessing_many_users_is_blocked(db: None) -> None:
                                    now=t0).allowed
     assert login_attempt_begin(username="user99", ip="192.0.2.51", limits=limits,
                                now=t0).allowed
+
+
+# --- 4. offer decisions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "fmt", "message"), [
+    ({}, "multipart", "This field is required."),
+    ({}, "json", "This field is required."),
+    ({"accepted": ""}, "multipart", "Must be a valid boolean."),
+    ({"accepted": "maybe"}, "multipart", "Must be a valid boolean."),
+    ({"accepted": "maybe"}, "json", "Must be a valid boolean."),
+    ({"accepted": None}, "json", "This field may not be null."),
+    ({"accepted": [True]}, "json", "Must be a valid boolean."),
+])
+def test_offer_decision_without_a_valid_answer_is_a_400_naming_the_field(
+        world: World, customer_user: Any, api: Any, body: dict[str, Any], fmt: str,
+        message: str) -> None:
+    response = api(customer_user).post(f"/api/v1/offers/{world.north.offer.pk}/decide/", body,
+                                       format=fmt)
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == {"accepted": [message]}
+    assert response.json()["detail"].startswith("accepted: ")
+    world.north.offer.refresh_from_db()
+    assert world.north.offer.status == "sent"
+
+
+def test_offer_decision_as_a_form_with_false_declines(world: World, customer_user: Any,
+                                                       api: Any) -> None:
+    response = api(customer_user).post(f"/api/v1/offers/{world.north.offer.pk}/decide/",
+                                       {"accepted": "false"}, format="multipart")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "declined"

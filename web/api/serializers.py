@@ -121,8 +121,15 @@ class OfferSerializer(serializers.ModelSerializer[Offer]):
         return f"{gross * (100 - obj.discount_pct) / 100:.2f}"
 
 
+class RequiredBooleanField(serializers.BooleanField):
+    """A boolean that must be given. DRF's own reads a missing form field as False (an
+    unticked HTML checkbox), which turned a form without the answer into a decline."""
+
+    default_empty_html = serializers.empty
+
+
 class OfferDecisionSerializer(serializers.Serializer[Any]):
-    accepted = serializers.BooleanField()
+    accepted = RequiredBooleanField(help_text="true accepts the offer, false declines it")
 
 
 class DeviceSerializer(serializers.Serializer[Any]):
