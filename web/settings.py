@@ -154,7 +154,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "web.api.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "web.api.errors.exception_handler",
@@ -165,7 +165,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Token authentication: `Authorization: Token <key>` (POST /api/v1/token/ "
                    "makes a named token that expires, 90 days by default; DELETE /api/v1/token/ "
                    "revokes the one you send; /api/v1/tokens/ lists, revokes and rotates). "
-                   "Lists take `limit`/`offset` and the filters named per endpoint; a bad "
+                   "Lists take `limit` (1-500, default 50), `offset` (0-1,000,000) and the "
+                   "filters named per endpoint; a bad "
                    "value answers 400 naming the parameter.",
     # Swagger UI from our own static files (vendored, see static/vendor/README.md): no CDN.
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",

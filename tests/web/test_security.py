@@ -360,3 +360,67 @@ def test_offer_decision_as_a_form_with_false_declines(world: World, customer_use
                                        {"accepted": "false"}, format="multipart")
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "declined"
+
+
+# --- 5. list bounds -----------------------------------------------------------------------------
+
+LISTS = ["alerts", "accounts", "assets", "episodes", "offers", "work-orders", "tickets",
+         "devices", "tokens"]
+
+
+@pytest.mark.parametrize("endpoint", LISTS)
+@pytest.mark.parametrize(("query", "param"), [
+    ("limit=10000000000000000000", "limit"), ("limit=501", "limit"), ("limit=0", "limit"),
+    ("limit=-1", "limit"), ("limit=ten", "limit"), ("limit=1e3", "limit"),
+    ("offset=99999999999999999999", "offset"), ("offset=-5", "offset"),
+    ("offset=1000001", "offset"), ("offset=x", "offset"),
+])
+def test_bad_page_bounds_answer_400_naming_the_parameter(
+        world: World, desk_agent: Any, api: Any, endpoint: str, query: str,
+        param: str) -> None:
+    response = api(desk_agent).get(f"/api/v1/{endpoint}/?{query}")
+    assert response.status_code == 400, (query, response.content)
+    assert list(response.json()["errors"]) == [param]
+    assert response.json()["detail"].startswith(f"{param}: A whole number from")
+
+
+def test_page_size_is_honoured_up_to_the_cap(world: World, desk_agent: Any, api: Any) -> None:
+    client = api(desk_agent)
+    assert len(client.get("/api/v1/alerts/?limit=1").json()["results"]) == 1
+    assert client.get("/api/v1/alerts/?limit=500&offset=1000000").json()["results"] == []
+    assert client.get("/api/v1/alerts/?limit=&offset=").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["banana", "2", "maybe"])
+def test_unclaimed_must_be_true_or_false(world: World, desk_agent: Any, api: Any,
+                                         value: str) -> None:
+    response = api(desk_agent).get(f"/api/v1/devices/?unclaimed={value}")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"unclaimed": ["Give true or false."]}
+
+
+def test_unclaimed_false_lists_claimed_devices(world: World, desk_agent: Any, api: Any) -> None:
+    store_device("stray-1")
+    keys = {d["device_key"] for d in
+            api(desk_agent).get("/api/v1/devices/?unclaimed=false").json()["results"]}
+    assert "stray-1" not in keys
+    assert "cmp-n1" in keys
+
+
+@pytest.mark.parametrize(("query", "param"), [
+    ("start=0001-01-01T00:00:00Z", "start"), ("end=0001-01-01T00:00:00Z", "end"),
+    ("end=9999-12-31T23:59:59Z", "end"), ("start=yesterday", "start"),
+])
+def test_telemetry_window_out_of_range_is_a_400(world: World, desk_agent: Any, api: Any,
+                                                query: str, param: str) -> None:
+    response = api(desk_agent).get(f"/api/v1/assets/{world.north.asset.pk}/telemetry/?{query}")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == [param]
+
+
+@pytest.mark.parametrize("endpoint", ["assets", "tickets", "episodes", "offers"])
+def test_an_id_filter_beyond_bigint_is_a_400(world: World, desk_agent: Any, api: Any,
+                                             endpoint: str) -> None:
+    response = api(desk_agent).get(f"/api/v1/{endpoint}/?account=99999999999999999999")
+    assert response.status_code == 400
+    assert "account" in response.json()["errors"]

@@ -29,11 +29,30 @@ def choice(param: str, lookup: str, choices: Iterable[tuple[str, str]]) -> Query
 
 
 def integer(param: str, lookup: str) -> QueryFilter:
-    return QueryFilter(param, lookup, forms.IntegerField(min_value=1))
+    # Ids are PostgreSQL bigints: a larger number names nothing and is refused as such.
+    return QueryFilter(param, lookup, forms.IntegerField(min_value=1, max_value=2**63 - 1))
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (also 1/0, yes/no, on/off); anything else is an error. Django's
+    NullBooleanField reads an unknown word as "not given", so a typo silently changed nothing."""
+
+    TRUE = frozenset({"true", "1", "yes", "on"})
+    FALSE = frozenset({"false", "0", "no", "off"})
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        word = str(value).strip().lower()
+        if word in self.TRUE:
+            return True
+        if word in self.FALSE:
+            return False
+        raise DjangoValidationError("Give true or false.", code="invalid")
 
 
 def boolean(param: str, lookup: str) -> QueryFilter:
-    return QueryFilter(param, lookup, forms.NullBooleanField())
+    return QueryFilter(param, lookup, StrictBooleanField(required=False))
 
 
 def text(param: str, lookup: str) -> QueryFilter:

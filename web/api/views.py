@@ -157,11 +157,20 @@ MAX_WINDOW = {"1m": dt.timedelta(days=7), "1h": dt.timedelta(days=400),
               "6h": dt.timedelta(days=400), "1d": dt.timedelta(days=400)}
 
 
+# Outside these, `end - 24 h` and the bucket arithmetic overflow Python's datetime.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
 def _parse_window(params: Any) -> Window:
     form = _Window(params)
     if not form.is_valid():
         raise ValidationError({k: [e["message"] for e in v]
                                for k, v in form.errors.get_json_data().items()})
+    for name in ("start", "end"):
+        value = form.cleaned_data[name]
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise ValidationError({name: [f"`{name}` must be from 1970 to 8999."]})
     end = form.cleaned_data["end"] or timezone.now()
     start = form.cleaned_data["start"] or end - dt.timedelta(hours=24)
     resolution = form.cleaned_data["resolution"] or "1h"
