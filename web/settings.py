@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files (vendored, see static/vendor/README.md): no CDN.
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+    # The schema and its docs page describe every endpoint: for signed-in users only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Alerts' and episodes' severities are one choice set: one name in the schema.
     "ENUM_NAME_OVERRIDES": {"SeverityEnum": "service_crm.models.choices.Severity"},
 }
@@ -178,7 +180,9 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"forbidden_without_traceback": {"()": "web.log.ForbiddenWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "filters": ["forbidden_without_traceback"]}},
     "root": {"handlers": ["console"], "level": "INFO"},
 }
 

@@ -7,12 +7,16 @@ import datetime as dt
 import hashlib
 import http.cookiejar
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +37,7 @@ from tests.factories import store_device
 from tests.web.conftest import PASSWORD, World
 
 pytestmark = pytest.mark.db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- 1. reserved service identities ---------------------------------------------------------
@@ -424,3 +429,54 @@ def test_an_id_filter_beyond_bigint_is_a_400(world: World, desk_agent: Any, api:
     response = api(desk_agent).get(f"/api/v1/{endpoint}/?account=99999999999999999999")
     assert response.status_code == 400
     assert "account" in response.json()["errors"]
+
+
+# --- 6. basics: schema behind log-in, 403 without traceback, check --deploy ------------------
+
+@pytest.mark.parametrize("url", ["/api/v1/schema/", "/api/v1/schema/?format=json",
+                                 "/api/v1/docs/", "/api/v1/docs/?script="])
+def test_api_schema_and_docs_need_a_login(world: World, desk_agent: Any, api: Any,
+                                         url: str) -> None:
+    assert Client().get(url).status_code == 401
+    assert api(desk_agent).get(url).status_code == 200
+
+
+def test_a_refusal_is_logged_in_one_line_without_traceback(
+        world: World, customer_user: Any, browser_client: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Django attaches the PermissionDenied traceback to its "Forbidden" warning; the console
+    handler's filter (web.settings LOGGING) removes it before any handler formats it."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = browser_client(customer_user).get("/desk/")
+    assert response.status_code == 403
+    records = [r for r in caplog.records if getattr(r, "status_code", None) == 403]
+    assert [r.getMessage() for r in records] == ["Forbidden (Permission denied): /desk/"]
+    assert records[0].exc_info is None
+    assert "Traceback" not in caplog.text
+
+
+def _django_check(settings_module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": settings_module,
+             "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-" + "x" * 30,
+             "DJANGO_ALLOWED_HOSTS": "crm.example.com", **env})
+
+
+def test_check_deploy_is_clean_under_the_production_settings() -> None:
+    result = _django_check("web.settings_production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+    # The development settings are what the check is for: it does flag them.
+    dev = _django_check("web.settings")
+    assert dev.returncode != 0
+    assert "W008" in dev.stderr + dev.stdout
+
+
+def test_production_settings_refuse_debug() -> None:
+    result = _django_check("web.settings_production", DJANGO_DEBUG="true")
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG must be false" in result.stderr
