@@ -23,6 +23,9 @@ from typing import Any
 log = logging.getLogger("aftercare.web")
 
 THREADS = 8
+# Waitress stops reading a request body past this (413), while it arrives: the largest
+# upload (a 20 MB contract document) plus room for the form around it.
+MAX_REQUEST_BODY_BYTES = 21 * 2**20
 # A child that exits this soon after start is broken (bad settings, import error):
 # stop rather than respawn it in a loop.
 _MIN_UPTIME_S = 5.0
@@ -55,7 +58,8 @@ def serve(application: Any, *, host: str, port: int, workers: int,
     print(f"Aftercare web on http://{host}:{sock.getsockname()[1]}/ "
           f"({workers} process{'es' if workers > 1 else ''} x {threads} threads)", flush=True)
     if workers == 1:
-        waitress_serve(application, sockets=[sock], threads=threads, ident="aftercare")
+        waitress_serve(application, sockets=[sock], threads=threads, ident="aftercare",
+                       max_request_body_size=MAX_REQUEST_BODY_BYTES)
         return 0
 
     # Nothing that holds a database connection or a thread may cross the fork.
@@ -72,7 +76,8 @@ def serve(application: Any, *, host: str, port: int, workers: int,
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                waitress_serve(application, sockets=[sock], threads=threads, ident="aftercare")
+                waitress_serve(application, sockets=[sock], threads=threads, ident="aftercare",
+                               max_request_body_size=MAX_REQUEST_BODY_BYTES)
             except BaseException:
                 log.exception("web worker %d failed", os.getpid())
                 code = 1

@@ -112,6 +112,12 @@ STATIC_ROOT = Path(_settings.data_dir).resolve() / "static"
 # who is asking (web/portal/views.py), so MEDIA_URL is never routed.
 MEDIA_ROOT = Path(_settings.data_dir).resolve() / "media"
 MEDIA_URL = "/media/"
+# The size limit applies while an upload arrives (web/uploads.py), before anything is stored.
+FILE_UPLOAD_HANDLERS = [
+    "web.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # WhiteNoise warns on every start-up when STATIC_ROOT is missing (before any collectstatic).
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]

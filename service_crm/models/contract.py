@@ -137,6 +137,14 @@ def _document_size(file: Any) -> None:
                               f"this one is {file.size / 2**20:.1f} MB.")
 
 
+def _document_is_pdf(file: Any) -> None:
+    from service_crm.pdf import pdf_problem
+
+    problem = pdf_problem(file)
+    if problem is not None:
+        raise ValidationError(problem, code="not_pdf")
+
+
 class ContractDocument(models.Model):
     """A signed contract, an annex or terms as a PDF: uploaded by the back office, downloaded
     by the account's customers in the portal. Stored under MEDIA_ROOT, never served directly:
@@ -147,7 +155,7 @@ class ContractDocument(models.Model):
     title = models.CharField(max_length=200)
     file = models.FileField(upload_to=_document_path, max_length=200, validators=[
         FileExtensionValidator(["pdf"], message="Contract documents are PDF files."),
-        _document_size])
+        _document_size, _document_is_pdf])
     uploaded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

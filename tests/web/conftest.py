@@ -34,6 +34,19 @@ from web.roles import Role, assign_role
 PASSWORD = "correct horse battery staple"
 
 
+def minimal_pdf() -> bytes:
+    """A real one-page PDF (what the upload check parses), made by pypdf."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 @dataclass
 class Side:
     """One customer's world: what its users may see and the others may not."""

@@ -12,9 +12,9 @@ from django.core.files.base import ContentFile
 
 from service_crm import models as m
 from service_crm.models import contract as contract_models
-from tests.web.conftest import World
+from tests.web.conftest import World, minimal_pdf
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = minimal_pdf()
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ from service_crm.services.login_throttle import (
 )
 from tests import factories as f
 from tests.factories import store_device
-from tests.web.conftest import PASSWORD, World
+from tests.web.conftest import PASSWORD, World, minimal_pdf
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,3 +480,130 @@ def test_production_settings_refuse_debug() -> None:
     result = _django_check("web.settings_production", DJANGO_DEBUG="true")
     assert result.returncode != 0
     assert "DJANGO_DEBUG must be false" in result.stderr
+
+
+# --- 6. uploads checked by content --------------------------------------------------------------
+
+def _pdf_with(extra_root: dict[str, Any]) -> bytes:
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    for name, value in extra_root.items():
+        writer._root_object[NameObject(name)] = value
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _js_action() -> Any:
+    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+
+    return DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
+                             NameObject("/JS"): TextStringObject("app.alert(1)")})
+
+
+BAD_UPLOADS = {
+    "html renamed": (b"<!doctype html><script>alert(document.cookie)</script>", "not a PDF"),
+    "windows program": (b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 200, "not a PDF"),
+    "signature only": (b"%PDF-1.7\n<html><script>alert(1)</script></html>\n", "damaged"),
+    "truncated": (minimal_pdf()[:200], "damaged"),
+}
+
+
+def _upload(client: Any, contract: m.MaintenanceContract, data: bytes,
+            name: str = "agreement.pdf") -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(f"/desk/contracts/{contract.pk}/documents/",
+                       {"title": "Signed agreement", "file": SimpleUploadedFile(name, data)})
+
+
+def _nothing_stored(media_root: Path) -> bool:
+    return not m.ContractDocument.objects.exists() and (
+        not media_root.exists() or not any(p.is_file() for p in media_root.rglob("*")))
+
+
+@pytest.fixture
+def media(settings: Any, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return Path(settings.MEDIA_ROOT)
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS) + ["javascript on open", "javascript names",
+                                                       "embedded file"])
+def test_an_upload_that_is_not_a_clean_pdf_is_refused_before_storing(
+        world: World, desk_agent: Any, browser_client: Any, media: Path, case: str) -> None:
+    from pypdf.generic import DictionaryObject, NameObject
+
+    if case == "javascript on open":
+        data, reason = _pdf_with({"/OpenAction": _js_action()}), "runs actions"
+    elif case == "javascript names":
+        data, reason = _pdf_with({"/Names": DictionaryObject(
+            {NameObject("/JavaScript"): DictionaryObject()})}), "runs actions"
+    elif case == "embedded file":
+        data, reason = _pdf_with({"/Names": DictionaryObject(
+            {NameObject("/EmbeddedFiles"): DictionaryObject()})}), "runs actions"
+    else:
+        data, reason = BAD_UPLOADS[case]
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    response = _upload(browser_client(desk_agent), contract, data)
+    assert response.status_code == 400
+    assert reason in response.content.decode()
+    assert _nothing_stored(media)
+
+
+def test_a_real_pdf_is_accepted(world: World, desk_agent: Any, browser_client: Any,
+                                media: Path) -> None:
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    data = _pdf_with({"/OpenAction": _pdf_page_destination()})
+    assert _upload(browser_client(desk_agent), contract, data).status_code == 302
+    assert m.ContractDocument.objects.count() == 1
+
+
+def _pdf_page_destination() -> Any:
+    from pypdf.generic import ArrayObject, NameObject, NumberObject
+
+    # "open at page 1, fit": a destination, not an action
+    return ArrayObject([NumberObject(0), NameObject("/Fit")])
+
+
+def test_the_admin_path_checks_content_too(world: World, media: Path) -> None:
+    from django.core.exceptions import ValidationError
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    doc = m.ContractDocument(contract=contract, title="Terms",
+                             file=SimpleUploadedFile("terms.pdf", BAD_UPLOADS["html renamed"][0]))
+    with pytest.raises(ValidationError) as err:
+        doc.full_clean()
+    assert "not a PDF" in " ".join(err.value.message_dict["file"])
+    assert _nothing_stored(media)
+
+
+def test_an_upload_past_the_size_limit_is_stopped_while_it_arrives(
+        world: World, desk_agent: Any, browser_client: Any, media: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from web import uploads
+
+    monkeypatch.setattr(uploads, "MAX_DOCUMENT_BYTES", 100 * 1024)
+    chunks: list[int] = []
+    real = uploads.SizeLimitedUploadHandler.receive_data_chunk
+
+    def counting(self: Any, raw_data: bytes, start: int) -> Any:
+        chunks.append(len(raw_data))
+        return real(self, raw_data, start)
+
+    monkeypatch.setattr(uploads.SizeLimitedUploadHandler, "receive_data_chunk", counting)
+    big = minimal_pdf() + b"%" + b"x" * (5 * 2**20)
+    contract = m.MaintenanceContract.objects.get(account=world.north.account)
+    response = _upload(browser_client(desk_agent), contract, big)
+    assert response.status_code == 400
+    assert "the upload was stopped there" in response.content.decode()
+    assert 'value="Signed agreement"' in response.content.decode()
+    # Django reads 64 KiB chunks: the handler saw the limit and one chunk more, not 5 MB.
+    assert sum(chunks) <= 100 * 1024 + 64 * 1024
+    assert _nothing_stored(media)

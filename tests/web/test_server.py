@@ -29,6 +29,17 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in path.read_text().split()] if path.exists() else []
 
 
+def _status_of_oversized_upload(port: int) -> int:
+    """Announce a 30 MB body and send none of it: the server answers from the headers."""
+    from web.server import MAX_REQUEST_BODY_BYTES
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /desk/contracts/1/documents/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (MAX_REQUEST_BODY_BYTES + 1))
+        return int(sock.recv(64).split()[1])
+
+
 @pytest.mark.db
 def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) -> None:
     port = _free_port()
@@ -53,6 +64,7 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
                 time.sleep(0.2)
         workers = _children(proc.pid)
         assert len(workers) == 2
+        assert _status_of_oversized_upload(port) == 413
         # Every worker answers on the shared socket: keep asking until both have.
         for _ in range(20):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()  # noqa: S310

@@ -40,6 +40,7 @@ from web.forms import (
     call_service,
 )
 from web.roles import role_required
+from web.uploads import upload_refusal
 
 DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 STAFF = tuple(STAFF_ROLES)
@@ -228,7 +229,12 @@ def contract_document_add(request: HttpRequest, pk: int) -> HttpResponse:
     on the account page."""
     contract = access.contract_get_for_user(user=request.user, pk=pk)
     form = ContractDocumentForm(request.POST, request.FILES)
-    if form.is_valid() and call_service(form, lambda: contract_services.contract_document_add(
+    refused = upload_refusal(request)
+    if refused is not None:
+        form.is_valid()
+        form.errors.pop("file", None)
+        form.add_error("file", refused)
+    elif form.is_valid() and call_service(form, lambda: contract_services.contract_document_add(
             contract=contract, title=form.cleaned_data["title"],
             file=form.cleaned_data["file"], actor=request.user)):
         messages.success(request, f"Document added to {contract.number}.")
