@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from anomaly.baseline import EwmaBaseline, ewma_with_prior, lagged_ewma
+from anomaly.baseline import EwmaBaseline, ewma_with_prior
 from anomaly.drift import Cusum
 from anomaly.fusion import (
     DEVICE_PROBLEMS,
@@ -149,15 +149,17 @@ class BankConfig:
     likelihood_warmup: int = 300
     likelihood_min_std: float = 0.02
     likelihood_decades: float = 10.0
-    # Self-calibrating seasonality for channels no model describes: every channel also gets a
-    # per-time-of-day baseline (`seasonal_slots` a day, half-life and warm-up in samples of a
-    # slot), and whichever of the two baselines has explained the channel better so far (lower
-    # EWMA of its squared z-score, half-life `seasonal_choice_halflife` samples) scores it.
-    seasonal_select: bool = False
-    seasonal_slots: int = 96
+    # Self-calibrating seasonality for channels no model describes (with `calibrate`): every
+    # channel also gets a per-time-of-day baseline (`seasonal_slots` a day, half-life and
+    # warm-up in samples of a slot), calibrated on its own. Its calibrated score counts as it
+    # is (a missing daily peak deviates from the time of day only); the plain baseline's only
+    # where the time-of-day z (in long-run standard deviations) is above `seasonal_support`
+    # or not known yet (a daily peak deviates from the plain baseline only: it is the cycle).
+    seasonal: bool = False
+    seasonal_slots: int = 48
     seasonal_halflife: float = 10.0
-    seasonal_warmup: int = 6
-    seasonal_choice_halflife: float = 2000.0
+    seasonal_warmup: int = 3
+    seasonal_support: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -236,11 +238,10 @@ class DetectorBank:
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
                                      var_clip=c.baseline_var_clip)
-        self.choice = ModelChoice(0, halflife=c.seasonal_choice_halflife)
-        self.likelihood = AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
-                                            warmup=c.likelihood_warmup,
-                                            min_std=c.likelihood_min_std,
-                                            decades=c.likelihood_decades)
+        self.likelihood, self.likelihood_seasonal = (
+            AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
+                              warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
+                              decades=c.likelihood_decades) for _ in range(2))
         self._index()
         self.add(specs)
 
@@ -334,8 +335,9 @@ class DetectorBank:
                                                     for s in specs], n))
         self.t2.add_channels(len(new_assets))
         self.likelihood.add_channels(n)
-        self.seasonal.add_channels(n, min_std=col["min_std"])
-        self.choice.add_channels(n)
+        self.likelihood_seasonal.add_channels(n)
+        if self.config.seasonal:          # (channels, slots) sums: only kept when used
+            self.seasonal.add_channels(n, min_std=col["min_std"])
         self.specs += specs
         self._index()
 
@@ -416,11 +418,10 @@ class DetectorBank:
         if self.daily_rows.size:
             d = self.daily.update(t, x[self.daily_rows])
             z[self.daily_rows], mean[self.daily_rows] = d.z, d.mean
-        if c.seasonal_select and self.channels:
-            sz = self.seasonal.update(t, x)
-            use = self.choice.update(z, sz.z) & ~np.isin(np.arange(self.channels),
-                                                         self.daily_rows)[:, None]
-            z, mean = np.where(use, sz.z, z), np.where(use, sz.mean, mean)
+        seasonal_z = None
+        if c.seasonal and c.calibrate and self.channels:
+            seasonal_z = np.where(np.isin(np.arange(self.channels), self.daily_rows)[:, None],
+                                  np.nan, self.seasonal.update(t, x).z)
         side = self.side[:, None]
         base_ratio = np.where(side == 0, np.abs(z), np.maximum(side * z, 0.0)) / c.z_limit
         cu = self.cusum.update(t, x)
@@ -441,6 +442,13 @@ class DetectorBank:
         if c.calibrate:
             adaptive = ratio_to_score(np.fmax(base_ratio, drift))
             cal = self.likelihood.update(t, np.where(ignored, np.nan, adaptive)).score
+            if seasonal_z is not None:
+                sr = ratio_to_score(np.abs(seasonal_z) / c.z_limit)
+                sl = self.likelihood_seasonal.update(t, np.where(ignored, np.nan, sr))
+                # A deviation from the plain baseline counts only where the time of day finds
+                # the sample unusual too (else it is the cycle); one from the time of day alone
+                # counts as it is (a missing daily peak).
+                cal = np.fmax(sl.score, np.where(~(sl.z <= c.seasonal_support), cal, 0.0))
             chan = np.where(ignored, 0.0, np.fmax(ratio_to_score(lim), cal))
         checked = self._check_extra(extra, x.shape[1])
         contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
@@ -624,7 +632,8 @@ class DetectorBank:
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
-                "likelihood": self.likelihood, "seasonal": self.seasonal, "choice": self.choice}
+                "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
+                **({"seasonal": self.seasonal} if self.config.seasonal else {})}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
@@ -765,45 +774,6 @@ class RunState(StreamingDetector):
         young = above & (t[None, :] - start < self.open_hold_us)
         self.above, self.above_since = above[:, -1].copy(), start[:, -1].copy()
         return np.where(young, np.nextafter(level, 0.0), score)
-
-
-class ModelChoice(StreamingDetector):
-    """Per channel: does model B explain it better than model A so far? Each model's fit is the
-    EWMA (half-life in samples where both score) of its squared z-score, clipped at 100 so one
-    outlier does not decide; B is chosen where both have scored before and B's fit before the
-    sample is the lower (the sample itself, perhaps an anomaly, does not choose its model).
-
-    >>> mc = ModelChoice(1, halflife=3)
-    >>> a = np.array([[3.0, -3.0, 3.0, -3.0, 1.0]])     # A does not follow a cycle B knows
-    >>> b = np.array([[np.nan, 0.5, -0.5, 0.5, 4.0]])
-    >>> mc.update(a, b).astype(int).tolist()
-    [[0, 0, 1, 1, 1]]
-    """
-
-    _state_names: ClassVar[tuple[str, ...]] = ("sum_w", "fit_a", "fit_b")
-    sum_w: NDArray[Any]
-    fit_a: NDArray[Any]
-    fit_b: NDArray[Any]
-
-    def __init__(self, channels: int = 0, *, halflife: float = 2000.0) -> None:
-        self.alpha = float(_alpha(halflife, 1)[0])
-        self._set_state(self._initial_state(channels))
-
-    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        return {"sum_w": np.zeros(n), "fit_a": np.zeros(n), "fit_b": np.zeros(n)}
-
-    def update(self, z_a: NDArray[np.float64], z_b: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Per sample: use B (its fit before this sample is below A's)."""
-        if z_a.shape[1] == 0:
-            return np.zeros(z_a.shape, bool)
-        both = ~np.isnan(z_a) & ~np.isnan(z_b)
-        w = both.astype(np.float64)
-        sw, self.sum_w = lagged_ewma(w, self.alpha, self.sum_w)
-        fa, self.fit_a = lagged_ewma(np.where(both, np.minimum(z_a * z_a, 100.0), 0.0),
-                                     self.alpha, self.fit_a)
-        fb, self.fit_b = lagged_ewma(np.where(both, np.minimum(z_b * z_b, 100.0), 0.0),
-                                     self.alpha, self.fit_b)
-        return np.asarray((sw > 0) & (fb < fa) & ~np.isnan(z_b), dtype=np.bool_)
 
 
 class Suspect(StreamingDetector):

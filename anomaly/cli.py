@@ -58,11 +58,17 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
                   + f"; {crossval.describe(cv.tuned_settings)}")
         if skab_dir is not None:
             print("SKAB valve cross-validation (F1 / FAR % / MAR %):")
-            for s in crossval.skab_crossval(skab_dir):
+            *folds, tuned = crossval.skab_crossval(skab_dir)
+            for s in folds:
                 print(f"  tuned on {s.train} {s.train_score.f1:.3f} / {s.train_score.far:.2f}"
                       f" / {s.train_score.mar:.2f} -> {s.test} {s.held_out.f1:.3f} / "
                       f"{s.held_out.far:.2f} / {s.held_out.mar:.2f}; "
                       f"chosen {crossval.describe(s.settings)}")
+            held = folds[0].held_out + folds[1].held_out
+            print(f"  pooled held-out: {held.f1:.3f} / {held.far:.2f} / {held.mar:.2f}")
+            print(f"  tuned on both (in-sample): {tuned.held_out.f1:.3f} / "
+                  f"{tuned.held_out.far:.2f} / {tuned.held_out.mar:.2f}; "
+                  f"{crossval.describe(tuned.settings)}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -80,21 +80,25 @@ def nab_files(data: Path) -> list[NabFile]:
 @dataclass(frozen=True)
 class NabSettings:
     """The bank settings NAB runs with (chosen by leave-one-category-out, see
-    :mod:`anomaly.crossval`): adaptive baseline half-life (samples), long-run half-life of the
-    calibration (samples), its tail scale (decades of probability to score 1) and how long the
-    score must stay low before an open alert clears (so a persisting anomaly is one alert)."""
+    :mod:`anomaly.crossval`): the calibration's tail scale (decades of probability to score 1),
+    spread floor and warm-up (samples), how long the score must stay low before an open alert
+    clears (so a persisting anomaly is one alert), and how unusual for the time of day a
+    deviation from the plain baseline must be to count (``BankConfig.seasonal_support``)."""
 
-    baseline_halflife: float = 600.0
-    likelihood_long: float = 2000.0
     likelihood_decades: float = 5.0
+    likelihood_min_std: float = 0.05
+    likelihood_warmup: int = 150
     clear_hold_s: float = 4 * 3600.0
+    seasonal_support: float = 0.5
 
     def config(self) -> BankConfig:
         inf = float("inf")
-        return BankConfig(baseline_halflife=self.baseline_halflife, calibrate=True,
-                          likelihood_short=1.0, likelihood_long=self.likelihood_long,
-                          likelihood_decades=self.likelihood_decades,
-                          clear_hold_s=self.clear_hold_s, no_data_s=inf, stuck_s=inf)
+        return BankConfig(calibrate=True, seasonal=True, likelihood_short=1.0,
+                          likelihood_long=2000.0, likelihood_decades=self.likelihood_decades,
+                          likelihood_min_std=self.likelihood_min_std,
+                          likelihood_warmup=self.likelihood_warmup, baseline_warmup=60,
+                          clear_hold_s=self.clear_hold_s, seasonal_support=self.seasonal_support,
+                          no_data_s=inf, stuck_s=inf)
 
 
 #: What an unmodelled channel is: no limits, may stay flat (stuck) or step (no spike check);

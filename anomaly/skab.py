@@ -116,7 +116,7 @@ class SkabSettings:
     open alert clears."""
 
     halflife: float = 5.0
-    margin: float = 2.5
+    margin: float = 2.0
     clear_hold_s: float = 0.0
 
     def config(self) -> BankConfig:

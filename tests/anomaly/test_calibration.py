@@ -1,0 +1,134 @@
+"""Calibrated channel scores (anomaly.likelihood), the bank run over columns (anomaly.offline)
+and the cross-validation helpers (anomaly.crossval)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from anomaly.bank import BankConfig, ChannelSpec
+from anomaly.crossval import NabCounts, grid, nab_category
+from anomaly.likelihood import AnomalyLikelihood
+from anomaly.nab import NabSettings
+from anomaly.nab_score import PROFILES
+from anomaly.offline import run_bank
+
+
+def _t(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64) * 1_000_000
+
+
+def test_likelihood_is_the_same_for_a_channel_in_other_units() -> None:
+    rng = np.random.default_rng(42)
+    raw = np.abs(rng.normal(size=(1, 4000))) * np.array([[1.0], [250.0]])
+    raw[:, 3000:3003] *= 8.0
+    s = AnomalyLikelihood(2, short=1, long=2000, warmup=300, min_std=1e-9).update(_t(4000), raw)
+    assert_allclose(s.score[0], s.score[1], atol=1e-9)
+    assert np.all(s.score[:, 3000:3003] > 0.5)
+    assert np.nanmax(s.score[:, 500:3000]) < 0.6
+
+
+def test_likelihood_nan_is_no_score_and_teaches_nothing() -> None:
+    rng = np.random.default_rng(42)
+    raw = np.abs(rng.normal(size=(2, 1000)))
+    raw[1, 400:600] = np.nan
+    lk = AnomalyLikelihood(2, short=3, long=300, warmup=100)
+    r = lk.update(_t(1000), raw)
+    assert np.isnan(r.score[1, 400:600]).all()
+    assert np.isnan(r.z[1, 400:600]).all()
+    assert lk.count.tolist() == [1000, 800]
+    assert np.isnan(r.score[:, :100]).all()             # warm-up
+
+
+def test_likelihood_of_a_constant_stream_is_zero_and_a_step_is_surprising() -> None:
+    raw = np.full((1, 600), 0.2)
+    raw[0, 500:] = 0.9
+    s = AnomalyLikelihood(1, short=1, long=1000, warmup=50, min_std=0.02).update(_t(600), raw)
+    # At the long-run mean: a tail of one half, -log10(0.5) / 10 decades.
+    assert_allclose(s.score[0, 50:500], np.log10(2.0) / 10.0, atol=1e-12)
+    assert s.score[0, 500] == 1.0
+
+
+def test_likelihood_blocks_equal_one_pass_and_empty_blocks_are_fine() -> None:
+    rng = np.random.default_rng(42)
+    raw = np.abs(rng.normal(size=(3, 900)))
+    raw[0, ::7] = np.nan
+    one = AnomalyLikelihood(3, short=5, long=200, warmup=50).update(_t(900), raw).score
+    lk = AnomalyLikelihood(3, short=5, long=200, warmup=50)
+    parts = [lk.update(_t(900)[a:b], raw[:, a:b]).score for a, b in ((0, 0), (0, 333), (333, 900))]
+    assert_allclose(np.concatenate(parts, axis=1), one, atol=1e-12)
+
+
+def test_likelihood_rejects_bad_settings_and_shapes() -> None:
+    with pytest.raises(ValueError, match="short"):
+        AnomalyLikelihood(1, short=0)
+    with pytest.raises(ValueError, match="warmup"):
+        AnomalyLikelihood(1, warmup=0)
+    with pytest.raises(ValueError, match="raw"):
+        AnomalyLikelihood(2).update(_t(3), np.zeros((1, 3)))
+
+
+def test_calibrated_bank_alerts_a_noisy_and_a_quiet_machine_alike() -> None:
+    """One threshold across channels: the same relative change opens an alert on a channel
+    whatever its units and noise, and nothing opens on either before it."""
+    rng = np.random.default_rng(42)
+    n = 6000
+    x = rng.normal(size=(2, n)) * np.array([[0.1], [40.0]]) + np.array([[20.0], [900.0]])
+    x[:, 5000:] += np.array([[1.0], [400.0]])         # ten standard deviations on both
+    specs = [ChannelSpec("quiet", "temp_c"), ChannelSpec("noisy", "load_pct")]
+    cfg = BankConfig(calibrate=True, likelihood_warmup=300)
+    r = run_bank(specs, _t(n), x, cfg)
+    assert not r.alert[:, :5000].any()
+    assert r.alert[:, 5000:5010].any(axis=1).all()
+
+
+def test_seasonal_calibration_sees_a_missing_daily_peak() -> None:
+    """A channel with a daily peak: the missing peak is a deviation for the time of day only,
+    and the peak itself (a deviation from the plain baseline only) is the cycle."""
+    rng = np.random.default_rng(42)
+    step_s, days = 300, 12
+    n = days * 86400 // step_s
+    t = np.arange(n, dtype=np.int64) * step_s * 1_000_000
+    hour = (np.arange(n) * step_s / 3600.0) % 24
+    x = 10.0 + 30.0 * ((hour >= 8) & (hour < 10)) + rng.normal(0, 1.0, n)
+    day10 = slice(10 * 288 + 8 * 12, 10 * 288 + 10 * 12)
+    x[day10] = 10.0 + rng.normal(0, 1.0, 24)             # day 10: no peak
+    spec = [ChannelSpec("m", "value", stuck=False, steps=True, drift=False)]
+    cfg = NabSettings(seasonal_support=1.5).config()
+    plain = run_bank(spec, t, x[None, :], replace(cfg, seasonal=False))
+    seasonal = run_bank(spec, t, x[None, :], cfg)
+    assert not plain.alert[0, day10].any()
+    assert seasonal.alert[0, day10].any()
+    assert not seasonal.alert[0, 3 * 288:10 * 288].any()
+
+
+def test_run_bank_gives_the_same_alerts_whatever_the_block_size() -> None:
+    rng = np.random.default_rng(42)
+    x = rng.normal(20.0, 0.5, (2, 3000))
+    x[0, 2000:2300] += 10.0
+    specs = [ChannelSpec("m1", "temp_c"), ChannelSpec("m2", "temp_c")]
+    a = run_bank(specs, _t(3000), x, block=600)
+    b = run_bank(specs, _t(3000), x, block=257)
+    assert a.assets == ["m1", "m2"]
+    # Open once the rise has held for open_hold_s (5 s), on m1 only.
+    assert (a.alert == b.alert).all()
+    assert a.alert[0, 2005:2010].all()
+    assert not a.alert[1].any()
+    assert_allclose(a.score, b.score, atol=1e-9)
+    with pytest.raises(ValueError, match="block"):
+        run_bank(specs, _t(3000), x, block=0)
+
+
+def test_grid_and_folds() -> None:
+    points = grid(NabSettings(), {"likelihood_decades": (4.0, 5.0), "clear_hold_s": (1.0, 2.0)})
+    assert [(p.likelihood_decades, p.clear_hold_s) for p in points] == [
+        (4.0, 1.0), (4.0, 2.0), (5.0, 1.0), (5.0, 2.0)]
+    assert nab_category("artificialNoAnomaly/a.csv") == "synthetic"
+    assert nab_category("realTraffic/b.csv") == "realTraffic"
+    std = PROFILES["standard"]
+    assert NabCounts(2.0, 2).normalised(std) == 100.0     # every window caught at its start
+    assert NabCounts(-2.0, 2).normalised(std) == 0.0      # none caught
+    assert np.isnan(NabCounts(0.0, 0).normalised(std))
