@@ -64,8 +64,9 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
                       f" / {s.train_score.mar:.2f} -> {s.test} {s.held_out.f1:.3f} / "
                       f"{s.held_out.far:.2f} / {s.held_out.mar:.2f}; "
                       f"chosen {crossval.describe(s.settings)}")
-            held = folds[0].held_out + folds[1].held_out
-            print(f"  pooled held-out: {held.f1:.3f} / {held.far:.2f} / {held.mar:.2f}")
+            left_out = folds[0].held_out + folds[1].held_out
+            print(f"  pooled held-out: {left_out.f1:.3f} / {left_out.far:.2f} / "
+                  f"{left_out.mar:.2f}")
             print(f"  tuned on both (in-sample): {tuned.held_out.f1:.3f} / "
                   f"{tuned.held_out.far:.2f} / {tuned.held_out.mar:.2f}; "
                   f"{crossval.describe(tuned.settings)}")
