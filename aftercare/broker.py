@@ -108,6 +108,12 @@ topic read devices/+/status
 """
 
 
+# What each subscriber's session may queue while it is away (see write_broker_files).
+DEFAULT_MAX_QUEUED_MESSAGES = 1_000_000
+MAX_QUEUED_BYTES = 1024 * 1024 * 1024
+MAX_PACKET_BYTES = 256 * 1024 + 4096
+
+
 @dataclass(frozen=True)
 class BrokerFiles:
     conf: Path
@@ -122,10 +128,12 @@ def write_broker_files(
     port: int,
     users: Mapping[str, str],
     host: str = "127.0.0.1",
-    max_queued_messages: int = 100_000,
+    max_queued_messages: int | None = None,
     persistence: bool = True,
 ) -> BrokerFiles:
     """Write mosquitto.conf, a hashed password file and the ACL into ``directory``."""
+    if max_queued_messages is None:
+        max_queued_messages = DEFAULT_MAX_QUEUED_MESSAGES
     directory.mkdir(parents=True, exist_ok=True)
     passwd = directory / "passwd"
     acl = directory / "acl"
@@ -152,8 +160,14 @@ acl_file {acl}
 persistence {'true' if persistence else 'false'}
 persistence_location {directory}/
 # Size the queue deliberately: the default 1000 silently drops floods to a slow subscriber.
+# The ingest worker acknowledges once a message is on its own disk (its spool), so this queue
+# only has to bridge the worker being away (a restart): {max_queued_messages} messages are
+# {max_queued_messages // 1500} s at 1,500 msg/s. The byte cap bounds the broker's memory.
 max_queued_messages {max_queued_messages}
+max_queued_bytes {MAX_QUEUED_BYTES}
 max_inflight_messages 1000
+# The device contract: payloads up to 256 KiB (plus topic and header).
+max_packet_size {MAX_PACKET_BYTES}
 log_dest file {directory}/mosquitto.log
 log_type error
 log_type warning

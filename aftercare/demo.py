@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,80 @@ DEMO_ASSETS = 400   # seed_demo's monitored assets: cmp/pmp/chl/cnc-0001 .. -010
 class Child:
     name: str
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str] | None
+    log_path: Path | None = None
+    restart: str = "always"          # "always" or "on-failure" (exit 0 is the end)
     proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    down_since: float | None = None
+    backoff_s: float = 0.0
+
+
+class Supervisor:
+    """Runs child processes and restarts any that dies, with backoff, as systemd's
+    ``Restart=always`` does in production (see deploy/systemd/): a killed ingest worker is
+    back within a second or two and resumes from its spool and its broker session."""
+
+    def __init__(self, *, backoff_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        self.children: list[Child] = []
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+
+    def add(self, name: str, argv: list[str], *, env: dict[str, str] | None,
+            log_path: Path | None, restart: str = "always") -> Child:
+        child = Child(name, argv, env, log_path, restart)
+        self.children.append(child)
+        return child
+
+    def _start(self, child: Child) -> None:
+        out = child.log_path.open("ab") if child.log_path else subprocess.DEVNULL
+        try:
+            child.proc = subprocess.Popen(child.argv, env=child.env, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            if child.log_path:
+                out.close()  # type: ignore[union-attr]
+        child.down_since = None
+
+    def poll(self) -> None:
+        """Start what is not running yet; restart what died once its backoff has passed."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.proc is None:
+                self._start(child)
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            if code == 0 and child.restart == "on-failure":
+                continue
+            if child.down_since is None:
+                child.down_since = now
+                child.backoff_s = min(self.max_backoff_s,
+                                      self.backoff_s * 2 ** min(child.restarts, 5))
+                print(f"!! {child.name} exited with {code}; restarting in "
+                      f"{child.backoff_s:.0f} s (log: {child.log_path})", file=sys.stderr,
+                      flush=True)
+            if now - child.down_since >= child.backoff_s:
+                child.restarts += 1
+                self._start(child)
+
+    def watch(self, stop: threading.Event, every_s: float = 0.2) -> None:
+        while not stop.is_set():
+            self.poll()
+            stop.wait(every_s)
+
+    def stop_all(self, timeout_s: float = 15.0) -> None:
+        for child in reversed(self.children):
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
 
 
 def available(module: str) -> bool:
@@ -147,13 +220,16 @@ def main(argv: list[str]) -> int:
           "--fleet-size", str(args.fleet_size),
           "--mqtt-url", f"mqtt://127.0.0.1:{port}"], f"mqtt://127.0.0.1:{port}"),
     ]
-    children: list[Child] = []
+    sup = Supervisor()
     skipped: list[str] = []
     for name, module, cmd, mqtt_url in plan:
         if not available(module) or (name == "simulate" and not sim_devices):
             skipped.append(name)
             continue
-        children.append(Child(name, exe + cmd, {**base_env, "MQTT_URL": mqtt_url}))
+        sup.add(name, exe + cmd, env={**base_env, "MQTT_URL": mqtt_url},
+                log_path=data / f"{name}.log",
+                restart="on-failure" if name == "simulate" else "always")
+    children = sup.children
 
     stopping = False
 
@@ -164,10 +240,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with broker.run_mosquitto(files):
-        for child in children:
-            log = (data / f"{child.name}.log").open("ab")
-            child.proc = subprocess.Popen(child.argv, env=child.env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+        sup.poll()
         url = f"http://{settings.web_host}:{args.web_port}/"
         print(f"""
 == Aftercare demo is running
@@ -183,26 +256,12 @@ def main(argv: list[str]) -> int:
    Ctrl-C stops everything.
 """, flush=True)
         deadline = time.monotonic() + args.duration_s if args.duration_s else None
-        failed = False
         try:
             while not stopping and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.5)
-                for child in children:
-                    if child.proc is not None and child.proc.poll() is not None:
-                        print(f"!! {child.name} exited with {child.proc.returncode}; see "
-                              f"{data}/{child.name}.log", file=sys.stderr, flush=True)
-                        failed = True
-                        stopping = True
+                sup.poll()  # a crashed or killed part comes back, with backoff
         finally:
-            for child in reversed(children):
-                if child.proc is not None and child.proc.poll() is None:
-                    child.proc.send_signal(signal.SIGTERM)
-            for child in children:
-                if child.proc is None:
-                    continue
-                try:
-                    child.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.proc.kill()
-    print("== demo stopped", flush=True)
-    return 1 if failed else 0
+            sup.stop_all()
+    restarts = {c.name: c.restarts for c in children if c.restarts}
+    print(f"== demo stopped{f' (restarts: {restarts})' if restarts else ''}", flush=True)
+    return 0

@@ -1,0 +1,369 @@
+"""Fault harness for ingest: a private PostgreSQL and Mosquitto that can be restarted or
+stopped, ingest workers as real processes that can be killed, and a flood of QoS 1 device
+messages whose acknowledgements are counted.
+
+Shared by the chaos tests (short runs, in CI) and ``bench/chaos.py`` (the long runs). Every
+run ends in one :class:`Tally`: what devices had acknowledged against what the database holds.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+
+from aftercare import broker, store
+from aftercare.mqtt import endpoint, make_client
+
+SECRET = "chaos-device-secret"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if found:
+        return found[-1].parent
+    exe = shutil.which("pg_ctl")
+    if exe is None:
+        raise RuntimeError("pg_ctl not found: install the 'postgresql' package")
+    return Path(exe).parent
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster of our own, so it can be stopped and restarted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.data = directory / "pgdata"
+        self.port = broker.free_port()
+        self.bin = _pg_bin()
+        # PostgreSQL refuses to run as root: use its own system user where we are root.
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            self._as = ["runuser", "-u", "postgres", "--"]
+            pw = pwd.getpwnam("postgres")
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chown(directory, pw.pw_uid, pw.pw_gid)
+            for parent in directory.parents:  # postgres must be able to reach it
+                if parent == Path("/") or parent.stat().st_mode & 0o001:
+                    continue
+                os.chmod(parent, parent.stat().st_mode | 0o001)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--no-sync", "-E", "UTF8")
+        (self.data / "postgresql.auto.conf").write_text(
+            f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{directory}'\nfsync = on\n"
+            "shared_buffers = 64MB\nmax_connections = 50\n", encoding="utf-8")
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def dsn(self, name: str = "aftercare") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as, str(self.bin / tool), *args], check=True,
+                       capture_output=True, cwd="/")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-w",
+                  "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def create_store(self, name: str = "aftercare") -> str:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(self.dsn(name)) as conn:
+            store.migrate(conn, requested_backend="native")
+        return self.dsn(name)
+
+
+@contextmanager
+def private_postgres(directory: Path) -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres(directory)
+    pg.start()
+    try:
+        yield pg
+    finally:
+        with suppress(subprocess.CalledProcessError):
+            pg.stop("immediate")
+
+
+class PrivateMosquitto:
+    """A Mosquitto with generated credentials and ACLs that can be restarted on its port."""
+
+    def __init__(self, directory: Path, devices: list[str], *,
+                 max_queued_messages: int = broker.DEFAULT_MAX_QUEUED_MESSAGES) -> None:
+        self.files = broker.write_broker_files(
+            directory, port=broker.free_port(), users=broker.default_users(SECRET, devices),
+            max_queued_messages=max_queued_messages)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([exe, "-c", str(self.files.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker.wait_for_port(self.files.port, timeout_s=20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)  # graceful: it saves its persistence file
+            self.proc.wait(20)
+            self.proc = None
+
+    def restart(self, down_s: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def url(self, user: str) -> str:
+        password = (broker.service_password(SECRET, user) if user in broker.SERVICE_USERS
+                    else broker.device_password(SECRET, user))
+        return f"mqtt://{user}:{password}@127.0.0.1:{self.files.port}"
+
+
+@contextmanager
+def private_mosquitto(directory: Path, devices: list[str], **kw: Any
+                      ) -> Iterator[PrivateMosquitto]:
+    m = PrivateMosquitto(directory, devices, **kw)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@contextmanager
+def device_client(mosq: PrivateMosquitto, dev: str) -> Iterator[mqtt.Client]:
+    """A connected device client (QoS 1 publishes wait for their PUBACK)."""
+    client = make_client(mosq.url(dev), f"{dev}-{uuid.uuid4().hex[:4]}")
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+    ep = endpoint(mosq.url(dev))
+    client.connect(ep.host, ep.port)
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise TimeoutError(f"device {dev} could not connect")
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class WorkerProcess:
+    """``aftercare ingest`` as a real process with a stable client id and spool."""
+
+    def __init__(self, directory: Path, *, dsn: str, mqtt_url: str, client_id: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
+        self.client_id = client_id or f"chaos-ingest-{uuid.uuid4().hex[:6]}"
+        self.spool = directory / "spool" / self.client_id
+        self.log = directory / f"{self.client_id}.log"
+        self.env = {**os.environ, "DATABASE_URL": dsn, "MQTT_URL": mqtt_url,
+                    "INGEST_METRICS_PORT": "0", "PYTHONPATH": str(ROOT)}
+        self.cmd = [sys.executable, "-m", "aftercare.cli", "ingest", "--client-id",
+                    self.client_id, "--spool-dir", str(self.spool), "--batch-ms", "50", *extra]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
+        self.starts += 1
+
+    def wait_subscribed(self, timeout_s: float = 30) -> None:
+        wait_for("the worker's subscription",
+                 lambda: self.log.exists() and "connected to" in self.log.read_text(), timeout_s)
+        time.sleep(0.3)  # SUBACK
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the worker now (MB), 0 if it is not running."""
+        if not self.alive():
+            return 0.0
+        assert self.proc is not None
+        try:
+            text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except FileNotFoundError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+T0_MS = int(time.time() * 1000) - 2 * 3_600_000  # readings count up by 1 ms from here
+
+
+@dataclass
+class Flood:
+    """QoS 1 publishers, one per device, each reading (device, ts) unique; counts PUBACKs."""
+
+    mosq: PrivateMosquitto
+    devices: list[str]
+    rate_per_s: float
+    acked: set[tuple[str, int]] = field(default_factory=set)
+    published: int = 0
+    extra: list[tuple[str, bytes]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self, dev: str, offset: int) -> None:
+        client = make_client(self.mosq.url(dev), f"{dev}-{uuid.uuid4().hex[:4]}")
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(0.2, 1)
+        pending: dict[int, int] = {}
+        lock = threading.Lock()
+
+        def on_publish(c: Any, u: Any, mid: int, rc: Any, props: Any) -> None:
+            with lock:
+                i = pending.pop(mid, None)
+            if i is not None:
+                with self._lock:
+                    self.acked.add((dev, i))
+
+        client.on_publish = on_publish
+        ep = endpoint(self.mosq.url(dev))
+        client.connect_async(ep.host, ep.port)
+        client.loop_start()
+        interval = len(self.devices) / self.rate_per_s
+        i = offset
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                payload = orjson.dumps({"ts": T0_MS + i, "seq": i,
+                                        "metrics": {"temp_c": float(i % 97), "load_pct": 50.0}})
+                with lock:
+                    info = client.publish(f"devices/{dev}/telemetry", payload, qos=1)
+                    if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                        pending[info.mid] = i
+                with self._lock:
+                    self.published += 1
+                i += 1
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            # Give queued and in-flight messages time to be acknowledged.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with lock:
+                    if not pending:
+                        break
+                time.sleep(0.05)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def start(self) -> None:
+        for dev in self.devices:
+            t = threading.Thread(target=self._run, args=(dev, 0), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+
+@dataclass
+class Tally:
+    published: int
+    acknowledged: int
+    stored: int
+    lost: int
+    duplicated: int
+    rejected: int
+    max_rss_mb: float
+    recovery_s: float
+
+    def row(self, name: str) -> str:
+        return (f"| {name} | {self.published} | {self.acknowledged} | {self.stored} | "
+                f"{self.lost} | {self.duplicated} | {self.rejected} | {self.max_rss_mb:.0f} | "
+                f"{self.recovery_s:.1f} |")
+
+
+TABLE_HEAD = ("| fault | published | acknowledged | stored | lost | duplicated | rejected | "
+              "max RSS MB | recovery s |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def stored_keys(dsn: str, devices: list[str]) -> tuple[set[tuple[str, int]], int]:
+    """(device, ts ms) of stored temp_c readings of these devices, and how many rows hold them."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT device, (extract(epoch FROM time) * 1000)::bigint FROM readings "
+            "WHERE device = ANY(%s) AND metric = 'temp_c'", (devices,)).fetchall()
+    return {(d, int(t) - T0_MS) for d, t in rows}, len(rows)
+
+
+def tally(dsn: str, flood: Flood, workers: list[WorkerProcess], max_rss_mb: float,
+          *, settle_s: float = 90.0) -> Tally:
+    """Wait until every acknowledged reading is stored (or `settle_s` passes), then count."""
+    t0 = time.monotonic()
+    acked = set(flood.acked)
+
+    def caught_up() -> bool:
+        try:
+            keys, _ = stored_keys(dsn, flood.devices)
+        except psycopg.OperationalError:
+            return False
+        return acked <= keys
+
+    with suppress(TimeoutError):
+        wait_for("every acknowledged reading", caught_up, settle_s)
+    recovery = time.monotonic() - t0
+    keys, rows = stored_keys(dsn, flood.devices)
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM ingest_rejects").fetchone()
+    return Tally(published=flood.published, acknowledged=len(acked), stored=len(keys),
+                 lost=len(acked - keys), duplicated=rows - len(keys),
+                 rejected=int(row[0]) if row else 0, max_rss_mb=max_rss_mb,
+                 recovery_s=recovery)

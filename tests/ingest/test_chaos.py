@@ -1,0 +1,230 @@
+"""Ingest under real faults, against a private PostgreSQL and Mosquitto of its own.
+
+Each test floods QoS 1 device messages, injects a fault while they flow, and then counts:
+every reading a device had acknowledged is stored, exactly once. The long versions (10 kills,
+a 10-minute outage, 100,000 fuzzed payloads) are ``bench/chaos.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+
+from tests.ingest.chaos import (
+    Flood,
+    PrivateMosquitto,
+    PrivatePostgres,
+    WorkerProcess,
+    device_client,
+    private_mosquitto,
+    private_postgres,
+    tally,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.chaos]
+DEVICES = [f"chaos-{i:02d}" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    with private_postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+@pytest.fixture
+def dsn(pg: PrivatePostgres) -> str:
+    return pg.create_store(f"chaos_{int(time.time() * 1000) % 10**9}")
+
+
+@pytest.fixture
+def mosq(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    with private_mosquitto(tmp_path / "mosquitto", DEVICES) as m:
+        yield m
+
+
+def _worker(tmp_path: Path, dsn: str, mosq: PrivateMosquitto, **kw: str) -> WorkerProcess:
+    w = WorkerProcess(tmp_path, dsn=dsn, mqtt_url=mosq.url("aftercare-ingest"), **kw)
+    w.start()
+    w.wait_subscribed()
+    return w
+
+
+def _assert_exact(t: object, *, rejected: int = 0) -> None:
+    from tests.ingest.chaos import Tally
+
+    assert isinstance(t, Tally)
+    assert t.acknowledged > 0
+    assert t.lost == 0, t
+    assert t.duplicated == 0, t
+    assert t.rejected == rejected, t
+
+
+def test_kill_9_three_times_loses_nothing(tmp_path: Path, dsn: str,
+                                         mosq: PrivateMosquitto) -> None:
+    w = _worker(tmp_path, dsn, mosq)
+    flood = Flood(mosq, DEVICES, rate_per_s=600)
+    flood.start()
+    rss = 0.0
+    try:
+        for _ in range(3):
+            time.sleep(1.5)
+            rss = max(rss, w.rss_mb())
+            w.kill()
+            w.start()
+        time.sleep(1.0)
+    finally:
+        flood.stop()
+    try:
+        _assert_exact(tally(dsn, flood, [w], rss))
+    finally:
+        w.stop()
+
+
+def test_broker_restarts_three_times_lose_nothing(tmp_path: Path, dsn: str,
+                                                  mosq: PrivateMosquitto) -> None:
+    w = _worker(tmp_path, dsn, mosq)
+    flood = Flood(mosq, DEVICES, rate_per_s=600)
+    flood.start()
+    try:
+        for _ in range(3):
+            time.sleep(1.5)
+            mosq.restart()
+        time.sleep(2.0)
+    finally:
+        flood.stop()
+    try:
+        _assert_exact(tally(dsn, flood, [w], w.rss_mb()))
+        assert w.alive()
+        assert w.starts == 1
+    finally:
+        w.stop()
+
+
+def test_database_restarts_three_times_lose_nothing(tmp_path: Path, pg: PrivatePostgres,
+                                                    dsn: str, mosq: PrivateMosquitto) -> None:
+    w = _worker(tmp_path, dsn, mosq)
+    flood = Flood(mosq, DEVICES, rate_per_s=600)
+    flood.start()
+    try:
+        for _ in range(3):
+            time.sleep(1.5)
+            pg.restart()
+        time.sleep(1.0)
+    finally:
+        flood.stop()
+    try:
+        _assert_exact(tally(dsn, flood, [w], w.rss_mb()))
+        assert w.alive()
+        assert w.starts == 1
+    finally:
+        w.stop()
+
+
+def test_outage_longer_than_the_broker_queue_loses_nothing(
+    tmp_path: Path, pg: PrivatePostgres, dsn: str
+) -> None:
+    # A broker that would queue only 200 messages for an absent subscriber: without the
+    # spool, an outage of several seconds at 600 msg/s would overflow it many times over.
+    with private_mosquitto(tmp_path / "small", DEVICES, max_queued_messages=200) as mosq:
+        w = _worker(tmp_path, dsn, mosq)
+        flood = Flood(mosq, DEVICES, rate_per_s=600)
+        flood.start()
+        try:
+            time.sleep(1.0)
+            pg.stop()
+            time.sleep(6.0)   # ~3,600 messages arrive while the database is away
+            assert w.alive()
+            pg.start()
+            time.sleep(1.0)
+        finally:
+            flood.stop()
+        try:
+            t = tally(dsn, flood, [w], w.rss_mb())
+            _assert_exact(t)
+            assert t.acknowledged > 3000
+        finally:
+            w.stop()
+
+
+NOW_MS = int(time.time() * 1000)
+POISON: list[bytes] = [
+    b'{"ts": %d, "metrics": {"a\\u0000b": 1}}' % NOW_MS,
+    b'{"ts": %d, "metrics": {"ok": 1, "\\u0000": 2}}' % (NOW_MS - 1),
+    b'{"ts": "\\u0000", "metrics": {"a": 1}}',
+    b'{"ts": -9007199254740991, "metrics": {"a": 1}}',
+    b'{"ts": 9007199254740991, "metrics": {"a": 1}}',
+    b'{"ts": "0001-01-01T00:00:00+23:59", "metrics": {"a": 1}}',
+    b'{"ts": "9999-12-31T23:59:59-23:59", "metrics": {"a": 1}}',
+    orjson.dumps({"readings": [{"ts": f"19{y:02d}-01-01T00:00:00Z", "metrics": {"a": 1}}
+                               for y in range(100)]}),
+    b"\xff\xfe\x00garbage",
+    b"x" * (200 * 1024),
+]
+
+
+def test_poison_payloads_are_kept_as_rejects_and_ingest_goes_on(
+    tmp_path: Path, pg: PrivatePostgres, dsn: str, mosq: PrivateMosquitto
+) -> None:
+    w = _worker(tmp_path, dsn, mosq)
+    flood = Flood(mosq, DEVICES, rate_per_s=400)
+    flood.start()
+    many_names = [orjson.dumps({"ts": int(time.time() * 1000) - 1000 - k,
+                                "metrics": {f"m{k}_{i}": 1.0 for i in range(1500)}})
+                  for k in range(5)]
+    try:
+        with device_client(mosq, DEVICES[0]) as client:
+            for p in [*POISON, *many_names]:
+                client.publish(f"devices/{DEVICES[0]}/telemetry", p, qos=1).wait_for_publish(10)
+        time.sleep(1.0)
+    finally:
+        flood.stop()
+    try:
+        t = tally(dsn, flood, [w], w.rss_mb())
+        _assert_exact(t, rejected=len(POISON) + len(many_names))
+        assert w.alive()
+        assert w.starts == 1
+        with psycopg.connect(dsn) as conn:
+            reasons = dict(conn.execute(
+                "SELECT reason, count(*) FROM ingest_rejects GROUP BY 1").fetchall())
+            parts = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
+            ).fetchone()
+            sizes = conn.execute(
+                "SELECT max(octet_length(payload)), max(payload_size) FROM ingest_rejects"
+            ).fetchone()
+        assert reasons.get("too many metric names") == len(many_names)
+        assert sum(reasons.values()) == len(POISON) + len(many_names)
+        # No partition outside the window: today's and the ones made ahead, nothing from 1900.
+        assert parts is not None
+        assert parts[0] <= 10
+        assert sizes == (64 * 1024, 200 * 1024)
+    finally:
+        w.stop()
+
+
+def test_stopped_worker_is_restarted_by_the_demo_supervisor(tmp_path: Path) -> None:
+    from aftercare.demo import Supervisor
+
+    marker = tmp_path / "runs"
+    script = f"import pathlib; p = pathlib.Path({str(marker)!r}); " \
+             "p.write_text(p.read_text() + 'x' if p.exists() else 'x')"
+    import sys
+
+    sup = Supervisor(backoff_s=0.1)
+    sup.add("flaky", [sys.executable, "-c", script], env=None, log_path=tmp_path / "f.log")
+    stop = threading.Event()
+    t = threading.Thread(target=sup.watch, args=(stop,), daemon=True)
+    t.start()
+    try:
+        wait_for("three runs", lambda: marker.exists() and len(marker.read_text()) >= 3, 20)
+    finally:
+        stop.set()
+        t.join(10)
+        sup.stop_all()
