@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from aftercare import config
@@ -52,7 +53,7 @@ def _django_setup() -> None:
 def cmd_doctor(args: argparse.Namespace, settings: config.Settings) -> int:
     from aftercare import doctor
 
-    report = doctor.run(settings)
+    report = doctor.run(settings, broker_conf=args.broker_conf)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the database, TimescaleDB and the broker")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--broker-conf", type=Path, default=None,
+                   help="Mosquitto config to check for settings known to lose messages "
+                        "(default: the one `aftercare demo` writes, if present)")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("db", help="database: migrate, maintain")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -18,6 +20,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # works, but set up in a way known to lose data or fail later
 
 
 @dataclass
@@ -31,9 +34,13 @@ class Report:
     def add(self, name: str, ok: bool, detail: str) -> None:
         self.checks.append(Check(name, ok, detail))
 
+    def warn(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, True, detail, warning=True))
+
     def render(self) -> str:
         width = max(len(c.name) for c in self.checks)
-        lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}}  {c.detail}" for c in self.checks]
+        lines = [f"{'FAIL' if not c.ok else 'warn' if c.warning else 'ok  '} "
+                 f"{c.name:<{width}}  {c.detail}" for c in self.checks]
         lines.append("all parts ok" if self.ok else "some parts need attention (FAIL above)")
         return "\n".join(lines)
 
@@ -136,11 +143,66 @@ def check_broker(report: Report, url: str, timeout_s: float = 5.0) -> None:
         client.loop_stop()
 
 
-def run(settings: config.Settings) -> Report:
+def _mosquitto_conf(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key and not key.startswith("#"):
+            out[key] = value.strip()
+    return out
+
+
+def check_broker_setup(report: Report, conf: Path | None) -> None:
+    """Warn about Mosquitto settings known to lose acknowledged messages."""
+    if conf is None or not conf.is_file():
+        report.warn("broker set-up", "no Mosquitto config to check (pass --broker-conf FILE); "
+                    "run ingest without --share on Mosquitto 2.0, which does not restore "
+                    "$share subscriptions after a restart")
+        return
+    c = _mosquitto_conf(conf)
+    problems = []
+    queued = int(c.get("max_queued_messages", "1000") or 0)
+    if 0 < queued < 100_000:
+        problems.append(f"max_queued_messages {queued}: a worker away for "
+                        f"{queued / 1500:.1f} s at 1,500 msg/s loses the rest (the default "
+                        "1000 is a trap); `aftercare broker --out` writes 1,000,000")
+    if c.get("persistence", "false").lower() != "true":
+        problems.append("persistence off: a broker restart drops every queued message and "
+                        "the ingest worker's session")
+    if problems:
+        report.warn("broker set-up", f"{conf}: " + "; ".join(problems))
+    else:
+        report.add("broker set-up", True, f"{conf}: persistence on, queue {queued:,} "
+                   "messages; ingest subscribes without $share (safe across restarts)")
+
+
+def check_spool(report: Report, settings: config.Settings) -> None:
+    """The ingest spool absorbs database outages: is there room for what it may hold?"""
+    spool = Path(settings.ingest_spool_dir or Path(settings.data_dir or ".aftercare") / "spool")
+    probe = spool
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_mb = shutil.disk_usage(probe).free / 2**20
+    want = settings.ingest_spool_max_mb
+    hours = want * 2**20 / (1500 * 200) / 3600  # 1,500 msg/s of ~200-byte records
+    detail = (f"{spool}: cap {want:,} MB (~{hours:.1f} h of database outage at 1,500 msg/s), "
+              f"{free_mb:,.0f} MB free")
+    if free_mb < want:
+        report.warn("ingest spool", detail + ": less free disk than the cap")
+    else:
+        report.add("ingest spool", True, detail)
+
+
+def run(settings: config.Settings, *, broker_conf: Path | None = None) -> Report:
     report = Report()
     report.add("config", True, "environment variables valid")
     check_database(report, settings.database_url)
     check_broker(report, settings.mqtt_url)
+    if broker_conf is None:
+        default = Path(settings.data_dir or ".aftercare") / "mosquitto" / "mosquitto.conf"
+        broker_conf = default if default.is_file() else None
+    check_broker_setup(report, broker_conf)
+    check_spool(report, settings)
     if settings.events_url != settings.mqtt_url:
         report.add("events broker", True, f"{redact(settings.events_url)} (not probed)")
     return report

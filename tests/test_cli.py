@@ -89,3 +89,19 @@ def test_doctor_reports_the_timescaledb_backend(timescale_store_dsn: str) -> Non
 def test_readme_lists_every_variable() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert config.as_table() in readme, "regenerate the table with `aftercare config --table`"
+
+
+def test_doctor_warns_about_a_broker_queue_that_loses_messages(tmp_path: Path) -> None:
+    from aftercare import doctor
+
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener 1883\npersistence true\n")  # the default queue: 1000
+    report = doctor.Report()
+    doctor.check_broker_setup(report, conf)
+    assert report.checks[0].warning
+    assert "max_queued_messages 1000" in report.checks[0].detail
+    conf.write_text("persistence true\nmax_queued_messages 1000000\n")
+    report = doctor.Report()
+    doctor.check_broker_setup(report, conf)
+    assert not report.checks[0].warning
+    assert report.checks[0].ok
