@@ -53,6 +53,8 @@ VARIABLES: tuple[Variable, ...] = (
              "Spool capacity: a database outage is absorbed until it is full (see README)"),
     Variable("INGEST_MAX_FUTURE_S", "300",
              "Readings further ahead than this (device clock skew) are rejected"),
+    Variable("INGEST_DEVICE_MAX_READINGS_PER_S", "1000",
+             "Sustained readings per second one device may send (burst: 6 h of it); 0 = no limit"),
     Variable("WEB_HOST", "127.0.0.1", "Address the web app listens on"),
     Variable("WEB_PORT", "8000", "Port the web app listens on"),
     Variable("WEB_WORKERS", "0",
@@ -179,6 +181,7 @@ class Settings:
     ingest_spool_dir: str
     ingest_spool_max_mb: int
     ingest_max_future_s: int
+    ingest_device_max_readings_per_s: int
     web_host: str
     web_port: int
     web_workers: int
@@ -222,6 +225,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_spool_dir=raw("INGEST_SPOOL_DIR", env),
         ingest_spool_max_mb=_parse("INGEST_SPOOL_MAX_MB", _positive_int, env),
         ingest_max_future_s=_parse("INGEST_MAX_FUTURE_S", _positive_int, env),
+        ingest_device_max_readings_per_s=_parse("INGEST_DEVICE_MAX_READINGS_PER_S", _int, env),
         web_host=host,
         web_port=_parse("WEB_PORT", _port, env),
         web_workers=_parse("WEB_WORKERS", _workers, env),

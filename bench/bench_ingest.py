@@ -433,6 +433,10 @@ def workers(env: Env, n: int, extra: Sequence[str] = ()) -> Iterator[list[tuple[
             log = env.workdir / f"worker-{group}-{i}.log"
             proc = spawn([sys.executable, "-m", "aftercare.cli", "ingest",
                           "--client-id", f"bench-ingest-{group}-{i}", "--share-group", group,
+                          "--spool-dir", str(env.workdir / f"spool-{group}-{i}"),
+                          # Several workers split the load only through $share (opt-in:
+                          # Mosquitto 2.0 loses it across broker restarts; see README).
+                          *(["--share"] if n > 1 else []),
                           "--metrics-port", str(mport), "--session-expiry-s", "0", *extra],
                          env={**os.environ, "DATABASE_URL": env.dsn, "MQTT_URL": env.ingest_url},
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115

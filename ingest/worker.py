@@ -110,8 +110,43 @@ class Batch:
     waveforms: list[Waveform] = field(default_factory=list)
 
 
+class DeviceRateLimit:
+    """Readings per second per device, as a token bucket on the time messages were received
+    (not processed: catching up after an outage is not a burst). A message over its device's
+    budget is rejected whole (``device rate limit``), so one runaway device cannot crowd out
+    the fleet. The burst is large enough for a gateway's backfill after a long offline spell.
+
+    >>> lim = DeviceRateLimit(per_s=10, burst=20)
+    >>> [lim.allow("k1", "d", 15, 0), lim.allow("k2", "d", 15, 0), lim.allow("k3", "d", 15, 2e6)]
+    [True, False, True]
+    >>> lim.allow("k2", "d", 15, 0)   # a decision is kept per message: a retry is not charged
+    False
+    """
+
+    def __init__(self, *, per_s: float, burst: float) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, int]] = {}
+        self._decided: dict[str, bool] = {}
+
+    def allow(self, key: str, device: str, n: int, t_us: int) -> bool:
+        if key in self._decided:
+            return self._decided[key]
+        tokens, last = self._buckets.get(device, (self.burst, t_us))
+        tokens = min(self.burst, tokens + max(0, t_us - last) / 1e6 * self.per_s)
+        ok = n <= tokens
+        self._buckets[device] = (tokens - n if ok else tokens, max(last, t_us))
+        if len(self._decided) > 100_000:
+            self._decided.clear()
+        self._decided[key] = ok
+        if len(self._buckets) > 1_000_000:
+            self._buckets.clear()  # bounded memory; forgetting is lenient, never lossy
+        return ok
+
+
 def decode_batch(messages: Sequence[Record], *, max_future_s: float,
-                 max_age_s: float = decode.DEFAULT_MAX_AGE_S) -> Batch:
+                 max_age_s: float = decode.DEFAULT_MAX_AGE_S,
+                 rate_limit: DeviceRateLimit | None = None) -> Batch:
     """Decode every message of a batch; bad ones become rejects, good parts are kept."""
     batch = Batch(messages=list(messages))
     now_us = int(time.time() * 1e6)
@@ -122,6 +157,11 @@ def decode_batch(messages: Sequence[Record], *, max_future_s: float,
             if kind == "telemetry":
                 d = decode.decode_telemetry(m.topic, m.payload, now_us=now_us,
                                             max_future_s=max_future_s, max_age_s=max_age_s)
+                if rate_limit is not None and d.metric and not rate_limit.allow(
+                        m.key, d.device, len(d.metric), m.received_us):
+                    raise decode.Reject("device rate limit",
+                                        f"{len(d.metric)} readings over {rate_limit.per_s:g}/s "
+                                        f"(burst {rate_limit.burst:g})")
                 batch.device.extend([d.device] * len(d.metric))
                 batch.metric.extend(d.metric)
                 batch.time_us.extend(d.time_us)
@@ -201,6 +241,7 @@ class IngestWorker:
         max_age_s: float = decode.DEFAULT_MAX_AGE_S,
         shared: bool = False,
         share_group: str = SHARE_GROUP,
+        device_max_readings_per_s: float = 0.0,
     ) -> None:
         if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535:
             raise ValueError("batch_size, batch_ms >= 1 and 1 <= receive_maximum <= 65535")
@@ -219,6 +260,10 @@ class IngestWorker:
         self.max_age_s = max_age_s
         self.shared = shared
         self.share_group = share_group
+        # 0 = unlimited; the burst holds 6 hours of the sustained rate (a backfill).
+        self.rate_limit = DeviceRateLimit(
+            per_s=device_max_readings_per_s, burst=device_max_readings_per_s * 21_600,
+        ) if device_max_readings_per_s > 0 else None
         self.counters = Counters()
         self.metrics: Metrics | None = None
         self.connected = threading.Event()
@@ -335,7 +380,8 @@ class IngestWorker:
     def _store(self, records: Sequence[Record]) -> list[tuple[Batch, writer.WriteResult]] | None:
         """Store records; a batch the database refuses is halved until the message at fault
         is alone, and that message is kept as a reject. None if stopped before the end."""
-        batch = decode_batch(records, max_future_s=self.max_future_s, max_age_s=self.max_age_s)
+        batch = decode_batch(records, max_future_s=self.max_future_s, max_age_s=self.max_age_s,
+                             rate_limit=self.rate_limit)
         try:
             result = self._write_with_retry(batch)
         except Exception as exc:
@@ -646,6 +692,7 @@ def main(argv: list[str]) -> int:
         session_expiry_s=args.session_expiry_s,
         max_future_s=float(settings.ingest_max_future_s),
         max_age_s=settings.retention_days * 86_400.0,
+        device_max_readings_per_s=float(settings.ingest_device_max_readings_per_s),
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

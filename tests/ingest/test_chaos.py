@@ -7,6 +7,7 @@ a 10-minute outage, 100,000 fuzzed payloads) are ``bench/chaos.py``.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -66,9 +67,17 @@ def _assert_exact(t: object, *, rejected: int = 0) -> None:
     assert t.rejected == rejected, t
 
 
+def _alive(w: WorkerProcess, spool: Path) -> int:
+    return subprocess.run([*w.cmd[:3], "ingest", "--spool-dir", str(spool), "--alive", "30"],
+                          env=w.env, check=False).returncode
+
+
 def test_kill_9_three_times_loses_nothing(tmp_path: Path, dsn: str,
                                          mosq: PrivateMosquitto) -> None:
     w = _worker(tmp_path, dsn, mosq)
+    # The liveness probe a supervisor would use: fresh heartbeat yes, no worker no.
+    assert _alive(w, w.spool) == 0
+    assert _alive(w, tmp_path / "no-such-spool") == 1
     flood = Flood(mosq, DEVICES, rate_per_s=600)
     flood.start()
     rss = 0.0
