@@ -177,8 +177,12 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files (vendored, see static/vendor/README.md): no CDN.
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "web.api.schema.add_error_responses"],
     # The schema and its docs page describe every endpoint: for signed-in users only.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema document does not describe itself (its answers are YAML/JSON schema files).
+    "SERVE_INCLUDE_SCHEMA": False,
     # Alerts' and episodes' severities are one choice set: one name in the schema.
     "ENUM_NAME_OVERRIDES": {"SeverityEnum": "service_crm.models.choices.Severity"},
 }

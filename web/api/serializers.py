@@ -16,6 +16,7 @@ from service_crm.models import (
     Ticket,
     WorkOrder,
 )
+from service_crm.models.choices import Outcome
 
 
 class AccountSerializer(serializers.ModelSerializer[Account]):
@@ -61,6 +62,8 @@ class EpisodeSerializer(serializers.ModelSerializer[Episode]):
 
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
     number = serializers.CharField(read_only=True)
+    # Empty until the ticket is resolved: the schema says so (a blank is not an enum member).
+    outcome = serializers.ChoiceField(choices=Outcome.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Ticket

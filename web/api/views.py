@@ -90,6 +90,34 @@ class AccountViewSet(ReadOnlyScoped):
                f.text("name", "name__icontains"))
 
 
+_NUMBERS = {"type": "array", "items": {"type": "number", "nullable": True}}
+# Not paginated: the window bounds the answer. `layout=rows` (default) is a list of buckets,
+# `layout=columns` one object with a series per (device, metric).
+TELEMETRY_RESPONSE = {"oneOf": [
+    {"type": "array", "items": {
+        "type": "object",
+        "required": ["bucket", "device", "metric", "min", "max", "mean", "last", "count"],
+        "properties": {"bucket": {"type": "string", "format": "date-time"},
+                       "device": {"type": "string"}, "metric": {"type": "string"},
+                       "min": {"type": "number", "nullable": True},
+                       "max": {"type": "number", "nullable": True},
+                       "mean": {"type": "number", "nullable": True},
+                       "last": {"type": "number", "nullable": True},
+                       "count": {"type": "integer"}}}},
+    {"type": "object", "required": ["resolution", "start", "end", "series"], "properties": {
+        "resolution": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "series": {"type": "array", "items": {
+            "type": "object",
+            "required": ["device", "metric", "t", "min", "max", "mean", "last", "count"],
+            "properties": {"device": {"type": "string"}, "metric": {"type": "string"},
+                           "t": {"type": "array", "items": {"type": "integer"}},
+                           "min": _NUMBERS, "max": _NUMBERS, "mean": _NUMBERS,
+                           "last": _NUMBERS,
+                           "count": {"type": "array", "items": {"type": "integer"}}}}}}},
+]}
+
+
 class AssetViewSet(ReadOnlyScoped):
     """Installed equipment; filter by `account`, `site`, `status`, `region`, `serial`."""
 
@@ -117,9 +145,9 @@ class AssetViewSet(ReadOnlyScoped):
                                          "{resolution, start, end, series: [{device, metric, "
                                          "t: [epoch s], min, max, mean, last, count}]}"),
         ],
-        responses=s.RollupSerializer(many=True),
+        responses={200: TELEMETRY_RESPONSE},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def telemetry(self, request: Request, pk: str) -> HttpResponse:
         """Rollup buckets (min, max, mean, last, count) of the asset's devices, oldest first."""
         window = _parse_window(request.query_params)
