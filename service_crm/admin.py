@@ -8,15 +8,65 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
+from django.utils import timezone
 
 from service_crm import models as m
+from service_crm.services.audit import audit_record, snapshot
+
+
+class AuditedAdminMixin:
+    """Every change made in the admin writes an audit row like a service change does: who,
+    when, the values before and after (``admin.add``, ``admin.change``, ``admin.delete``),
+    also for the rows of inlines and for bulk deletion."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        before = snapshot(type(obj)._default_manager.filter(pk=obj.pk).first()) \
+            if change else None
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        audit_record(actor=_actor(request), action="admin.change" if change else "admin.add",
+                     obj=obj, before=before, at=timezone.now())
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        audit_record(actor=_actor(request), action="admin.delete", obj=obj, before=None,
+                     at=timezone.now(), deleting=True)
+        super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        now = timezone.now()
+        for obj in queryset:
+            audit_record(actor=_actor(request), action="admin.delete", obj=obj, before=None,
+                         at=now, deleting=True)
+        super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        now = timezone.now()
+        model = formset.model
+        befores = {f.instance.pk: snapshot(model._default_manager.filter(pk=f.instance.pk)
+                                           .first())
+                   for f in formset.forms if f.instance.pk is not None and f.has_changed()}
+        for f in getattr(formset, "deleted_forms", []):
+            if f.instance.pk is not None:
+                audit_record(actor=_actor(request), action="admin.delete", obj=f.instance,
+                             before=None, at=now, deleting=True)
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
+        for obj in formset.new_objects:
+            audit_record(actor=_actor(request), action="admin.add", obj=obj, before=None,
+                         at=now)
+        for obj, _fields in formset.changed_objects:
+            audit_record(actor=_actor(request), action="admin.change", obj=obj,
+                         before=befores.get(obj.pk), at=now)
+
+
+def _actor(request: HttpRequest) -> Any:
+    return request.user if request.user.is_authenticated else None
+
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin, TabularInline
 else:
     # The stubs make these generic; at runtime Django's classes are not subscriptable (and
     # django_stubs_ext is a dev-only dependency), so give them a no-op __class_getitem__.
-    class ModelAdmin(admin.ModelAdmin):
+    class ModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
         def __class_getitem__(cls, _params):
             return cls
 
@@ -422,8 +472,19 @@ class ApiTokenAdmin(ModelAdmin[m.ApiToken]):
             api_token_revoke(token=token, actor=request.user, reason="revoked by admin")
 
 
-class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
-    """Django's user admin; deactivating a user revokes their API tokens."""
+@admin.register(m.LoginThrottle)
+class LoginThrottleAdmin(ModelAdmin[m.LoginThrottle]):
+    """Failed log-in counts (hashed keys). Deleting a row lifts that block at once."""
+
+    list_display = ("key", "failures", "blocked_until", "updated_at")
+    readonly_fields = ("key", "failures", "blocked_until", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):  # type: ignore[type-arg]
+    """Django's user admin, audited; deactivating a user revokes their API tokens."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         from service_crm.services.api_tokens import api_tokens_revoke_for_user
