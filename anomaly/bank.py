@@ -43,7 +43,7 @@ from anomaly.fusion import (
     reduce_argmax,
     reduce_max,
 )
-from anomaly.health import HealthResult, SensorHealth
+from anomaly.health import HealthResult, ReportingSilence, SensorHealth
 from anomaly.likelihood import AnomalyLikelihood
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
@@ -160,6 +160,17 @@ class BankConfig:
     seasonal_halflife: float = 10.0
     seasonal_warmup: int = 3
     seasonal_support: float = 1.0
+    # Severity: adaptive (learned-behaviour) evidence scores at most `adaptive_max_score`,
+    # below the alert trackers' critical level (0.8): a warning; a limit that fires scores
+    # `limit_score` (critical), as may the per-asset checks (bearing bursts, T² / SPE) far past
+    # their thresholds. Every device problem scores `device_problem_score` (a warning). A
+    # device is offline when silent for more than `offline_intervals` of its own learned
+    # reporting intervals (and at least `offline_min_s`).
+    adaptive_max_score: float = 0.75
+    limit_score: float = 0.85
+    device_problem_score: float = 0.6
+    offline_intervals: float = 3.0
+    offline_min_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,11 @@ class DetectorBank:
     >>> x[0, 400:] += 29.0                      # pump-1 overheats from t = 400 s on
     >>> r = bank.update(np.arange(600, dtype=np.int64) * 1_000_000, x)
     >>> [(e.asset, e.state, e.severity, bank.modes[e.mode]) for e in r.equipment_events]
-    [(0, 'open', 'warning', 'overheating'), (0, 'update', 'critical', 'overheating')]
+    [(0, 'open', 'critical', 'overheating')]
+
+    Critical because the high limit fires by the time the rise has persisted long enough to
+    open an alert: past the healthy envelope. A deviation from learned behaviour alone would
+    be a warning.
     """
 
     def __init__(self, specs: Sequence[ChannelSpec] = (), config: BankConfig | None = None) -> None:
@@ -234,6 +249,8 @@ class DetectorBank:
         self.offset = RestOffset(0)
         self.burst_drift = Latch(0, hold_s=c.drift_hold_s)
         self.last_moving = LastTrue(0)
+        self.silence = ReportingSilence(0, intervals=c.offline_intervals,
+                                        min_silence_s=c.offline_min_s)
         self.seasonal = EwmaBaseline(0, halflife=c.seasonal_halflife, warmup=c.seasonal_warmup,
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
@@ -328,6 +345,7 @@ class DetectorBank:
         self.running.add_channels(len(new_assets))
         self.last_on.add_channels(len(new_assets))
         self.last_moving.add_channels(len(new_assets))
+        self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
         self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
         self.burst_drift.add_channels(n)
@@ -363,6 +381,7 @@ class DetectorBank:
         t = as_times(times, name="times", length=x.shape[1])
         c = self.config
         n_a = len(self.assets)
+        raw_x = x
         health = self.health.update(t, x)
         if self.steps.any():
             # A CNC program can hold a speed for a single second: not a spike, and neither is
@@ -438,7 +457,13 @@ class DetectorBank:
         # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
         ignored = suspect | ~self.scored[:, None]
-        chan = np.where(ignored, 0.0, ratio_to_score(ratio))
+        # Severity follows the failure mode's progress: a deviation from learned behaviour
+        # alone says something changed, not how close the consequence is, and stays a warning;
+        # past the equipment model's healthy envelope (a limit, held for its duration) the
+        # failure mode is doing damage, and the alert is critical.
+        lim_score = np.where(lim >= 1.0, c.limit_score, ratio_to_score(lim))
+        chan = np.where(ignored, 0.0, np.fmax(lim_score, np.minimum(
+            ratio_to_score(np.fmax(base_ratio, drift)), c.adaptive_max_score)))
         if c.calibrate:
             adaptive = ratio_to_score(np.fmax(base_ratio, drift))
             cal = self.likelihood.update(t, np.where(ignored, np.nan, adaptive)).score
@@ -449,7 +474,8 @@ class DetectorBank:
                 # the sample unusual too (else it is the cycle); one from the time of day alone
                 # counts as it is (a missing daily peak).
                 cal = np.fmax(sl.score, np.where(~(sl.z <= c.seasonal_support), cal, 0.0))
-            chan = np.where(ignored, 0.0, np.fmax(ratio_to_score(lim), cal))
+            chan = np.where(ignored, 0.0, np.fmax(lim_score,
+                                                  np.minimum(cal, c.adaptive_max_score)))
         checked = self._check_extra(extra, x.shape[1])
         contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
                                                   rest_ok)
@@ -491,10 +517,18 @@ class DetectorBank:
         kinds = np.stack([health.stuck, health.out_of_range, health.spike, health.no_data,
                           offset | drifted])         # in DEVICE_PROBLEMS order
         dev_any = np.asarray(kinds.any(axis=0), dtype=np.bool_)
-        dev_ch = np.where(dev_any, 1.0, 0.0)
+        # A device problem is a warning, never critical: the sensor or the link needs a look,
+        # the machine may be fine (critical is for a failure mode close to its consequence).
+        dev_ch = np.where(dev_any, c.device_problem_score, 0.0)
         dev_kind = np.argmax(kinds, axis=0)
         device, dev_mode = strongest(dev_ch, dev_kind)
         device = np.maximum(device, 0.0)
+        # The whole device silent for longer than a few of its own reporting intervals.
+        offline = self.silence.update(t, reduce_max(np.where(np.isnan(raw_x), 0.0, 1.0),
+                                                    self._order, self._starts, n_a,
+                                                    self._group) > 0)
+        device = np.where(offline, c.device_problem_score, device)
+        dev_mode = np.where(offline, DEVICE_PROBLEMS.index("device offline"), dev_mode)
         # A stopped machine says nothing new about its condition: an open alert stays open
         # (no new alert for the same fault after every stop), a closed one stays closed.
         held = np.where(on, self.running.persist(t, asset, self.equipment.open_level), np.nan)
@@ -633,6 +667,7 @@ class DetectorBank:
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
+                "silence": self.silence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {})}
 
     def to_bytes(self) -> bytes:

@@ -40,9 +40,10 @@ FAILURE_MODES: tuple[tuple[str, str], ...] = (
 UNKNOWN_MODE = "abnormal_behaviour"
 # Device problems, in the order of the bank's device-problem kinds. "sensor drift": a sensor
 # whose reading has walked away from the truth, e.g. a vibration sensor that reads as if the
-# machine ran while it stands still.
+# machine ran while it stands still. "device offline": the whole device silent for longer than a
+# few of its own reporting intervals.
 DEVICE_PROBLEMS = ("sensor stuck", "sensor out of range", "sensor spikes", "no data",
-                   "sensor drift")
+                   "sensor drift", "device offline")
 SEVERITIES = ("info", "warning", "critical")
 
 

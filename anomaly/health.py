@@ -303,3 +303,95 @@ class SensorHealth(StreamingDetector):
         """Channels with no valid sample for ``no_data_s`` up to `now_us` (a block with no rows
         at all cannot show this per sample)."""
         return (self.valid_at > _NEVER) & (now_us - self.valid_at >= self.no_data_us)
+
+
+class ReportingSilence(StreamingDetector):
+    """Per device: silent for longer than a few of its *own* reporting intervals.
+
+    The interval is learned from the device's data: an EWMA (half-life ``halflife`` samples of
+    the grid) of the time between samples with any reading, each gap clipped to twice the
+    interval known so far so one outage does not teach that outages are normal. A device is
+    silent where its last reading lies more than ``intervals`` times that interval (and at
+    least ``min_silence_s``) behind the latest reading of the *fleet* (every device in the
+    detector), once ``warmup`` gaps have been seen. Measured against the fleet, not the
+    clock: when everything goes quiet at once (an ingest or broker outage, the end of a
+    replay) no device is called offline; a device whose rate is not known yet never is.
+
+    Examples
+    --------
+    >>> rs = ReportingSilence(2, intervals=3, warmup=3, min_silence_s=0)
+    >>> t = np.arange(40, dtype=np.int64) * 1_000_000
+    >>> has = np.stack([np.arange(40) % 5 == 0, np.arange(40) % 2 == 0])
+    >>> has[0, 21:] = False                 # device 0 (every 5 s) falls silent after t = 20 s
+    >>> off = rs.update(t, has)
+    >>> int(np.argmax(off[0])), bool(off[0, :21].any()), bool(off[1].any())
+    (36, False, False)
+    >>> rs.interval_s().round(1).tolist()
+    [5.0, 2.0]
+    >>> later = rs.update(t + 40_000_000, np.zeros((2, 40), bool))  # then the whole fleet
+    >>> bool(later[0].all()), bool(later[1].any())       # device 0 stays offline, 1 is not
+    (True, False)
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("last_at", "sum_w", "sum_gap", "gaps")
+    last_at: NDArray[Any]
+    sum_w: NDArray[Any]
+    sum_gap: NDArray[Any]
+    gaps: NDArray[Any]
+
+    def __init__(self, devices: int = 0, *, intervals: float = 3.0, halflife: float = 50.0,
+                 warmup: int = 10, min_silence_s: float = 30.0) -> None:
+        if devices < 0:
+            raise ValueError(f"`devices` must be >= 0, got {devices}")
+        self.intervals = check_positive(intervals, name="intervals")
+        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        if warmup < 1:
+            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        self.warmup = int(warmup)
+        if not min_silence_s >= 0:
+            raise ValueError(f"`min_silence_s` must be >= 0, got {min_silence_s}")
+        self.min_silence_us = float(min_silence_s) * 1e6
+        self._set_state(self._initial_state(devices))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"last_at": np.full(n, _NEVER, np.int64), "sum_w": np.zeros(n),
+                "sum_gap": np.zeros(n), "gaps": np.zeros(n, np.int64)}
+
+    def interval_s(self) -> NDArray[np.float64]:
+        """The learned reporting interval of every device in seconds (NaN: none yet)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.where(self.sum_w > 0, self.sum_gap / self.sum_w / 1e6, np.nan),
+                              dtype=np.float64)
+
+    def update(self, times: ArrayLike, has_data: ArrayLike) -> NDArray[np.bool_]:
+        """`has_data` (devices, T): any reading of the device at that sample. Returns "silent
+        for too long" per device and sample."""
+        h = np.asarray(has_data, dtype=bool)
+        if h.ndim != 2 or h.shape[0] != self.channels:
+            raise ValueError(f"`has_data` must be shaped ({self.channels}, T), got {h.shape}")
+        t = as_times(times, name="times", length=h.shape[1])
+        if h.shape[1] == 0:
+            return np.zeros(h.shape, bool)
+        # Time of the last reading up to and including each sample, and before it.
+        last = np.maximum.accumulate(np.where(h, t[None, :], _NEVER), axis=1)
+        last = np.maximum(last, self.last_at[:, None])
+        before = np.concatenate([self.last_at[:, None], last[:, :-1]], axis=1)
+        known = self.sum_w > 0
+        interval = np.where(known, self.sum_gap / np.where(known, self.sum_w, 1.0), np.inf)
+        gap = np.where(h & (before != _NEVER), (t[None, :] - before).astype(np.float64), np.nan)
+        gap = np.minimum(gap, 2.0 * interval[:, None])
+        counted = ~np.isnan(gap)
+        w = ewma_with_prior(counted.astype(np.float64), self.alpha, self.sum_w)
+        g = ewma_with_prior(np.where(counted, gap, 0.0), self.alpha, self.sum_gap)
+        gaps = self.gaps[:, None] + np.cumsum(counted, axis=1)
+        # The interval as known before each sample decides it (lagged by one sample).
+        w_b = np.concatenate([self.sum_w[:, None], w[:, :-1]], axis=1)
+        g_b = np.concatenate([self.sum_gap[:, None], g[:, :-1]], axis=1)
+        ready = np.concatenate([self.gaps[:, None], gaps[:, :-1]], axis=1) >= self.warmup
+        with np.errstate(invalid="ignore", divide="ignore"):
+            limit = np.maximum(self.intervals * g_b / w_b, self.min_silence_us)
+        fleet = last.max(axis=0) if last.shape[0] else np.full(last.shape[1], _NEVER)
+        silent = ready & (last != _NEVER) & ((fleet[None, :] - last) > limit)
+        self.last_at, self.gaps = last[:, -1].copy(), gaps[:, -1].copy()
+        self.sum_w, self.sum_gap = w[:, -1].copy(), g[:, -1].copy()
+        return np.asarray(silent, dtype=np.bool_)
