@@ -162,6 +162,19 @@ def account_get_for_user(*, user: Any, pk: object) -> Account:
     return _get(account_list_for_user(user=user), pk, "account")
 
 
+def contact_list_for_user(*, user: Any) -> QuerySet[Contact]:
+    """People at customer accounts: staff see all; a customer sees only themself (their
+    colleagues' details are not theirs to see); engineers none."""
+    scope = scope_for(user=user)
+    if scope.everything:
+        return Contact.objects.select_related("account")
+    return Contact.objects.filter(user_id=getattr(user, "pk", None) or 0)
+
+
+def contact_get_for_user(*, user: Any, pk: object) -> Contact:
+    return _get(contact_list_for_user(user=user), pk, "contact")
+
+
 def interaction_list_for_account(*, user: Any, account: Account) -> QuerySet[Interaction]:
     """The account timeline; staff only (it holds internal notes), empty for anyone else."""
     account_get_for_user(user=user, pk=account.pk)

@@ -3,6 +3,7 @@ answers 400 naming the parameter instead of being silently ignored."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -76,6 +77,9 @@ def parse(params: Mapping[str, Any], filters: Iterable[QueryFilter]) -> dict[str
         except DjangoValidationError as exc:
             errors[f.param] = list(exc.messages)
             continue
+        if isinstance(value, dt.datetime):
+            # Python accepts offsets up to 24 h, PostgreSQL up to 16 h: send UTC.
+            value = value.astimezone(dt.UTC)
         if value is not None:
             values[f.lookup] = value
     if errors:

@@ -199,6 +199,9 @@ def _parse_window(params: Any) -> Window:
         value = form.cleaned_data[name]
         if value is not None and not EARLIEST <= value < LATEST:
             raise ValidationError({name: [f"`{name}` must be from 1970 to 8999."]})
+        if value is not None:
+            # Python accepts offsets up to 24 h, PostgreSQL up to 16 h: send UTC.
+            form.cleaned_data[name] = value.astimezone(dt.UTC)
     end = form.cleaned_data["end"] or timezone.now()
     start = form.cleaned_data["start"] or end - dt.timedelta(hours=24)
     resolution = form.cleaned_data["resolution"] or "1h"

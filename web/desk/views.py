@@ -27,6 +27,7 @@ from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
+from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
 from web.desk import charts
@@ -219,7 +220,24 @@ def account_detail(request: HttpRequest, pk: int, *, failed_contract: int | None
         "timeline": access.interaction_list_for_account(user=request.user,
                                                         account=account)[:ACCOUNT_TIMELINE],
         "timeline_limit": ACCOUNT_TIMELINE,
+        "contacts": access.contact_list_for_user(user=request.user).filter(account=account),
     }, status=status)
+
+
+@require_POST
+@role_required(*DESK)
+def contact_erase(request: HttpRequest, pk: int) -> HttpResponse:
+    """Erase a contact's personal data on their request (GDPR art. 17): anonymised everywhere,
+    business records kept, audited. The form asks the agent to type the contact's number."""
+    contact = access.contact_get_for_user(user=request.user, pk=pk)
+    if request.POST.get("confirm", "").strip() != str(contact.pk):
+        messages.error(request, f"Type the contact number {contact.pk} to confirm the erasure.")
+    else:
+        counts = privacy_services.contact_erase(contact=contact, actor=request.user)
+        messages.success(request, f"Personal data of contact #{contact.pk} erased "
+                                  f"({', '.join(f'{k}: {v}' for k, v in counts.items() if v)})."
+                         if counts else f"Contact #{contact.pk} was already erased.")
+    return HttpResponseRedirect(reverse("desk:account", args=[contact.account_id]))
 
 
 @require_POST

@@ -14,4 +14,5 @@ urlpatterns = [
     path("personal-data/", views.personal_data, name="personal-data"),
     path("personal-data/deletion/", views.personal_data_deletion,
          name="personal-data-deletion"),
+    path("consent/withdraw/", views.consent_withdraw, name="consent-withdraw"),
 ]

@@ -29,6 +29,7 @@ from service_crm.models.choices import (
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
 from service_crm.services import offers as offer_services
+from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services.audit import interaction_record
 from web.forms import DecisionForm, call_service
@@ -62,6 +63,7 @@ def home(request: HttpRequest, report_form: ReportProblemForm | None = None,
             Prefetch("documents", queryset=access.contract_document_list_for_user(user=user))),
         "now": timezone.now(),
         "report_form": report_form or ReportProblemForm(user=user),
+        "contact": access.contact_list_for_user(user=user).first(),
     }, status=status)
 
 
@@ -158,4 +160,16 @@ def personal_data_deletion(request: HttpRequest) -> HttpResponse:
             summary=f"{contact.name} asked for their personal data to be deleted (portal)")
     messages.success(request, "Your request is recorded; we will answer by email within "
                               "one month.")
+    return HttpResponseRedirect(reverse("portal:home"))
+
+
+@require_POST
+@role_required(Role.CUSTOMER)
+def consent_withdraw(request: HttpRequest) -> HttpResponse:
+    """The signed-in contact stops offers being sent to them, at once and by themself."""
+    contact = access.contact_get_for_user(
+        user=request.user, pk=Contact.objects.filter(user_id=int(request.user.pk or 0))
+        .values_list("pk", flat=True).first())
+    privacy_services.contact_consent_withdraw(contact=contact, actor=request.user)
+    messages.success(request, "Done: we will send you no more offers.")
     return HttpResponseRedirect(reverse("portal:home"))
