@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from service_crm.services.login_throttle import (
@@ -86,3 +86,18 @@ class LogoutView(auth_views.LogoutView):
         response["Clear-Site-Data"] = '"cache", "storage"'
         return response
 
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset by email (the answer is the same whether the address exists), limited
+    like log-ins per (address asked for, client): a stranger cannot flood a mailbox."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        decision = login_attempt_begin(username="password-reset:" + form.cleaned_data["email"],
+                                       ip=client_ip(self.request), limits=login_limits())
+        if not decision.allowed:  # the same page as a sent link: nothing to learn from it
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)

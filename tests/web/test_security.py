@@ -836,3 +836,48 @@ def test_a_time_offset_postgresql_cannot_store_is_no_server_error(
     """Found by schemathesis: Python takes offsets up to 24 h, PostgreSQL only up to 16 h."""
     response = api(desk_agent).get(url.format(asset=world.north.asset.pk))
     assert response.status_code in (200, 400), response.content
+
+
+# --- 6. password reset ------------------------------------------------------------------------
+
+def test_password_reset_by_email_sets_a_new_password_and_ends_old_tokens(
+        world: World, desk_agent: Any, mailoutbox: Any) -> None:
+    import re
+
+    desk_agent.email = "desk@example.com"
+    desk_agent.save()
+    key = _get_token(APIClient(), "desk")["token"]
+    client = Client()
+    assert "Forgot your password?" in client.get("/login/").content.decode()
+    response = client.post("/password-reset/", {"email": "desk@example.com"})
+    assert response.status_code == 302
+    assert response["Location"] == "/password-reset/sent/"
+    assert len(mailoutbox) == 1
+    link = re.search(r"http://[^/]+(/password-reset/\S+/)", mailoutbox[0].body)
+    assert link is not None
+    form_url = client.get(link.group(1))["Location"]  # Django hides the token from the page
+    done = client.post(form_url, {"new_password1": "a much longer new secret 42",
+                                  "new_password2": "a much longer new secret 42"})
+    assert done.status_code == 302
+    assert done["Location"] == "/password-reset/done/"
+    assert _with(key).get("/api/v1/accounts/").status_code == 401
+    assert Client().post("/login/", {"username": "desk",
+                                     "password": "a much longer new secret 42"}
+                         ).status_code == 302
+    # The link worked once.
+    again = Client().get(link.group(1), follow=True)
+    assert "no longer valid" in again.content.decode()
+
+
+def test_password_reset_says_the_same_for_unknown_addresses_and_is_limited(
+        world: World, desk_agent: Any, mailoutbox: Any) -> None:
+    desk_agent.email = "desk@example.com"
+    desk_agent.save()
+    unknown = Client().post("/password-reset/", {"email": "nobody@example.com"})
+    assert (unknown.status_code, unknown["Location"]) == (302, "/password-reset/sent/")
+    assert mailoutbox == []
+    client = Client(REMOTE_ADDR="203.0.113.50")
+    for _ in range(8):
+        assert client.post("/password-reset/", {"email": "desk@example.com"}
+                           ).status_code == 302
+    assert len(mailoutbox) == 5  # the per (address, client) limit
