@@ -461,7 +461,7 @@ class DetectorBank:
         # alone says something changed, not how close the consequence is, and stays a warning;
         # past the equipment model's healthy envelope (a limit, held for its duration) the
         # failure mode is doing damage, and the alert is critical.
-        lim_score = np.where(lim >= 1.0, c.limit_score, ratio_to_score(lim))
+        lim_score = lim * c.limit_score            # the limit rule's score is 1, 0 or NaN
         chan = np.where(ignored, 0.0, np.fmax(lim_score, np.minimum(
             ratio_to_score(np.fmax(base_ratio, drift)), c.adaptive_max_score)))
         if c.calibrate:
@@ -524,9 +524,11 @@ class DetectorBank:
         device, dev_mode = strongest(dev_ch, dev_kind)
         device = np.maximum(device, 0.0)
         # The whole device silent for longer than a few of its own reporting intervals.
-        offline = self.silence.update(t, reduce_max(np.where(np.isnan(raw_x), 0.0, 1.0),
-                                                    self._order, self._starts, n_a,
-                                                    self._group) > 0)
+        has_data = np.zeros((n_a, x.shape[1]), bool)
+        if self._starts.size and x.shape[1]:
+            has_data[self._group] = np.logical_or.reduceat(~np.isnan(raw_x[self._order]),
+                                                           self._starts, axis=0)
+        offline = self.silence.update(t, has_data)
         device = np.where(offline, c.device_problem_score, device)
         dev_mode = np.where(offline, DEVICE_PROBLEMS.index("device offline"), dev_mode)
         # A stopped machine says nothing new about its condition: an open alert stays open
