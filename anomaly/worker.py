@@ -31,11 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,8 @@ from numpy.typing import NDArray
 from aftercare.events import AlertEvent, Evidence
 from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
-from anomaly.models import SPEED_METRIC, bearing_orders, spec_for
+from anomaly.models import PROFILES, SPEED_METRIC, bearing_orders, spec_for
+from anomaly.profiles import load_profiles
 from anomaly.spectral import DEFECTS, BearingCheck, BurstScore, HeldScore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -402,12 +405,13 @@ async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
 
 
 async def run(database_url: str, events_url: str, options: WorkerOptions, *, once: bool,
-              poll_s: float) -> None:
+              poll_s: float,
+              spec_fn: Callable[[str, str], ChannelSpec] = default_spec) -> None:
     from anomaly.publish import AlertPublisher
 
     async with AlertPublisher(events_url) as publisher:
         with psycopg.connect(database_url) as conn:
-            worker = await asyncio.to_thread(DetectWorker, conn, options)
+            worker = await asyncio.to_thread(DetectWorker, conn, options, None, spec_fn)
             await publish_pending(worker, publisher)        # left over from a crash
             while True:
                 before = worker.watermark_us
@@ -430,7 +434,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--step-s", type=float, default=1.0, help="time grid of the detector arrays")
     p.add_argument("--poll-s", type=float, default=2.0, help="pause when caught up")
     p.add_argument("--once", action="store_true", help="stop when caught up")
+    p.add_argument("--profiles", type=Path, help="folder of extra equipment profiles (*.yaml, "
+                   "anomaly.profiles); they add kinds to the shipped ones or replace one with "
+                   "the same device_prefix")
     args = p.parse_args(argv)
+    spec_fn: Callable[[str, str], ChannelSpec] = default_spec
+    if args.profiles is not None:
+        try:
+            extra = load_profiles(args.profiles)
+        except (OSError, ValueError) as exc:
+            print(f"--profiles {args.profiles}: {exc}", file=sys.stderr)
+            return 2
+        if not extra:
+            print(f"--profiles {args.profiles}: no *.yaml profiles there", file=sys.stderr)
+            return 2
+        spec_fn = functools.partial(spec_for, profiles={**PROFILES, **extra})
     try:
         settings = config.load()
     except config.ConfigError as exc:
@@ -439,5 +457,5 @@ def main(argv: list[str]) -> int:
     options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings.database_url, settings.events_url, options, once=args.once,
-                        poll_s=args.poll_s))
+                        poll_s=args.poll_s, spec_fn=spec_fn))
     return 0

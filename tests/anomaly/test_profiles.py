@@ -1,0 +1,94 @@
+"""Equipment profiles as data: the shipped files, validation, and a new kind of machine watched
+without a code change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, spec_for
+from anomaly.offline import run_bank
+from anomaly.profiles import load_profile, load_profiles, parse_profile
+
+GEARBOX = """\
+# A manufacturer's own kind: metrics nobody has seen.
+kind: wind_gearbox
+device_prefix: gbx
+running: {metric: input_speed_rpm, above: 100}
+metrics:
+  input_speed_rpm: {scored: false}
+  oil_sump_temp_c: {mode: overheating, high: 85.0, clear_high: 80.0, side: 1, min_std: 0.5}
+  particle_count_ppm: {mode: gear_wear, drift: true, side: 1, min_std: 1.0}
+"""
+
+
+def test_the_four_shipped_kinds_are_profile_files() -> None:
+    assert sorted(PROFILES) == ["chl", "cmp", "cnc", "pmp"]
+    assert {p.kind for p in PROFILES.values()} == {
+        "screw_compressor", "centrifugal_pump", "water_chiller", "cnc_spindle"}
+    assert sorted(MULTIVARIATE) == ["chl", "cmp", "pmp"]
+    assert set(MULTIVARIATE["pmp"].values()) == {"log"}
+    assert sorted(BEARINGS) == ["chl", "cmp", "cnc", "pmp"]
+    assert SPEED_METRIC == {"pmp": "speed_rpm", "cnc": "speed_rpm"}
+    s = spec_for("cmp-0007", "discharge_temp_c")
+    assert (s.mode, s.high, s.clear_high, s.transform, s.partners, s.side) == (
+        "cooling_failure", 80.0, 76.0, "rise_over_ambient", ("ambient_temp_c",), 1)
+    assert spec_for("cmp-0007", "motor_current_a").run_level == 5.0
+
+
+def test_a_gearbox_profile_is_watched_without_a_code_change(tmp_path: Path) -> None:
+    (tmp_path / "gearbox.yaml").write_text(GEARBOX)
+    profiles = {**PROFILES, **load_profiles(tmp_path)}
+    metrics = ["input_speed_rpm", "oil_sump_temp_c", "particle_count_ppm"]
+    specs = [spec_for(d, m, profiles) for d in ("gbx-1", "gbx-2") for m in metrics]
+    assert specs[0].run_level == 100.0
+    assert not specs[0].scored
+    assert specs[1].mode == "overheating"
+    rng = np.random.default_rng(42)
+    n = 7200
+    x = np.empty((6, n))
+    x[[0, 3]] = 1500 + rng.normal(0, 5, (2, n))
+    x[[1, 4]] = 65 + rng.normal(0, 0.5, (2, n))
+    x[[2, 5]] = 20 + rng.normal(0, 1.0, (2, n))
+    x[1, 4000:] += np.linspace(0, 30, n - 4000)       # gbx-1 runs hot, past its limit
+    r = run_bank(specs, np.arange(n, dtype=np.int64) * 1_000_000, x)
+    assert r.assets == ["gbx-1", "gbx-2"]
+    assert not r.alert[:, :4000].any()
+    assert r.alert[0, 4000:].any()
+    assert not r.alert[1].any()
+
+
+def test_a_bad_profile_is_refused_naming_the_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GEARBOX.replace("side: 1, min_std: 0.5", "side: 2"))
+    with pytest.raises(ValueError, match=r"bad\.yaml: metrics\.oil_sump_temp_c\.side"):
+        load_profile(bad)
+    bad.write_text(GEARBOX.replace("high: 85.0", "high: hot"))
+    with pytest.raises(ValueError, match=r"metrics\.oil_sump_temp_c\.high: must be a number"):
+        load_profile(bad)
+    bad.write_text(GEARBOX.replace("drift: true", "partners: [nothing]"))
+    with pytest.raises(ValueError, match=r"partners names unknown metrics \['nothing'\]"):
+        load_profile(bad)
+    bad.write_text("kind: [")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_profile(bad)
+    with pytest.raises(ValueError, match="`running` must be"):
+        parse_profile({"kind": "k", "device_prefix": "k", "metrics": {"a": {}}})
+    (tmp_path / "bad.yaml").unlink()
+    (tmp_path / "a.yaml").write_text(GEARBOX)
+    (tmp_path / "b.yaml").write_text(GEARBOX)
+    with pytest.raises(ValueError, match="device_prefix 'gbx' is already used"):
+        load_profiles(tmp_path)
+
+
+def test_the_worker_refuses_a_profiles_folder_it_cannot_use(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from anomaly.worker import main
+
+    assert main(["--profiles", str(tmp_path)]) == 2
+    assert "no *.yaml profiles" in capsys.readouterr().err
+    (tmp_path / "g.yaml").write_text(GEARBOX.replace("kind: wind_gearbox\n", ""))
+    assert main(["--profiles", str(tmp_path)]) == 2
+    assert "`kind` must be non-empty text" in capsys.readouterr().err
