@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -70,14 +70,13 @@ IDLE_GAP_S = 0.02
 SPOOL_CHUNK = 2000  # most messages the spooler appends between two fsyncs
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(NamedTuple):
     topic: str
     payload: bytes
     mid: int
     qos: int
     generation: int  # connection the message arrived on: acks never cross a reconnect
-    received_at: datetime
+    received_us: int  # µs since the epoch
 
 
 @dataclass
@@ -306,7 +305,7 @@ class IngestWorker:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos,
-                                 self._generation, datetime.now(UTC)))
+                                 self._generation, time.time_ns() // 1000))
 
     # -- spooler (its own thread): received -> on disk -> acknowledged ----------------------
 
@@ -328,8 +327,7 @@ class IngestWorker:
                         chunk.append(self._inbox.get_nowait())
                     except queue.Empty:
                         break
-                for m in chunk:
-                    spool.append(m.topic, m.payload, int(m.received_at.timestamp() * 1e6))
+                spool.append_many([(m.topic, m.payload, m.received_us) for m in chunk])
                 spool.sync()
                 self.counters.spooled += len(chunk)
                 self._ack(chunk)

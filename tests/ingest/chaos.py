@@ -86,8 +86,11 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self._as, str(self.bin / tool), *args], check=True,
-                       capture_output=True, cwd="/")
+        done = subprocess.run([*self._as, str(self.bin / tool), *args], check=False,
+                              capture_output=True, cwd="/")
+        if done.returncode:
+            raise RuntimeError(f"{tool} {' '.join(args)} failed ({done.returncode}): "
+                               f"{done.stdout.decode()} {done.stderr.decode()}".strip())
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-w",
@@ -115,7 +118,7 @@ def private_postgres(directory: Path) -> Iterator[PrivatePostgres]:
     try:
         yield pg
     finally:
-        with suppress(subprocess.CalledProcessError):
+        with suppress(RuntimeError):
             pg.stop("immediate")
 
 

@@ -7,7 +7,9 @@ a 10-minute outage, 100,000 fuzzed payloads) are ``bench/chaos.py``.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,9 +36,14 @@ DEVICES = [f"chaos-{i:02d}" for i in range(4)]
 
 
 @pytest.fixture(scope="module")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
-    with private_postgres(tmp_path_factory.mktemp("pg")) as server:
-        yield server
+def pg() -> Iterator[PrivatePostgres]:
+    # Outside pytest's private (0700) temporary tree: the server runs as user postgres.
+    directory = Path(tempfile.mkdtemp(prefix="aftercare-chaos-pg-"))
+    try:
+        with private_postgres(directory / "pg") as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
