@@ -80,8 +80,9 @@ def _fast_password_hashing(settings: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_login_limits(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The login rate limiter and the dashboard count in the cache, which is in the database:
-    no test inherits another's (tests without the database have no cache to clear)."""
+    """The dashboard counts in the cache, which is in the database: no test inherits
+    another's (tests without the database have no cache to clear). The log-in limiter's rows
+    are in a CRM table, rolled back or flushed with the test's database."""
     names = set(request.fixturenames)
     if request.node.get_closest_marker("django_db") is None and not names & {
             "db", "transactional_db", "live_server"}:
