@@ -140,9 +140,9 @@ class BankConfig:
     # Calibrated channel scores (anomaly.likelihood): each channel's raw evidence (its adaptive
     # detectors' score) becomes the anomaly likelihood of its recent values under the channel's
     # own long-run distribution, so one threshold means the same on every channel. Limits stay
-    # absolute (a limit is a fact about the machine, not a surprise). Recent mean half-life,
-    # long-run half-life and warm-up in valid samples; spread floor in score units; the tail
-    # probability 10**-decades scores 1.
+    # absolute (a limit is a fact about the machine, not a surprise). Recent mean and long-run
+    # half-lives in samples of the grid, warm-up in valid samples; spread floor in score units;
+    # the tail probability 10**-decades scores 1.
     calibrate: bool = False
     likelihood_short: float = 5.0
     likelihood_long: float = 2000.0

@@ -48,11 +48,12 @@ class AnomalyLikelihood(StreamingDetector):
     channels : int
         Number of channels.
     short : float
-        Half-life (valid samples) of the recent mean of the raw scores.
+        Half-life (samples of the stream) of the recent mean of the raw scores.
     long : float
-        Half-life (valid samples) of the long-run mean and variance of the raw scores. They
-        are those *before* the recent window's newest sample (lagged by one), so a burst is
-        measured against the time before it.
+        Half-life (samples of the stream) of the long-run mean and variance of the raw scores.
+        They are those *before* the newest sample (lagged by one), so a burst is measured
+        against the time before it. A missing sample adds nothing but ages what was learned,
+        like every sample does, so on a sparse channel the memory is shorter in readings.
     warmup : int
         Valid samples a channel must have seen before it is scored (NaN before).
     min_std : float
