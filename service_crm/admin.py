@@ -493,6 +493,17 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):  # type: ignore[type-arg]
         if change and not obj.is_active:
             api_tokens_revoke_for_user(user=obj, actor=request.user, reason="owner deactivated")
 
+    def user_change_password(self, request: HttpRequest, id: str,  # noqa: A002
+                             form_url: str = "") -> Any:
+        """The admin's own password form saves without save_model: audit it here (the hash
+        stays out of the row; the user's API tokens end with the old password)."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            user = get_user_model()._default_manager.get(pk=id)
+            audit_record(actor=_actor(request), action="admin.password_change", obj=user,
+                         before=None, at=timezone.now())
+        return response
+
 
 admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), UserAdmin)

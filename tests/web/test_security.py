@@ -881,3 +881,23 @@ def test_password_reset_says_the_same_for_unknown_addresses_and_is_limited(
         assert client.post("/password-reset/", {"email": "desk@example.com"}
                            ).status_code == 302
     assert len(mailoutbox) == 5  # the per (address, client) limit
+
+
+def test_the_admin_revokes_tokens_and_a_password_it_sets_is_audited(
+        world: World, desk_agent: Any, boss_client: Client) -> None:
+    one = _get_token(APIClient(), "desk")
+    two = _get_token(APIClient(), "desk")
+    response = boss_client.post("/admin/service_crm/apitoken/", {
+        "action": "revoke", "_selected_action": [one["id"]]})
+    assert response.status_code == 302
+    assert _with(one["token"]).get("/api/v1/accounts/").status_code == 401
+    assert _with(two["token"]).get("/api/v1/accounts/").status_code == 200
+    assert m.AuditLog.objects.get(action="api_token.revoke").actor_label == "boss"
+    response = boss_client.post(f"/admin/auth/user/{desk_agent.pk}/password/", {
+        "password1": "another long passphrase 7", "password2": "another long passphrase 7",
+        "usable_password": "true"})
+    assert response.status_code == 302
+    audit = m.AuditLog.objects.get(action="admin.password_change")
+    assert audit.object_id == str(desk_agent.pk)
+    assert "password" not in audit.after
+    assert _with(two["token"]).get("/api/v1/accounts/").status_code == 401
