@@ -93,7 +93,10 @@ pattern write devices/%u/status
 pattern write devices/%u/waveform
 pattern read devices/%u/commands/#
 
+# The patterns above apply to every user: a service account must not pass for a device
+# named like it (its id is reserved, so no device has it), so its own device tree is denied.
 user {INGEST_USER}
+topic deny devices/{INGEST_USER}/#
 topic read devices/+/telemetry
 topic read devices/+/status
 topic read devices/+/waveform
@@ -102,6 +105,7 @@ topic read $share/+/devices/+/status
 topic read $share/+/devices/+/waveform
 
 user {SERVICE_USER}
+topic deny devices/{SERVICE_USER}/#
 topic readwrite aftercare/#
 topic write devices/+/commands/#
 topic read devices/+/status

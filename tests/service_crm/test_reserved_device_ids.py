@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,49 @@ def test_device_link_refuses_a_reserved_id_in_full_clean(world: World) -> None:
     with pytest.raises(ValidationError) as err:
         link.full_clean()
     assert "device_key" in err.value.message_dict
+
+
+def _publish(port: int, user: str, password: str, topic: str) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(topic, b'{"ts": 0, "metrics": {"temp_c": 1}}', qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+@pytest.mark.broker
+def test_a_service_account_cannot_publish_as_a_device_of_its_name(tmp_path: Path) -> None:
+    """The device patterns apply to every user; the ACL denies each service account its own
+    device tree, so nothing ever arrives (or is registered) under a reserved id."""
+    files = broker.write_broker_files(tmp_path, port=broker.free_port(), persistence=False,
+                                      users=broker.default_users(SECRET, ["pump-9"]))
+    received: list[str] = []
+    subscribed = threading.Event()
+    with broker.run_mosquitto(files):
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        sub.username_pw_set(broker.INGEST_USER,
+                            broker.service_password(SECRET, broker.INGEST_USER))
+        sub.on_connect = lambda c, u, f, rc, p: c.subscribe("devices/+/telemetry", qos=1)
+        sub.on_subscribe = lambda c, u, mid, rc, p: subscribed.set()
+        sub.on_message = lambda c, u, msg: received.append(msg.topic)
+        sub.connect("127.0.0.1", files.port)
+        sub.loop_start()
+        try:
+            assert subscribed.wait(10)
+            for user in broker.SERVICE_USERS:
+                _publish(files.port, user, broker.service_password(SECRET, user),
+                         f"devices/{user}/telemetry")
+            _publish(files.port, "pump-9", broker.device_password(SECRET, "pump-9"),
+                     "devices/pump-9/telemetry")
+            deadline = time.monotonic() + 10
+            while "devices/pump-9/telemetry" not in received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # a forged message sent before the honest one has arrived by now
+        finally:
+            sub.loop_stop()
+            sub.disconnect()
+    assert received == ["devices/pump-9/telemetry"]
