@@ -160,6 +160,12 @@ class BankConfig:
     seasonal_halflife: float = 10.0
     seasonal_warmup: int = 3
     seasonal_support: float = 1.0
+    # > 0 (with `calibrate`): a change against the recent past is a third calibrated source:
+    # the z-score against a short-memory baseline (this half-life in samples) or the CUSUM
+    # score, whichever is larger (a level shift the slow baseline absorbs only gradually, a
+    # slow drift). The CUSUM counts here whatever the spec's `drift` says: calibration judges
+    # it against the channel's own history. Gated by the time of day like the plain baseline.
+    change_halflife: float = 0.0
     # Severity: adaptive (learned-behaviour) evidence scores at most `adaptive_max_score`,
     # below the alert trackers' critical level (0.8): a warning; a limit that fires scores
     # `limit_score` (critical), as may the per-asset checks (bearing bursts, T² / SPE) far past
@@ -255,10 +261,14 @@ class DetectorBank:
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
                                      var_clip=c.baseline_var_clip)
-        self.likelihood, self.likelihood_seasonal = (
+        self.change = EwmaBaseline(0, halflife=c.change_halflife if c.change_halflife > 0
+                                   else 1.0, warmup=c.baseline_warmup,
+                                   var_halflife=c.baseline_var_halflife,
+                                   var_clip=c.baseline_var_clip)
+        self.likelihood, self.likelihood_seasonal, self.likelihood_change = (
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
-                              decades=c.likelihood_decades) for _ in range(2))
+                              decades=c.likelihood_decades) for _ in range(3))
         self._index()
         self.add(specs)
 
@@ -354,8 +364,11 @@ class DetectorBank:
         self.t2.add_channels(len(new_assets))
         self.likelihood.add_channels(n)
         self.likelihood_seasonal.add_channels(n)
+        self.likelihood_change.add_channels(n)
         if self.config.seasonal:          # (channels, slots) sums: only kept when used
             self.seasonal.add_channels(n, min_std=col["min_std"])
+        if self.config.change_halflife > 0:
+            self.change.add_channels(n, min_std=col["min_std"])
         self.specs += specs
         self._index()
 
@@ -473,7 +486,15 @@ class DetectorBank:
                 # A deviation from the plain baseline counts only where the time of day finds
                 # the sample unusual too (else it is the cycle); one from the time of day alone
                 # counts as it is (a missing daily peak).
-                cal = np.fmax(sl.score, np.where(~(sl.z <= c.seasonal_support), cal, 0.0))
+                cyclic = sl.z <= c.seasonal_support
+                cal = np.fmax(sl.score, np.where(~cyclic, cal, 0.0))
+            else:
+                cyclic = np.zeros(x.shape, bool)
+            if c.change_halflife > 0:
+                fz = self.change.update(t, x).z
+                cr = ratio_to_score(np.fmax(np.abs(fz) / c.z_limit, cu.score))
+                cc = self.likelihood_change.update(t, np.where(ignored, np.nan, cr)).score
+                cal = np.fmax(cal, np.where(cyclic, 0.0, cc))
             chan = np.where(ignored, 0.0, np.fmax(lim_score,
                                                   np.minimum(cal, c.adaptive_max_score)))
         checked = self._check_extra(extra, x.shape[1])
@@ -669,8 +690,9 @@ class DetectorBank:
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
-                "silence": self.silence,
-                **({"seasonal": self.seasonal} if self.config.seasonal else {})}
+                "silence": self.silence, "likelihood_change": self.likelihood_change,
+                **({"seasonal": self.seasonal} if self.config.seasonal else {}),
+                **({"change": self.change} if self.config.change_halflife > 0 else {})}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""

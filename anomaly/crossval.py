@@ -33,6 +33,7 @@ NAB_GRID: dict[str, tuple[float, ...]] = {
     "likelihood_min_std": (0.02, 0.05),
     "clear_hold_s": (1800.0, 4 * 3600.0),
     "seasonal_support": (0.5, 1.0, 1.5),
+    "change_halflife": (0.0, 10.0),
 }
 #: The grid searched for SKAB.
 SKAB_GRID: dict[str, tuple[float, ...]] = {

@@ -82,14 +82,16 @@ class NabSettings:
     """The bank settings NAB runs with (chosen by leave-one-category-out, see
     :mod:`anomaly.crossval`): the calibration's tail scale (decades of probability to score 1),
     spread floor and warm-up (samples), how long the score must stay low before an open alert
-    clears (so a persisting anomaly is one alert), and how unusual for the time of day a
-    deviation from the plain baseline must be to count (``BankConfig.seasonal_support``)."""
+    clears (so a persisting anomaly is one alert), how unusual for the time of day a deviation
+    from the plain baseline must be to count (``BankConfig.seasonal_support``) and the
+    short-memory baseline's half-life (``BankConfig.change_halflife``, samples)."""
 
     likelihood_decades: float = 5.0
     likelihood_min_std: float = 0.05
     likelihood_warmup: int = 150
     clear_hold_s: float = 4 * 3600.0
     seasonal_support: float = 0.5
+    change_halflife: float = 10.0
 
     def config(self) -> BankConfig:
         inf = float("inf")
@@ -97,6 +99,7 @@ class NabSettings:
                           likelihood_long=2000.0, likelihood_decades=self.likelihood_decades,
                           likelihood_min_std=self.likelihood_min_std,
                           likelihood_warmup=self.likelihood_warmup, baseline_warmup=60,
+                          change_halflife=self.change_halflife,
                           clear_hold_s=self.clear_hold_s, seasonal_support=self.seasonal_support,
                           no_data_s=inf, stuck_s=inf)
 

@@ -132,3 +132,19 @@ def test_grid_and_folds() -> None:
     assert NabCounts(2.0, 2).normalised(std) == 100.0     # every window caught at its start
     assert NabCounts(-2.0, 2).normalised(std) == 0.0      # none caught
     assert np.isnan(NabCounts(0.0, 0).normalised(std))
+
+
+def test_the_change_source_sees_a_small_lasting_shift_without_false_alerts() -> None:
+    """A 1.5-sigma level shift that lasts: the calibrated slow baseline alone does not see it
+    (nothing stands out sample by sample), the short-memory / CUSUM source does, soon after."""
+    rng = np.random.default_rng(42)
+    n = 5000
+    x = rng.normal(0.0, 1.0, n)
+    x[3000:] += 1.5
+    t = np.arange(n, dtype=np.int64) * 300 * 1_000_000        # NAB's 5-minute steps
+    spec = [ChannelSpec("m", "value", stuck=False, steps=True, drift=False)]
+    without = run_bank(spec, t, x[None, :], NabSettings(change_halflife=0.0).config())
+    with_change = run_bank(spec, t, x[None, :], NabSettings(change_halflife=10.0).config())
+    assert not without.alert.any()
+    assert not with_change.alert[0, :3000].any()
+    assert with_change.alert[0, 3000:3100].any()
