@@ -25,6 +25,9 @@ from service_crm.services.audit import audit_record, snapshot
 
 KEY_PREFIX = "act_"
 DEFAULT_LIFETIME = dt.timedelta(days=90)
+# Live tokens one user may hold: each POST /api/v1/token/ makes one, and a script that asks on
+# every run must not fill the table.
+MAX_LIVE_TOKENS = 50
 MAX_LIFETIME = dt.timedelta(days=365)
 # last_used_at is written at most this often per token: not one UPDATE per request.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -72,7 +75,14 @@ def api_token_create(*, user: Any, name: str, expires_in_days: int | None = None
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the token a name (what it is for)."})
-    issued = _issue(user=user, name=name, lifetime=_check_lifetime(expires_in_days), now=now)
+    lifetime = _check_lifetime(expires_in_days)
+    # The user's row serialises their token requests, so the cap holds under parallel calls.
+    type(user)._default_manager.select_for_update().filter(pk=user.pk).first()
+    live = ApiToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now)
+    if live.count() >= MAX_LIVE_TOKENS:
+        raise ValidationError({"token": f"You have {MAX_LIVE_TOKENS} live tokens: revoke one "
+                                        "you no longer use (DELETE /api/v1/tokens/{id}/)."})
+    issued = _issue(user=user, name=name, lifetime=lifetime, now=now)
     audit_record(actor=user, action="api_token.create", obj=issued.token, before=None, at=now)
     return issued
 

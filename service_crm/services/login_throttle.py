@@ -100,3 +100,13 @@ def login_attempt_succeeded(*, username: str, ip: str, limits: LoginLimits) -> N
                     "blocked_until = CASE WHEN failures - 1 < %s THEN NULL "
                     "ELSE blocked_until END WHERE key = %s",
                     [limits.per_address, address_key(ip=ip)])
+
+
+def login_throttle_prune(*, window_s: int, now: dt.datetime | None = None) -> int:
+    """Delete the rows a new attempt would start from zero anyway (idle for ``window_s`` and
+    not blocked within it), so guessing many user names cannot grow the table for ever."""
+    now = now or timezone.now()
+    stale = now - dt.timedelta(seconds=window_s)
+    deleted, _ = (LoginThrottle.objects.filter(updated_at__lt=stale)
+                  .exclude(blocked_until__gte=stale).delete())
+    return int(deleted)

@@ -461,7 +461,9 @@ def _django_check(settings_module: str, **env: str) -> subprocess.CompletedProce
     return subprocess.run(
         [sys.executable, "-m", "django", "check", "--deploy", "--fail-level", "WARNING"],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": settings_module,
+        # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process: not a deployment's.
+        env={**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+             "DJANGO_SETTINGS_MODULE": settings_module,
              "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-" + "x" * 30,
              "DJANGO_ALLOWED_HOSTS": "crm.example.com", **env})
 
@@ -901,3 +903,34 @@ def test_the_admin_revokes_tokens_and_a_password_it_sets_is_audited(
     assert audit.object_id == str(desk_agent.pk)
     assert "password" not in audit.after
     assert _with(two["token"]).get("/api/v1/accounts/").status_code == 401
+
+
+def test_idle_login_counts_are_pruned_and_blocked_ones_kept(db: None) -> None:
+    from service_crm.services.login_throttle import login_throttle_prune
+
+    limits = LoginLimits(per_pair=5, per_address=30, window_s=900)
+    t0 = timezone.now() - dt.timedelta(hours=2)
+    login_attempt_begin(username="idle", ip="192.0.2.7", limits=limits, now=t0)
+    for _ in range(6):  # blocked for an hour, from 2 h ago: a block still within the window
+        login_attempt_begin(username="hammer", ip="192.0.2.8", limits=LoginLimits(
+            per_pair=1, per_address=30, window_s=900, backoff_s=3600, max_backoff_s=7200),
+            now=t0 + dt.timedelta(minutes=59))
+    assert m.LoginThrottle.objects.count() == 4
+    # The idle pair, its address and the hammering address (one attempt, long ago) go; the
+    # pair whose block ended a minute ago stays: a new attempt must still see its failures.
+    assert login_throttle_prune(window_s=900) == 3
+    assert list(m.LoginThrottle.objects.values_list("failures", flat=True)) == [1]
+
+
+def test_live_tokens_per_user_are_capped(world: World, desk_agent: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from service_crm.services import api_tokens
+
+    monkeypatch.setattr(api_tokens, "MAX_LIVE_TOKENS", 3)
+    keys = [_get_token(APIClient(), "desk")["token"] for _ in range(3)]
+    refused = APIClient().post("/api/v1/token/", {"username": "desk", "password": PASSWORD},
+                               format="json")
+    assert refused.status_code == 400
+    assert "3 live tokens" in refused.json()["errors"]["token"][0]
+    assert _with(keys[0]).delete("/api/v1/token/").status_code == 204
+    assert _get_token(APIClient(), "desk")["token"]
