@@ -26,7 +26,6 @@ import argparse
 import random
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,9 +41,11 @@ from tests.ingest.chaos import (  # noqa: E402
     Flood,
     PrivateMosquitto,
     PrivatePostgres,
+    RssSampler,
     Tally,
     WorkerProcess,
     device_client,
+    flood_with_faults,
     private_mosquitto,
     private_postgres,
     stored_keys,
@@ -55,24 +56,6 @@ RATE = 1500.0
 DEVICES = [f"chaos-{i:02d}" for i in range(10)]
 
 
-class RssSampler:
-    def __init__(self, w: WorkerProcess) -> None:
-        self.w = w
-        self.max_mb = 0.0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self.max_mb = max(self.max_mb, self.w.rss_mb())
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._t.join(2)
-        return self.max_mb
-
-
 def _start(tmp: Path, dsn: str, mosq: PrivateMosquitto) -> WorkerProcess:
     w = WorkerProcess(tmp, dsn=dsn, mqtt_url=mosq.url("aftercare-ingest"))
     w.start()
@@ -80,69 +63,23 @@ def _start(tmp: Path, dsn: str, mosq: PrivateMosquitto) -> WorkerProcess:
     return w
 
 
-def _faults(name: str, n: int, every_s: float, fault: object) -> None:
-    for _ in tqdm(range(n), desc=name, unit="fault"):
-        time.sleep(every_s)
-        fault()  # type: ignore[operator]
-
-
-def run_kill(tmp: Path, pg: PrivatePostgres, n: int) -> Tally:
-    dsn = pg.create_store("kill")
-    with private_mosquitto(tmp / "m-kill", DEVICES) as mosq:
+def run_repeated(tmp: Path, pg: PrivatePostgres, part: str, n: int) -> Tally:
+    """A flood with `n` faults of one kind: kill (-9 the worker), broker or database restart."""
+    dsn = pg.create_store(part)
+    with private_mosquitto(tmp / f"m-{part}", DEVICES) as mosq:
         w = _start(tmp, dsn, mosq)
-        rss = RssSampler(w)
-        flood = Flood(mosq, DEVICES, RATE)
-        flood.start()
 
         def kill() -> None:
             w.kill()
             w.start()
 
+        fault = {"kill": kill, "broker": mosq.restart, "database": pg.restart}[part]
         try:
-            _faults("kill -9", n, 3.0, kill)
-            time.sleep(2)
+            return flood_with_faults(
+                mosq, dsn, w, DEVICES, fault, times=n, every_s=4.0, rate=RATE, settle_s=300,
+                progress=lambda r: tqdm(r, desc=part, unit="fault"))
         finally:
-            flood.stop()
-        t = tally(dsn, flood, [w], 0.0, settle_s=300)
-        t.max_rss_mb = rss.stop()
-        w.stop()
-        return t
-
-
-def run_broker(tmp: Path, pg: PrivatePostgres, n: int) -> Tally:
-    dsn = pg.create_store("broker")
-    with private_mosquitto(tmp / "m-broker", DEVICES) as mosq:
-        w = _start(tmp, dsn, mosq)
-        rss = RssSampler(w)
-        flood = Flood(mosq, DEVICES, RATE)
-        flood.start()
-        try:
-            _faults("broker restart", n, 4.0, mosq.restart)
-            time.sleep(3)
-        finally:
-            flood.stop()
-        t = tally(dsn, flood, [w], 0.0, settle_s=300)
-        t.max_rss_mb = rss.stop()
-        w.stop()
-        return t
-
-
-def run_database(tmp: Path, pg: PrivatePostgres, n: int) -> Tally:
-    dsn = pg.create_store("dbrestart")
-    with private_mosquitto(tmp / "m-db", DEVICES) as mosq:
-        w = _start(tmp, dsn, mosq)
-        rss = RssSampler(w)
-        flood = Flood(mosq, DEVICES, RATE)
-        flood.start()
-        try:
-            _faults("database restart", n, 4.0, pg.restart)
-            time.sleep(3)
-        finally:
-            flood.stop()
-        t = tally(dsn, flood, [w], 0.0, settle_s=300)
-        t.max_rss_mb = rss.stop()
-        w.stop()
-        return t
+            w.stop()
 
 
 def run_outage(tmp: Path, pg: PrivatePostgres, outage_s: float) -> tuple[Tally, str]:
@@ -274,15 +211,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="aftercare-chaos-") as d, \
             private_postgres(Path(d) / "pg") as pg:
         tmp = Path(d)
-        if "kill" in only:
-            n = 3 if q else 10
-            rows.append(run_kill(tmp, pg, n).row(f"kill -9 worker x{n}"))
-        if "broker" in only:
-            n = 2 if q else 5
-            rows.append(run_broker(tmp, pg, n).row(f"Mosquitto restart x{n}"))
-        if "database" in only:
-            n = 2 if q else 5
-            rows.append(run_database(tmp, pg, n).row(f"PostgreSQL restart x{n}"))
+        for part, label, (quick_n, full_n) in (
+                ("kill", "kill -9 worker", (3, 10)),
+                ("broker", "Mosquitto restart", (2, 5)),
+                ("database", "PostgreSQL restart", (2, 5))):
+            if part in only:
+                n = quick_n if q else full_n
+                rows.append(run_repeated(tmp, pg, part, n).row(f"{label} x{n}"))
         if "outage" in only:
             s = 30.0 if q else 600.0
             t, note = run_outage(tmp, pg, s)

@@ -388,3 +388,43 @@ def tally(dsn: str, flood: Flood, workers: list[WorkerProcess], max_rss_mb: floa
                  lost=len(acked - keys), duplicated=rows - len(keys),
                  rejected=int(row[0]) if row else 0, max_rss_mb=max_rss_mb,
                  recovery_s=recovery)
+
+
+class RssSampler:
+    """The worker's peak resident memory, sampled twice a second (across restarts)."""
+
+    def __init__(self, w: WorkerProcess) -> None:
+        self.w = w
+        self.max_mb = 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.max_mb = max(self.max_mb, self.w.rss_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join(2)
+        return self.max_mb
+
+
+def flood_with_faults(mosq: PrivateMosquitto, dsn: str, w: WorkerProcess, devices: list[str],
+                      fault: Callable[[], None], *, times: int, every_s: float, rate: float,
+                      progress: Callable[[range], Any] = iter, settle_s: float = 90.0) -> Tally:
+    """Flood `devices` at `rate` msg/s, inject `fault` `times` times `every_s` apart, then
+    count what the devices had acknowledged against what is stored."""
+    rss = RssSampler(w)
+    flood = Flood(mosq, devices, rate)
+    flood.start()
+    try:
+        for _ in progress(range(times)):
+            time.sleep(every_s)
+            fault()
+        time.sleep(every_s)
+    finally:
+        flood.stop()
+    t = tally(dsn, flood, [w], 0.0, settle_s=settle_s)
+    t.max_rss_mb = rss.stop()
+    return t

@@ -25,6 +25,7 @@ from tests.ingest.chaos import (
     PrivatePostgres,
     WorkerProcess,
     device_client,
+    flood_with_faults,
     private_mosquitto,
     private_postgres,
     tally,
@@ -85,60 +86,29 @@ def test_kill_9_three_times_loses_nothing(tmp_path: Path, dsn: str,
     # The liveness probe a supervisor would use: fresh heartbeat yes, no worker no.
     assert _alive(w, w.spool) == 0
     assert _alive(w, tmp_path / "no-such-spool") == 1
-    flood = Flood(mosq, DEVICES, rate_per_s=600)
-    flood.start()
-    rss = 0.0
+
+    def kill() -> None:
+        w.kill()
+        w.start()
+
     try:
-        for _ in range(3):
-            time.sleep(1.5)
-            rss = max(rss, w.rss_mb())
-            w.kill()
-            w.start()
-        time.sleep(1.0)
-    finally:
-        flood.stop()
-    try:
-        _assert_exact(tally(dsn, flood, [w], rss))
+        _assert_exact(flood_with_faults(mosq, dsn, w, DEVICES, kill, times=3, every_s=1.5,
+                                        rate=600))
     finally:
         w.stop()
 
 
-def test_broker_restarts_three_times_lose_nothing(tmp_path: Path, dsn: str,
-                                                  mosq: PrivateMosquitto) -> None:
+@pytest.mark.parametrize("part", ["broker", "database"])
+def test_restarts_of_broker_or_database_lose_nothing(
+    part: str, tmp_path: Path, pg: PrivatePostgres, dsn: str, mosq: PrivateMosquitto
+) -> None:
     w = _worker(tmp_path, dsn, mosq)
-    flood = Flood(mosq, DEVICES, rate_per_s=600)
-    flood.start()
+    restart = mosq.restart if part == "broker" else pg.restart
     try:
-        for _ in range(3):
-            time.sleep(1.5)
-            mosq.restart()
-        time.sleep(2.0)
-    finally:
-        flood.stop()
-    try:
-        _assert_exact(tally(dsn, flood, [w], w.rss_mb()))
+        _assert_exact(flood_with_faults(mosq, dsn, w, DEVICES, restart, times=3, every_s=1.5,
+                                        rate=600))
         assert w.alive()
-        assert w.starts == 1
-    finally:
-        w.stop()
-
-
-def test_database_restarts_three_times_lose_nothing(tmp_path: Path, pg: PrivatePostgres,
-                                                    dsn: str, mosq: PrivateMosquitto) -> None:
-    w = _worker(tmp_path, dsn, mosq)
-    flood = Flood(mosq, DEVICES, rate_per_s=600)
-    flood.start()
-    try:
-        for _ in range(3):
-            time.sleep(1.5)
-            pg.restart()
-        time.sleep(1.0)
-    finally:
-        flood.stop()
-    try:
-        _assert_exact(tally(dsn, flood, [w], w.rss_mb()))
-        assert w.alive()
-        assert w.starts == 1
+        assert w.starts == 1  # it rode through the restarts itself
     finally:
         w.stop()
 
