@@ -47,7 +47,7 @@ _BODY = struct.Struct("<qH")   # received at (µs since the epoch), topic length
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _READ_CHUNK = 4 * 1024 * 1024
-_FRESH_MAX_RECORDS = 50_000
+_FRESH_MAX_BYTES = 16 * 1024 * 1024  # in-memory hand-over to the reader, beyond it: disk
 
 
 class SpoolError(RuntimeError):
@@ -101,10 +101,12 @@ class Spool:
             self._lock_fh.close()
             raise SpoolError(f"spool {self.dir} is in use by another worker") from None
         self._topics: dict[bytes, str] = {}
-        self._unsynced: list[tuple[Position, Position, list[Record]]] = []
-        self._fresh: collections.deque[tuple[Position, Position, list[Record]]] = \
+        # (start, end, records, bytes) of appended chunks: not yet synced, and synced but
+        # not yet read.
+        self._unsynced: list[tuple[Position, Position, list[Record], int]] = []
+        self._fresh: collections.deque[tuple[Position, Position, list[Record], int]] = \
             collections.deque()
-        self._fresh_records = 0
+        self._fresh_bytes = 0
         self._seg_end: dict[int, int] = {}
         self._mutex = threading.Lock()
         self._changed = threading.Condition(self._mutex)
@@ -195,7 +197,7 @@ class Spool:
         data = b"".join(parts)
         self._wfh.write(data)
         self._woff += len(data)
-        self._unsynced.append((start, Position(self._wseg, self._woff), fresh))
+        self._unsynced.append((start, Position(self._wseg, self._woff), fresh, len(data)))
 
     def sync(self) -> Position:
         """Make everything appended durable; returns the new synced end."""
@@ -210,9 +212,9 @@ class Spool:
             # What was just written is handed to the reader from memory while it keeps up
             # (bounded: a reader far behind reads the disk instead).
             for chunk in self._unsynced:
-                if self._fresh_records + len(chunk[2]) <= _FRESH_MAX_RECORDS:
+                if self._fresh_bytes + chunk[3] <= _FRESH_MAX_BYTES:
                     self._fresh.append(chunk)
-                    self._fresh_records += len(chunk[2])
+                    self._fresh_bytes += chunk[3]
             self._unsynced.clear()
             self._changed.notify_all()
         if self._woff >= self.segment_bytes:
@@ -247,14 +249,14 @@ class Spool:
             return self._changed.wait_for(lambda: self.synced > after, timeout_s)
 
     def read(self, start: Position, *, max_records: int,
-             max_bytes: int = 32 * 1024 * 1024) -> tuple[list[Record], Position]:
+             max_bytes: int = 8 * 1024 * 1024) -> tuple[list[Record], Position]:
         """Synced records from `start` on (at most `max_records` / about `max_bytes`), and
         the position after the last one returned."""
         with self._mutex:
             end = self.synced
             if self._seg_end.get(start.segment) == start.offset:
                 start = Position(start.segment + 1, 0)  # the end of a rotated segment
-            fresh = self._from_memory(start, max_records)
+            fresh = self._from_memory(start, max_records, max_bytes)
         if fresh is not None:
             return fresh
         out: list[Record] = []
@@ -306,23 +308,25 @@ class Spool:
                 break
         return out, pos
 
-    def _from_memory(self, start: Position, max_records: int
+    def _from_memory(self, start: Position, max_records: int, max_bytes: int
                      ) -> tuple[list[Record], Position] | None:
         """Records from `start` on, if they are still held in memory (caller holds the lock)."""
         fresh = self._fresh
         while fresh and fresh[0][1] <= start:
-            self._fresh_records -= len(fresh.popleft()[2])
+            self._fresh_bytes -= fresh.popleft()[3]
         if not fresh or fresh[0][0] != start:
             return None
         out: list[Record] = []
         end = start
-        for chunk_start, chunk_end, records in fresh:
+        size = 0
+        for chunk_start, chunk_end, records, n_bytes in fresh:
             if chunk_start != end and not (chunk_start == Position(end.segment + 1, 0) and
                                            self._seg_end.get(end.segment) == end.offset):
                 break
-            if out and len(out) + len(records) > max_records:
+            if out and (len(out) + len(records) > max_records or size + n_bytes > max_bytes):
                 break
             out += records
+            size += n_bytes
             end = chunk_end
         return out, end
 
