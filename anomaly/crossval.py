@@ -30,10 +30,11 @@ OPEN_LEVEL = 0.5
 #: The grid searched for NAB (every combination).
 NAB_GRID: dict[str, tuple[float, ...]] = {
     "likelihood_decades": (4.0, 5.0, 6.0),
-    "likelihood_min_std": (0.02, 0.05),
     "clear_hold_s": (1800.0, 4 * 3600.0),
     "seasonal_support": (0.5, 1.0, 1.5),
     "change_halflife": (0.0, 10.0),
+    "seasonal_slots": (24, 48),
+    "seasonal_halflife": (10.0, 20.0),
 }
 #: The grid searched for SKAB.
 SKAB_GRID: dict[str, tuple[float, ...]] = {

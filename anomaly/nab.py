@@ -83,8 +83,9 @@ class NabSettings:
     :mod:`anomaly.crossval`): the calibration's tail scale (decades of probability to score 1),
     spread floor and warm-up (samples), how long the score must stay low before an open alert
     clears (so a persisting anomaly is one alert), how unusual for the time of day a deviation
-    from the plain baseline must be to count (``BankConfig.seasonal_support``) and the
-    short-memory baseline's half-life (``BankConfig.change_halflife``, samples)."""
+    from the plain baseline must be to count (``BankConfig.seasonal_support``), the
+    short-memory baseline's half-life (``BankConfig.change_halflife``, samples), and the
+    time-of-day baseline's slots per day and half-life (samples of a slot)."""
 
     likelihood_decades: float = 5.0
     likelihood_min_std: float = 0.05
@@ -92,6 +93,8 @@ class NabSettings:
     clear_hold_s: float = 4 * 3600.0
     seasonal_support: float = 0.5
     change_halflife: float = 10.0
+    seasonal_slots: int = 24
+    seasonal_halflife: float = 20.0
 
     def config(self) -> BankConfig:
         inf = float("inf")
@@ -100,6 +103,8 @@ class NabSettings:
                           likelihood_min_std=self.likelihood_min_std,
                           likelihood_warmup=self.likelihood_warmup, baseline_warmup=60,
                           change_halflife=self.change_halflife,
+                          seasonal_slots=self.seasonal_slots,
+                          seasonal_halflife=self.seasonal_halflife,
                           clear_hold_s=self.clear_hold_s, seasonal_support=self.seasonal_support,
                           no_data_s=inf, stuck_s=inf)
 
