@@ -113,6 +113,22 @@ class ContactAdmin(ModelAdmin[m.Contact]):
     list_filter = ("offer_consent", "consent_method")
     search_fields = ("name", "email", "account__name")
     autocomplete_fields = ("account",)
+    actions = ("erase_personal_data",)
+
+    @admin.action(description="Erase personal data of the selected contacts (on their request)")
+    def erase_personal_data(self, request: HttpRequest, queryset: Any) -> None:
+        from django.contrib import messages
+        from django.core.exceptions import ValidationError
+
+        from service_crm.services.privacy import contact_erase
+
+        for contact in queryset:
+            try:
+                contact_erase(contact=contact, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return
+        self.message_user(request, f"Erased {queryset.count()} contact(s).")
 
 
 class AssetInline(TabularInline[m.Asset, m.Site]):

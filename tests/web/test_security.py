@@ -934,3 +934,14 @@ def test_live_tokens_per_user_are_capped(world: World, desk_agent: Any,
     assert "3 live tokens" in refused.json()["errors"]["token"][0]
     assert _with(keys[0]).delete("/api/v1/token/").status_code == 204
     assert _get_token(APIClient(), "desk")["token"]
+
+
+def test_the_admin_erases_a_contact_through_the_same_service(world: World,
+                                                              boss_client: Client) -> None:
+    contact = world.north.contact
+    response = boss_client.post("/admin/service_crm/contact/", {
+        "action": "erase_personal_data", "_selected_action": [contact.pk]})
+    assert response.status_code == 302
+    assert m.Contact.objects.get(pk=contact.pk).name == f"Erased contact #{contact.pk}"
+    assert m.AuditLog.objects.get(action="contact.erase").actor_label == "boss"
+    assert m.Contact.objects.get(pk=world.south.contact.pk).name == world.south.contact.name
