@@ -95,7 +95,8 @@ def episode_detail(request: HttpRequest, pk: int) -> HttpResponse:
     episode = access.episode_get_for_user(user=request.user, pk=pk)
     return render(request, "desk/episode_detail.html", {
         "episode": episode, "alerts": episode.alerts.order_by("-at")[:50],
-        "tickets": episode.tickets.order_by("-opened_at")})
+        "tickets": episode.tickets.order_by("-opened_at"),
+        "markers": _markers(request, episode.asset, episode=episode)})
 
 
 @role_required(*STAFF)
@@ -283,11 +284,15 @@ def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _markers(request: HttpRequest, asset: Any) -> list[dict[str, Any]]:
-    """Alert and work-order times for the chart, newest 200 of each."""
-    alerts = access.alert_list_for_user(user=request.user).filter(asset=asset)[:200]
+def _markers(request: HttpRequest, asset: Any, *, episode: Any = None) -> list[dict[str, Any]]:
+    """Alert and work-order times for the chart, newest 200 of each (of one episode's alerts
+    and tickets when `episode` is given)."""
+    alerts = access.alert_list_for_user(user=request.user).filter(asset=asset)
     wos = access.work_order_list_for_user(user=request.user).filter(
-        ticket__asset=asset, scheduled_start__isnull=False)[:200]
+        ticket__asset=asset, scheduled_start__isnull=False)
+    if episode is not None:
+        alerts, wos = alerts.filter(episode=episode), wos.filter(ticket__episode=episode)
+    alerts, wos = alerts.order_by("-opened_at")[:200], wos.order_by("-scheduled_start")[:200]
     out = [{"t": a.opened_at.timestamp(), "kind": "alert", "label": a.failure_mode_code}
            for a in alerts]
     out += [{"t": w.scheduled_start.timestamp(), "kind": "work_order", "label": str(w)}

@@ -4,52 +4,129 @@
 (function () {
   "use strict";
   var COLORS = ["#0b6bcb", "#b7791f", "#1a7f37", "#b42318", "#6941c6", "#0e7490"];
+  var MARKER = { alert: { color: "#b42318", name: "Alert" },
+                 work_order: { color: "#1a7f37", name: "Work order" } };
+  var EDGE_PX = 4;  // blank margin left of the longest y label, so no glyph touches the edge
 
-
-  function markerPlugin(markers) {
+  // Vertical dashed line per marker with its label at the top, on the first of three rows where
+  // it overlaps no other label (beyond that the label is left out; the line and legend stay).
+  // The drawn markers are kept on the chart box (data-markers) for tests and tools.
+  function markerPlugin(markers, box) {
     return { hooks: { draw: [function (u) {
-      var ctx = u.ctx; ctx.save();
+      var ctx = u.ctx, dpr = devicePixelRatio, drawn = [], rows = [[], [], []];
+      ctx.save();
+      ctx.font = Math.round(11 * dpr) + "px system-ui, sans-serif";
+      ctx.textBaseline = "top"; ctx.textAlign = "left";  // uPlot leaves its axes' alignment set
       markers.forEach(function (m) {
         var x = u.valToPos(m.t, "x", true);
         if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) { return; }
-        ctx.strokeStyle = m.kind === "alert" ? "#b42318" : "#1a7f37";
-        ctx.setLineDash([4, 4]); ctx.beginPath();
+        var color = (MARKER[m.kind] || MARKER.alert).color;
+        ctx.strokeStyle = color; ctx.lineWidth = dpr;
+        ctx.setLineDash([4 * dpr, 4 * dpr]); ctx.beginPath();
         ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+        var label = m.label || (MARKER[m.kind] || MARKER.alert).name;
+        var w = ctx.measureText(label).width, lx = x + 3 * dpr;
+        if (lx + w > u.bbox.left + u.bbox.width) { lx = x - 3 * dpr - w; }
+        var row = rows.findIndex(function (taken) {
+          return taken.every(function (iv) { return lx + w + 4 * dpr < iv[0] || lx > iv[1] + 4 * dpr; });
+        });
+        if (row >= 0) {
+          var y = u.bbox.top + (2 + row * 14) * dpr;
+          ctx.fillStyle = "rgba(255,255,255,.85)";
+          ctx.fillRect(lx - dpr, y, w + 2 * dpr, 13 * dpr);
+          ctx.fillStyle = color; ctx.fillText(label, lx, y + dpr);
+          rows[row].push([lx, lx + w]);
+        }
+        drawn.push({ t: m.t, kind: m.kind, label: label });
       });
       ctx.restore();
+      box.dataset.markers = JSON.stringify(drawn);
+      box.dataset.yLabels = JSON.stringify(u.axes[1]._values || []);
     }] } };
   }
 
-  // Wide enough for the longest tick label (uPlot's fixed 50 px cuts "1013.25" or "79.135").
-  function ySize(u, values, axisIdx, cycleNum) {
+  function markerLegend(markers, t0, t1) {
+    var kinds = {};
+    markers.forEach(function (m) { if (m.t >= t0 && m.t <= t1) { kinds[m.kind] = (kinds[m.kind] || 0) + 1; } });
+    var ul = document.createElement("ul"); ul.className = "marker-legend";
+    Object.keys(MARKER).forEach(function (k) {
+      if (!kinds[k]) { return; }
+      var li = document.createElement("li"), sw = document.createElement("span");
+      sw.className = "marker-swatch"; sw.style.borderColor = MARKER[k].color;
+      li.appendChild(sw);
+      li.appendChild(document.createTextNode(" " + MARKER[k].name + (kinds[k] > 1 ? "s (" + kinds[k] + ")" : "")));
+      ul.appendChild(li);
+    });
+    return ul;
+  }
+
+  // Wide enough for the longest tick label in the axis font. uPlot lays out in cycles and may
+  // find other labels (another tick step) on a later cycle than the first, so the size only
+  // grows: whatever labels are drawn last fit, and growing-only converges.
+  function ySize(u, values, axisIdx) {
     var axis = u.axes[axisIdx];
-    if (cycleNum > 1) { return axis._size; }
-    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+    var base = axis.ticks.size + axis.gap + EDGE_PX;
+    if (!values) { return Math.max(axis._size || 0, base); }
+    u.ctx.save();
     u.ctx.font = axis.font[0];
-    return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio);
+    var widest = values.reduce(function (a, v) { return Math.max(a, u.ctx.measureText(String(v)).width); }, 0);
+    u.ctx.restore();
+    return Math.max(axis._size || 0, Math.ceil(base + widest / devicePixelRatio));
+  }
+
+  // The series' own step is the median spacing of its times; a missing stretch longer than
+  // two steps gets a null in the middle, which uPlot draws as a gap instead of a straight line
+  // across hours without data. Returns [data, gaps inserted].
+  function withGaps(data) {
+    var t = data[0], n = t.length;
+    if (n < 3) { return [data, 0]; }
+    var d = [];
+    for (var i = 1; i < n; i++) { d.push(t[i] - t[i - 1]); }
+    d.sort(function (a, b) { return a - b; });
+    var step = d[Math.floor(d.length / 2)];
+    if (!(step > 0)) { return [data, 0]; }
+    var out = data.map(function () { return []; }), gaps = 0;
+    for (var j = 0; j < n; j++) {
+      if (j > 0 && t[j] - t[j - 1] > 2 * step) {
+        out[0].push(t[j - 1] + step);
+        for (var k = 1; k < data.length; k++) { out[k].push(null); }
+        gaps += 1;
+      }
+      for (var c = 0; c < data.length; c++) { out[c].push(data[c][j]); }
+    }
+    return [out, gaps];
   }
 
   // `series` is the endpoint's layout=columns answer: one entry per (device, metric) with
   // epoch-second times and one array per statistic, i.e. uPlot's data as it comes.
-  function draw(el, series, markers) {
+  function draw(el, series, markers, range) {
     el.innerHTML = "";
     if (!series.length) { el.innerHTML = '<p class="empty">No telemetry in this range.</p>'; return; }
+    // The time axis spans the data and the markers inside the asked range, so an alert just
+    // after the last sample (or a visit before the first) is still shown.
+    var lo = Infinity, hi = -Infinity;
+    series.forEach(function (s) { if (s.t.length) { lo = Math.min(lo, s.t[0]); hi = Math.max(hi, s.t[s.t.length - 1]); } });
+    markers.forEach(function (m) { if (m.t >= range[0] && m.t <= range[1]) { lo = Math.min(lo, m.t); hi = Math.max(hi, m.t); } });
+    var xRange = lo < hi ? [lo, hi + (hi - lo) * 0.02] : null;
     series.forEach(function (s, i) {
       var key = s.metric + (s.device ? " · " + s.device : "");
-      var data = [s.t, s.mean, s.min, s.max];
+      var gapped = withGaps([s.t, s.mean, s.min, s.max]);
       var color = COLORS[i % COLORS.length];
       var box = document.createElement("div"); box.className = "chart-one"; el.appendChild(box);
+      box.dataset.gaps = String(gapped[1]);
       /* global uPlot */
-      new uPlot({
+      box._uplot = new uPlot({
         title: key, width: Math.max(240, el.clientWidth - 8), height: 220,
-        plugins: [markerPlugin(markers)],
+        plugins: [markerPlugin(markers, box)],
+        scales: xRange ? { x: { time: true, range: function () { return xRange; } } } : {},
         axes: [{}, { size: ySize }],
         series: [{}, { label: "mean", stroke: color, width: 2 },
                  { label: "min", stroke: color, dash: [2, 4], width: 1 },
                  { label: "max", stroke: color, dash: [2, 4], width: 1 }],
         bands: [{ series: [3, 2], fill: color + "22" }],
-      }, data, box);
+      }, gapped[0], box);
     });
+    if (markers.length && xRange) { el.appendChild(markerLegend(markers, xRange[0], xRange[1])); }
   }
 
   function load(el) {
@@ -61,9 +138,13 @@
     var markersEl = el.dataset.markers && document.getElementById(el.dataset.markers);
     var markers = markersEl ? JSON.parse(markersEl.textContent) : [];
     el.innerHTML = '<p class="empty">Loading…</p>';
+    delete el.dataset.loaded;
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-      .then(function (body) { draw(el, body.series, markers); el.dataset.loaded = "1"; })
+      .then(function (body) {
+        draw(el, body.series, markers, [start.getTime() / 1000, end.getTime() / 1000]);
+        el.dataset.loaded = "1";
+      })
       .catch(function (e) { el.innerHTML = '<p class="empty">Could not load telemetry (' + e.message + ').</p>'; });
   }
 
