@@ -99,8 +99,8 @@ def test_desk_agent_detaches_device_from_asset_page(world: World, desk_agent: An
                                                     browser_client: Any) -> None:
     client = browser_client(desk_agent)
     page = client.get(f"/desk/assets/{world.north.asset.pk}/").content.decode()
-    assert 'action="/desk/devices/cmp-n1/release/"' in page
-    response = client.post("/desk/devices/cmp-n1/release/")
+    assert 'href="/desk/devices/cmp-n1/release/"' in page  # asks first (test_desk_basics)
+    response = client.post("/desk/devices/cmp-n1/release/", {"confirm": "yes"})
     assert response.status_code == 302
     assert not m.DeviceLink.objects.filter(device_key="cmp-n1").exists()
     assert 'data-device="cmp-n1"' in client.get("/desk/devices/unclaimed/").content.decode()
@@ -108,7 +108,8 @@ def test_desk_agent_detaches_device_from_asset_page(world: World, desk_agent: An
 
 def test_detaching_an_unclaimed_device_says_why(world: World, stray: str, desk_agent: Any,
                                                 browser_client: Any) -> None:
-    response = browser_client(desk_agent).post(f"/desk/devices/{stray}/release/", follow=True)
+    response = browser_client(desk_agent).post(f"/desk/devices/{stray}/release/",
+                                               {"confirm": "yes"}, follow=True)
     assert f"{stray} is not attached to any asset." in response.content.decode()
 
 

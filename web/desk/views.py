@@ -17,11 +17,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from service_crm.models.choices import EpisodeStatus, OfferStatus, Severity, TicketStatus
+from service_crm.models.choices import (
+    AlertState,
+    EpisodeStatus,
+    OfferStatus,
+    Severity,
+    TicketStatus,
+)
 from service_crm.selectors import access
 from service_crm.selectors import reports as report_selectors
+from service_crm.selectors import search as search_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.services import contracts as contract_services
@@ -54,6 +61,29 @@ def _page(request: HttpRequest, items: Any) -> Any:
     return Paginator(items, PAGE).get_page(request.GET.get("page"))
 
 
+class BadFilter(ValueError):
+    """A list filter's value that the list does not know (``?status=bogus``)."""
+
+
+def _choice(request: HttpRequest, name: str, choices: list[tuple[str, str]],
+            default: str) -> str:
+    """The filter `name` from the query string, one of `choices` (value, label) or `default`;
+    anything else raises BadFilter naming the values allowed, rather than quietly listing
+    everything as if no filter had been asked for."""
+    value = request.GET.get(name, default)
+    allowed = [v for v, _ in choices]
+    if value != default and value not in allowed:
+        raise BadFilter(f"Unknown {name} \u201c{value[:40]}\u201d: choose one of "
+                        + ", ".join(a for a in allowed if a) + ".")
+    return value
+
+
+def _bad_filter(request: HttpRequest, error: BadFilter, *, title: str,
+                url_name: str) -> HttpResponse:
+    return render(request, "desk/bad_filter.html", {
+        "error": str(error), "title": title, "list_url": reverse(url_name)}, status=400)
+
+
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     d = dashboard_get(user=request.user, now=timezone.now())
     fleet = report_selectors.fleet_health_get(user=request.user)
@@ -77,13 +107,16 @@ def dashboard_panel(request: HttpRequest) -> HttpResponse:
 @role_required(*STAFF)
 def episode_list(request: HttpRequest) -> HttpResponse:
     qs = access.episode_list_for_user(user=request.user)
-    status = request.GET.get("status", "live")
+    try:
+        status = _choice(request, "status", EpisodeStatus.choices, "live")
+        severity = _choice(request, "severity", Severity.choices, "")
+    except BadFilter as e:
+        return _bad_filter(request, e, title="Episode queue", url_name="desk:episodes")
     if status == "live":
         qs = qs.filter(status__in=[EpisodeStatus.OPEN, EpisodeStatus.WATCHING])
-    elif status in EpisodeStatus.values:
+    else:
         qs = qs.filter(status=status)
-    severity = request.GET.get("severity", "")
-    if severity in Severity.values:
+    if severity:
         qs = qs.filter(peak_severity=severity)
     return render(request, "desk/episode_list.html", {
         "page": _page(request, qs.order_by("-last_alert_at")), "status": status,
@@ -100,12 +133,52 @@ def episode_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*STAFF)
+def alert_list(request: HttpRequest) -> HttpResponse:
+    """Every detector alert the user may see, newest first, by state and severity."""
+    qs = access.alert_list_for_user(user=request.user).select_related(
+        "asset__site__account", "episode")
+    try:
+        state = _choice(request, "state", AlertState.choices, "")
+        severity = _choice(request, "severity", Severity.choices, "")
+    except BadFilter as e:
+        return _bad_filter(request, e, title="Alerts", url_name="desk:alerts")
+    if state:
+        qs = qs.filter(state=state)
+    if severity:
+        qs = qs.filter(severity=severity)
+    page = _page(request, qs.order_by("-at", "-pk"))
+    for a in page:  # the strongest piece of evidence, for the row
+        ev = [e for e in (a.evidence or []) if isinstance(e, dict)]
+        a.top_evidence = max(ev, key=lambda e: e.get("score") or 0, default=None)
+    return render(request, "desk/alert_list.html", {
+        "page": page, "state": state, "severity": severity,
+        "states": AlertState.choices, "severities": Severity.choices})
+
+
+@role_required(*STAFF)
+def search(request: HttpRequest) -> HttpResponse:
+    """One box for serials, device ids, accounts and T-/WO-/Q- numbers; a single match opens
+    its page."""
+    query = request.GET.get("q", "")[:100]
+    result = search_selectors.desk_search(user=request.user, query=query)
+    if result.total == 1:
+        for items, name in ((result.assets, "desk:asset"), (result.accounts, "desk:account"),
+                            (result.tickets, "desk:ticket"), (result.offers, "desk:offer")):
+            if items:
+                return HttpResponseRedirect(reverse(name, args=[items[0].pk]))
+    return render(request, "desk/search.html", {"result": result, "q": result.query})
+
+
+@role_required(*STAFF)
 def ticket_list(request: HttpRequest) -> HttpResponse:
     qs = access.ticket_list_for_user(user=request.user)
-    status = request.GET.get("status", "open")
+    try:
+        status = _choice(request, "status", TicketStatus.choices, "open")
+    except BadFilter as e:
+        return _bad_filter(request, e, title="Tickets", url_name="desk:tickets")
     if status == "open":
         qs = qs.exclude(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED])
-    elif status in TicketStatus.values:
+    else:
         qs = qs.filter(status=status)
     return render(request, "desk/ticket_list.html", {
         "page": _page(request, qs.order_by("resolution_due", "-opened_at")), "status": status,
@@ -303,8 +376,11 @@ def _markers(request: HttpRequest, asset: Any, *, episode: Any = None) -> list[d
 @role_required(*STAFF)
 def offer_list(request: HttpRequest) -> HttpResponse:
     qs = access.offer_list_for_user(user=request.user)
-    status = request.GET.get("status", "")
-    if status in OfferStatus.values:
+    try:
+        status = _choice(request, "status", OfferStatus.choices, "")
+    except BadFilter as e:
+        return _bad_filter(request, e, title="Offers", url_name="desk:offers")
+    if status:
         qs = qs.filter(status=status)
     return render(request, "desk/offer_list.html", {
         "page": _page(request, qs), "status": status, "statuses": OfferStatus.choices})
@@ -383,11 +459,17 @@ def device_claim(request: HttpRequest, device_key: str) -> HttpResponse:
     return _unclaimed_page(request, failed_key=device.device_key, failed_form=form, status=400)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(*DESK)
 def device_release(request: HttpRequest, device_key: str) -> HttpResponse:
-    """Detach a device from its asset (wrongly attached, or the controller was swapped)."""
+    """Detach a device from its asset (wrongly attached, or the controller was swapped).
+    Asked first: GET (or a POST without ``confirm``) shows what detaching does."""
     device = access.device_get_for_user(user=request.user, device_key=device_key)
+    if request.method == "GET" or request.POST.get("confirm") != "yes":
+        asset = (access.asset_get_for_user(user=request.user, pk=device.asset_id)
+                 if device.asset_id is not None else None)
+        return render(request, "desk/device_release_confirm.html",
+                      {"device": device, "asset": asset})
     form = forms.Form({})
     form.is_valid()
     released: list[Any] = []

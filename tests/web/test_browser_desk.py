@@ -1,0 +1,59 @@
+"""Desk basics in real Chromium (issue 15, item 8): the header's search box opens the asset by
+serial, a bad filter says so, detaching asks first, and a 404 keeps the site's header; on a
+desktop and a 390x844 phone. Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service_crm import models as m
+from tests.web.conftest import ARTIFACTS, World
+from tests.web.conftest import browser_login as _login
+
+pytestmark = [pytest.mark.browser, pytest.mark.db]
+
+
+@pytest.mark.parametrize(("name", "viewport"), [
+    ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
+def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live_world: World,
+                                            desk_agent: Any, name: str,
+                                            viewport: dict[str, int]) -> None:
+    world = live_world
+    context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _login(page, live_server.url, "desk")
+    page.wait_for_url(f"{live_server.url}/desk/")
+
+    page.fill("header form.search input[name=q]", world.north.asset.serial)
+    page.press("header form.search input[name=q]", "Enter")
+    page.wait_for_url(f"{live_server.url}/desk/assets/{world.north.asset.pk}/")
+
+    page.click("text=Detach cmp-n1")
+    page.wait_for_selector("[data-testid=detach-confirm]")
+    page.screenshot(path=ARTIFACTS / f"desk-detach-confirm-{name}.png", full_page=True)
+    assert m.DeviceLink.objects.filter(device_key="cmp-n1").exists()
+    page.click("text=Cancel")
+    page.wait_for_url(f"{live_server.url}/desk/assets/{world.north.asset.pk}/")
+
+    response = page.goto(f"{live_server.url}/desk/tickets/?status=bogus")
+    assert response is not None
+    assert response.status == 400
+    assert "Unknown status" in page.inner_text("[data-testid=bad-filter]")
+    page.screenshot(path=ARTIFACTS / f"desk-bad-filter-{name}.png", full_page=True)
+
+    page.goto(f"{live_server.url}/desk/alerts/")
+    assert world.north.asset.serial in page.inner_text("table.list")
+    page.screenshot(path=ARTIFACTS / f"desk-alerts-{name}.png", full_page=True)
+
+    response = page.goto(f"{live_server.url}/desk/tickets/999999/")
+    assert response is not None
+    assert response.status == 404
+    assert page.is_visible("header.top nav")
+    page.screenshot(path=ARTIFACTS / f"desk-404-{name}.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    assert errors == []
+    context.close()
