@@ -246,6 +246,40 @@ class SlaTargetAdmin(ModelAdmin[m.SlaTarget]):
     search_fields = ("contract__number",)
 
 
+@admin.register(m.WarrantySlaTarget)
+class WarrantySlaTargetAdmin(ModelAdmin[m.WarrantySlaTarget]):
+    list_display = ("priority", "response_h", "resolution_h", "calendar")
+
+
+class GeneratedReadOnlyAdmin:
+    """Rows the automation writes (planned visits, charge lines): looked at, never edited."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(m.PlannedVisit)
+class PlannedVisitAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.PlannedVisit]):
+    list_display = ("due", "contract", "asset", "status", "work_order", "note")
+    list_filter = ("status",)
+    search_fields = ("contract__number", "asset__serial", "contract__account__name")
+    date_hierarchy = "due"
+
+
+@admin.register(m.WorkOrderCharge)
+class WorkOrderChargeAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WorkOrderCharge]):
+    list_display = ("work_order", "kind", "description", "quantity", "unit_price", "covered",
+                    "covered_by")
+    list_filter = ("kind", "covered")
+    search_fields = ("description", "covered_by")
+
+
 @admin.register(m.Alert)
 class AlertAdmin(ModelAdmin[m.Alert]):
     list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",

@@ -10,6 +10,7 @@ from service_crm.models.contract import (
     ContractDocument,
     MaintenanceContract,
     SlaTarget,
+    WarrantySlaTarget,
 )
 from service_crm.models.engineer import Engineer, Unavailability
 from service_crm.models.equipment import (
@@ -23,9 +24,10 @@ from service_crm.models.interaction import Interaction
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
 from service_crm.models.part import SparePart, Stock, Warehouse
+from service_crm.models.planned_visit import PlannedVisit
 from service_crm.models.site import Site
 from service_crm.models.ticket import AlertOutcome, Ticket, TicketPause
-from service_crm.models.work_order import WorkOrder, WorkOrderPart
+from service_crm.models.work_order import WorkOrder, WorkOrderCharge, WorkOrderPart
 
 __all__ = [
     "Account", "Alert", "AlertOutcome", "ApiToken", "Asset", "AuditLog", "BomLine",
@@ -35,4 +37,5 @@ __all__ = [
     "OfferLine", "ServiceTask",
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
+    "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
 ]

@@ -102,6 +102,7 @@ class TicketSource(models.TextChoices):
     PHONE = "phone", "Phone"
     PORTAL = "portal", "Customer portal"
     EMAIL = "email", "Email"
+    PLANNED = "planned", "Planned maintenance"
 
 
 class Outcome(models.TextChoices):
@@ -115,6 +116,17 @@ class WorkOrderStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     COMPLETED = "completed", "Completed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class PlannedVisitStatus(models.TextChoices):
+    PLANNED = "planned", "Planned (work order proposed)"
+    SKIPPED = "skipped", "Skipped (recent visit)"
+    CANCELLED = "cancelled", "Cancelled (contract changed)"
+
+
+class ChargeKind(models.TextChoices):
+    PART = "part", "Spare part"
+    LABOUR = "labour", "Labour"
 
 
 class OfferStatus(models.TextChoices):

@@ -66,6 +66,10 @@ class MaintenanceContract(models.Model):
     covers_parts = models.BooleanField(default=False)
     covers_labour = models.BooleanField(default=True)
     visits_per_year = models.PositiveSmallIntegerField(default=1)
+    interval_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(7)],
+        help_text="Days between planned visits; empty = 365 / visits per year",
+    )
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT)
     start = models.DateField()
     end = models.DateField()
@@ -89,6 +93,15 @@ class MaintenanceContract(models.Model):
 
     def active_on(self, day: dt.date) -> bool:
         return self.start <= day <= self.end
+
+    @property
+    def visit_interval_days(self) -> int | None:
+        """Days between planned visits, or None when the contract plans none."""
+        if self.interval_days:
+            return int(self.interval_days)
+        if self.visits_per_year:
+            return max(1, 365 // int(self.visits_per_year))
+        return None
 
     def clean(self) -> None:
         if self.start and self.end and self.end <= self.start:
@@ -115,6 +128,30 @@ class SlaTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.priority}: respond {self.response_h} h, resolve {self.resolution_h} h"
+
+    def clean(self) -> None:
+        if self.resolution_h is not None and self.response_h is not None \
+                and self.resolution_h < self.response_h:
+            raise ValidationError({"resolution_h": "Resolution cannot be due before response."})
+
+
+class WarrantySlaTarget(models.Model):
+    """Warranty terms: how fast we respond to and resolve a fault on an asset under warranty,
+    for one priority, counted in a calendar's business hours (warranty has no contract)."""
+
+    priority = models.CharField(max_length=4, choices=Priority.choices, unique=True)
+    response_h = models.DecimalField(max_digits=6, decimal_places=2,
+                                     validators=[MinValueValidator(0)])
+    resolution_h = models.DecimalField(max_digits=6, decimal_places=2,
+                                       validators=[MinValueValidator(0)])
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["priority"]
+
+    def __str__(self) -> str:
+        return f"Warranty {self.priority}: respond {self.response_h} h, " \
+               f"resolve {self.resolution_h} h"
 
     def clean(self) -> None:
         if self.resolution_h is not None and self.response_h is not None \

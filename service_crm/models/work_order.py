@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
 from django.db import models
 
-from service_crm.models.choices import WorkOrderStatus
+from service_crm.models.choices import ChargeKind, WorkOrderStatus
 from service_crm.models.engineer import Engineer
 from service_crm.models.part import SparePart, Warehouse
 from service_crm.models.ticket import Ticket
@@ -57,3 +60,31 @@ class WorkOrderPart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.part.sku}"
+
+
+class WorkOrderCharge(models.Model):
+    """What a completed job cost, line by line, and whether the customer pays it: parts and
+    labour the contract (or the warranty) covers are free, the rest is billable."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="charges")
+    kind = models.CharField(max_length=10, choices=ChargeKind.choices)
+    part = models.ForeignKey(SparePart, null=True, blank=True, on_delete=models.PROTECT)
+    description = models.CharField(max_length=200)
+    quantity = models.DecimalField(max_digits=10, decimal_places=2,
+                                   validators=[MinValueValidator(0)])
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2,
+                                     validators=[MinValueValidator(0)])
+    covered = models.BooleanField(help_text="Free under the contract or warranty")
+    covered_by = models.CharField(max_length=60, blank=True,
+                                  help_text="What covers it: a contract number or 'warranty'")
+
+    class Meta:
+        ordering = ["work_order", "kind", "pk"]
+
+    def __str__(self) -> str:
+        state = "covered" if self.covered else "billable"
+        return f"{self.description}: {self.amount} EUR ({state})"
+
+    @property
+    def amount(self) -> Decimal:
+        return (self.quantity * self.unit_price).quantize(Decimal("0.01"))

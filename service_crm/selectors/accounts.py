@@ -55,7 +55,9 @@ def contract_list_renewal_opportunities(
     today = now.date()
     contracts = (MaintenanceContract.objects
                  .filter(end__gte=today, end__lte=today + dt.timedelta(days=within_days))
-                 .exclude(renewal_status__in=[RenewalStatus.RENEWED, RenewalStatus.LAPSED])
+                 # A renewed contract ends a year later: once that end is near, it is an
+                 # opportunity again (the next renewal).
+                 .exclude(renewal_status=RenewalStatus.LAPSED)
                  .select_related("account"))
     out = [RenewalOpportunity(c, account_health_get(account=c.account, now=now))
            for c in contracts]

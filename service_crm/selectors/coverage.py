@@ -6,7 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from service_crm.business_hours import Hours
-from service_crm.models import Asset, BusinessCalendar, MaintenanceContract
+from service_crm.models import (
+    Asset,
+    BusinessCalendar,
+    MaintenanceContract,
+    Ticket,
+    WarrantySlaTarget,
+)
 from service_crm.models.choices import Coverage
 
 
@@ -38,3 +44,14 @@ def calendar_hours(calendar: BusinessCalendar) -> Hours:
         workdays=frozenset(calendar.workdays), opens=calendar.opens, closes=calendar.closes,
         holidays=frozenset(calendar.holidays),
     )
+
+
+def ticket_sla_calendar(*, ticket: Ticket) -> BusinessCalendar | None:
+    """The calendar a ticket's SLA clock runs on: its contract's, or the warranty terms'."""
+    if ticket.contract is not None:
+        return ticket.contract.calendar
+    if ticket.coverage == Coverage.WARRANTY:
+        terms = WarrantySlaTarget.objects.filter(priority=ticket.priority).select_related(
+            "calendar").first()
+        return None if terms is None else terms.calendar
+    return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,6 +18,7 @@ from service_crm.selectors.accounts import (
     RenewalOpportunity,
     contract_list_renewal_opportunities,
 )
+from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 
 # Who may add contract documents: the desk and its managers (sales only looks).
@@ -54,7 +57,7 @@ def contract_flag_renewals(*, within_days: int = 90,
             account.health_score = opp.health.score
             account.save(update_fields=["health_score"])
             audit_record(actor=None, action="account.health", obj=account, before=before, at=now)
-        if c.renewal_status == RenewalStatus.NOT_DUE:
+        if c.renewal_status in (RenewalStatus.NOT_DUE, RenewalStatus.RENEWED):
             before = snapshot(c)
             c.renewal_status = RenewalStatus.OPPORTUNITY
             c.save(update_fields=["renewal_status"])
@@ -65,3 +68,63 @@ def contract_flag_renewals(*, within_days: int = 90,
                                        f"(account health {opp.health.score})")
     return ranked
 
+
+
+def _one_year_later(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
+def contract_renew_internal(*, contract: MaintenanceContract, actor: Any, now: dt.datetime,
+                            why: str) -> MaintenanceContract:
+    """Extend a (locked) contract by twelve months from its current end; audited, on the
+    timeline. Called when a renewal offer is accepted and for ``auto_renew`` contracts."""
+    before = snapshot(contract)
+    contract.end = _one_year_later(contract.end)
+    contract.renewal_status = RenewalStatus.RENEWED
+    contract.full_clean()
+    contract.save(update_fields=["end", "renewal_status"])
+    audit_record(actor=actor, action="contract.renewed", obj=contract, before=before, at=now)
+    interaction_record(account=contract.account, at=now, by=actor,
+                       summary=f"Contract {contract.number} renewed until {contract.end} ({why})")
+    return contract
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    renewed: int = 0
+    lapsed: int = 0
+
+
+@transaction.atomic(durable=True)
+def contract_expire_due(*, now: dt.datetime | None = None) -> ExpiryReport:
+    """On its last day an ``auto_renew`` contract renews itself for twelve months (so cover never
+    stops); a contract past its end that nobody renewed lapses: audited, on the timeline, and
+    the desk is told so someone calls the customer."""
+    now = now or timezone.now()
+    today = now.date()
+    renewed = lapsed = 0
+    due = (MaintenanceContract.objects.select_for_update(skip_locked=True)
+           .select_related("account").exclude(renewal_status=RenewalStatus.LAPSED)
+           .filter(end__lte=today).order_by("pk"))
+    for c in due:
+        if c.auto_renew:
+            while c.end <= today:  # a contract idle for years catches up in one pass
+                contract_renew_internal(contract=c, actor=None, now=now, why="auto-renewal")
+            renewed += 1
+        elif c.end < today:
+            before = snapshot(c)
+            c.renewal_status = RenewalStatus.LAPSED
+            c.save(update_fields=["renewal_status"])
+            audit_record(actor=None, action="contract.lapsed", obj=c, before=before, at=now)
+            interaction_record(account=c.account, at=now,
+                               summary=f"Contract {c.number} lapsed on {c.end}: not renewed; "
+                                       "desk asked to call the customer")
+            cid = c.pk
+            transaction.on_commit(
+                functools.partial(notifications.notify_desk_contract_lapsed, contract_id=cid),
+                robust=True)
+            lapsed += 1
+    return ExpiryReport(renewed=renewed, lapsed=lapsed)

@@ -1,4 +1,5 @@
-"""Timed automation: the SLA clock, offer expiry, watch periods and renewal opportunities."""
+"""Timed automation: the SLA clock, offer expiry, watch periods, renewal opportunities,
+contract expiry (auto-renewal or lapse) and planned maintenance visits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from service_crm.services.contracts import contract_flag_renewals
+from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
 from service_crm.services.login_throttle import login_throttle_prune
 from service_crm.services.offers import offer_expire_due
+from service_crm.services.planned_maintenance import planned_visits_generate
 from service_crm.services.tickets import ticket_check_sla
 
 
@@ -23,23 +25,39 @@ class HousekeepingReport:
     episodes_closed: int
     renewal_opportunities: int
     login_throttles_pruned: int = 0
+    contracts_renewed: int = 0
+    contracts_lapsed: int = 0
+    visits_planned: int = 0
+    visits_skipped: int = 0
+    visits_cancelled: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
                 f"{self.offers_expired}; episodes closed {self.episodes_closed}; renewal "
                 f"opportunities {self.renewal_opportunities}; idle log-in counts pruned "
-                f"{self.login_throttles_pruned}")
+                f"{self.login_throttles_pruned}; contracts auto-renewed "
+                f"{self.contracts_renewed}, lapsed {self.contracts_lapsed}; planned visits "
+                f"proposed {self.visits_planned}, skipped {self.visits_skipped}, cancelled "
+                f"{self.visits_cancelled}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     """One pass of every timed rule; each step is its own transaction."""
     now = now or timezone.now()
     sla = ticket_check_sla(now=now)
+    # Expiry before renewal flags and visit planning: a lapsed contract is neither an
+    # opportunity nor owed visits, an auto-renewed one is owed the next year's.
+    expiry = contract_expire_due(now=now)
+    renewals = len(contract_flag_renewals(now=now))
+    plan = planned_visits_generate(now=now)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
         offers_expired=offer_expire_due(now=now),
         episodes_closed=episode_close_expired_watches(now=now),
-        renewal_opportunities=len(contract_flag_renewals(now=now)),
+        renewal_opportunities=renewals,
         login_throttles_pruned=login_throttle_prune(
             window_s=int(getattr(settings, "AFTERCARE_LOGIN_WINDOW_S", 900)), now=now),
+        contracts_renewed=expiry.renewed, contracts_lapsed=expiry.lapsed,
+        visits_planned=plan.planned, visits_skipped=plan.skipped,
+        visits_cancelled=plan.cancelled,
     )

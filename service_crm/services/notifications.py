@@ -11,7 +11,7 @@ import datetime as dt
 from django.core.mail import EmailMessage
 
 from service_crm import conf
-from service_crm.models import Contact, Offer, Ticket, WorkOrder
+from service_crm.models import Contact, MaintenanceContract, Offer, Ticket, WorkOrder
 
 
 def _ics_time(t: dt.datetime) -> str:
@@ -95,5 +95,16 @@ def notify_desk_sla_at_risk(*, ticket_id: int) -> None:
         subject=f"[Aftercare] SLA at risk: {t.number} ({t.account})",
         body=(f"{t.summary}\nResolution due {t.resolution_due:%Y-%m-%d %H:%M} UTC, "
               f"status {t.get_status_display()}.\n"),
+        from_email=conf.from_email(), to=[conf.desk_email()],
+    ).send()
+
+
+def notify_desk_contract_lapsed(*, contract_id: int) -> None:
+    c = MaintenanceContract.objects.select_related("account").get(pk=contract_id)
+    EmailMessage(
+        subject=f"[Aftercare] Contract lapsed: {c.number} ({c.account})",
+        body=(f"Contract {c.number} ({c.get_tier_display()}) for {c.account} ended on {c.end} "
+              "and was not renewed. Its assets are no longer covered; please call the "
+              "customer.\n"),
         from_email=conf.from_email(), to=[conf.desk_email()],
     ).send()

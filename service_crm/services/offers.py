@@ -22,6 +22,7 @@ from service_crm.models import (
 from service_crm.models.choices import OfferLineKind, OfferStatus, RenewalStatus
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.contracts import contract_renew_internal
 
 O = OfferStatus  # noqa: E741
 
@@ -191,8 +192,10 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
     offer.status, offer.decided_at = (O.ACCEPTED if accepted else O.DECLINED), now
     offer.save()
     if accepted and offer.renews_id is not None:
-        MaintenanceContract.objects.filter(pk=offer.renews_id).update(
-            renewal_status=RenewalStatus.RENEWED)
+        contract = MaintenanceContract.objects.select_for_update().select_related(
+            "account").get(pk=offer.renews_id)
+        contract_renew_internal(contract=contract, actor=actor, now=now,
+                                why=f"offer {offer.number} accepted")
     audit_record(actor=actor, action=f"offer.{offer.status}", obj=offer, before=before, at=now)
     interaction_record(account=offer.account, asset=offer.asset, at=now, by=actor,
                        summary=f"Offer {offer.number} {offer.get_status_display().lower()}")

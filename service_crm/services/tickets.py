@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from service_crm import conf
 from service_crm.business_hours import add_business_time, business_time_between
-from service_crm.models import AlertOutcome, Asset, Episode, Ticket, TicketPause
+from service_crm.models import (
+    AlertOutcome,
+    Asset,
+    Episode,
+    Ticket,
+    TicketPause,
+    WarrantySlaTarget,
+)
 from service_crm.models.choices import (
     Coverage,
     EpisodeStatus,
@@ -23,7 +30,7 @@ from service_crm.models.choices import (
     TicketSource,
     TicketStatus,
 )
-from service_crm.selectors.coverage import AssetCoverage, calendar_hours
+from service_crm.selectors.coverage import AssetCoverage, calendar_hours, ticket_sla_calendar
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 
@@ -66,6 +73,13 @@ def ticket_open_internal(
             hours = calendar_hours(cover.contract.calendar)
             ticket.response_due = add_business_time(hours, now, _hours(target.response_h))
             ticket.resolution_due = add_business_time(hours, now, _hours(target.resolution_h))
+    elif cover.coverage == Coverage.WARRANTY:
+        terms = WarrantySlaTarget.objects.filter(priority=priority).select_related(
+            "calendar").first()
+        if terms is not None:
+            hours = calendar_hours(terms.calendar)
+            ticket.response_due = add_business_time(hours, now, _hours(terms.response_h))
+            ticket.resolution_due = add_business_time(hours, now, _hours(terms.resolution_h))
     # Field checks only: the related rows were just read under lock, so the per-FK existence
     # queries of full_clean() would cost four round trips per alert for nothing.
     ticket.clean_fields(exclude=["account", "asset", "episode", "contract", "assigned_to"])
@@ -209,8 +223,9 @@ def ticket_resume(
     if ticket.paused_at is None:
         raise ValidationError({"paused_at": "The ticket is not paused."})
     before = snapshot(ticket)
-    if ticket.contract is not None:
-        hours = calendar_hours(ticket.contract.calendar)
+    calendar = ticket_sla_calendar(ticket=ticket)
+    if calendar is not None:
+        hours = calendar_hours(calendar)
         lost = business_time_between(hours, ticket.paused_at, now)
         if ticket.response_due is not None and ticket.responded_at is None:
             ticket.response_due = add_business_time(hours, ticket.response_due, lost)

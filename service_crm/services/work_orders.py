@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -24,6 +25,7 @@ from service_crm.models.choices import TicketStatus, WorkOrderStatus
 from service_crm.selectors.engineers import engineer_is_free, engineer_match
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.entitlements import work_order_charge_internal
 from service_crm.services.tickets import ticket_transition_internal
 
 W = WorkOrderStatus
@@ -161,10 +163,16 @@ def work_order_complete(
     wo.completion_report, wo.time_spent_min = report, time_spent_min
     wo.save()
     audit_record(actor=actor, action="work_order.complete", obj=wo, before=before, at=now)
-    ticket = Ticket.objects.select_for_update().get(pk=wo.ticket_id)
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("contract").get(
+        pk=wo.ticket_id)
+    charges = work_order_charge_internal(work_order=wo, ticket=ticket)
     ticket_transition_internal(ticket=ticket, to=TicketStatus.RESOLVED, now=now, actor=actor,
                                outcome=outcome)
     interaction_record(account=ticket.account, asset=ticket.asset, ticket=ticket, at=now,
                        kind="visit", by=actor,
                        summary=f"{wo} completed ({ticket.get_outcome_display()})", body=report)
+    billable = sum((c.amount for c in charges if not c.covered), Decimal(0))
+    if billable:
+        interaction_record(account=ticket.account, asset=ticket.asset, ticket=ticket, at=now,
+                           summary=f"{wo}: {billable} EUR billable (not covered)")
     return wo
