@@ -57,3 +57,37 @@ def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     assert errors == []
     context.close()
+
+
+def test_completed_work_order_seen_by_desk_and_on_phone(
+        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        field_engineer: Any) -> None:
+    from tests.web.test_work_order_pages import _completed
+
+    world = live_world
+    wo = _completed(world, desk_agent, field_engineer)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _login(page, live_server.url, "desk")
+    page.wait_for_url(f"{live_server.url}/desk/")
+    page.goto(f"{live_server.url}/desk/tickets/{wo.ticket_id}/")
+    assert page.inner_text("[data-testid=sla-resolution]") == "met"
+    page.screenshot(path=ARTIFACTS / "desk-ticket-completed.png", full_page=True)
+    page.click(f"a[href='/desk/work-orders/{wo.pk}/'] >> nth=0")
+    page.wait_for_selector("[data-testid=wo-record]")
+    assert "Replaced the drive-end bearing." in page.inner_text("[data-testid=wo-report]")
+    assert "Bearing 6205" in page.inner_text("[data-testid=wo-parts]")
+    assert page.inner_text("[data-testid=wo-time]") == "1 h 35 min"
+    page.screenshot(path=ARTIFACTS / "desk-work-order.png", full_page=True)
+    context.close()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    _login(page, live_server.url, "jana")
+    page.goto(f"{live_server.url}/field/work-orders/{wo.pk}/")
+    page.wait_for_selector("[data-testid=wo-record]")
+    assert "Bearing 6205" in page.inner_text("[data-testid=wo-parts]")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=ARTIFACTS / "field-work-order-done.png", full_page=True)
+    context.close()

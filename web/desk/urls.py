@@ -17,6 +17,7 @@ urlpatterns = [
     path("tickets/<int:pk>/transition/", views.ticket_transition, name="ticket-transition"),
     path("tickets/<int:pk>/pause/", views.ticket_pause, name="ticket-pause"),
     path("tickets/<int:pk>/resume/", views.ticket_resume, name="ticket-resume"),
+    path("work-orders/<int:pk>/", views.work_order_detail, name="work-order"),
     path("work-orders/<int:pk>/schedule/", views.work_order_schedule, name="work-order-schedule"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/<int:pk>/", views.account_detail, name="account"),

@@ -31,6 +31,7 @@ from service_crm.selectors import reports as report_selectors
 from service_crm.selectors import search as search_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
+from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
 from service_crm.services import offers as offer_services
@@ -163,10 +164,18 @@ def search(request: HttpRequest) -> HttpResponse:
     result = search_selectors.desk_search(user=request.user, query=query)
     if result.total == 1:
         for items, name in ((result.assets, "desk:asset"), (result.accounts, "desk:account"),
-                            (result.tickets, "desk:ticket"), (result.offers, "desk:offer")):
+                            (result.tickets, "desk:ticket"), (result.offers, "desk:offer"),
+                            (result.work_orders, "desk:work-order")):
             if items:
                 return HttpResponseRedirect(reverse(name, args=[items[0].pk]))
     return render(request, "desk/search.html", {"result": result, "q": result.query})
+
+
+@role_required(*STAFF)
+def work_order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    return render(request, "desk/work_order_detail.html", {
+        "wo": wo, "label": f"WO-{wo.pk:06d}", "record": work_order_record_get(work_order=wo)})
 
 
 @role_required(*STAFF)

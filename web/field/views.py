@@ -32,6 +32,7 @@ from service_crm.models import SparePart, Stock
 from service_crm.models.choices import WorkOrderStatus
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
+from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import field as field_services
 from service_crm.services import work_orders as work_order_services
 from web.forms import CompleteForm, ProgressForm, call_service
@@ -191,7 +192,7 @@ def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None 
         .exclude(pk=wo.ticket_id).order_by("-opened_at")[:5],
         "complete_form": complete_form or CompleteForm(),
         "parts_form": parts_form or PartsForm(choices=_stock_choices(wo)),
-        "parts_used": wo.parts_used.select_related("part"),
+        "record": work_order_record_get(work_order=wo),
         "progress_form": progress_form or ProgressForm(initial={"notes": wo.notes}),
     }, status=status)
 
