@@ -1,7 +1,9 @@
 """Equipment-model configuration of the detector bank: what each metric of each kind of machine
-means, from the equipment profiles (:mod:`anomaly.profiles`, the shipped files in
-``anomaly/profiles/``), chosen by the device-id prefix (``cmp-``, ``pmp-``, ``chl-``, ``cnc-``)
-and the metric name.
+means, from its equipment profile (:mod:`anomaly.profiles`). The detect worker finds a device's
+profile through its asset in the CRM's catalogue (:mod:`anomaly.catalogue`) and calls
+:func:`channel_spec`; the offline evaluation of the simulator's fleet, which has no CRM, names
+its devices after the shipped profiles' ``device_prefix`` (``cmp-``, ``pmp-``, ``chl-``,
+``cnc-``) and calls :func:`spec_for`.
 
 Per metric the table says which failure mode a deviation there points to (the catalogue codes
 ``bearing_wear``, ``cooling_failure``, ``leak``, ``clogged_filter``, ``cavitation``,
@@ -26,7 +28,7 @@ from anomaly.profiles import EquipmentProfile, MetricConfig, load_profiles
 from anomaly.spectral import DEFECTS, BearingGeometry
 
 __all__ = ["BEARINGS", "MODELS", "MULTIVARIATE", "PROFILES", "SPEED_METRIC", "MetricConfig",
-           "bearing_orders", "spec_for"]
+           "bearing_orders", "channel_spec", "spec_for"]
 
 NAN = float("nan")
 
@@ -91,15 +93,32 @@ def spec_for(device: str, metric: str,
     >>> spec_for("pump-1", "temperature_c").mode
     'overheating'
     """
-    lo, hi = next((r for suffix, r in PHYS_RANGE.items() if metric.endswith(suffix)), (NAN, NAN))
     model = (PROFILES if profiles is None else profiles).get(device.split("-", 1)[0])
+    return channel_spec(device, metric, model)
+
+
+def channel_spec(device: str, metric: str, profile: EquipmentProfile | None) -> ChannelSpec:
+    """Channel configuration of `metric` on `device` watched with `profile`; with no profile,
+    or a metric it does not name, generic detection (unit-suffix physical ranges, a failure
+    mode from the metric's name, self-calibrating baselines).
+
+    >>> channel_spec("gbx-7", "oil_temp_c", None).mode
+    'overheating'
+    """
+    lo, hi = next((r for suffix, r in PHYS_RANGE.items() if metric.endswith(suffix)), (NAN, NAN))
+    model = profile
     m = model.metrics.get(metric) if model is not None else None
     if model is None or m is None:
         return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi,
                            mode=failure_mode_for(metric))
+    if m.ignored:
+        # Named by the profile as of no interest: no evidence, no sensor checks of its values.
+        return ChannelSpec(asset=device, metric=metric, scored=False, drift=False, stuck=False,
+                           steps=True, mode=m.mode or failure_mode_for(metric))
     return ChannelSpec(
         asset=device, metric=metric, high=m.high, clear_high=m.clear_high, low=m.low,
-        clear_low=m.clear_low, duration_s=30.0, phys_min=lo, phys_max=hi, min_std=m.min_std,
+        clear_low=m.clear_low, duration_s=m.duration_s, phys_min=lo, phys_max=hi,
+        min_std=m.min_std,
         mode=m.mode or failure_mode_for(metric), scored=m.scored, drift=m.drift,
         stuck=m.stuck, steps=m.steps, transform=m.transform, partners=m.partners, side=m.side,
         smooth_s=m.smooth_s, idle_max=m.idle_max,

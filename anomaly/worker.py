@@ -24,6 +24,12 @@ are read by the same slice bounds, so each burst is analysed exactly once, in th
 slice holds its timestamp. Each is reduced to its envelope level at the bearing's defect
 frequencies (:class:`~anomaly.spectral.BearingCheck`) and, held until the asset's next burst,
 fused into the bank as the ``spectral`` evidence (failure mode ``bearing_wear``).
+
+**Equipment profiles** come from the CRM's equipment-model catalogue: a device is watched with
+the profile of its asset's model (:mod:`anomaly.catalogue`), whatever its id. The worker polls
+the catalogue's version every ``reload_s`` and, when a profile, a claim or an asset's model
+changed, re-applies the channels' configuration to the running bank (its learned state kept),
+so an edit in the admin or the API takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -31,13 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import io
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,17 +51,18 @@ from numpy.typing import NDArray
 
 from aftercare.events import AlertEvent, Evidence
 from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
+from anomaly.catalogue import Catalogue, catalogue_version, read_catalogue
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
-from anomaly.models import PROFILES, SPEED_METRIC, bearing_orders, spec_for
-from anomaly.profiles import load_profiles
+from anomaly.models import SPEED_METRIC, bearing_orders, spec_for
 from anomaly.spectral import DEFECTS, BearingCheck, BurstScore, HeldScore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Conn = psycopg.Connection[Any]
 
 def default_spec(device: str, metric: str) -> ChannelSpec:
-    """Channel configuration: the equipment model's (:mod:`anomaly.models`, chosen by the
-    device-id prefix) where it knows the metric, else unit-suffix ranges and keyword modes.
+    """Channel configuration of the simulator's fleet for the offline evaluation (no CRM):
+    the shipped profile named by the device-id prefix, else unit-suffix ranges and keyword
+    modes. The worker does not use it: it asks the CRM's catalogue.
 
     >>> default_spec("pump-1", "temperature_c").phys_max
     400.0
@@ -79,22 +85,29 @@ class WorkerOptions:
     step_s: float = 1.0
     max_span_s: float = 600.0
     waveform_channel: str = "accel_x"     # the bursts' channel the spectral check reads
+    reload_s: float = 10.0                # how often the catalogue's version is polled
 
 
 class DetectWorker:
-    """One worker's state: the bank, the watermark and the channel index."""
+    """One worker's state: the bank, the watermark and the channel index.
+
+    `catalogue`: a fixed one (tests, tools); default the CRM's, read from `conn` and reloaded
+    when it changes.
+    """
 
     def __init__(
         self,
         conn: Conn,
         options: WorkerOptions | None = None,
         config: BankConfig | None = None,
-        spec_for: Callable[[str, str], ChannelSpec] = default_spec,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.conn = conn
         self.options = options or WorkerOptions()
         self.config = config or BankConfig()
-        self.spec_for = spec_for
+        self.live_catalogue = catalogue is None
+        self.catalogue = read_catalogue(conn) if catalogue is None else catalogue
+        self._checked_at = time.monotonic()
         self.step_us = int(round(self.options.step_s * 1e6))
         if self.step_us <= 0:
             raise ValueError("`step_s` must be > 0")
@@ -119,7 +132,7 @@ class DetectWorker:
             spectral = {k[len("spectral."):]: npz[k] for k in npz.files
                         if k.startswith("spectral.")}
         names = self._names(keys)
-        specs = [self.spec_for(d, m) for d, m in names]
+        specs = [self.catalogue.spec(d, m) for d, m in names]
         self.bank = DetectorBank.from_bytes(bank_bytes, specs, self.config)
         if spectral:                  # a checkpoint from before the spectral check: fresh
             self.spectral.load_state(spectral)
@@ -147,9 +160,27 @@ class DetectWorker:
         by_key = {int(k): (str(d), str(m)) for k, d, m in rows}
         return [by_key[int(k)] for k in keys]
 
+    def reload_if_changed(self, *, force: bool = False) -> bool:
+        """Re-read the CRM's catalogue if its version moved (at most every ``reload_s``) and
+        give every channel its new configuration, keeping what the bank has learned. True if
+        it reloaded."""
+        if not self.live_catalogue:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.options.reload_s:
+            return False
+        self._checked_at = now
+        if catalogue_version(self.conn) == self.catalogue.version:
+            return False
+        self.catalogue = read_catalogue(self.conn)
+        specs = [self.catalogue.spec(c.asset, c.metric) for c in self.bank.specs]
+        self.bank = DetectorBank.from_bytes(self.bank.to_bytes(), specs, self.config)
+        return True
+
     # ------------------------------------------------------------------- step
     def step(self) -> list[AlertEvent]:
         """Analyse the next settled slice; return the events it queued (empty if none)."""
+        self.reload_if_changed()
         conn = self.conn
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None  # noqa: S101 - SELECT now() always returns a row
@@ -194,8 +225,10 @@ class DetectWorker:
         sort = np.argsort(t_us, kind="stable")          # the latest reading in a cell wins
         values[rows[sort], cols[sort]] = vals[sort]
         times = lo + (np.arange(n_t, dtype=np.int64) + 1) * self.step_us
-        extra, held = spectral_extra(self.bank, self.spectral, times, values,
-                                     *self._bursts(lo, hi))
+        extra, held = spectral_extra(
+            self.bank, self.spectral, times, values, *self._bursts(lo, hi),
+            orders_for=self.catalogue.bearing_orders,
+            speed_metric_for=self.catalogue.speed_metric)
         result = self.bank.update(times, values, extra=extra)
         events = self._events(result, times, values, held)
         with conn.transaction():
@@ -217,7 +250,7 @@ class DetectWorker:
         if new.size == 0:
             return
         names = self._names(new)
-        self.bank.add([self.spec_for(d, m) for d, m in names])
+        self.bank.add([self.catalogue.spec(d, m) for d, m in names])
         self.chan_keys = np.concatenate([self.chan_keys, new])
         self._grow_spectral()
 
@@ -341,7 +374,9 @@ def spectral_extra(
     bank: DetectorBank, check: BearingCheck, times: NDArray[np.int64],
     values: NDArray[np.float64], devices: Sequence[str], burst_us: NDArray[np.int64],
     bursts: Sequence[NDArray[np.floating[Any]]], rates: NDArray[np.float64],
-    burst_rpm: NDArray[np.float64] | None = None,
+    burst_rpm: NDArray[np.float64] | None = None, *,
+    orders_for: Callable[[str], NDArray[np.float64]] = bearing_orders,
+    speed_metric_for: Callable[[str], str] = lambda d: SPEED_METRIC.get(d.split("-", 1)[0], ""),
 ) -> tuple[dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]], HeldScore]:
     """Score a block's bursts and turn them into the bank's ``extra["spectral"]`` evidence:
     per asset and grid sample, the score of its latest burst (held until the next one) with
@@ -350,8 +385,10 @@ def spectral_extra(
     `devices`, `burst_us`, `bursts`, `rates`: one entry per burst, in time order. Bursts of
     devices the bank does not know (no telemetry yet) are skipped. The shaft speed is the one
     the device sent with the burst (`burst_rpm`, NaN where it did not), else the asset's speed
-    channel at the burst's grid sample where its kind has one
-    (``anomaly.models.SPEED_METRIC``), else estimated from the burst.
+    channel at the burst's grid sample where its kind has one (`speed_metric_for`), else
+    estimated from the burst. `orders_for` gives a device's bearing defect orders (NaN: none).
+    Both default to the simulator fleet's prefix-named profiles (the offline evaluation); the
+    worker passes its catalogue's.
     """
     if check.channels != len(bank.assets):
         raise ValueError("`check` must have one row per bank asset")
@@ -360,8 +397,7 @@ def spectral_extra(
     asset = np.array([index.get(d, -1) for d in devices], np.int64)
     cols = np.clip(np.searchsorted(times, burst_us, side="left"), 0, max(len(times) - 1, 0))
     where = {key: row for row, key in enumerate(bank.keys())}
-    speed_row = np.array([where.get((d, SPEED_METRIC.get(d.split("-", 1)[0], "")), -1)
-                          for d in devices], np.int64)
+    speed_row = np.array([where.get((d, speed_metric_for(d)), -1) for d in devices], np.int64)
     shaft_hz = np.full(len(devices), np.nan)
     has = known & (speed_row >= 0)
     if has.any() and values.shape[1]:
@@ -381,7 +417,7 @@ def spectral_extra(
         pick = np.flatnonzero(known & (rates == fs) & (lengths == length)).tolist()
         if not pick:
             continue
-        orders = np.stack([bearing_orders(devices[k]) for k in pick])
+        orders = np.stack([orders_for(devices[k]) for k in pick])
         got = check.score(asset[pick], np.stack([bursts[k] for k in pick]),
                           sample_rate_hz=fs, orders=orders, shaft_hz=shaft_hz[pick])
         for name in ("ratio", "defect", "level", "healthy"):
@@ -405,13 +441,12 @@ async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
 
 
 async def run(database_url: str, events_url: str, options: WorkerOptions, *, once: bool,
-              poll_s: float,
-              spec_fn: Callable[[str, str], ChannelSpec] = default_spec) -> None:
+              poll_s: float) -> None:
     from anomaly.publish import AlertPublisher
 
     async with AlertPublisher(events_url) as publisher:
         with psycopg.connect(database_url) as conn:
-            worker = await asyncio.to_thread(DetectWorker, conn, options, None, spec_fn)
+            worker = await asyncio.to_thread(DetectWorker, conn, options, None)
             await publish_pending(worker, publisher)        # left over from a crash
             while True:
                 before = worker.watermark_us
@@ -434,28 +469,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--step-s", type=float, default=1.0, help="time grid of the detector arrays")
     p.add_argument("--poll-s", type=float, default=2.0, help="pause when caught up")
     p.add_argument("--once", action="store_true", help="stop when caught up")
-    p.add_argument("--profiles", type=Path, help="folder of extra equipment profiles (*.yaml, "
-                   "anomaly.profiles); they add kinds to the shipped ones or replace one with "
-                   "the same device_prefix")
+    p.add_argument("--reload-s", type=float, default=10.0,
+                   help="how often to look for edited equipment profiles in the CRM")
     args = p.parse_args(argv)
-    spec_fn: Callable[[str, str], ChannelSpec] = default_spec
-    if args.profiles is not None:
-        try:
-            extra = load_profiles(args.profiles)
-        except (OSError, ValueError) as exc:
-            print(f"--profiles {args.profiles}: {exc}", file=sys.stderr)
-            return 2
-        if not extra:
-            print(f"--profiles {args.profiles}: no *.yaml profiles there", file=sys.stderr)
-            return 2
-        spec_fn = functools.partial(spec_for, profiles={**PROFILES, **extra})
     try:
         settings = config.load()
     except config.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s)
+    options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s,
+                            reload_s=args.reload_s)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings.database_url, settings.events_url, options, once=args.once,
-                        poll_s=args.poll_s, spec_fn=spec_fn))
+                        poll_s=args.poll_s))
     return 0

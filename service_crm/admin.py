@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from service_crm import models as m
@@ -164,10 +164,27 @@ class ServiceTaskInline(TabularInline[m.ServiceTask, m.EquipmentModel]):
 
 @admin.register(m.EquipmentModel)
 class EquipmentModelAdmin(ModelAdmin[m.EquipmentModel]):
-    list_display = ("name", "manufacturer", "equipment_type", "contract_list_price")
+    list_display = ("name", "manufacturer", "equipment_type", "kind", "running_metric",
+                    "profile_updated_at", "contract_list_price")
     list_filter = ("equipment_type",)
-    search_fields = ("name", "manufacturer")
+    search_fields = ("name", "manufacturer", "kind")
     inlines = [MetricInline, FailureModeInline, ServiceTaskInline]
+    fieldsets = (
+        (None, {"fields": ("name", "manufacturer", "equipment_type", "contract_list_price")}),
+        ("Equipment profile (what the anomaly detector knows)", {
+            "fields": ("kind", ("running_metric", "running_above"),
+                       ("bearing_balls", "bearing_pitch_ratio"), "speed_metric")}),
+    )
+    actions = ("export_profiles",)
+
+    @admin.action(description="Export the equipment profiles (YAML)")
+    def export_profiles(self, request: HttpRequest, queryset: Any) -> HttpResponse:
+        from service_crm.adapters.profiles import equipment_profile_yaml
+
+        body = "".join("---\n" + equipment_profile_yaml(model=em) for em in queryset)
+        response = HttpResponse(body, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="equipment-profiles.yaml"'
+        return response
 
 
 class BomInline(TabularInline[m.BomLine, m.FailureMode]):
@@ -462,8 +479,9 @@ class AuditLogAdmin(ModelAdmin[m.AuditLog]):
 # Line items are edited inline on their parent; these list views serve searches across parents.
 @admin.register(m.MetricSpec)
 class MetricSpecAdmin(ModelAdmin[m.MetricSpec]):
-    list_display = ("metric", "unit", "low", "high", "equipment_model")
-    list_filter = ("equipment_model", "unit")
+    list_display = ("metric", "unit", "role", "failure_mode", "low", "high", "drift",
+                    "equipment_model")
+    list_filter = ("equipment_model", "role", "unit")
     search_fields = ("metric",)
 
 

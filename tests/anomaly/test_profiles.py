@@ -81,14 +81,3 @@ def test_a_bad_profile_is_refused_naming_the_file_and_field(tmp_path: Path) -> N
     (tmp_path / "b.yaml").write_text(GEARBOX)
     with pytest.raises(ValueError, match="device_prefix 'gbx' is already used"):
         load_profiles(tmp_path)
-
-
-def test_the_worker_refuses_a_profiles_folder_it_cannot_use(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from anomaly.worker import main
-
-    assert main(["--profiles", str(tmp_path)]) == 2
-    assert "no *.yaml profiles" in capsys.readouterr().err
-    (tmp_path / "g.yaml").write_text(GEARBOX.replace("kind: wind_gearbox\n", ""))
-    assert main(["--profiles", str(tmp_path)]) == 2
-    assert "`kind` must be non-empty text" in capsys.readouterr().err

@@ -13,8 +13,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from anomaly.bank import BankConfig, DetectorBank
+from anomaly.catalogue import Catalogue
 from anomaly.evaluate import evaluate, run_bank
-from anomaly.models import bearing_orders, spec_for
+from anomaly.models import PROFILES, bearing_orders, spec_for
 from anomaly.spectral import (
     DEFECTS,
     BearingCheck,
@@ -151,6 +152,8 @@ START_US = int(datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()) * S
 N_S = 2400
 WEAR_FROM_S = 1500
 CONFIG = BankConfig(clear_hold_s=120, t2_learn=600)
+# Both pumps' assets are centrifugal pumps in the catalogue (what the CRM would say of them).
+PUMPS = Catalogue.of({"pmp-0001": PROFILES["pmp"], "pmp-0002": PROFILES["pmp"]})
 
 
 def write_pumps(conn: psycopg.Connection[Any], *, speed_channel_rpm: float = 1480.0,
@@ -194,7 +197,7 @@ def test_worker_reads_stored_bursts_and_alerts_bearing_wear(
         store_conn: psycopg.Connection[Any]) -> None:
     n_bursts = write_pumps(store_conn)
     worker = DetectWorker(store_conn, WorkerOptions(name="spec", settle_s=0, max_span_s=300),
-                          CONFIG)
+                          CONFIG, PUMPS)
     events = run_until_caught_up(worker)
     # Every stored burst was read exactly once, in the step whose slice holds it.
     assert int(worker.spectral.count.sum()) == n_bursts
@@ -221,13 +224,13 @@ def test_restart_neither_misses_nor_repeats_spectral_alerts(
         store_conn: psycopg.Connection[Any]) -> None:
     n_bursts = write_pumps(store_conn)
     run_until_caught_up(DetectWorker(
-        store_conn, WorkerOptions(name="straight", settle_s=0, max_span_s=200), CONFIG))
+        store_conn, WorkerOptions(name="straight", settle_s=0, max_span_s=200), CONFIG, PUMPS))
     restarted = WorkerOptions(name="restarted", settle_s=0, max_span_s=200)
     for _ in range(6):                      # a new process (from the checkpoint) every 2 steps
-        worker = DetectWorker(store_conn, restarted, CONFIG)
+        worker = DetectWorker(store_conn, restarted, CONFIG, PUMPS)
         for _ in range(2):
             worker.step()
-    worker = DetectWorker(store_conn, restarted, CONFIG)
+    worker = DetectWorker(store_conn, restarted, CONFIG, PUMPS)
     run_until_caught_up(worker)
     assert int(worker.spectral.count.sum()) == n_bursts
     straight = outbox(store_conn, "straight")
@@ -240,7 +243,7 @@ def test_checkpoint_from_before_the_spectral_check_still_loads(
         store_conn: psycopg.Connection[Any]) -> None:
     write_pumps(store_conn)
     options = WorkerOptions(name="old", settle_s=0, max_span_s=300)
-    worker = DetectWorker(store_conn, options, CONFIG)
+    worker = DetectWorker(store_conn, options, CONFIG, PUMPS)
     worker.step()
     # Rewrite the checkpoint as the worker wrote it before: channel keys and bank only.
     old = io.BytesIO()
@@ -249,7 +252,7 @@ def test_checkpoint_from_before_the_spectral_check_still_loads(
     with store_conn.transaction():
         store_conn.execute("UPDATE anomaly_checkpoints SET state = %s WHERE worker = %s",
                            (old.getvalue(), "old"))
-    resumed = DetectWorker(store_conn, options, CONFIG)
+    resumed = DetectWorker(store_conn, options, CONFIG, PUMPS)
     assert resumed.spectral.channels == len(resumed.bank.assets) == 2
     assert int(resumed.spectral.count.sum()) == 0          # starts learning afresh
     run_until_caught_up(resumed)
@@ -269,7 +272,7 @@ def test_the_speed_sent_with_a_burst_places_the_defect_bands(
     assert stored is not None
     assert stored[0] == (stored[1] if send_rpm else 0)
     worker = DetectWorker(store_conn, WorkerOptions(name=f"rpm-{send_rpm}", settle_s=0,
-                                                    max_span_s=300), CONFIG)
+                                                    max_span_s=300), CONFIG, PUMPS)
     spectral = [r.metric for e in run_until_caught_up(worker)
                 if e.state == "open" and e.device == "pmp-0001"
                 for r in e.evidence if r.detector == "spectral"]

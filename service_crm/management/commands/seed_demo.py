@@ -4,13 +4,17 @@ Accounts in several industries with sites in four regions, hundreds of monitored
 device ids match the simulator's demo fleet (``cmp-0001``, ``pmp-0001``, ...), contracts of
 every tier (some up for renewal), warranty and uncovered assets, engineers per region, a parts
 catalogue with stock, and demo logins. Re-running it adds nothing that is already there.
+
+The equipment models are the shipped equipment profiles (``anomaly/profiles/*.yaml``),
+imported into the catalogue like any manufacturer's own: their metrics, detector settings and
+failure modes with parts lists. Each profile's ``device_prefix`` names the simulator's devices
+of that kind, which the seeded assets claim.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +24,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from anomaly.profiles import EquipmentProfile, load_profiles
 from service_crm import models as m
+from service_crm.adapters.profiles import equipment_profile_import
 from service_crm.models.choices import ContractTier, Priority
 
 REGIONS = {  # region -> (city, time zone)
@@ -29,44 +35,16 @@ REGIONS = {  # region -> (city, time zone)
 }
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    equipment_type: str
-    skill: str
-    metrics: tuple[tuple[str, str, float | None, float | None], ...]
-    failure_modes: tuple[tuple[str, str, str], ...]  # code, name, labour hours
-    price: str
+# The shipped equipment profiles, by the simulator's device-id prefix of their kind.
+MODELS: dict[str, EquipmentProfile] = load_profiles()
 
 
-# Failure-mode codes cover both the simulator's fault names and the detectors' words
-# (normalised: "leak or blockage" -> leak_or_blockage).
-_COMMON_FM = (("bearing_wear", "Bearing wear", "3.0"), ("current_imbalance", "Current imbalance",
-              "2.0"), ("motor_overload", "Motor overload", "2.5"), ("overheating", "Overheating",
-              "2.0"), ("leak_or_blockage", "Leak or blockage", "2.5"),
-              ("supply_fault", "Supply fault", "1.5"), ("abnormal_behaviour",
-              "Abnormal behaviour", "2.0"), ("clogged_filter", "Clogged filter", "1.0"))
-MODELS: dict[str, ModelSpec] = {
-    "cmp": ModelSpec("Screw air compressor SAC-75", "compressor", "compressor", (
-        ("discharge_pressure_bar", "bar", 5.5, 9.0), ("discharge_temp_c", "°C", None, 105.0),
-        ("vibration_rms_mm_s", "mm/s", None, 7.1), ("oil_filter_dp_bar", "bar", None, 1.0)),
-        (*_COMMON_FM, ("cooling_failure", "Cooling failure", "3.0"), ("leak", "Air leak", "2.0")),
-        "2400.00"),
-    "pmp": ModelSpec("Centrifugal pump CP-40 (VFD)", "pump", "pump", (
-        ("suction_pressure_bar", "bar", 0.3, None), ("discharge_pressure_bar", "bar", 2.0, 8.0),
-        ("vibration_rms_mm_s", "mm/s", None, 4.5), ("bearing_temp_c", "°C", None, 85.0)),
-        (*_COMMON_FM, ("cavitation", "Cavitation", "4.0"), ("leak", "Seal leak", "3.0")),
-        "1500.00"),
-    "chl": ModelSpec("Air-cooled chiller AC-300", "chiller", "refrigeration", (
-        ("chw_supply_temp_c", "°C", 4.0, 12.0), ("condenser_pressure_bar", "bar", None, 22.0),
-        ("vibration_rms_mm_s", "mm/s", None, 4.5)),
-        (*_COMMON_FM, ("cooling_failure", "Refrigerant circuit fault", "5.0"),
-         ("leak", "Refrigerant leak", "4.0")), "3600.00"),
-    "cnc": ModelSpec("CNC machining spindle MS-24k", "cnc", "cnc", (
-        ("spindle_temp_c", "°C", None, 70.0), ("vibration_rms_mm_s", "mm/s", None, 2.8),
-        ("coolant_temp_c", "°C", None, 35.0)),
-        (*_COMMON_FM, ("cooling_failure", "Coolant circuit fault", "2.5")), "2900.00"),
-}
+def _skill(profile: EquipmentProfile) -> str:
+    """The engineer skill the kind's repairs need (its failure modes')."""
+    return next((fm.skill for fm in profile.failure_modes.values() if fm.skill),
+                profile.equipment_type)
+
+
 PART_NAMES = ("Bearing kit", "Shaft seal", "Air/oil filter", "Motor contactor", "Temperature "
               "sensor", "Vibration sensor", "Gasket set", "Cooling fan", "Pressure transmitter",
               "Coupling insert")
@@ -135,38 +113,28 @@ def _catalogue(prefixes: list[str], rng: random.Random) -> dict[str, m.Equipment
         for r, (city, _) in REGIONS.items()]
     out: dict[str, m.EquipmentModel] = {}
     for prefix in prefixes:
-        spec = MODELS[prefix]
-        em, _ = m.EquipmentModel.objects.get_or_create(
-            name=spec.name, defaults=dict(manufacturer="Aftercare Demo Industries",
-                                          equipment_type=spec.equipment_type,
-                                          contract_list_price=Decimal(spec.price)))
-        out[prefix] = em
-        for metric, unit, lo, hi in spec.metrics:
-            m.MetricSpec.objects.get_or_create(equipment_model=em, metric=metric,
-                                               defaults=dict(unit=unit, low=lo, high=hi))
-        for task in ("Visual inspection and leak check", "Record operating values",
-                     "Check and retighten electrical terminals"):
-            m.ServiceTask.objects.get_or_create(equipment_model=em, name=task,
-                                                defaults=dict(interval_days=180, skill=spec.skill))
-        parts = []
+        profile = MODELS[prefix]
+        # The parts the profile's failure modes list come first; the profile then brings the
+        # model, its metrics and detector settings, and its failure modes with their parts.
         for i, pname in enumerate(PART_NAMES):
             part, created = m.SparePart.objects.get_or_create(
                 sku=f"{prefix.upper()}-{i + 1:03d}",
-                defaults=dict(name=f"{pname} ({spec.equipment_type})",
+                defaults=dict(name=f"{pname} ({profile.equipment_type})",
                               price=Decimal(rng.randrange(25, 900)) + Decimal("0.90")))
             if created:
-                part.compatible_models.add(em)
                 for wh in warehouses:
                     m.Stock.objects.create(part=part, warehouse=wh, quantity=rng.randrange(0, 25))
-            parts.append(part)
-        for code, name, hours in spec.failure_modes:
-            fm, created = m.FailureMode.objects.get_or_create(
-                equipment_model=em, code=code,
-                defaults=dict(name=name, required_skill=spec.skill, labour_hours=Decimal(hours)))
-            if created:
-                for part in rng.sample(parts, 2):
-                    m.BomLine.objects.create(failure_mode=fm, part=part,
-                                             quantity=rng.choice((1, 1, 2)))
+        em = m.EquipmentModel.objects.filter(name=profile.name).first()
+        if em is None:
+            em = equipment_profile_import(profile=profile)
+            em.compatible_parts.add(*m.SparePart.objects.filter(
+                sku__startswith=f"{prefix.upper()}-"))
+        out[prefix] = em
+        for task in ("Visual inspection and leak check", "Record operating values",
+                     "Check and retighten electrical terminals"):
+            m.ServiceTask.objects.get_or_create(
+                equipment_model=em, name=task,
+                defaults=dict(interval_days=180, skill=_skill(profile)))
     return out
 
 
@@ -203,13 +171,13 @@ def seed(*, assets: int, prefixes: list[str], seed: int) -> dict[str, int]:
             eng, _ = m.Engineer.objects.get_or_create(
                 email=f"{region}.{i + 1}@aftercare.demo",
                 defaults=dict(name=f"{region.title()} engineer {i + 1}", region=region,
-                              skills=rng.sample([MODELS[p].skill for p in MODELS], 3),
+                              skills=rng.sample([_skill(p) for p in MODELS.values()], 3),
                               warehouse=m.Warehouse.objects.get(code=f"WH-{region.upper()}")))
             engineers.append(eng)
     demo_engineer = engineers[0]
     if demo_engineer.user_id is None:
         demo_engineer.user = users["engineer"]
-        demo_engineer.skills = sorted({MODELS[p].skill for p in MODELS})
+        demo_engineer.skills = sorted({_skill(p) for p in MODELS.values()})
         demo_engineer.save()
 
     accounts = []
