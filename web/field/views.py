@@ -21,6 +21,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -143,17 +144,28 @@ def today(request: HttpRequest) -> HttpResponse:
         "later": due.filter(status=WorkOrderStatus.SCHEDULED,
                             scheduled_start__gte=start + dt.timedelta(days=1))
         .order_by("scheduled_start")[:10],
+        "done_today": mine.filter(status=WorkOrderStatus.COMPLETED, completed_at__gte=start)
+        .order_by("-completed_at")[:20],
+        "today_key": now.strftime("%Y%m%d"),
     })
 
 
 def _stock_choices(wo: Any) -> list[tuple[str, str]]:
-    """Parts in the engineer's van (or any warehouse of the region) as 'stock id' choices."""
+    """Parts in the engineer's van (or any warehouse of the region) as 'stock id' choices,
+    limited to the parts of this machine (compatible with its model, or on a bill of
+    materials of its failure modes); all stock only when the catalogue names none."""
     stock = Stock.objects.filter(quantity__gt=0).select_related("part", "warehouse")
     if wo.engineer is not None and wo.engineer.warehouse_id is not None:
         stock = stock.filter(warehouse_id=wo.engineer.warehouse_id)
     else:
         stock = stock.filter(warehouse__region=wo.ticket.asset.site.region)
-    return [("", "—")] + [(str(s.pk), f"{s.part.sku} {s.part.name} ({s.quantity} in "
+    model_id = wo.ticket.asset.equipment_model_id
+    fits = SparePart.objects.filter(
+        Q(compatible_models=model_id) | Q(bom_lines__failure_mode__equipment_model=model_id))
+    machine = stock.filter(part__in=fits.values("pk")).order_by("part__name")
+    if machine.exists():
+        stock = machine
+    return [("", "—")] + [(str(s.pk), f"{s.part.name} · {s.part.sku} ({s.quantity} in "
                                      f"{s.warehouse.code})") for s in stock[:200]]
 
 
@@ -194,7 +206,21 @@ def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None 
         "parts_form": parts_form or PartsForm(choices=_stock_choices(wo)),
         "record": work_order_record_get(work_order=wo),
         "progress_form": progress_form or ProgressForm(initial={"notes": wo.notes}),
+        "sheet_errors": _errors_of(complete_form, parts_form, progress_form),
     }, status=status)
+
+
+def _errors_of(*bound: forms.Form | None) -> list[str]:
+    """Every error of the sheet's forms as one list, shown at the top of the page: after a
+    refused completion the page opens at the top, far from the form at the bottom."""
+    out: list[str] = []
+    for form in bound:
+        if form is None or not form.is_bound:
+            continue
+        for name, errors in form.errors.items():
+            label = form.fields[name].label if name in form.fields else None
+            out += [f"{label}: {e}" if label else str(e) for e in errors]
+    return out
 
 
 @role_required(*FIELD)
