@@ -23,6 +23,7 @@ Definitions (the reports page repeats them next to each chart):
   most 40), open critical episodes (15 each, at most 30), assets with two or more confirmed
   failures in 180 days (10 each, at most 30), a contract ending within 90 days that is neither
   renewed nor auto-renewing (20).
+  An account's *health* on every desk page is 100 minus this score.
 - **Fleet health** of an asset (first that applies): *critical* (asset down, or a live
   critical episode), *warning* (a live warning or info episode), *device problem* (an open
   device-kind alert, or a live episode raised by device-kind alerts only: those do not count
@@ -303,6 +304,12 @@ class AccountRisk:
         return min(100, sum(self.points.values()))
 
     @property
+    def health(self) -> int:
+        """Account health, 100 = nothing wrong: the same signals as the risk score, so every
+        page that shows an account's health agrees with the at-risk report."""
+        return 100 - self.score
+
+    @property
     def reasons(self) -> list[str]:
         out = []
         if self.sla_breaches_90d:
@@ -322,6 +329,12 @@ class AccountRisk:
 
 def _at_risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
     """Accounts ``user`` may see with a risk score above 0, annotated with each signal."""
+    return _risk_rows(user=user, now=now).filter(
+        Q(sla__gt=0) | Q(crit__gt=0) | Q(repeat__gt=0) | Q(expiring__gt=0))
+
+
+def _risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
+    """Accounts ``user`` may see, each annotated with the at-risk signals."""
     _check_now(now)
     today = now.astimezone(dt.UTC).date()
     tickets = access.ticket_list_for_user(user=user)
@@ -346,8 +359,7 @@ def _at_risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
             .annotate(sla=Coalesce(_count(breaches, ref="account"), 0),
                       crit=Coalesce(_count(critical, ref="asset__site__account"), 0),
                       repeat=Coalesce(_count(repeat_assets, ref="site__account"), 0),
-                      expiring=Coalesce(_count(expiring, ref="account"), 0))
-            .filter(Q(sla__gt=0) | Q(crit__gt=0) | Q(repeat__gt=0) | Q(expiring__gt=0)))
+                      expiring=Coalesce(_count(expiring, ref="account"), 0)))
 
 
 def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> list[AccountRisk]:
@@ -359,6 +371,15 @@ def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> lis
     risks = [AccountRisk(*r) for r in rows]
     risks.sort(key=lambda a: (-a.score, a.name))
     return risks[:limit]
+
+
+def account_health_get_many(*, user: Any, now: dt.datetime,
+                            account_ids: list[int]) -> dict[int, AccountRisk]:
+    """The at-risk signals of the given accounts (those ``user`` may see), by account id;
+    ``.health`` is the account health every desk page shows (one definition)."""
+    rows = _risk_rows(user=user, now=now).filter(pk__in=account_ids).values_list(
+        "pk", "name", "sla", "crit", "repeat", "expiring")
+    return {r[0]: AccountRisk(*r) for r in rows}
 
 
 def account_count_at_risk(*, user: Any, now: dt.datetime) -> int:

@@ -286,6 +286,7 @@ def account_detail(request: HttpRequest, pk: int, *, failed_contract: int | None
                    failed_form: ContractDocumentForm | None = None,
                    status: int = 200) -> HttpResponse:
     account = access.account_get_for_user(user=request.user, pk=pk)
+    _with_health(request, [account])
     # A big account has hundreds of assets: page them (PAGE per page, ?page=N) and keep the
     # timeline to the latest ACCOUNT_TIMELINE entries, so the page costs the same for any size.
     assets = access.asset_list_for_user(user=request.user).filter(
@@ -350,7 +351,19 @@ def account_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(name__icontains=q)
-    return render(request, "desk/account_list.html", {"page": _page(request, qs), "q": q})
+    page = _page(request, qs)
+    _with_health(request, list(page))
+    return render(request, "desk/account_list.html", {"page": page, "q": q})
+
+
+def _with_health(request: HttpRequest, accounts: list[Any]) -> None:
+    """Give each account `.risk` (signals, reasons) and `.health` (100 - risk score): the one
+    definition the at-risk report uses too, not the stored figure housekeeping refreshes."""
+    risks = report_selectors.account_health_get_many(
+        user=request.user, now=timezone.now(), account_ids=[a.pk for a in accounts])
+    for a in accounts:
+        a.risk = risks.get(a.pk)
+        a.health = a.risk.health if a.risk is not None else None
 
 
 @role_required(*STAFF)
@@ -509,9 +522,21 @@ def dispatch_board(request: HttpRequest) -> HttpResponse:
 
 @role_required(*STAFF)
 def renewals(request: HttpRequest) -> HttpResponse:
-    """Contracts ending within 90 days and not renewed, least healthy accounts first."""
+    """Contracts ending within 90 days and not renewed, least healthy accounts first (health
+    as on every desk page); contracts that renew automatically are listed apart, as the
+    portal tells the customer they renew."""
+    found = contract_list_renewal_opportunities(now=timezone.now())
+    accounts = {o.contract.account_id: o.contract.account for o in found}
+    _with_health(request, list(accounts.values()))
+    rows = [o for o in found if not o.contract.auto_renew]
+    def least_healthy_first(o: Any) -> tuple[int, dt.date, int]:
+        health = getattr(o.contract.account, "health", None)
+        return (101 if health is None else health, o.contract.end, o.contract.pk)
+
+    rows.sort(key=least_healthy_first)
     return render(request, "desk/renewals.html", {
-        "opportunities": contract_list_renewal_opportunities(now=timezone.now())})
+        "opportunities": rows,
+        "automatic": [o for o in found if o.contract.auto_renew]})
 
 
 @role_required(*STAFF)
