@@ -297,6 +297,69 @@ class WorkOrderChargeAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WorkOrderCharge]
     search_fields = ("description", "covered_by")
 
 
+@admin.register(m.WebhookEndpoint)
+class WebhookEndpointAdmin(ModelAdmin[m.WebhookEndpoint]):
+    """Receivers of our business events. Only superusers (the integration's owners) see or
+    change them: the secret signs every call."""
+
+    list_display = ("name", "url", "active", "topics")
+    list_filter = ("active",)
+    search_fields = ("name", "url")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+
+@admin.register(m.OutboxEvent)
+class OutboxEventAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.OutboxEvent]):
+    list_display = ("created_at", "topic", "id")
+    list_filter = ("topic",)
+    search_fields = ("id", "topic")
+    date_hierarchy = "created_at"
+
+
+@admin.action(description="Replay the selected deliveries")
+def replay_deliveries(modeladmin: Any, request: HttpRequest, queryset: Any) -> None:
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+
+    from service_crm.services.webhooks import webhook_replay
+
+    n = 0
+    for delivery in queryset:
+        try:
+            webhook_replay(delivery=delivery, actor=request.user)
+        except ValidationError as exc:
+            modeladmin.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            return
+        n += 1
+    modeladmin.message_user(request, f"{n} deliveries queued again.", messages.SUCCESS)
+
+
+@admin.register(m.WebhookDelivery)
+class WebhookDeliveryAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WebhookDelivery]):
+    """The delivery log: every event to every endpoint, attempts, last answer; replayable."""
+
+    list_display = ("event", "endpoint", "status", "attempts", "last_status_code",
+                    "last_error", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "endpoint", "event__topic")
+    search_fields = ("event__id", "endpoint__name")
+    list_select_related = ("event", "endpoint")
+    actions = [replay_deliveries]
+
+
 @admin.register(m.Alert)
 class AlertAdmin(ModelAdmin[m.Alert]):
     list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",

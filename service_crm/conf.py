@@ -41,3 +41,28 @@ def from_email() -> str:
 def sla_at_risk_fraction() -> float:
     """A ticket is at risk once less than this fraction of its resolution time is left."""
     return float(getattr(settings, "AFTERCARE_SLA_AT_RISK_FRACTION", 0.25))
+
+
+def webhook_allow_http() -> bool:
+    """Allow plain http:// webhook receivers (tests, a receiver on the same host)."""
+    return bool(getattr(settings, "AFTERCARE_WEBHOOK_ALLOW_HTTP", False))
+
+
+def webhook_max_attempts() -> int:
+    """Attempts before a delivery is given up (it can still be replayed)."""
+    return int(getattr(settings, "AFTERCARE_WEBHOOK_MAX_ATTEMPTS", 12))
+
+
+def webhook_backoff(attempts: int) -> dt.timedelta:
+    """Wait after the ``attempts``-th failure: 30 s doubling per attempt, at most 6 h."""
+    base = float(getattr(settings, "AFTERCARE_WEBHOOK_BACKOFF_S", 30))
+    return dt.timedelta(seconds=min(base * 2 ** max(0, attempts - 1), 6 * 3600))
+
+
+def webhook_timeout_s() -> float:
+    return float(getattr(settings, "AFTERCARE_WEBHOOK_TIMEOUT_S", 5))
+
+
+def default_phone_region() -> str:
+    """Country a phone number without ``+`` is read in when the account has no site."""
+    return str(getattr(settings, "AFTERCARE_DEFAULT_PHONE_REGION", "DE"))

@@ -23,6 +23,7 @@ from service_crm.models.equipment import (
 from service_crm.models.interaction import Interaction
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
+from service_crm.models.outbox import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from service_crm.models.part import SparePart, Stock, Warehouse
 from service_crm.models.planned_visit import PlannedVisit
 from service_crm.models.site import Site
@@ -38,4 +39,5 @@ __all__ = [
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
+    "OutboxEvent", "WebhookDelivery", "WebhookEndpoint",
 ]

@@ -129,6 +129,12 @@ class ChargeKind(models.TextChoices):
     LABOUR = "labour", "Labour"
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    DEAD = "dead", "Given up"
+
+
 class OfferStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PENDING_APPROVAL = "pending_approval", "Pending approval"

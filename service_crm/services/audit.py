@@ -17,7 +17,7 @@ from service_crm.models.choices import InteractionKind
 
 AUTOMATION = "automation"
 # Never copied into the audit log: hashes of passwords and keys stay in their own rows.
-SECRET_FIELDS = frozenset({"password", "key_hash", "password_fingerprint"})
+SECRET_FIELDS = frozenset({"password", "key_hash", "password_fingerprint", "secret"})
 
 
 def snapshot(obj: models.Model | None) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from service_crm.selectors.accounts import (
 )
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.webhooks import outbox_emit
 
 # Who may add contract documents: the desk and its managers (sales only looks).
 DOCUMENT_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
@@ -89,6 +90,11 @@ def contract_renew_internal(*, contract: MaintenanceContract, actor: Any, now: d
     audit_record(actor=actor, action="contract.renewed", obj=contract, before=before, at=now)
     interaction_record(account=contract.account, at=now, by=actor,
                        summary=f"Contract {contract.number} renewed until {contract.end} ({why})")
+    outbox_emit(topic="contract.renewed", now=now, data={
+        "contract": contract.number, "contract_id": contract.pk,
+        "account_id": contract.account_id, "account": contract.account.name,
+        "previous_end": before["end"] if before else None, "end": contract.end,
+        "price": contract.price, "how": why})
     return contract
 
 
@@ -119,6 +125,9 @@ def contract_expire_due(*, now: dt.datetime | None = None) -> ExpiryReport:
             c.renewal_status = RenewalStatus.LAPSED
             c.save(update_fields=["renewal_status"])
             audit_record(actor=None, action="contract.lapsed", obj=c, before=before, at=now)
+            outbox_emit(topic="contract.lapsed", now=now, data={
+                "contract": c.number, "contract_id": c.pk, "account_id": c.account_id,
+                "account": c.account.name, "end": c.end})
             interaction_record(account=c.account, at=now,
                                summary=f"Contract {c.number} lapsed on {c.end}: not renewed; "
                                        "desk asked to call the customer")

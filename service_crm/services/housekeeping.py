@@ -15,6 +15,7 @@ from service_crm.services.login_throttle import login_throttle_prune
 from service_crm.services.offers import offer_expire_due
 from service_crm.services.planned_maintenance import planned_visits_generate
 from service_crm.services.tickets import ticket_check_sla
+from service_crm.services.webhooks import webhook_deliver_due
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class HousekeepingReport:
     visits_planned: int = 0
     visits_skipped: int = 0
     visits_cancelled: int = 0
+    webhooks_delivered: int = 0
+    webhooks_failed: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
@@ -38,7 +41,8 @@ class HousekeepingReport:
                 f"{self.login_throttles_pruned}; contracts auto-renewed "
                 f"{self.contracts_renewed}, lapsed {self.contracts_lapsed}; planned visits "
                 f"proposed {self.visits_planned}, skipped {self.visits_skipped}, cancelled "
-                f"{self.visits_cancelled}")
+                f"{self.visits_cancelled}; webhooks delivered {self.webhooks_delivered}, failed "
+                f"{self.webhooks_failed}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
@@ -50,6 +54,7 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     expiry = contract_expire_due(now=now)
     renewals = len(contract_flag_renewals(now=now))
     plan = planned_visits_generate(now=now)
+    hooks = webhook_deliver_due(now=now)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
         offers_expired=offer_expire_due(now=now),
@@ -60,4 +65,5 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         contracts_renewed=expiry.renewed, contracts_lapsed=expiry.lapsed,
         visits_planned=plan.planned, visits_skipped=plan.skipped,
         visits_cancelled=plan.cancelled,
+        webhooks_delivered=hooks.delivered, webhooks_failed=hooks.failed + hooks.dead,
     )

@@ -23,6 +23,7 @@ from service_crm.models.choices import OfferLineKind, OfferStatus, RenewalStatus
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 from service_crm.services.contracts import contract_renew_internal
+from service_crm.services.webhooks import outbox_emit
 
 O = OfferStatus  # noqa: E741
 
@@ -199,6 +200,18 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
     audit_record(actor=actor, action=f"offer.{offer.status}", obj=offer, before=before, at=now)
     interaction_record(account=offer.account, asset=offer.asset, at=now, by=actor,
                        summary=f"Offer {offer.number} {offer.get_status_display().lower()}")
+    if accepted:
+        lines = list(offer.lines.all())
+        outbox_emit(topic="offer.accepted", now=now, data={
+            "offer": offer.number, "offer_id": offer.pk, "account_id": offer.account_id,
+            "account": offer.account.name, "title": offer.title,
+            "asset_serial": offer.asset.serial if offer.asset else None,
+            "renews_contract": offer.renews.number if offer.renews else None,
+            "discount_pct": offer.discount_pct,
+            "lines": [{"kind": ln.kind, "description": ln.description, "quantity": ln.quantity,
+                       "unit_price": ln.unit_price,
+                       "total": ln.total.quantize(Decimal("0.01"))} for ln in lines],
+        })
     return offer
 
 

@@ -33,6 +33,7 @@ from service_crm.models.choices import (
 from service_crm.selectors.coverage import AssetCoverage, calendar_hours, ticket_sla_calendar
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.webhooks import outbox_emit
 
 S = TicketStatus
 ALLOWED: dict[str, frozenset[str]] = {
@@ -238,6 +239,13 @@ def ticket_resume(
     return ticket
 
 
+def _emit_breach(t: Ticket, which: str, due: dt.datetime, now: dt.datetime) -> None:
+    outbox_emit(topic="ticket.sla_breached", now=now, data={
+        "ticket": t.number, "ticket_id": t.pk, "account_id": t.account_id,
+        "asset_id": t.asset_id, "priority": t.priority, "coverage": t.coverage,
+        "breach": which, "due": due})
+
+
 @dataclass(frozen=True)
 class SlaCheck:
     breached: int
@@ -258,11 +266,13 @@ def ticket_check_sla(*, now: dt.datetime | None = None) -> SlaCheck:
         if t.response_due and t.responded_at is None and now > t.response_due \
                 and not t.response_breached:
             t.response_breached = changed = True
+            _emit_breach(t, "response", t.response_due, now)
         if t.resolution_due is None:  # excluded by the filter; keeps the type checker honest
             continue
         if now > t.resolution_due and not t.resolution_breached:
             t.resolution_breached = changed = True
             breached += 1
+            _emit_breach(t, "resolution", t.resolution_due, now)
         total = (t.resolution_due - t.opened_at).total_seconds()
         left = (t.resolution_due - now).total_seconds()
         if not t.at_risk_notified and total > 0 and left < conf.sla_at_risk_fraction() * total:

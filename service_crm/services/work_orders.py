@@ -27,6 +27,7 @@ from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 from service_crm.services.entitlements import work_order_charge_internal
 from service_crm.services.tickets import ticket_transition_internal
+from service_crm.services.webhooks import outbox_emit
 
 W = WorkOrderStatus
 
@@ -175,4 +176,14 @@ def work_order_complete(
     if billable:
         interaction_record(account=ticket.account, asset=ticket.asset, ticket=ticket, at=now,
                            summary=f"{wo}: {billable} EUR billable (not covered)")
+    outbox_emit(topic="work_order.completed", now=now, data={
+        "work_order_id": wo.pk, "ticket": ticket.number, "account_id": ticket.account_id,
+        "asset_serial": ticket.asset.serial, "coverage": ticket.coverage,
+        "contract": ticket.contract.number if ticket.contract else None,
+        "outcome": ticket.outcome, "time_spent_min": wo.time_spent_min,
+        "completed_at": now, "billable_total": billable,
+        "charges": [{"kind": c.kind, "description": c.description, "quantity": c.quantity,
+                     "unit_price": c.unit_price, "amount": c.amount, "covered": c.covered}
+                    for c in charges],
+    })
     return wo

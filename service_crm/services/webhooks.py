@@ -1,0 +1,183 @@
+"""Business events out: a transactional outbox, delivered as signed webhooks with retries.
+
+``outbox_emit`` runs inside the transaction of the change it reports (offer accepted, work
+order completed, ...): the event row and one delivery row per subscribed endpoint commit or
+roll back with the change, so no event is sent for a change that did not happen and none is
+lost for one that did. ``webhook_deliver_due`` (housekeeping, or ``crm_webhooks``) then POSTs
+each due delivery outside any transaction:
+
+* body: the event as canonical JSON (same bytes on every attempt);
+* ``Aftercare-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`` with
+  ``Aftercare-Timestamp`` (Unix seconds), so a receiver can reject forged and replayed calls;
+* ``Idempotency-Key``: the event id, the same on every retry and replay, so a receiver that
+  saw it before can answer 2xx and do nothing.
+
+A 2xx answer delivers; anything else (or no answer) is retried with exponential backoff up to
+``conf.webhook_max_attempts()``, then given up ("dead"), where the desk or an admin can replay
+it. Deliveries are claimed with a lease under ``SKIP LOCKED``: concurrent workers never send
+the same delivery at the same time, and a worker that dies mid-call only delays it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from service_crm import conf
+from service_crm.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from service_crm.models.choices import DeliveryStatus
+from service_crm.selectors.access import Role, has_role
+from service_crm.services.audit import audit_record, snapshot
+
+D = DeliveryStatus
+TOPICS = frozenset({"offer.accepted", "work_order.completed", "ticket.sla_breached",
+                    "contract.renewed", "contract.lapsed"})
+# Who may replay a delivery: the people who run the integration.
+REPLAY_ROLES = frozenset({Role.ADMIN, Role.SERVICE_MANAGER})
+
+
+def outbox_emit(*, topic: str, data: dict[str, Any], now: dt.datetime) -> OutboxEvent:
+    """Record a business event in the caller's transaction (see the module doc)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("outbox_emit must run inside the transaction of the change")
+    if topic not in TOPICS:
+        raise ValueError(f"unknown event topic {topic!r}")
+    payload = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    event = OutboxEvent.objects.create(topic=topic, payload=payload, created_at=now)
+    WebhookDelivery.objects.bulk_create([
+        WebhookDelivery(event=event, endpoint=ep, next_attempt_at=now)
+        for ep in WebhookEndpoint.objects.filter(active=True) if ep.wants(topic)
+    ])
+    return event
+
+
+def webhook_body(event: OutboxEvent) -> bytes:
+    """The bytes POSTed for an event: identical on every attempt."""
+    doc = {"id": str(event.id), "topic": event.topic,
+           "occurred_at": event.created_at.astimezone(dt.UTC).isoformat(),
+           "data": event.payload}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def webhook_sign(*, secret: str, timestamp: int, body: bytes) -> str:
+    """``v1=`` + hex HMAC-SHA256 of ``"<timestamp>." + body`` under the endpoint's secret."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A receiver that redirects gets a failed attempt, not our payload sent somewhere else.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+@transaction.atomic(durable=True)
+def _claim(*, now: dt.datetime, limit: int, lease: dt.timedelta) -> list[int]:
+    ids = list(WebhookDelivery.objects.select_for_update(skip_locked=True)
+               .filter(status=D.PENDING, next_attempt_at__lte=now)
+               .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+               .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=now + lease)
+    return ids
+
+
+def _post(delivery: WebhookDelivery, *, now: dt.datetime) -> tuple[int | None, str]:
+    body = webhook_body(delivery.event)
+    ts = int(now.timestamp())
+    url = delivery.endpoint.url
+    if not url.startswith(("https://", "http://")):  # never file: or other schemes
+        return None, "not an http(s) URL"
+    req = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
+        "Content-Type": "application/json",
+        "User-Agent": "Aftercare-Webhooks/1",
+        "Aftercare-Event": delivery.event.topic,
+        "Aftercare-Delivery": str(delivery.pk),
+        "Aftercare-Timestamp": str(ts),
+        "Aftercare-Signature": webhook_sign(secret=delivery.endpoint.secret, timestamp=ts,
+                                            body=body),
+        "Idempotency-Key": str(delivery.event.id),
+    })
+    try:
+        with _opener.open(req, timeout=conf.webhook_timeout_s()) as resp:  # noqa: S310
+            return int(resp.status), ""
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:  # refused, DNS, timeout, reset
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+@transaction.atomic(durable=True)
+def _record(*, delivery_id: int, code: int | None, error: str, now: dt.datetime) -> str:
+    d = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    d.attempts += 1
+    d.leased_until = None
+    d.last_status_code = code
+    if code is not None and 200 <= code < 300:
+        d.status, d.delivered_at, d.last_error = D.DELIVERED, now, ""
+    else:
+        d.last_error = error or f"HTTP {code}"
+        if d.attempts >= conf.webhook_max_attempts():
+            d.status = D.DEAD
+            audit_record(actor=None, action="webhook.dead", obj=d, before=None, at=now)
+        else:
+            d.next_attempt_at = now + conf.webhook_backoff(d.attempts)
+    d.save()
+    return str(d.status)
+
+
+def webhook_deliver_due(*, now: dt.datetime | None = None, limit: int = 100) -> DeliveryReport:
+    """Send every delivery that is due (up to ``limit``); returns what happened."""
+    now = now or timezone.now()
+    lease = dt.timedelta(seconds=conf.webhook_timeout_s() * 2 + 30)
+    delivered = failed = dead = 0
+    for pk in _claim(now=now, limit=limit, lease=lease):
+        d = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=pk)
+        code, error = _post(d, now=now)
+        status = _record(delivery_id=pk, code=code, error=error, now=now)
+        if status == D.DELIVERED:
+            delivered += 1
+        elif status == D.DEAD:
+            dead += 1
+        else:
+            failed += 1
+    return DeliveryReport(delivered=delivered, failed=failed, dead=dead)
+
+
+@transaction.atomic(durable=True)
+def webhook_replay(*, delivery: WebhookDelivery, actor: Any,
+                   now: dt.datetime | None = None) -> WebhookDelivery:
+    """Send a delivery again (given up, or delivered and lost by the receiver): same event id,
+    so an idempotent receiver applies it at most once. Audited."""
+    now = now or timezone.now()
+    if not has_role(user=actor, roles=REPLAY_ROLES):
+        raise ValidationError({"actor": "Only an administrator or service manager replays "
+                                        "webhooks."})
+    d = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    before = snapshot(d)
+    d.status, d.attempts, d.next_attempt_at = D.PENDING, 0, now
+    d.leased_until, d.delivered_at = None, None
+    d.save()
+    audit_record(actor=actor, action="webhook.replay", obj=d, before=before, at=now)
+    return d
