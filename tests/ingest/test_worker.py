@@ -126,6 +126,10 @@ def test_walking_skeleton_device_publishes_and_readings_appear(
     assert 'aftercare_ingest_rejected_total{reason="bad ts"} 1.0' in text
     assert "aftercare_ingest_readings_stored_total 5.0" in text
     assert "aftercare_ingest_lag_seconds" in text
+    # The spool's backlog and how long an outage it would absorb, for alerting.
+    assert "aftercare_ingest_spool_bytes 0.0" in text
+    assert "aftercare_ingest_outage_survivable_seconds" in text
+    assert "aftercare_ingest_heartbeat_age_seconds" in text
 
 
 def test_device_cannot_publish_as_another_and_strangers_cannot_connect(
