@@ -94,3 +94,16 @@ def test_field_job_sheet_shows_the_record_once_done(
     assert 'data-testid="wo-record"' in body
     assert "Bearing 6205" in body
     assert "1 h 35 min" in body
+
+
+def test_field_job_sheet_links_the_site_to_the_phones_maps(
+        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+    from urllib.parse import quote
+
+    side = world.north
+    start = world.now + dt.timedelta(minutes=5)
+    wo = work_order_schedule(work_order=side.work_order, engineer=side.engineer, start=start,
+                             end=start + dt.timedelta(hours=2), actor=desk_agent)
+    body = browser_client(field_engineer).get(f"/field/work-orders/{wo.pk}/").content.decode()
+    site = side.asset.site
+    assert f'href="geo:0,0?q={quote(site.address + ", " + site.city)}' in body
