@@ -111,7 +111,8 @@ _CATALOGUE_TEXT = ("name", "manufacturer", "equipment_type")
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value):
         raise ValueError(f"{where}: must be a number, got {value!r}")
     return float(value)
 

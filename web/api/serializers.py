@@ -12,6 +12,7 @@ from service_crm.models import (
     ApiToken,
     Asset,
     Episode,
+    EquipmentModel,
     Offer,
     Ticket,
     WorkOrder,
@@ -196,3 +197,25 @@ class TokenSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     expires_at = serializers.DateTimeField()
+
+
+class EquipmentModelSerializer(serializers.ModelSerializer[EquipmentModel]):
+    has_profile = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = EquipmentModel
+        fields = ["id", "name", "manufacturer", "equipment_type", "kind", "has_profile",
+                  "profile_updated_at"]
+
+
+class EquipmentModelDetailSerializer(EquipmentModelSerializer):
+    profile = serializers.SerializerMethodField(
+        help_text="the equipment profile (the YAML format of anomaly/profiles, as JSON)")
+
+    class Meta(EquipmentModelSerializer.Meta):
+        fields = [*EquipmentModelSerializer.Meta.fields, "profile"]
+
+    def get_profile(self, obj: EquipmentModel) -> dict[str, Any]:
+        from service_crm.adapters.profiles import equipment_profile_dict
+
+        return equipment_profile_dict(model=obj)

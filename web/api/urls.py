@@ -16,6 +16,7 @@ router.register("work-orders", views.WorkOrderViewSet, basename="workorder")
 router.register("offers", views.OfferViewSet, basename="offer")
 router.register("devices", views.DeviceViewSet, basename="device")
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
+router.register("equipment-models", views.EquipmentModelViewSet, basename="equipmentmodel")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -25,7 +25,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from service_crm.models import ApiToken, DeviceLink, OfferLine
+from service_crm.adapters import profiles as profile_adapter
+from service_crm.models import ApiToken, DeviceLink, EquipmentModel, OfferLine
 from service_crm.models.choices import (
     AlertState,
     AssetStatus,
@@ -487,3 +488,53 @@ class DeviceViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         device_services.device_release(device_key=row.device_key, actor=request.user)
         row = access.device_get_for_user(user=request.user, device_key=row.device_key)
         return Response(s.DeviceSerializer(row).data)
+
+
+PROFILE_ROLES = frozenset({Role.ADMIN, Role.SERVICE_MANAGER})
+# An equipment profile: the YAML format of anomaly/profiles, as JSON (kind, name, running,
+# metrics, failure_modes...).
+PROFILE_BODY = OpenApiTypes.OBJECT
+
+
+class EquipmentModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                            viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """The equipment-model catalogue (staff and engineers read it). Each model carries its
+    equipment profile, what the anomaly detector knows of it. POST a profile to add or update
+    the model of that `name`, PUT one to replace a model's; `profile` answers it as YAML.
+    Writes: admins and service managers. The running detector picks an edit up without a
+    restart."""
+
+    queryset = EquipmentModel.objects.order_by("name")
+    lookup_value_regex = r"[0-9]+"
+
+    def get_serializer_class(self) -> Any:
+        return s.EquipmentModelSerializer if self.action == "list" \
+            else s.EquipmentModelDetailSerializer
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        require_role(request, STAFF_ROLES | {Role.FIELD_ENGINEER})
+
+    def _import(self, request: Request, model: EquipmentModel | None) -> EquipmentModel:
+        require_role(request, PROFILE_ROLES)
+        profile = profile_adapter.profile_parse(data=request.data, source="profile")
+        return profile_adapter.equipment_profile_import(
+            profile=profile, actor=request.user, model=model)  # type: ignore[arg-type]
+
+    @extend_schema(request=PROFILE_BODY, responses={201: s.EquipmentModelDetailSerializer})
+    def create(self, request: Request) -> Response:
+        model = self._import(request, None)
+        return Response(s.EquipmentModelDetailSerializer(model).data, status=201)
+
+    @extend_schema(request=PROFILE_BODY, responses=s.EquipmentModelDetailSerializer)
+    def update(self, request: Request, pk: str) -> Response:
+        model = self._import(request, self.get_object())
+        return Response(s.EquipmentModelDetailSerializer(model).data)
+
+    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def profile(self, request: Request, pk: str) -> HttpResponse:
+        """The model's equipment profile as YAML (what `manage.py equipment_profile import`
+        reads)."""
+        text = profile_adapter.equipment_profile_yaml(model=self.get_object())
+        return HttpResponse(text, content_type="application/yaml; charset=utf-8")
