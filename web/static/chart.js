@@ -196,14 +196,17 @@
     };
   }
 
-  // Room for the longest category label (as cut by labelFor), measured in the axis font.
-  function labelWidth(u, values, axisIdx, cycleNum) {
+  // Room for the longest category label (as cut by labelFor), measured in the axis font; like
+  // the time series' y axis it only grows across uPlot's layout cycles, so it converges and
+  // the labels drawn last always fit.
+  function labelWidth(u, values, axisIdx) {
     var axis = u.axes[axisIdx];
-    if (cycleNum > 1) { return axis._size; }
+    u.ctx.save();
     u.ctx.font = axis.font[0];
     var widest = (values || []).reduce(function (a, v) { return Math.max(a, u.ctx.measureText(v).width); }, 0);
-    return Math.min(Math.ceil(axis.ticks.size + axis.gap + widest / devicePixelRatio + 4),
-                    Math.round(u.width * 0.45));
+    u.ctx.restore();
+    return Math.max(axis._size || 0, Math.min(Math.ceil(axis.ticks.size + axis.gap + widest / devicePixelRatio + 4),
+                                              Math.round(u.width * 0.45)));
   }
 
   function legend(spec, series) {
