@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, spec_for
+from anomaly.catalogue import Catalogue
+from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, channel_spec, spec_for
 from anomaly.offline import run_bank
 from anomaly.profiles import load_profile, load_profiles, parse_profile
 
@@ -81,3 +82,27 @@ def test_a_bad_profile_is_refused_naming_the_file_and_field(tmp_path: Path) -> N
     (tmp_path / "b.yaml").write_text(GEARBOX)
     with pytest.raises(ValueError, match="device_prefix 'gbx' is already used"):
         load_profiles(tmp_path)
+
+
+def test_an_ignored_metric_is_neither_evidence_nor_checked() -> None:
+    p = parse_profile({"kind": "k", "running": {"metric": "a_rpm", "above": 1},
+                       "metrics": {"a_rpm": {"scored": False},
+                                   "door_open_pct": {"ignored": True}}})
+    assert p.metrics["door_open_pct"].role == "ignored"
+    assert p.metrics["a_rpm"].role == "input"
+    spec = channel_spec("x", "door_open_pct", p)
+    assert (spec.scored, spec.drift, spec.stuck, spec.steps) == (False, False, False, True)
+    assert np.isnan(spec.phys_min)
+    with pytest.raises(ValueError, match="an ignored metric cannot be scored"):
+        parse_profile({"kind": "k", "running": {"metric": "a", "above": 1},
+                       "metrics": {"a": {"ignored": True, "scored": True}}})
+
+
+def test_a_device_is_watched_with_its_catalogue_profile_whatever_its_id() -> None:
+    cat = Catalogue.of({"line-3/press": PROFILES["pmp"]})
+    assert cat.spec("line-3/press", "vibration_rms_mm_s").high == 4.5
+    assert cat.speed_metric("line-3/press") == "speed_rpm"
+    assert not np.isnan(cat.bearing_orders("line-3/press")).any()
+    # A pump-looking id with no catalogue entry is generic: the id tells nothing.
+    assert np.isnan(cat.spec("pmp-0001", "vibration_rms_mm_s").high)
+    assert np.isnan(cat.bearing_orders("pmp-0001")).all()

@@ -337,3 +337,21 @@ def test_the_worker_picks_up_an_edited_profile_without_a_restart(
     spec = {(s.asset, s.metric): s for s in worker.bank.specs}
     assert spec[(CLAIMED, "particle_count_ppm")].high == 45.0
     run_until_caught_up(worker)                    # the reloaded bank keeps running
+
+
+# ------------------------------------------------------------------------- the admin
+@pytest.mark.django_db
+def test_the_admin_edits_a_profile_and_exports_it_as_yaml() -> None:
+    f.SparePartFactory(sku="GBX-PLANET")
+    model = equipment_profile_import(profile=profile_parse(data=yaml.safe_load(GEARBOX)))
+    boss = _client(f.UserFactory(username="admin", is_staff=True, is_superuser=True))
+    page = boss.get(f"/admin/service_crm/equipmentmodel/{model.pk}/change/")
+    assert page.status_code == 200
+    assert b"Equipment profile (what the anomaly detector knows)" in page.content
+    assert b"particle_count_ppm" in page.content
+    r = boss.post("/admin/service_crm/equipmentmodel/",
+                  {"action": "export_profiles", "_selected_action": [model.pk]})
+    assert r.status_code == 200
+    assert r["Content-Type"].startswith("application/yaml")
+    exported = parse_profile(next(yaml.safe_load_all(r.content)))
+    assert exported.metrics == parse_profile(yaml.safe_load(GEARBOX)).metrics
