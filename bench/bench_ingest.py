@@ -79,13 +79,15 @@ class Flood:
 
 
 def make_flood(directory: Path, devices: Sequence[str], per_device: int, readings_per_msg: int,
-               t0: datetime, rng: np.random.Generator) -> Flood:
-    """Files of realistic contract payloads: 8 metrics per reading, RFC 3339 timestamps."""
+               t0: datetime, rng: np.random.Generator, n_metrics: int = 8) -> Flood:
+    """Files of realistic contract payloads: `n_metrics` (≤ 8) metrics per reading, RFC 3339
+    timestamps."""
+    metrics, base = METRICS[:n_metrics], BASE[:n_metrics]
     directory.mkdir(parents=True)
     values = 0
     for d in devices:
         n = per_device * readings_per_msg
-        walk = np.asarray(BASE) * (1 + 0.002 * rng.standard_normal((n, len(METRICS))).cumsum(0))
+        walk = np.asarray(base) * (1 + 0.002 * rng.standard_normal((n, len(metrics))).cumsum(0))
         walk = walk.round(3)
         lines = []
         for m in range(per_device):
@@ -94,10 +96,10 @@ def make_flood(directory: Path, devices: Sequence[str], per_device: int, reading
                 k = m * readings_per_msg + r
                 ts = (t0 + timedelta(seconds=k)).isoformat(timespec="milliseconds")
                 objs.append({"ts": ts.replace("+00:00", "Z"), "seq": k,
-                             "metrics": dict(zip(METRICS, walk[k].tolist(), strict=True))})
+                             "metrics": dict(zip(metrics, walk[k].tolist(), strict=True))})
             doc = objs[0] if readings_per_msg == 1 else {"readings": objs}
             lines.append(orjson.dumps(doc))
-            values += readings_per_msg * len(METRICS)
+            values += readings_per_msg * len(metrics)
         (directory / d).write_bytes(b"\n".join(lines) + b"\n")
     return Flood(directory, list(devices), per_device * len(devices), values)
 
@@ -532,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--devices", type=int)
     p.add_argument("--per-device", type=int, help="messages per device in the main flood")
     p.add_argument("--concurrency", type=int, default=64, help="mosquitto_pub processes at once")
+    p.add_argument("--metrics", type=int, default=8, choices=range(1, 9), metavar="1..8",
+                   help="metrics per reading in the main flood (1: one reading per message, as "
+                        "ESPHome-style devices and many PLC gateways publish)")
     p.add_argument("--only", default="", help="comma-separated phases: pub,a,b,c,d,e,f,d500")
     args = p.parse_args(argv)
     quick = args.quick
@@ -554,11 +559,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rng = np.random.default_rng(7)
             tg = time.perf_counter()
-            main_flood = make_flood(workdir / "main", devices, per, 1, t0, rng)
+            main_flood = make_flood(workdir / "main", devices, per, 1, t0, rng, args.metrics)
             naive_flood = make_flood(workdir / "naive", devices, naive_per, 1, t0, rng)
             gw_flood = make_flood(workdir / "gateway", devices[:gw_dev], gw_per, 100, t0, rng)
             print(f"payloads generated in {time.perf_counter() - tg:.1f} s: main "
-                  f"{main_flood.messages:,} msgs ({n_dev} devices x {per}, 8 metrics), "
+                  f"{main_flood.messages:,} msgs ({n_dev} devices x {per}, "
+                  f"{args.metrics} metrics), "
                   f"naive {naive_flood.messages:,}, gateway {gw_flood.messages:,} msgs x 100 "
                   f"readings; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
 
