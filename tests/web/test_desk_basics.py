@@ -120,3 +120,24 @@ def test_error_pages_in_the_sites_look(world: World, customer_user: Any, desk_ag
     assert 'data-testid="error-page"' in body
     assert "Your role does not open this page." in body
     assert "Log out" in body  # the site's header, not a bare page
+
+
+def test_episode_evidence_reads_as_times_not_internal_ids(
+        world: World, desk_agent: Any, browser_client: Any) -> None:
+    body = browser_client(desk_agent).get(
+        f"/desk/episodes/{world.north.episode.pk}/").content.decode()
+    alert = world.north.alert
+    assert f"<td>{alert.alert_id} r{alert.revision}</td>" not in body
+    assert f'title="{alert.alert_id} r{alert.revision}"' in body
+    assert "<td>2.80</td>" in body  # the usual value (baseline) of the evidence
+
+
+def test_pager_keeps_the_filters(world: World, desk_agent: Any, browser_client: Any) -> None:
+    from service_crm.services.alerts import alert_ingest
+    from tests import factories as f
+
+    for i in range(55):  # past one page of 50
+        alert_ingest(event=f.alert_event("cmp-n1", at=world.now, failure_mode=f"mode_{i}"),
+                     now=world.now)
+    body = browser_client(desk_agent).get("/desk/episodes/?severity=warning").content.decode()
+    assert "severity=warning&amp;page=2" in body
