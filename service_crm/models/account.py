@@ -7,7 +7,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 
+from service_crm.master_data import normalise_email, normalise_name, normalise_phone
 from service_crm.models.choices import ConsentMethod, ContactRole, Industry, Segment
 
 
@@ -33,6 +35,12 @@ class Account(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        self.name = normalise_name(self.name or "")
+        same = Account.objects.filter(name__iexact=self.name).exclude(pk=self.pk)
+        if self.name and same.exists():
+            raise ValidationError({"name": f"An account named {same[0].name!r} already exists."})
+
 
 class Contact(models.Model):
     """A person at a customer account, with their roles and their consent to receive offers."""
@@ -57,7 +65,8 @@ class Contact(models.Model):
     class Meta:
         ordering = ["account", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "email"], name="contact_unique_email"),
+            # One address once per account, whatever its spelling (stored lower-cased too).
+            models.UniqueConstraint(Lower("email"), "account", name="contact_unique_email_ci"),
             # Consent without a record of when and how it was given is not consent.
             models.CheckConstraint(
                 condition=models.Q(offer_consent=False)
@@ -71,9 +80,29 @@ class Contact(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        self.name = normalise_name(self.name or "")
+        self.email = normalise_email(self.email or "")
+        try:
+            self.phone = normalise_phone(self.phone or "", region=self._phone_region())
+        except ValueError as exc:
+            errors["phone"] = str(exc)
+        if self.account_id is not None and self.email and Contact.objects.filter(
+                account_id=self.account_id, email__iexact=self.email).exclude(pk=self.pk).exists():
+            errors["email"] = f"{self.email} is already a contact at this account."
         if self.offer_consent and self.consent_given_at is None:
             errors["consent_given_at"] = "Record when the contact consented to offers."
         if self.offer_consent and not self.consent_method:
             errors["consent_method"] = "Record how the contact consented to offers."
         if errors:
             raise ValidationError(errors)
+
+    def _phone_region(self) -> str:
+        """Numbers typed without a country code are read in the account's (first site's)
+        country."""
+        from service_crm import conf
+
+        if self.account_id is not None:
+            country = self.account.sites.order_by("pk").values_list("country", flat=True).first()
+            if country:
+                return str(country)
+        return conf.default_phone_region()

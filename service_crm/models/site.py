@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from service_crm.master_data import normalise_country, normalise_name
 from service_crm.models.account import Account
 
 
@@ -31,7 +32,15 @@ class Site(models.Model):
         return f"{self.account} / {self.name}"
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
+        self.name = normalise_name(self.name or "")
+        try:
+            self.country = normalise_country(self.country or "")
+        except ValueError as exc:
+            errors["country"] = str(exc)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError({"timezone": f"Unknown time zone {self.timezone!r}."}) from None
+            errors["timezone"] = f"Unknown time zone {self.timezone!r}."
+        if errors:
+            raise ValidationError(errors)
