@@ -141,3 +141,18 @@ def test_pager_keeps_the_filters(world: World, desk_agent: Any, browser_client: 
                      now=world.now)
     body = browser_client(desk_agent).get("/desk/episodes/?severity=warning").content.decode()
     assert "severity=warning&amp;page=2" in body
+
+
+def test_asset_list_finds_by_serial_device_or_account(
+        world: World, desk_agent: Any, browser_client: Any) -> None:
+    client = browser_client(desk_agent)
+    everything = client.get("/desk/assets/").content.decode()
+    for side in (world.north, world.south):
+        assert side.asset.serial in everything
+        assert side.pump.serial in everything
+    by_device = client.get("/desk/assets/", {"q": "pmp-s1"}).content.decode()
+    assert world.south.pump.serial in by_device
+    assert world.north.asset.serial not in by_device
+    by_account = client.get("/desk/assets/", {"q": "Südhof"}).content.decode()
+    assert world.south.asset.serial in by_account
+    assert world.north.asset.serial not in by_account

@@ -24,6 +24,7 @@ urlpatterns = [
     path("contracts/<int:pk>/documents/", views.contract_document_add,
          name="contract-document-add"),
     path("contacts/<int:pk>/erase/", views.contact_erase, name="contact-erase"),
+    path("assets/", views.asset_list, name="assets"),
     path("assets/<int:pk>/", views.asset_detail, name="asset"),
     path("offers/", views.offer_list, name="offers"),
     path("offers/<int:pk>/", views.offer_detail, name="offer"),

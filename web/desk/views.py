@@ -367,6 +367,20 @@ def _with_health(request: HttpRequest, accounts: list[Any]) -> None:
 
 
 @role_required(*STAFF)
+def asset_list(request: HttpRequest) -> HttpResponse:
+    """Every asset the user may see, by serial; `q` narrows by serial, device id, account or
+    site name."""
+    qs = access.asset_list_for_user(user=request.user)
+    q = request.GET.get("q", "").strip()[:100]
+    if q:
+        qs = qs.filter(Q(serial__icontains=q) | Q(devices__device_key__icontains=q)
+                       | Q(site__account__name__icontains=q) | Q(site__name__icontains=q)
+                       ).distinct()
+    return render(request, "desk/asset_list.html", {
+        "page": _page(request, qs.order_by("serial", "pk")), "q": q})
+
+
+@role_required(*STAFF)
 def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     asset = access.asset_get_for_user(user=request.user, pk=pk)
     return render(request, "desk/asset_detail.html", {
