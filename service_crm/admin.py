@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -162,6 +163,24 @@ class ServiceTaskInline(TabularInline[m.ServiceTask, m.EquipmentModel]):
     extra = 0
 
 
+class ProfileImportForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 24, "cols": 100}),
+                           required=False, label="Profile (YAML)")
+    file = forms.FileField(required=False, label="or a .yaml file")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("text") and not data.get("file"):
+            raise forms.ValidationError("Paste a profile or choose a file.")
+        return data
+
+    def profile_text(self) -> str:
+        upload = self.cleaned_data.get("file")
+        if upload is not None:
+            return bytes(upload.read()).decode("utf-8", "replace")
+        return str(self.cleaned_data["text"])
+
+
 @admin.register(m.EquipmentModel)
 class EquipmentModelAdmin(ModelAdmin[m.EquipmentModel]):
     list_display = ("name", "manufacturer", "equipment_type", "kind", "running_metric",
@@ -176,6 +195,41 @@ class EquipmentModelAdmin(ModelAdmin[m.EquipmentModel]):
                        ("bearing_balls", "bearing_pitch_ratio"), "speed_metric")}),
     )
     actions = ("export_profiles",)
+    change_list_template = "admin/service_crm/equipmentmodel/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        own = [path("import-profile/", self.admin_site.admin_view(self.import_profile_view),
+                    name="service_crm_equipmentmodel_import")]
+        return own + super().get_urls()
+
+    def import_profile_view(self, request: HttpRequest) -> HttpResponse:
+        """Import a profile pasted or uploaded as YAML; its errors are listed by field."""
+        from django.core.exceptions import PermissionDenied, ValidationError
+        from django.shortcuts import redirect
+        from django.template.response import TemplateResponse
+
+        from service_crm.adapters.profiles import equipment_profile_import, profile_load_yaml
+
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        form = ProfileImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                model = equipment_profile_import(
+                    profile=profile_load_yaml(text=form.profile_text()),
+                    actor=_actor(request))
+            except ValidationError as exc:
+                for key, messages in exc.message_dict.items():
+                    form.add_error(None, f"{key}: {' '.join(messages)}")
+            else:
+                self.message_user(request, f"Imported the equipment profile of {model.name}.")
+                return redirect("admin:service_crm_equipmentmodel_change", model.pk)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "form": form, "title": "Import an equipment profile"}
+        return TemplateResponse(request, "admin/service_crm/equipmentmodel/import_profile.html",
+                                context)
 
     @admin.action(description="Export the equipment profiles (YAML)")
     def export_profiles(self, request: HttpRequest, queryset: Any) -> HttpResponse:

@@ -355,3 +355,23 @@ def test_the_admin_edits_a_profile_and_exports_it_as_yaml() -> None:
     assert r["Content-Type"].startswith("application/yaml")
     exported = parse_profile(next(yaml.safe_load_all(r.content)))
     assert exported.metrics == parse_profile(yaml.safe_load(GEARBOX)).metrics
+
+
+@pytest.mark.django_db
+def test_the_admin_imports_a_pasted_profile_and_lists_its_errors_by_field() -> None:
+    f.SparePartFactory(sku="GBX-PLANET")
+    boss = _client(f.UserFactory(username="admin", is_staff=True, is_superuser=True))
+    listing = boss.get("/admin/service_crm/equipmentmodel/")
+    assert b"Import a profile (YAML)" in listing.content
+    url = "/admin/service_crm/equipmentmodel/import-profile/"
+    bad = boss.post(url, {"text": GEARBOX.replace("high: 60.0", "high: lots")})
+    assert bad.status_code == 200
+    assert b"metrics.particle_count_ppm.high: " in bad.content
+    assert not m.EquipmentModel.objects.exists()
+    r = boss.post(url, {"text": GEARBOX})
+    model = m.EquipmentModel.objects.get(name="Planetary gearbox PG-3")
+    assert r.status_code == 302
+    assert r["Location"].endswith(f"/equipmentmodel/{model.pk}/change/")
+    assert m.AuditLog.objects.filter(action="equipment_profile.import").exists()
+    nobody = _client(f.UserFactory(username="clerk", is_staff=True))
+    assert nobody.get(url).status_code == 403
