@@ -414,6 +414,45 @@ class WebhookDeliveryAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WebhookDelivery]
     actions = [replay_deliveries]
 
 
+@admin.action(description="Approve the selected invoice drafts")
+def approve_invoices(modeladmin: Any, request: HttpRequest, queryset: Any) -> None:
+    from django.contrib import messages
+    from django.core.exceptions import ValidationError
+
+    from service_crm.services.billing import invoice_approve
+
+    for invoice in queryset:
+        try:
+            invoice_approve(invoice=invoice, actor=request.user)
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{invoice.number}: {'; '.join(exc.messages)}",
+                                    messages.ERROR)
+            return
+    modeladmin.message_user(request, f"{queryset.count()} invoices approved.", messages.SUCCESS)
+
+
+class InvoiceLineInline(TabularInline[m.WorkOrderCharge, m.Invoice]):
+    model = m.WorkOrderCharge
+    fields = ("work_order", "kind", "description", "quantity", "unit_price")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(m.Invoice)
+class InvoiceAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.Invoice]):
+    """Invoice drafts built from billable work; approved through the audited service."""
+
+    list_display = ("__str__", "account", "status", "created_at", "approved_at", "approved_by")
+    list_filter = ("status",)
+    search_fields = ("account__name",)
+    inlines = [InvoiceLineInline]
+    actions = [approve_invoices]
+
+
 @admin.register(m.Alert)
 class AlertAdmin(ModelAdmin[m.Alert]):
     list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",

@@ -21,6 +21,7 @@ from service_crm.models.equipment import (
     ServiceTask,
 )
 from service_crm.models.interaction import Interaction
+from service_crm.models.invoice import Invoice
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
 from service_crm.models.outbox import OutboxEvent, WebhookDelivery, WebhookEndpoint
@@ -39,5 +40,5 @@ __all__ = [
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
-    "OutboxEvent", "WebhookDelivery", "WebhookEndpoint",
+    "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
 ]

@@ -135,6 +135,11 @@ class DeliveryStatus(models.TextChoices):
     DEAD = "dead", "Given up"
 
 
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    APPROVED = "approved", "Approved"
+
+
 class OfferStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PENDING_APPROVAL = "pending_approval", "Pending approval"

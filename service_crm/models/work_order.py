@@ -77,6 +77,9 @@ class WorkOrderCharge(models.Model):
     covered = models.BooleanField(help_text="Free under the contract or warranty")
     covered_by = models.CharField(max_length=60, blank=True,
                                   help_text="What covers it: a contract number or 'warranty'")
+    invoice = models.ForeignKey("service_crm.Invoice", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="lines",
+                                help_text="The invoice a billable line was put on")
 
     class Meta:
         ordering = ["work_order", "kind", "pk"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
 from service_crm.services.login_throttle import login_throttle_prune
@@ -33,6 +34,7 @@ class HousekeepingReport:
     visits_cancelled: int = 0
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
+    invoice_lines_drafted: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
@@ -42,7 +44,8 @@ class HousekeepingReport:
                 f"{self.contracts_renewed}, lapsed {self.contracts_lapsed}; planned visits "
                 f"proposed {self.visits_planned}, skipped {self.visits_skipped}, cancelled "
                 f"{self.visits_cancelled}; webhooks delivered {self.webhooks_delivered}, failed "
-                f"{self.webhooks_failed}")
+                f"{self.webhooks_failed}; billable lines put on invoice drafts "
+                f"{self.invoice_lines_drafted}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
@@ -54,6 +57,7 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     expiry = contract_expire_due(now=now)
     renewals = len(contract_flag_renewals(now=now))
     plan = planned_visits_generate(now=now)
+    drafted = invoice_drafts_build(now=now)
     hooks = webhook_deliver_due(now=now)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
@@ -66,4 +70,5 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         visits_planned=plan.planned, visits_skipped=plan.skipped,
         visits_cancelled=plan.cancelled,
         webhooks_delivered=hooks.delivered, webhooks_failed=hooks.failed + hooks.dead,
+        invoice_lines_drafted=drafted,
     )
