@@ -107,3 +107,16 @@ def test_field_job_sheet_links_the_site_to_the_phones_maps(
     body = browser_client(field_engineer).get(f"/field/work-orders/{wo.pk}/").content.decode()
     site = side.asset.site
     assert f'href="geo:0,0?q={quote(site.address + ", " + site.city)}' in body
+
+
+def test_record_times_are_the_sites_local_time_with_zone(
+        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+    from zoneinfo import ZoneInfo
+
+    wo = _completed(world, desk_agent, field_engineer)
+    assert wo.started_at is not None
+    local = wo.started_at.astimezone(ZoneInfo(world.north.asset.site.timezone))
+    expected = f'data-testid="wo-started">{local:%Y-%m-%d %H:%M} {local.tzname()}<'
+    for url in (f"/desk/work-orders/{wo.pk}/", f"/field/work-orders/{wo.pk}/"):
+        user = desk_agent if url.startswith("/desk") else field_engineer
+        assert expected in browser_client(user).get(url).content.decode(), url
