@@ -102,6 +102,10 @@ need_node() {
     say "installing PGlite + TimescaleDB (npm ci, pinned by tools/pglite/package-lock.json)"
     (cd tools/pglite && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  if [ -f tests/web/axe/package-lock.json ] && [ ! -d tests/web/axe/node_modules ]; then
+    say "installing axe-core for the accessibility tests (npm ci, pinned by tests/web/axe/package-lock.json)"
+    (cd tests/web/axe && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }
 
 need_chromium() {
