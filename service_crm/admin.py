@@ -453,6 +453,12 @@ class InvoiceAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.Invoice]):
     actions = [approve_invoices]
 
 
+@admin.register(m.SalesOrder)
+class SalesOrderAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.SalesOrder]):
+    list_display = ("__str__", "account", "po_reference", "created_at")
+    search_fields = ("po_reference", "account__name")
+
+
 @admin.register(m.Alert)
 class AlertAdmin(ModelAdmin[m.Alert]):
     list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",

@@ -21,7 +21,7 @@ from service_crm.models.equipment import (
     ServiceTask,
 )
 from service_crm.models.interaction import Interaction
-from service_crm.models.invoice import Invoice
+from service_crm.models.invoice import Invoice, SalesOrder
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
 from service_crm.models.outbox import OutboxEvent, WebhookDelivery, WebhookEndpoint
@@ -41,4 +41,5 @@ __all__ = [
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
     "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
+    "SalesOrder",
 ]

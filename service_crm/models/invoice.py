@@ -1,4 +1,5 @@
-"""Invoice drafts: the billable work of an account, approved by the desk before it goes out."""
+"""Sales orders from accepted offers, and invoice drafts: the billable work of an account,
+approved by the desk before it goes out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db import models
 
 from service_crm.models.account import Account
 from service_crm.models.choices import InvoiceStatus
+from service_crm.models.offer import Offer
 
 
 class Invoice(models.Model):
@@ -42,3 +44,24 @@ class Invoice(models.Model):
     @property
     def total(self) -> Decimal:
         return sum((c.amount for c in self.lines.all()), Decimal("0.00"))
+
+
+class SalesOrder(models.Model):
+    """An accepted offer as an order: what the customer bought, under their purchase-order
+    reference, handed to the ERP as ``order.created``."""
+
+    offer = models.OneToOneField(Offer, on_delete=models.PROTECT, related_name="sales_order")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sales_orders")
+    po_reference = models.CharField(max_length=60, blank=True,
+                                    help_text="The customer's purchase-order number")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.offer.number})"
+
+    @property
+    def number(self) -> str:
+        return f"SO-{self.pk or 0:06d}"

@@ -17,6 +17,7 @@ from service_crm.models import (
     MaintenanceContract,
     Offer,
     OfferLine,
+    SalesOrder,
     Ticket,
 )
 from service_crm.models.choices import OfferLineKind, OfferStatus, RenewalStatus
@@ -181,8 +182,9 @@ def offer_send(*, offer: Offer, actor: AbstractBaseUser | None,
 
 @transaction.atomic(durable=True)
 def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None,
-                 now: dt.datetime | None = None) -> Offer:
-    """Record the customer's answer to a sent offer."""
+                 now: dt.datetime | None = None, po_reference: str = "") -> Offer:
+    """Record the customer's answer to a sent offer; an accepted one becomes a sales order
+    (with the customer's purchase-order reference, if given)."""
     now = now or timezone.now()
     offer = _locked(offer)
     if offer.status != O.SENT:
@@ -212,6 +214,17 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
                        "unit_price": ln.unit_price,
                        "total": ln.total.quantize(Decimal("0.01"))} for ln in lines],
         })
+        gross = sum((ln.total for ln in lines), Decimal(0))
+        order = SalesOrder(offer=offer, account_id=offer.account_id, created_at=now,
+                           po_reference=po_reference.strip())
+        order.full_clean(exclude=["offer", "account"])
+        order.save()
+        audit_record(actor=actor, action="order.create", obj=order, before=None, at=now)
+        outbox_emit(topic="order.created", now=now, data={
+            "order": order.number, "order_id": order.pk, "offer": offer.number,
+            "account_id": offer.account_id, "po_reference": order.po_reference,
+            "lines_total": gross.quantize(Decimal("0.01")), "discount_pct": offer.discount_pct,
+            "total": (gross * (100 - offer.discount_pct) / 100).quantize(Decimal("0.01"))})
     return offer
 
 

@@ -107,3 +107,30 @@ def test_admin_approves_a_draft_through_the_service(world: World, client: Any) -
     draft.refresh_from_db()
     assert draft.status == InvoiceStatus.APPROVED
     assert m.AuditLog.objects.get(action="invoice.approve").actor_label == "boss"
+
+
+def test_accepted_offer_becomes_a_sales_order_with_the_po_reference(world: World) -> None:
+    from service_crm.services.offers import offer_create_renewal, offer_decide, offer_send
+
+    contract = world.cover_by_contract(end=dt.date(2026, 12, 31))
+    offer = offer_create_renewal(contract=contract, actor=None, now=NOW,
+                                 discount_pct=Decimal("5"))
+    offer_send(offer=offer, actor=None, now=NOW)
+    offer_decide(offer=offer, accepted=True, actor=None, now=NOW, po_reference=" PO-4711 ")
+    order = m.SalesOrder.objects.get()
+    assert (order.offer_id, order.account_id, order.po_reference) == (
+        offer.pk, world.account.pk, "PO-4711")
+    event = m.OutboxEvent.objects.get(topic="order.created")
+    assert (event.payload["lines_total"], event.payload["total"]) == ("4800.00", "4560.00")
+    assert event.payload["po_reference"] == "PO-4711"
+    assert m.AuditLog.objects.filter(action="order.create").count() == 1
+
+
+def test_declined_offer_makes_no_order(world: World) -> None:
+    from service_crm.services.offers import offer_create_renewal, offer_decide, offer_send
+
+    offer = offer_create_renewal(contract=world.cover_by_contract(), actor=None, now=NOW)
+    offer_send(offer=offer, actor=None, now=NOW)
+    offer_decide(offer=offer, accepted=False, actor=None, now=NOW)
+    assert not m.SalesOrder.objects.exists()
+    assert not m.OutboxEvent.objects.filter(topic="order.created").exists()

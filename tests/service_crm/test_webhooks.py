@@ -289,9 +289,10 @@ def test_accepted_offer_and_renewal_events(world: World, receiver: Receiver) -> 
     renewed = m.OutboxEvent.objects.get(topic="contract.renewed")
     assert (renewed.payload["previous_end"], renewed.payload["end"]) == (
         "2026-12-31", "2027-12-31")
-    assert webhook_deliver_due(now=NOW).delivered == 2
+    order = m.OutboxEvent.objects.get(topic="order.created")
+    assert webhook_deliver_due(now=NOW).delivered == 3
     assert sorted(c["body"] for c in receiver.calls) == sorted(
-        webhook_body(e) for e in (accepted, renewed))
+        webhook_body(e) for e in (accepted, renewed, order))
 
 
 # --- the delivery log in the admin ------------------------------------------------------------

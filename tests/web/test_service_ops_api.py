@@ -78,3 +78,17 @@ def test_webhook_log_and_replay_for_managers_only(world: World, api: Any, desk_a
     assert resp.status_code == 200, resp.content
     assert (resp.json()["status"], resp.json()["attempts"]) == ("pending", 0)
     assert m.AuditLog.objects.get(action="webhook.replay").actor_label == "manager"
+
+
+def test_customer_accepts_offer_with_a_po_reference(world: World, api: Any,
+                                                    customer_user: Any) -> None:
+    url = f"/api/v1/offers/{world.north.offer.pk}/decide/"
+    long = api(customer_user).post(url, {"accepted": True, "po_reference": "x" * 61},
+                                   format="json")
+    assert long.status_code == 400
+    assert "po_reference" in long.json()["errors"]
+    resp = api(customer_user).post(url, {"accepted": True, "po_reference": "PO-2026-118"},
+                                   format="json")
+    assert resp.status_code == 200, resp.content
+    order = m.SalesOrder.objects.get(offer=world.north.offer)
+    assert order.po_reference == "PO-2026-118"

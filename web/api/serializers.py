@@ -134,6 +134,9 @@ class RequiredBooleanField(serializers.BooleanField):
 
 class OfferDecisionSerializer(serializers.Serializer[Any]):
     accepted = RequiredBooleanField(help_text="true accepts the offer, false declines it")
+    po_reference = serializers.CharField(
+        max_length=60, required=False, default="", allow_blank=True,
+        help_text="The customer's purchase-order number (accepted offers become a sales order)")
 
 
 class DeviceSerializer(serializers.Serializer[Any]):

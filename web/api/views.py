@@ -344,7 +344,8 @@ class OfferViewSet(ReadOnlyScoped):
         body = s.OfferDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         offer = offer_services.offer_decide(offer=offer, accepted=body.validated_data["accepted"],
-                                            actor=request.user)  # type: ignore[arg-type]
+                                            actor=request.user,  # type: ignore[arg-type]
+                                            po_reference=body.validated_data["po_reference"])
         return Response(s.OfferSerializer(offer).data)
 
 
