@@ -58,7 +58,9 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     renewals = len(contract_flag_renewals(now=now))
     plan = planned_visits_generate(now=now)
     drafted = invoice_drafts_build(now=now)
-    hooks = webhook_deliver_due(now=now)
+    # At most ~10 s of HTTP per pass: the consumer runs this in its ingestion thread
+    # (`manage.py crm_webhooks` is the dedicated worker).
+    hooks = webhook_deliver_due(now=now, budget_s=10)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
         offers_expired=offer_expire_due(now=now),

@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -148,12 +149,22 @@ def _record(*, delivery_id: int, code: int | None, error: str, now: dt.datetime)
     return str(d.status)
 
 
-def webhook_deliver_due(*, now: dt.datetime | None = None, limit: int = 100) -> DeliveryReport:
-    """Send every delivery that is due (up to ``limit``); returns what happened."""
+def webhook_deliver_due(*, now: dt.datetime | None = None, limit: int = 100,
+                        budget_s: float | None = None) -> DeliveryReport:
+    """Send every delivery that is due (up to ``limit``); returns what happened.
+
+    ``budget_s`` bounds the pass's wall time (the housekeeping shares its thread with alert
+    ingestion): once spent, the deliveries claimed but not sent are released for the next pass.
+    """
     now = now or timezone.now()
     lease = dt.timedelta(seconds=conf.webhook_timeout_s() * 2 + 30)
     delivered = failed = dead = 0
-    for pk in _claim(now=now, limit=limit, lease=lease):
+    started = time.monotonic()
+    claimed = _claim(now=now, limit=limit, lease=lease)
+    for i, pk in enumerate(claimed):
+        if budget_s is not None and i > 0 and time.monotonic() - started >= budget_s:
+            WebhookDelivery.objects.filter(pk__in=claimed[i:]).update(leased_until=None)
+            break
         d = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=pk)
         code, error = _post(d, now=now)
         status = _record(delivery_id=pk, code=code, error=error, now=now)

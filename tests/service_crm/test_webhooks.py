@@ -326,3 +326,13 @@ def test_staff_without_superuser_cannot_see_endpoint_secrets(client: Any) -> Non
     clerk.user_permissions.add(*Permission.objects.filter(codename__endswith="webhookendpoint"))
     client.force_login(clerk)
     assert client.get("/admin/service_crm/webhookendpoint/").status_code == 403
+
+
+def test_time_budget_releases_what_it_did_not_send(receiver: Receiver) -> None:
+    _endpoint(receiver.url)
+    ids = _emit(3)
+    assert webhook_deliver_due(now=NOW, budget_s=0).delivered == 1  # at least one per pass
+    assert m.WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING,
+                                            leased_until__isnull=True).count() == 2
+    assert webhook_deliver_due(now=NOW).delivered == 2  # released at once, not after the lease
+    assert sorted(receiver.keys()) == sorted(ids)
