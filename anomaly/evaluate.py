@@ -30,8 +30,9 @@ from numpy.typing import NDArray
 
 from anomaly.bank import BankConfig, ChannelSpec, DetectorBank
 from anomaly.fusion import DEVICE_PROBLEMS
+from anomaly.models import PROFILES, bearing_orders, channel_spec
+from anomaly.profiles import EquipmentProfile
 from anomaly.spectral import BearingCheck
-from anomaly.worker import default_spec as spec_for
 from anomaly.worker import spectral_extra
 from simulators.faults import FaultLabel
 from simulators.fleet import Chunk, FleetSimulator
@@ -110,15 +111,26 @@ class ScenarioScore:
 def run_bank(
     scenario: Scenario, *, duration_s: float, block_s: float = 600.0, settle_s: float = 30.0,
     config: BankConfig | None = None,
-    specs: Callable[[str, str], ChannelSpec] = spec_for,
+    specs: Callable[[str, str], ChannelSpec] | None = None,
 ) -> list[Alert]:
     """Generate `duration_s` of the scenario and stream it through a fresh bank in blocks of
-    `block_s` (the worker's ``max_span_s``); return the alerts opened, in time order."""
+    `block_s` (the worker's ``max_span_s``); return the alerts opened, in time order.
+
+    Each device is watched with the shipped profile of its simulated equipment model (the
+    profile whose ``kind`` is the model's name), as the worker watches it with its catalogue
+    model; `specs` overrides that."""
     if scenario.rate_hz != 1.0:
         raise ValueError("scenario evaluation runs the worker's 1 s grid: `rate_hz` must be 1")
     labels = scenario.labels(START)
     sim = FleetSimulator(scenario.devices, labels, seed=scenario.seed, start=START,
                          rate_hz=1.0, waveform_interval_s=scenario.waveform_interval_s)
+    profile_of: dict[str, EquipmentProfile | None] = {
+        d: PROFILES.get(g.model.name) for g in sim.groups for d in g.device_ids}
+    if specs is None:
+        def specs(device: str, metric: str) -> ChannelSpec:
+            return channel_spec(device, metric, profile_of.get(device))
+    orders = {d: bearing_orders(p) for d, p in profile_of.items()}
+    speed = {d: p.speed_metric if p is not None else "" for d, p in profile_of.items()}
     # Channel rows in the simulator's group order: (group, device, channel).
     rows: list[ChannelSpec] = []
     for g in sim.groups:
@@ -169,7 +181,10 @@ def run_bank(
             + int(START.timestamp() * 1e6)
         # ---- Vibration bursts due in this block (scenarios with waveform_interval_s), as the
         # worker reads them: float32 samples, stamped at their step, scored by the same code.
-        extra, _ = spectral_extra(bank, check, t_us, x, *_block_bursts(sim, chunk, t_us))
+        extra, _ = spectral_extra(
+            bank, check, t_us, x, *_block_bursts(sim, chunk, t_us),
+            orders_for=lambda d: orders.get(d, bearing_orders(None)),
+            speed_metric_for=lambda d: speed.get(d, ""))
         res = bank.update(t_us, x, extra=extra)
         for tr in res.equipment_events:
             if tr.state == "open":

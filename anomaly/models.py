@@ -1,9 +1,9 @@
 """Equipment-model configuration of the detector bank: what each metric of each kind of machine
 means, from its equipment profile (:mod:`anomaly.profiles`). The detect worker finds a device's
 profile through its asset in the CRM's catalogue (:mod:`anomaly.catalogue`) and calls
-:func:`channel_spec`; the offline evaluation of the simulator's fleet, which has no CRM, names
-its devices after the shipped profiles' ``device_prefix`` (``cmp-``, ``pmp-``, ``chl-``,
-``cnc-``) and calls :func:`spec_for`.
+:func:`channel_spec`; the offline evaluation of the simulator's fleet, which has no CRM, finds
+each device's profile by its simulated equipment model (the profile's ``kind``). A device's id
+plays no part.
 
 Per metric the table says which failure mode a deviation there points to (the catalogue codes
 ``bearing_wear``, ``cooling_failure``, ``leak``, ``clogged_filter``, ``cavitation``,
@@ -28,7 +28,7 @@ from anomaly.profiles import EquipmentProfile, MetricConfig, load_profiles
 from anomaly.spectral import DEFECTS, BearingGeometry
 
 __all__ = ["BEARINGS", "MODELS", "MULTIVARIATE", "PROFILES", "SPEED_METRIC", "MetricConfig",
-           "bearing_orders", "channel_spec", "spec_for"]
+           "bearing_orders", "channel_spec"]
 
 NAN = float("nan")
 
@@ -45,8 +45,8 @@ PHYS_RANGE: dict[str, tuple[float, float]] = {
 }
 
 
-#: The shipped equipment profiles (``anomaly/profiles/*.yaml``), keyed by device-id prefix.
-PROFILES: dict[str, EquipmentProfile] = load_profiles()
+#: The shipped equipment profiles (``anomaly/profiles/*.yaml``), keyed by kind.
+PROFILES: dict[str, EquipmentProfile] = {p.kind: p for p in load_profiles().values()}
 #: Same, under the name the bank's callers used before the profiles were files.
 MODELS = PROFILES
 
@@ -58,43 +58,30 @@ MODELS = PROFILES
 # scored channel that contributes most (operating inputs such as the ambient temperature or the
 # drive speed explain, they are not faults).
 MULTIVARIATE: dict[str, dict[str, str]] = {
-    prefix: {name: m.multivariate for name, m in p.metrics.items() if m.multivariate}
-    for prefix, p in PROFILES.items() if any(m.multivariate for m in p.metrics.values())}
+    kind: {name: m.multivariate for name, m in p.metrics.items() if m.multivariate}
+    for kind, p in PROFILES.items() if any(m.multivariate for m in p.metrics.values())}
 
 # ---- Bearings (spectral check of vibration bursts, anomaly.spectral.BearingCheck) ----
 # The rolling bearing fitted to each kind (its defect frequencies per shaft revolution), and the
 # speed channel that gives the shaft speed where the kind has one (else it is estimated from
 # the burst's 1x line).
 BEARINGS: dict[str, BearingGeometry] = {
-    prefix: p.bearing for prefix, p in PROFILES.items() if p.bearing is not None}
+    kind: p.bearing for kind, p in PROFILES.items() if p.bearing is not None}
 SPEED_METRIC: dict[str, str] = {
-    prefix: p.speed_metric for prefix, p in PROFILES.items() if p.speed_metric}
+    kind: p.speed_metric for kind, p in PROFILES.items() if p.speed_metric}
 
 
-def bearing_orders(device: str) -> NDArray[np.float64]:
-    """Defect orders (:data:`anomaly.spectral.DEFECTS`) of `device`'s bearing; NaN if its kind
-    is unknown (its bursts are then not scored).
+def bearing_orders(profile: EquipmentProfile | None) -> NDArray[np.float64]:
+    """Defect orders (:data:`anomaly.spectral.DEFECTS`) of the bearing `profile` names; NaN
+    without a profile or a bearing (bursts are then not scored).
 
-    >>> bearing_orders("pmp-0001").round(2).tolist(), bool(np.isnan(bearing_orders("x-1")).all())
-    ([3.12, 4.88, 2.16], True)
+    >>> bearing_orders(PROFILES["centrifugal_pump"]).round(2).tolist()
+    [3.12, 4.88, 2.16]
+    >>> bool(np.isnan(bearing_orders(None)).all())
+    True
     """
-    geo = BEARINGS.get(device.split("-", 1)[0])
+    geo = profile.bearing if profile is not None else None
     return geo.orders() if geo is not None else np.full(len(DEFECTS), np.nan)
-
-
-def spec_for(device: str, metric: str,
-             profiles: dict[str, EquipmentProfile] | None = None) -> ChannelSpec:
-    """Channel configuration of `metric` on `device`, from its kind's profile when known
-    (`profiles`: keyed by device prefix, default the shipped :data:`PROFILES`).
-
-    >>> s = spec_for("pmp-0001", "vibration_rms_mm_s")
-    >>> s.mode, s.high, s.phys_max
-    ('bearing_wear', 4.5, 1000.0)
-    >>> spec_for("pump-1", "temperature_c").mode
-    'overheating'
-    """
-    model = (PROFILES if profiles is None else profiles).get(device.split("-", 1)[0])
-    return channel_spec(device, metric, model)
 
 
 def channel_spec(device: str, metric: str, profile: EquipmentProfile | None) -> ChannelSpec:
@@ -102,6 +89,9 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None) -> 
     or a metric it does not name, generic detection (unit-suffix physical ranges, a failure
     mode from the metric's name, self-calibrating baselines).
 
+    >>> s = channel_spec("p-1", "vibration_rms_mm_s", PROFILES["centrifugal_pump"])
+    >>> s.mode, s.high, s.phys_max
+    ('bearing_wear', 4.5, 1000.0)
     >>> channel_spec("gbx-7", "oil_temp_c", None).mode
     'overheating'
     """

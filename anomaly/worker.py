@@ -50,25 +50,13 @@ import psycopg
 from numpy.typing import NDArray
 
 from aftercare.events import AlertEvent, Evidence
-from anomaly.bank import BankConfig, BankResult, ChannelSpec, DetectorBank
+from anomaly.bank import BankConfig, BankResult, DetectorBank
 from anomaly.catalogue import Catalogue, catalogue_version, read_catalogue
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
-from anomaly.models import SPEED_METRIC, bearing_orders, spec_for
 from anomaly.spectral import DEFECTS, BearingCheck, BurstScore, HeldScore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Conn = psycopg.Connection[Any]
-
-def default_spec(device: str, metric: str) -> ChannelSpec:
-    """Channel configuration of the simulator's fleet for the offline evaluation (no CRM):
-    the shipped profile named by the device-id prefix, else unit-suffix ranges and keyword
-    modes. The worker does not use it: it asks the CRM's catalogue.
-
-    >>> default_spec("pump-1", "temperature_c").phys_max
-    400.0
-    """
-    return spec_for(device, metric)
-
 
 def _us(dt: datetime) -> int:
     return (dt - EPOCH) // timedelta(microseconds=1)
@@ -375,8 +363,8 @@ def spectral_extra(
     values: NDArray[np.float64], devices: Sequence[str], burst_us: NDArray[np.int64],
     bursts: Sequence[NDArray[np.floating[Any]]], rates: NDArray[np.float64],
     burst_rpm: NDArray[np.float64] | None = None, *,
-    orders_for: Callable[[str], NDArray[np.float64]] = bearing_orders,
-    speed_metric_for: Callable[[str], str] = lambda d: SPEED_METRIC.get(d.split("-", 1)[0], ""),
+    orders_for: Callable[[str], NDArray[np.float64]],
+    speed_metric_for: Callable[[str], str],
 ) -> tuple[dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]], HeldScore]:
     """Score a block's bursts and turn them into the bank's ``extra["spectral"]`` evidence:
     per asset and grid sample, the score of its latest burst (held until the next one) with
@@ -387,8 +375,7 @@ def spectral_extra(
     the device sent with the burst (`burst_rpm`, NaN where it did not), else the asset's speed
     channel at the burst's grid sample where its kind has one (`speed_metric_for`), else
     estimated from the burst. `orders_for` gives a device's bearing defect orders (NaN: none).
-    Both default to the simulator fleet's prefix-named profiles (the offline evaluation); the
-    worker passes its catalogue's.
+    The worker passes its catalogue's, the scenario evaluation its simulated models'.
     """
     if check.channels != len(bank.assets):
         raise ValueError("`check` must have one row per bank asset")

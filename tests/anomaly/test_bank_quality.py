@@ -8,7 +8,7 @@ import pytest
 
 from anomaly.bank import ChannelSpec, DetectorBank, Smoother
 from anomaly.evaluate import evaluate
-from anomaly.models import spec_for
+from anomaly.models import PROFILES, channel_spec
 from anomaly.state import LastTrue
 from simulators.scenario import builtin, load, parse
 
@@ -129,8 +129,9 @@ def _compressor(demand: np.ndarray, sag_bar: np.ndarray, *, p_set: float = 7.2,
 
 
 def _compressor_bank() -> DetectorBank:
-    return DetectorBank([spec_for("cmp-0009", "discharge_pressure_bar"),
-                         spec_for("cmp-0009", "motor_current_a")])
+    cmp = PROFILES["screw_compressor"]
+    return DetectorBank([channel_spec("cmp-0009", "discharge_pressure_bar", cmp),
+                         channel_spec("cmp-0009", "motor_current_a", cmp)])
 
 
 def test_air_demand_changes_are_not_a_leak() -> None:
@@ -201,8 +202,9 @@ def _spindle(*, sensor_drift: bool) -> tuple[DetectorBank, np.ndarray, int, int]
     current = running * 12.0
     x = np.stack([current + rng.normal(0, 0.2, n), vib + rng.normal(0, 0.05, n)])
     x = np.maximum(x, 0.0)                   # the sensors read no negative current/vibration
-    bank = DetectorBank([spec_for("cnc-0009", "motor_current_a"),
-                         spec_for("cnc-0009", "vibration_rms_mm_s")])
+    cnc = PROFILES["cnc_spindle"]
+    bank = DetectorBank([channel_spec("cnc-0009", "motor_current_a", cnc),
+                         channel_spec("cnc-0009", "vibration_rms_mm_s", cnc)])
     return bank, x, n1, n1 + n_stop
 
 
@@ -246,7 +248,7 @@ def test_wearing_bearing_is_quiet_at_rest_and_stays_equipment() -> None:
 def test_checkpoint_from_before_the_new_parts_loads_and_they_start_fresh() -> None:
     import io
 
-    specs = [spec_for("cmp-0001", m) for m in
+    specs = [channel_spec("cmp-0001", m, PROFILES["screw_compressor"]) for m in
              ("discharge_pressure_bar", "motor_current_a", "vibration_rms_mm_s")]
     bank = DetectorBank(specs)
     rng = np.random.default_rng(42)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anomaly.catalogue import Catalogue
-from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, channel_spec, spec_for
+from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, channel_spec
 from anomaly.offline import run_bank
 from anomaly.profiles import load_profile, load_profiles, parse_profile
 
@@ -26,24 +26,24 @@ metrics:
 
 
 def test_the_four_shipped_kinds_are_profile_files() -> None:
-    assert sorted(PROFILES) == ["chl", "cmp", "cnc", "pmp"]
-    assert {p.kind for p in PROFILES.values()} == {
-        "screw_compressor", "centrifugal_pump", "water_chiller", "cnc_spindle"}
-    assert sorted(MULTIVARIATE) == ["chl", "cmp", "pmp"]
-    assert set(MULTIVARIATE["pmp"].values()) == {"log"}
-    assert sorted(BEARINGS) == ["chl", "cmp", "cnc", "pmp"]
-    assert SPEED_METRIC == {"pmp": "speed_rpm", "cnc": "speed_rpm"}
-    s = spec_for("cmp-0007", "discharge_temp_c")
+    # Keyed by kind, the simulator's equipment-model names: no device-id naming involved.
+    assert sorted(PROFILES) == ["centrifugal_pump", "chiller", "cnc_spindle", "screw_compressor"]
+    assert sorted(MULTIVARIATE) == ["centrifugal_pump", "chiller", "screw_compressor"]
+    assert set(MULTIVARIATE["centrifugal_pump"].values()) == {"log"}
+    assert sorted(BEARINGS) == sorted(PROFILES)
+    assert SPEED_METRIC == {"centrifugal_pump": "speed_rpm", "cnc_spindle": "speed_rpm"}
+    cmp = PROFILES["screw_compressor"]
+    s = channel_spec("cmp-0007", "discharge_temp_c", cmp)
     assert (s.mode, s.high, s.clear_high, s.transform, s.partners, s.side) == (
         "cooling_failure", 80.0, 76.0, "rise_over_ambient", ("ambient_temp_c",), 1)
-    assert spec_for("cmp-0007", "motor_current_a").run_level == 5.0
+    assert channel_spec("cmp-0007", "motor_current_a", cmp).run_level == 5.0
 
 
 def test_a_gearbox_profile_is_watched_without_a_code_change(tmp_path: Path) -> None:
     (tmp_path / "gearbox.yaml").write_text(GEARBOX)
-    profiles = {**PROFILES, **load_profiles(tmp_path)}
+    gearbox = next(iter(load_profiles(tmp_path).values()))
     metrics = ["input_speed_rpm", "oil_sump_temp_c", "particle_count_ppm"]
-    specs = [spec_for(d, m, profiles) for d in ("gbx-1", "gbx-2") for m in metrics]
+    specs = [channel_spec(d, m, gearbox) for d in ("gbx-1", "gbx-2") for m in metrics]
     assert specs[0].run_level == 100.0
     assert not specs[0].scored
     assert specs[1].mode == "overheating"
@@ -99,7 +99,7 @@ def test_an_ignored_metric_is_neither_evidence_nor_checked() -> None:
 
 
 def test_a_device_is_watched_with_its_catalogue_profile_whatever_its_id() -> None:
-    cat = Catalogue.of({"line-3/press": PROFILES["pmp"]})
+    cat = Catalogue.of({"line-3/press": PROFILES["centrifugal_pump"]})
     assert cat.spec("line-3/press", "vibration_rms_mm_s").high == 4.5
     assert cat.speed_metric("line-3/press") == "speed_rpm"
     assert not np.isnan(cat.bearing_orders("line-3/press")).any()

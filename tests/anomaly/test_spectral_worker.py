@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from anomaly.bank import BankConfig, DetectorBank
 from anomaly.catalogue import Catalogue
 from anomaly.evaluate import evaluate, run_bank
-from anomaly.models import PROFILES, bearing_orders, spec_for
+from anomaly.models import PROFILES, bearing_orders, channel_spec
 from anomaly.spectral import (
     DEFECTS,
     BearingCheck,
@@ -80,7 +80,7 @@ def test_check_learns_the_healthy_level_then_scores_wear() -> None:
     assert worn.level[0] > 4 * worn.healthy[0]
     # A burst of a machine whose bearing is unknown (NaN orders) is neither scored nor learned.
     unknown = check.score(np.array([1]), bursts([0.0]), sample_rate_hz=FS,
-                          orders=[bearing_orders("x-1")])
+                          orders=[bearing_orders(None)])
     assert unknown.defect[0] == -1
     assert check.count[1] == 1
 
@@ -153,7 +153,7 @@ N_S = 2400
 WEAR_FROM_S = 1500
 CONFIG = BankConfig(clear_hold_s=120, t2_learn=600)
 # Both pumps' assets are centrifugal pumps in the catalogue (what the CRM would say of them).
-PUMPS = Catalogue.of({"pmp-0001": PROFILES["pmp"], "pmp-0002": PROFILES["pmp"]})
+PUMPS = Catalogue.of(dict.fromkeys(("pmp-0001", "pmp-0002"), PROFILES["centrifugal_pump"]))
 
 
 def write_pumps(conn: psycopg.Connection[Any], *, speed_channel_rpm: float = 1480.0,
@@ -297,8 +297,9 @@ def _spindle_with_bursts(*, fault: str, with_bursts: bool = True
         severity = np.zeros(n)
         vib = np.where((t_s >= 5400) & (t_s < 5430), 4.5, 1.05)
     x = np.stack([12.0 + rng.normal(0, 0.2, n), vib + rng.normal(0, 0.05, n)])
-    bank = DetectorBank([spec_for("cnc-0009", "motor_current_a"),
-                         spec_for("cnc-0009", "vibration_rms_mm_s")])
+    cnc = PROFILES["cnc_spindle"]
+    bank = DetectorBank([channel_spec("cnc-0009", "motor_current_a", cnc),
+                         channel_spec("cnc-0009", "vibration_rms_mm_s", cnc)])
     check = BearingCheck(1)
     rpm = 3000.0
     out: list[tuple[str, str, float, str]] = []
@@ -308,10 +309,11 @@ def _spindle_with_bursts(*, fault: str, with_bursts: bool = True
         sev = severity[at_s] if fault == "wear" else np.zeros(at_s.shape[0])
         b = bearing_bursts(key=np.full(at_s.shape[0], 11, np.uint64), t_us=t[at_s - a],
                            shaft_rpm=np.full(at_s.shape[0], rpm), severity=sev,
-                           bpfo_order=np.full(at_s.shape[0], bearing_orders("cnc-0009")[0]))
+                           bpfo_order=np.full(at_s.shape[0], bearing_orders(cnc)[0]))
         extra, _ = spectral_extra(bank, check, t, x[:, a:a + 600], ["cnc-0009"] * len(b),
                                   t[at_s - a], list(b), np.full(len(b), FS),
-                                  np.full(len(b), rpm))
+                                  np.full(len(b), rpm), orders_for=lambda d: bearing_orders(cnc),
+                                  speed_metric_for=lambda d: cnc.speed_metric)
         r = bank.update(t, x[:, a:a + 600], extra=extra if with_bursts else None)
         out += [("equipment", e.state, float(a + e.sample), bank.modes[e.mode])
                 for e in r.equipment_events]
