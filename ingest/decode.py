@@ -305,7 +305,7 @@ def decode_status(topic: str, payload: bytes, *, now_us: int,
     if state not in ("online", "offline"):
         raise Reject("bad state", repr(state)[:100])
     t_us = now_us if doc.get("ts") is None else parse_ts(
-        doc["ts"], now_us=now_us, max_future_s=max_future_s, max_age_s=float(now_us) / 1e6)
+        doc["ts"], now_us=now_us, max_future_s=max_future_s, max_age_s=math.inf)
     return StatusChange(device=device, state=str(state), time_us=t_us)
 
 

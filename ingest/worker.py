@@ -211,14 +211,13 @@ def _is_outage(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def _refusal(exc: Exception) -> BadMessage:
-    """What to keep as the reason when the store refuses one message."""
+def _refusal(exc: Exception) -> tuple[str, str | None]:
+    """(reason, detail) to keep when the store refuses one message."""
     if isinstance(exc, writer.Refused):
-        return BadMessage("", b"", exc.reason, exc.detail)
+        return exc.reason, exc.detail
     sqlstate = getattr(exc, "sqlstate", None)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return BadMessage("", b"", "store refused",
-                      f"{type(exc).__name__}{f' {sqlstate}' if sqlstate else ''}: {first}")
+    return "store refused", f"{type(exc).__name__}{f' {sqlstate}' if sqlstate else ''}: {first}"
 
 
 class IngestWorker:
@@ -355,9 +354,13 @@ class IngestWorker:
             self._conn.close()
             self._conn = None
 
-    def _write_with_retry(self, batch: Batch) -> writer.WriteResult | None:
+    def _write_with_retry(self, batch: Batch, *, must_succeed: bool = False
+                          ) -> writer.WriteResult | None:
         """Write one batch, retrying through database outages; None if stopped meanwhile.
-        Anything that is not an outage is raised: the data is at fault."""
+
+        Anything that is not an outage is raised (the data is at fault), unless
+        `must_succeed`: keeping a reject cannot fail for data reasons, so if it does the
+        store itself is broken, and the batch is retried like an outage rather than lost."""
         delay = 0.5
         while True:
             try:
@@ -366,11 +369,14 @@ class IngestWorker:
                 if not _is_outage(exc):
                     if self._conn is not None and not self._conn.closed:
                         self._conn.rollback()
-                    raise
+                    if not must_succeed:
+                        raise
+                    log.exception("cannot keep a reject; retrying in %.1fs", delay)
+                else:
+                    log.warning("database unavailable (%s); retrying in %.1fs",
+                                str(exc).strip().splitlines()[0] if str(exc) else exc, delay)
+                    self._drop_conn()
                 self.counters.db_errors += 1
-                log.warning("database unavailable (%s); retrying in %.1fs",
-                            str(exc).strip().splitlines()[0] if str(exc) else exc, delay)
-                self._drop_conn()
             if self._stop.wait(delay):
                 return None  # stopping: the spool keeps the batch for the next start
             delay = min(delay * 2, 10.0)
@@ -391,28 +397,14 @@ class IngestWorker:
                 second = self._store(records[mid:])
                 return None if second is None else first + second
             m = records[0]
-            why = _refusal(exc)
+            reason, detail = _refusal(exc)
             log.warning("the store refused a message on %s (%s: %s); kept as a reject",
-                        m.topic, why.reason, why.detail)
+                        m.topic, reason, detail)
             self.counters.isolated += 1
             batch = Batch(messages=list(records), rejects=[BadMessage(
-                m.topic, m.payload, why.reason, why.detail, m.received_at, m.key)])
-            result = self._write_with_retry_forever(batch)
+                m.topic, m.payload, reason, detail, m.received_at, m.key)])
+            result = self._write_with_retry(batch, must_succeed=True)
         return None if result is None else [(batch, result)]
-
-    def _write_with_retry_forever(self, batch: Batch) -> writer.WriteResult | None:
-        """Keeping a reject must not fail for data reasons; if it does, the store itself is
-        broken: wait and retry, acknowledging nothing further, rather than lose it."""
-        delay = 1.0
-        while True:
-            try:
-                return self._write_with_retry(batch)
-            except Exception:
-                log.exception("cannot keep a reject; retrying in %.0fs", delay)
-                self.counters.db_errors += 1
-            if self._stop.wait(delay):
-                return None
-            delay = min(delay * 2, 30.0)
 
     def process(self, records: Sequence[Record]) -> bool:
         """Decode, write and commit one batch; False if stopped before the commit."""

@@ -167,21 +167,30 @@ def private_mosquitto(directory: Path, devices: list[str], **kw: Any
 
 
 @contextmanager
-def device_client(mosq: PrivateMosquitto, dev: str) -> Iterator[mqtt.Client]:
-    """A connected device client (QoS 1 publishes wait for their PUBACK)."""
-    client = make_client(mosq.url(dev), f"{dev}-{uuid.uuid4().hex[:4]}")
+def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None
+           ) -> Iterator[mqtt.Client]:
+    """A connected device client (with an optional retained will)."""
+    client = make_client(url, client_id)
+    if will:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    ep = endpoint(url)
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    ep = endpoint(mosq.url(dev))
     client.connect(ep.host, ep.port)
     client.loop_start()
     try:
         if not connected.wait(10):
-            raise TimeoutError(f"device {dev} could not connect")
+            raise TimeoutError(f"device {client_id or url} could not connect")
         yield client
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def device_client(mosq: PrivateMosquitto, dev: str) -> Any:
+    """A connected client of device `dev` on the private broker (QoS 1 publishes wait for
+    their PUBACK)."""
+    return device(mosq.url(dev), f"{dev}-{uuid.uuid4().hex[:4]}")
 
 
 class WorkerProcess:

@@ -22,45 +22,19 @@ import psycopg
 import pytest
 
 from aftercare import broker
-from aftercare.mqtt import endpoint, make_client
+from aftercare.mqtt import endpoint
 from ingest.worker import IngestWorker, Metrics
+from tests.ingest.chaos import device, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 SPOOLS = Path(tempfile.mkdtemp(prefix="aftercare-spools-"))
 T0_MS = int(time.time() * 1000) - 3_600_000
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def scalar(dsn: str, sql: str, *params: Any) -> Any:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]
-
-
-@contextmanager
-def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None
-           ) -> Iterator[mqtt.Client]:
-    client = make_client(url, client_id)
-    if will:
-        client.will_set(will[0], will[1], qos=1, retain=True)
-    ep = endpoint(url)
-    connected = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    client.connect(ep.host, ep.port)
-    client.loop_start()
-    try:
-        assert connected.wait(10), "device could not connect"
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def publish_all(client: mqtt.Client, topic: str, payloads: list[bytes]) -> None:
