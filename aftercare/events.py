@@ -104,6 +104,10 @@ class AlertEvent:
     at: datetime
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
     detectors: dict[str, float] = field(default_factory=dict)
+    # False: the evidence comes from a metric the device's equipment model does not name (or a
+    # device with no model), so `failure_mode` is only a guess from the metric's name; the desk
+    # classifies it (and may save that into the model). Absent in older events: classified.
+    classified: bool = True
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -147,6 +151,9 @@ class AlertEvent:
             raise EventError("score/revision: must be numbers") from None
         if not 0.0 <= score <= 1.0:
             raise EventError("score: must be within [0, 1]")
+        classified = raw.get("classified", True)
+        if not isinstance(classified, bool):
+            raise EventError("classified: must be true or false")
         evidence = []
         for i, e in enumerate(raw.get("evidence") or ()):
             try:
@@ -168,4 +175,5 @@ class AlertEvent:
             opened_at=when("opened_at", need("opened_at")), at=when("at", need("at")),
             evidence=tuple(evidence),
             detectors={str(k): float(v) for k, v in (raw.get("detectors") or {}).items()},
+            classified=classified,
         )

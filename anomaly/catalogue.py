@@ -6,7 +6,12 @@ A device's profile is found through its asset: device → the asset that claimed
 ``service_crm_equipmentmodel`` row and ``service_crm_metricspec`` rows, translated by
 :func:`anomaly.profiles.profile_dict` and validated by :func:`anomaly.profiles.parse_profile`).
 Device-id naming plays no part. A device no asset has claimed, or whose model has no profile
-(no running indicator set), gets generic detection (:func:`anomaly.models.channel_spec`).
+(no running indicator set), gets generic detection (:func:`anomaly.models.channel_spec`), and so
+does a metric its profile does not name. Alerts led by such a metric are *unclassified*: their
+failure mode is a guess from the metric's name until the desk classifies one, which may save the
+metric's failure mode into the equipment model (a ``service_crm_metricspec`` row, also for a
+model with no profile); the catalogue then names that mode for the metric on every device of
+the model (:meth:`Catalogue.classified`).
 
 :func:`catalogue_version` is one cheap query the worker polls to notice an edit (a profile
 saved in the admin or the API, a device claimed or released, an asset given another model)
@@ -35,11 +40,13 @@ Conn = psycopg.Connection[Any]
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Profiles by equipment model, and the model of each claimed device."""
+    """Profiles by equipment model, the model of each claimed device, and per model the
+    failure mode each metric it names points to (profile or not)."""
 
     profiles: Mapping[int, EquipmentProfile] = field(default_factory=dict)
     device_model: Mapping[str, int] = field(default_factory=dict)
     version: tuple[Any, ...] = ()
+    metric_modes: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, devices: Mapping[str, EquipmentProfile]) -> Catalogue:
@@ -53,7 +60,26 @@ class Catalogue:
         return None if model is None else self.profiles.get(model)
 
     def spec(self, device: str, metric: str) -> ChannelSpec:
-        return channel_spec(device, metric, self.profile(device))
+        return channel_spec(device, metric, self.profile(device),
+                            mode=self._named_mode(device, metric))
+
+    def _named_mode(self, device: str, metric: str) -> str:
+        model = self.device_model.get(device)
+        return "" if model is None else self.metric_modes.get(model, {}).get(metric, "")
+
+    def classified(self, device: str, metric: str) -> bool:
+        """Whether the device's equipment model names `metric` (its profile does, or the desk
+        saved a failure mode for it): an alert it leads has a known failure mode.
+
+        >>> from anomaly.models import PROFILES
+        >>> c = Catalogue.of({"p-1": PROFILES["centrifugal_pump"]})
+        >>> c.classified("p-1", "vibration_rms_mm_s"), c.classified("p-1", "particles_ppm")
+        (True, False)
+        >>> c.classified("nobody", "vibration_rms_mm_s")
+        False
+        """
+        p = self.profile(device)
+        return (p is not None and metric in p.metrics) or bool(self._named_mode(device, metric))
 
     def bearing_orders(self, device: str) -> NDArray[np.float64]:
         """Defect orders of the device's bearing; NaN when its profile has none."""
@@ -112,8 +138,12 @@ def read_catalogue(conn: Conn) -> Catalogue:
             "JOIN service_crm_asset a ON a.id = l.asset_id").fetchall()
     conn.commit()
     by_model: dict[int, list[dict[str, Any]]] = {}
+    modes: dict[int, dict[str, str]] = {}
     for row in metrics:
         by_model.setdefault(int(row["equipment_model_id"]), []).append(row)
+        if row["failure_mode"] and row["role"] == "evidence":
+            modes.setdefault(int(row["equipment_model_id"]), {})[str(row["metric"])] = \
+                str(row["failure_mode"])
     profiles: dict[int, EquipmentProfile] = {}
     for model in models:
         source = f"equipment model {model['name']!r}"
@@ -124,5 +154,5 @@ def read_catalogue(conn: Conn) -> Catalogue:
         except ValueError as exc:
             print(f"catalogue: {exc}; its devices get generic detection", file=sys.stderr)
     return Catalogue(profiles, {str(r["device_key"]): int(r["equipment_model_id"])
-                                for r in links}, version)
+                                for r in links}, version, modes)
 

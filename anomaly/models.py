@@ -84,23 +84,27 @@ def bearing_orders(profile: EquipmentProfile | None) -> NDArray[np.float64]:
     return geo.orders() if geo is not None else np.full(len(DEFECTS), np.nan)
 
 
-def channel_spec(device: str, metric: str, profile: EquipmentProfile | None) -> ChannelSpec:
+def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
+                 mode: str = "") -> ChannelSpec:
     """Channel configuration of `metric` on `device` watched with `profile`; with no profile,
-    or a metric it does not name, generic detection (unit-suffix physical ranges, a failure
-    mode from the metric's name, self-calibrating baselines).
+    or a metric it does not name, generic detection (unit-suffix physical ranges, self-calibrating
+    baselines, and the failure mode `mode` the desk saved for the metric, else a guess from the
+    metric's name).
 
     >>> s = channel_spec("p-1", "vibration_rms_mm_s", PROFILES["centrifugal_pump"])
     >>> s.mode, s.high, s.phys_max
     ('bearing_wear', 4.5, 1000.0)
     >>> channel_spec("gbx-7", "oil_temp_c", None).mode
     'overheating'
+    >>> channel_spec("gbx-7", "oil_temp_c", None, mode="seal_leak").mode
+    'seal_leak'
     """
     lo, hi = next((r for suffix, r in PHYS_RANGE.items() if metric.endswith(suffix)), (NAN, NAN))
     model = profile
     m = model.metrics.get(metric) if model is not None else None
     if model is None or m is None:
         return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi,
-                           mode=failure_mode_for(metric))
+                           mode=mode or failure_mode_for(metric))
     if m.ignored:
         # Named by the profile as of no interest: no evidence, no sensor checks of its values.
         return ChannelSpec(asset=device, metric=metric, scored=False, drift=False, stuck=False,

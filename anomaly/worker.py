@@ -300,16 +300,26 @@ class DetectWorker:
         detectors = {}
         if top.size:
             detectors = {k: float(np.nan_to_num(v[top[0], i])) for k, v in per_det.items()}
+        classified = True
         if kind == "equipment":
             more, rows_ev = self._asset_evidence(tr, r, times, values, held)
             detectors.update(more)
             evidence = sorted(evidence + rows_ev, key=lambda e: -e.score)
+            classified = self._classified(device, tr, top)
         return AlertEvent(
             alert_id=f"{device}:{kind}:{tr.opened_at_us}", revision=tr.revision,
             state=tr.state, device=device, kind=kind, severity=tr.severity,  # type: ignore[arg-type]
             failure_mode=mode, score=float(np.clip(tr.score, 0.0, 1.0)),
             opened_at=_dt(tr.opened_at_us), at=_dt(int(times[i])), evidence=tuple(evidence),
-            detectors=detectors)
+            detectors=detectors, classified=classified)
+
+    def _classified(self, device: str, tr: Transition, top: NDArray[np.int64]) -> bool:
+        """Whether the equipment model knows the alert's failure mode: the channel that leads
+        it is named by the device's model; a mode from the per-asset checks (bearing bursts,
+        T² / SPE) needs the model's profile, as those checks do."""
+        if top.size and int(self.bank.mode_of[top[0]]) == tr.mode:
+            return self.catalogue.classified(device, self.bank.specs[top[0]].metric)
+        return self.catalogue.profile(device) is not None
 
     def _asset_evidence(self, tr: Transition, r: BankResult, times: NDArray[np.int64],
                         values: NDArray[np.float64], held: HeldScore

@@ -69,6 +69,10 @@ class Alert(models.Model):
     at = models.DateTimeField(help_text="Time of the latest revision")
     evidence = models.JSONField(default=list, blank=True)
     detectors = models.JSONField(default=dict, blank=True)
+    classified = models.BooleanField(
+        default=True, help_text="False: led by a metric the equipment model does not name; the "
+                                "failure mode is a guess from the metric's name until the desk "
+                                "classifies it")
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

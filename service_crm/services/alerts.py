@@ -24,6 +24,7 @@ from service_crm.models import Alert, Asset, DeviceLink, Episode, FailureMode, T
 from service_crm.models.choices import (
     Coverage,
     EpisodeStatus,
+    Priority,
     Severity,
     TicketSource,
     TicketStatus,
@@ -83,6 +84,7 @@ def _upsert_alert(event: AlertEvent, asset: Asset | None) -> tuple[Alert, bool]:
         failure_mode_code=failure_mode_code(event.failure_mode),
         score=event.score, opened_at=event.opened_at, at=event.at,
         evidence=_json([asdict(e) for e in event.evidence]), detectors=dict(event.detectors),
+        classified=event.classified,
     )
     alert = Alert.objects.select_for_update().filter(alert_id=event.alert_id).first()
     if alert is None:
@@ -93,6 +95,10 @@ def _upsert_alert(event: AlertEvent, asset: Asset | None) -> tuple[Alert, bool]:
             alert = Alert.objects.select_for_update().get(alert_id=event.alert_id)
     if alert.revision >= event.revision:
         return alert, True
+    if alert.classified and not event.classified:
+        # The desk classified it (or the worker did at an earlier revision): a later revision's
+        # guess from a metric name does not undo that.
+        fields.update(failure_mode_code=alert.failure_mode_code, classified=True)
     for k, v in fields.items():
         setattr(alert, k, v)
     alert.save()
@@ -191,6 +197,21 @@ def alert_ingest(*, event: AlertEvent, now: dt.datetime | None = None) -> Ingest
     return _triage(event=event, asset=asset, alert=alert, episode=live, reopened=reopened, now=now)
 
 
+def _priority(event: AlertEvent) -> Priority:
+    """An equipment alert's ticket priority follows its severity (how far the failure mode has
+    progressed); a device problem (a sensor stuck or silent, a device offline) is low priority
+    whatever its severity: the machine may be fine.
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> ev = AlertEvent(alert_id="a", revision=0, state="open", device="d", kind="device",
+    ...                 severity="warning", failure_mode="no data", score=0.6, opened_at=t, at=t)
+    >>> _priority(ev), _priority(replace(ev, kind="equipment"))
+    (Priority.P3, Priority.P2)
+    """
+    return Priority.P3 if event.kind == "device" else SEVERITY_PRIORITY[event.severity]
+
+
 def _triage(*, event: AlertEvent, asset: Asset, alert: Alert, episode: Episode, reopened: bool,
             now: dt.datetime) -> IngestResult:
     """Coverage at alert time decides: contract ticket + work order, warranty ticket, or a desk
@@ -200,7 +221,7 @@ def _triage(*, event: AlertEvent, asset: Asset, alert: Alert, episode: Episode, 
     summary = f"{'Recurring: ' if reopened else ''}{name} on {asset.serial} ({asset.site.name})"
     ticket = ticket_open_internal(
         asset=asset, summary=summary, source=TicketSource.ALERT,
-        priority=SEVERITY_PRIORITY[event.severity], cover=cover, now=now, episode=episode)
+        priority=_priority(event), cover=cover, now=now, episode=episode)
     result = IngestResult(Outcome.TICKET, alert_id=alert.pk, episode_id=episode.pk,
                           ticket_id=ticket.pk)
     if cover.coverage == Coverage.CONTRACT:

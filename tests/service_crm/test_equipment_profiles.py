@@ -4,9 +4,11 @@ PostgreSQL), so a new kind of machine is watched without a code change."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +377,94 @@ def test_the_admin_imports_a_pasted_profile_and_lists_its_errors_by_field() -> N
     assert m.AuditLog.objects.filter(action="equipment_profile.import").exists()
     nobody = _client(f.UserFactory(username="clerk", is_staff=True))
     assert nobody.get(url).status_code == 403
+
+
+# ------------------------------------------------- unclassified alerts, classified by the desk
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_the_model_cannot_name_is_unclassified_until_the_desk_classifies_it(
+        store: psycopg.Connection[Any]) -> None:
+    f.SparePartFactory(sku="GBX-PLANET")
+    # The gearbox's profile as first written: nobody thought of the particle counter.
+    raw = yaml.safe_load(GEARBOX)
+    del raw["metrics"]["particle_count_ppm"]
+    model = equipment_profile_import(profile=profile_parse(data=raw))
+    _write_gearboxes(store)
+    asset = f.AssetFactory(equipment_model=model)
+    device_claim(device_key=CLAIMED, asset=asset, actor=_desk())
+    worker = DetectWorker(store, WorkerOptions(name="gbx-classify", settle_s=0, max_span_s=600,
+                                               reload_s=0), BankConfig())
+    events = run_until_caught_up(worker)
+    first = next(e for e in events if e.device == CLAIMED and e.kind == "equipment"
+                 and e.state == "open")
+    # Watched generically: the wear is seen, but its failure mode is only a guess.
+    assert first.evidence[0].metric == "particle_count_ppm"
+    assert first.classified is False
+    assert first.failure_mode != "gear_wear"
+    result = alert_ingest(event=first)
+    episode = m.Episode.objects.get(pk=result.episode_id)
+    assert m.Alert.objects.get(pk=result.alert_id).classified is False
+    dora = _client(_desk())
+    page = dora.get(f"/desk/episodes/{episode.pk}/")
+    assert page.status_code == 200
+    assert b'data-testid="episode-unclassified"' in page.content
+    assert b"particle_count_ppm" in page.content
+    assert dora.get("/desk/alerts/?unclassified=1").content.count(b"data-alert=") == 1
+
+    # A failure mode the model does not have is refused by its field; other roles may not.
+    r = dora.post(f"/desk/episodes/{episode.pk}/classify/", {"failure_mode": "made_up"})
+    assert r.status_code == 400
+    assert b"made_up" in r.content
+    sales = _client(_desk("sal", "sales_manager"))
+    assert sales.post(f"/desk/episodes/{episode.pk}/classify/",
+                      {"failure_mode": "gear_wear", "remember": "on"}).status_code == 403
+
+    r = dora.post(f"/desk/episodes/{episode.pk}/classify/",
+                  {"failure_mode": "gear_wear", "remember": "on"})
+    assert r.status_code == 302, r.content
+    episode.refresh_from_db()
+    assert (episode.failure_mode_code, episode.failure_mode.code) == ("gear_wear", "gear_wear")
+    alert = m.Alert.objects.get(pk=result.alert_id)
+    assert (alert.classified, alert.failure_mode_code) == (True, "gear_wear")
+    spec = model.metrics.get(metric="particle_count_ppm")
+    assert (spec.role, spec.failure_mode) == ("evidence", "gear_wear")
+    assert set(m.AuditLog.objects.filter(actor__username="dora").values_list(
+        "action", flat=True)) >= {"episode.classify", "metric_spec.classify"}
+    # A later revision of the same alert, still a guess, does not undo the desk's word.
+    later = alert_ingest(event=replace(first, revision=first.revision + 1, state="update"))
+    assert later.episode_id == episode.pk
+    assert m.Alert.objects.get(pk=result.alert_id).failure_mode_code == "gear_wear"
+    # The worker reloads the model: the metric now has a known failure mode on every gearbox.
+    assert worker.reload_if_changed()
+    assert worker.catalogue.classified(CLAIMED, "particle_count_ppm")
+    spec_now = {(s.asset, s.metric): s for s in worker.bank.specs}
+    assert spec_now[(CLAIMED, "particle_count_ppm")].mode == "gear_wear"
+    assert not worker.catalogue.classified(UNCLAIMED, "particle_count_ppm")
+
+
+@pytest.mark.django_db
+def test_classifying_into_a_live_episode_of_that_mode_merges_them() -> None:
+    from service_crm.services.episodes import episode_classify
+
+    f.SparePartFactory(sku="GBX-PLANET")
+    model = equipment_profile_import(profile=profile_parse(data=yaml.safe_load(GEARBOX)))
+    asset = f.AssetFactory(equipment_model=model)
+    now = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    known = m.Episode.objects.create(asset=asset, failure_mode_code="gear_wear", opened_at=now,
+                                     last_alert_at=now, peak_severity="warning")
+    guessed = m.Episode.objects.create(asset=asset, failure_mode_code="abnormal_behaviour",
+                                       opened_at=now - dt.timedelta(hours=1),
+                                       last_alert_at=now, peak_severity="warning")
+    alert = m.Alert.objects.create(
+        alert_id="x:equipment:1", revision=0, state="open", device_key="x", asset=asset,
+        episode=guessed, kind="equipment", severity="warning",
+        failure_mode_code="abnormal_behaviour", score=0.6, opened_at=now, at=now,
+        evidence=[{"metric": "gear_noise_db", "detector": "baseline"}], classified=False)
+    result = episode_classify(actor=_desk(), episode=guessed, code="gear_wear", remember=False)
+    assert (result.episode.pk, result.merged, result.remembered) == (known.pk, True, ())
+    guessed.refresh_from_db()
+    known.refresh_from_db()
+    alert.refresh_from_db()
+    assert guessed.status == "closed"
+    assert (alert.episode_id, alert.classified) == (known.pk, True)
+    assert known.opened_at == now - dt.timedelta(hours=1)
+    assert not model.metrics.filter(metric="gear_noise_db").exists()

@@ -48,7 +48,14 @@ class AlertSerializer(serializers.ModelSerializer[Alert]):
         model = Alert
         fields = ["id", "alert_id", "revision", "state", "device_key", "asset", "episode",
                   "kind", "severity", "failure_mode_code", "score", "opened_at", "at",
-                  "evidence", "detectors"]
+                  "evidence", "detectors", "classified"]
+
+
+class EpisodeClassifySerializer(serializers.Serializer[Any]):
+    failure_mode = serializers.CharField(
+        max_length=63, help_text="code of one of the asset's equipment model's failure modes")
+    remember = serializers.BooleanField(
+        default=False, help_text="save the leading metrics' failure mode into the model")
 
 
 class EpisodeSerializer(serializers.ModelSerializer[Episode]):

@@ -43,6 +43,7 @@ from service_crm.selectors import api_tokens as api_token_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role, scope_for
 from service_crm.services import api_tokens as api_token_services
 from service_crm.services import devices as device_services
+from service_crm.services import episodes as episode_services
 from service_crm.services import offers as offer_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
@@ -225,9 +226,25 @@ class EpisodeViewSet(ReadOnlyScoped):
                f.choice("severity", "peak_severity", Severity.choices),
                f.integer("asset", "asset_id"), f.integer("account", "asset__site__account_id"))
 
+    @extend_schema(request=s.EpisodeClassifySerializer, responses=s.EpisodeSerializer)
+    @action(detail=True, methods=["post"])
+    def classify(self, request: Request, pk: str) -> Response:
+        """Name the failure mode of an episode whose alerts the detector could not classify
+        (desk roles only); with `remember`, saved into the asset's equipment model. An episode
+        merged into a live one of that mode returns that one."""
+        episode = self.get_object()
+        require_role(request, DESK_ROLES)
+        body = s.EpisodeClassifySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = episode_services.episode_classify(
+            actor=request.user, episode=episode, code=body.validated_data["failure_mode"],
+            remember=body.validated_data["remember"])
+        return Response(s.EpisodeSerializer(result.episode).data)
+
 
 class AlertViewSet(ReadOnlyScoped):
-    """Detector alerts; filter by `state`, `severity`, `asset`, `episode`, `device`, `since`."""
+    """Detector alerts; filter by `state`, `severity`, `asset`, `episode`, `device`, `since`,
+    `classified`."""
 
     serializer_class = s.AlertSerializer
     list_selector = staticmethod(access.alert_list_for_user)
@@ -235,7 +252,8 @@ class AlertViewSet(ReadOnlyScoped):
     filters = (f.choice("state", "state", AlertState.choices),
                f.choice("severity", "severity", Severity.choices),
                f.integer("asset", "asset_id"), f.integer("episode", "episode_id"),
-               f.text("device", "device_key"), f.instant("since", "at__gte"))
+               f.text("device", "device_key"), f.instant("since", "at__gte"),
+               f.boolean("classified", "classified"))
 
 
 class TicketViewSet(ReadOnlyScoped):
