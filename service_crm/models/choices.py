@@ -122,6 +122,7 @@ class PlannedVisitStatus(models.TextChoices):
     PLANNED = "planned", "Planned (work order proposed)"
     SKIPPED = "skipped", "Skipped (recent visit)"
     CANCELLED = "cancelled", "Cancelled (contract changed)"
+    DROPPED = "dropped", "Dropped by the desk"
 
 
 class ChargeKind(models.TextChoices):

@@ -80,6 +80,11 @@ class MaintenanceContract(models.Model):
     price = models.DecimalField(
         max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
     )
+    # Kept by the planning of visits (not edited by hand): how far ahead the visit plan is in
+    # line, and a digest of what it was planned from, so a pass only looks at contracts that
+    # changed or have a new visit coming into its horizon.
+    visits_planned_through = models.DateField(null=True, blank=True, editable=False)
+    visits_plan_key = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["account", "-end"]

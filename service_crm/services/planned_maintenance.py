@@ -18,10 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from service_crm.models import (
@@ -41,6 +43,7 @@ from service_crm.models.choices import (
     TicketStatus,
     WorkOrderStatus,
 )
+from service_crm.selectors.access import Role, has_role
 from service_crm.selectors.engineers import engineer_match
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 
@@ -119,14 +122,15 @@ def _propose(*, contract: MaintenanceContract, asset: Asset, due: dt.date,
     return wo
 
 
-def _cancel(*, visit: PlannedVisit, now: dt.datetime, why: str) -> None:
+def _cancel(*, visit: PlannedVisit, now: dt.datetime, why: str, actor: Any = None,
+            status: str = V.CANCELLED) -> None:
     before = snapshot(visit)
     if visit.work_order_id is not None:
         wo = WorkOrder.objects.select_for_update().get(pk=visit.work_order_id)
         wo_before = snapshot(wo)
         wo.status = W.CANCELLED
         wo.save(update_fields=["status"])
-        audit_record(actor=None, action="work_order.cancel", obj=wo, before=wo_before, at=now)
+        audit_record(actor=actor, action="work_order.cancel", obj=wo, before=wo_before, at=now)
         ticket = Ticket.objects.select_for_update().get(pk=wo.ticket_id)
         if ticket.is_open:
             t_before = snapshot(ticket)
@@ -134,14 +138,46 @@ def _cancel(*, visit: PlannedVisit, now: dt.datetime, why: str) -> None:
             # no fault, and no outcome to record.
             ticket.status, ticket.closed_at = TicketStatus.CLOSED, now
             ticket.save(update_fields=["status", "closed_at"])
-            audit_record(actor=None, action="ticket.withdrawn", obj=ticket, before=t_before,
+            audit_record(actor=actor, action="ticket.withdrawn", obj=ticket, before=t_before,
                          at=now)
-    visit.status, visit.note = V.CANCELLED, why[:200]
+    visit.status, visit.note = status, why[:200]
     visit.save(update_fields=["status", "note"])
-    audit_record(actor=None, action="planned_visit.cancel", obj=visit, before=before, at=now)
-    interaction_record(account=visit.contract.account, asset=visit.asset, at=now,
+    action = "planned_visit.cancel" if status == V.CANCELLED else "planned_visit.drop"
+    audit_record(actor=actor, action=action, obj=visit, before=before, at=now)
+    interaction_record(account=visit.contract.account, asset=visit.asset, at=now, by=actor,
                        summary=f"Planned visit {visit.due} under {visit.contract.number} "
                                f"cancelled: {why}")
+
+
+# Who may drop a planned visit by hand: the desk and its managers.
+CANCEL_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
+
+
+@transaction.atomic(durable=True)
+def planned_visit_cancel(*, visit: PlannedVisit, actor: Any, reason: str,
+                         now: dt.datetime | None = None) -> PlannedVisit:
+    """The desk drops a planned visit (the customer declined it, the machine is down for a
+    refit): its unstarted work order is cancelled and its ticket withdrawn; audited, with the
+    reason on the account timeline. Work already started is never cancelled."""
+    now = now or timezone.now()
+    if not has_role(user=actor, roles=CANCEL_ROLES):
+        raise ValidationError({"actor": "Only the service desk cancels planned visits."})
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the visit is cancelled."})
+    v = (PlannedVisit.objects.select_for_update().select_related("contract__account", "asset")
+         .get(pk=visit.pk))
+    if v.status != V.PLANNED:
+        raise ValidationError({"status": f"The visit is already {v.get_status_display()}."})
+    if v.work_order_id is not None and WorkOrder.objects.filter(
+            pk=v.work_order_id).exclude(status__in=NOT_STARTED).exists():
+        raise ValidationError({"status": "Its work order has started: complete or cancel "
+                                         "the work order instead."})
+    # DROPPED, not CANCELLED: the planning pass re-plans a visit the contract promises again,
+    # but never one the desk dropped.
+    _cancel(visit=v, now=now, why=f"dropped by the desk: {reason[:150]}", actor=actor,
+            status=V.DROPPED)
+    return v
 
 
 @transaction.atomic(durable=True)
@@ -191,19 +227,80 @@ def contract_plan_visits(*, contract_id: int, now: dt.datetime,
             visit.save()
             audit_record(actor=None, action=f"planned_visit.{visit.status}", obj=visit,
                          before=before, at=now)
+    _plan_mark(contract_id=contract.pk, through=last)
     return PlanReport(planned=planned, skipped=skipped, cancelled=cancelled)
+
+
+def _plan_key_sql() -> str:
+    """SQL for a contract row ``mc``'s plan key: a digest of everything its visit plan
+    depends on (dates, interval, lapse, the assets still in service). Planning stores it; a
+    contract whose key differs has changed since and must be planned again."""
+    through = MaintenanceContract.assets.through._meta.db_table
+    asset = Asset._meta.db_table
+    return (
+        f"md5(concat_ws('|', mc.start, mc.\"end\", ({_STEP_SQL}), "
+        f"mc.renewal_status = '{RenewalStatus.LAPSED}', "
+        f"(SELECT string_agg(a.id::text, ',' ORDER BY a.id) FROM {through} ca "
+        f"JOIN {asset} a ON a.id = ca.asset_id WHERE ca.maintenancecontract_id = mc.id "
+        f"AND a.status <> '{AssetStatus.DECOMMISSIONED}')))"
+    )
+
+
+# The visit interval in days, as MaintenanceContract.visit_interval_days computes it.
+_STEP_SQL = ("CASE WHEN mc.interval_days > 0 THEN mc.interval_days "
+             "WHEN mc.visits_per_year > 0 THEN GREATEST(1, 365 / mc.visits_per_year) END")
+
+
+def _plan_mark(*, contract_id: int, through: dt.date) -> None:
+    """Remember that the contract's plan is in line up to ``through``, and under which key."""
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {MaintenanceContract._meta.db_table} mc "  # noqa: S608
+                    f"SET visits_planned_through = %s, visits_plan_key = {_plan_key_sql()} "
+                    "WHERE mc.id = %s", [through, contract_id])
+
+
+def contract_ids_due_for_planning(*, today: dt.date, last: dt.date) -> list[int]:
+    """The contracts a planning pass has work for, in one query, instead of every contract:
+
+    * its plan key changed since it was last planned (dates, interval, assets, lapse), or it
+      was never planned; or
+    * its next due date after the day it was planned through falls in ``[today, last]`` and
+      before its end (a new visit comes into the horizon).
+
+    Contracts that ended and have no planned visit left are not looked at at all."""
+    mc_table = MaintenanceContract._meta.db_table
+    pv_table = PlannedVisit._meta.db_table
+    sql = f"""
+        WITH c AS (
+            SELECT mc.id, mc."end", mc.visits_plan_key AS stored_key,
+                   {_plan_key_sql()} AS current_key, ({_STEP_SQL}) AS step,
+                   mc.start + ({_STEP_SQL}) / 2 AS first_due,
+                   GREATEST(mc.visits_planned_through + 1, %(today)s::date) AS after
+            FROM {mc_table} mc
+            WHERE mc."end" >= %(today)s::date
+               OR EXISTS (SELECT 1 FROM {pv_table} pv WHERE pv.contract_id = mc.id
+                          AND pv.status = %(planned)s AND pv.due >= %(today)s::date)
+        )
+        SELECT id FROM c
+        WHERE stored_key IS DISTINCT FROM current_key
+           OR (step IS NOT NULL AND
+               CASE WHEN after <= first_due THEN first_due
+                    ELSE first_due + ((after - first_due + step - 1) / step) * step END
+               <= LEAST(%(last)s::date, "end"))
+        ORDER BY id"""  # noqa: S608 (table names from the models, values bound)
+    with connection.cursor() as cur:
+        cur.execute(sql, {"today": today, "last": last, "planned": V.PLANNED})
+        return [row[0] for row in cur.fetchall()]
 
 
 def planned_visits_generate(*, now: dt.datetime | None = None,
                             horizon: int | None = None) -> PlanReport:
-    """Plan every contract that could owe a visit in the horizon, or still has visits planned;
+    """Plan the contracts that have work to do (see :func:`contract_ids_due_for_planning`);
     one transaction per contract, so one bad contract does not hold the others back."""
     now = now or timezone.now()
     today = now.date()
-    ids = set(MaintenanceContract.objects.filter(end__gte=today).values_list("pk", flat=True))
-    ids |= set(PlannedVisit.objects.filter(status=V.PLANNED, due__gte=today)
-               .values_list("contract_id", flat=True))
+    last = today + dt.timedelta(days=horizon_days() if horizon is None else horizon)
     report = PlanReport()
-    for cid in sorted(ids):
+    for cid in contract_ids_due_for_planning(today=today, last=last):
         report += contract_plan_visits(contract_id=cid, now=now, horizon=horizon)
     return report
