@@ -225,6 +225,16 @@ class DeviceRow:
     asset_id: int | None
 
 
+# A device's state as the desk should see it: what it last said on its status topic, except
+# that a device the detector has found silent for longer than a few of its own reporting
+# intervals (an open "device offline" alert) is offline even though it never said so (a
+# device whose link died without its will being sent, or one that stays connected but silent).
+DEVICE_STATE_SQL = (
+    "CASE WHEN EXISTS (SELECT 1 FROM service_crm_alert a WHERE a.device_key = d.device_key "
+    "AND a.kind = 'device' AND a.failure_mode_code = 'device_offline' AND a.state <> 'clear') "
+    "THEN 'offline' ELSE d.state END")
+
+
 def device_list_for_user(*, user: Any, unclaimed: bool | None = None,
                          device_key: str | None = None,
                          limit: int = 500, offset: int = 0) -> list[DeviceRow]:
@@ -238,7 +248,7 @@ def device_list_for_user(*, user: Any, unclaimed: bool | None = None,
                     .values_list("device_key", flat=True))
         if not keys:
             return []
-    sql = ("SELECT d.device_key, d.first_seen, d.last_seen, d.state, l.asset_id "
+    sql = (f"SELECT d.device_key, d.first_seen, d.last_seen, {DEVICE_STATE_SQL}, l.asset_id "
            "FROM devices d LEFT JOIN service_crm_devicelink l ON l.device_key = d.device_key "
            "WHERE TRUE")
     params: list[Any] = []
@@ -263,7 +273,8 @@ def device_counts_for_user(*, user: Any) -> dict[str, int]:
     """How many of the devices the user may see are online, offline, of unknown state, and
     (staff only) unclaimed: the fleet-health figures of the dashboard."""
     scope = scope_for(user=user)
-    sql = ("SELECT coalesce(d.state, 'unknown'), l.id IS NULL, count(*) FROM devices d "
+    sql = (f"SELECT coalesce({DEVICE_STATE_SQL}, 'unknown'), l.id IS NULL, count(*) "
+           "FROM devices d "
            "LEFT JOIN service_crm_devicelink l ON l.device_key = d.device_key")
     params: list[Any] = []
     if not scope.everything:

@@ -417,8 +417,8 @@ def fleet_health_get(*, user: Any) -> FleetHealth:
     device_alerts = (access.alert_list_for_user(user=user).filter(kind="device")
                      .exclude(state=AlertState.CLEAR).exclude(asset__isnull=True))
     # The store's `devices` table is not a Django model: read its offline keys as SQL.
-    offline_links = DeviceLink.objects.filter(
-        device_key__in=RawSQL("SELECT device_key FROM devices WHERE state = 'offline'", []))
+    offline_links = DeviceLink.objects.filter(device_key__in=RawSQL(
+        f"SELECT device_key FROM devices d WHERE {access.DEVICE_STATE_SQL} = 'offline'", []))
 
     def among(qs: QuerySet[Any], field: str = "asset_id") -> Q:
         return Q(pk__in=qs.order_by().values(field))
@@ -427,9 +427,9 @@ def fleet_health_get(*, user: Any) -> FleetHealth:
         When(Q(status=AssetStatus.DOWN) | among(live.filter(peak_severity=Severity.CRITICAL)),
              then=Value("critical")),
         When(among(live), then=Value("warning")),
+        When(among(offline_links), then=Value("offline")),
         When(among(device_alerts) | among(live_all.filter(device_only)),
              then=Value("device_problem")),
-        When(among(offline_links), then=Value("offline")),
         default=Value("ok"), output_field=CharField())
     rows = (access.asset_list_for_user(user=user)
             .exclude(status=AssetStatus.DECOMMISSIONED)

@@ -15,7 +15,7 @@ from django.test import Client
 
 from service_crm import models as m
 from service_crm.models.choices import Outcome
-from service_crm.selectors import reports
+from service_crm.selectors import access, reports
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_check_sla, ticket_transition
 from tests import factories as f
@@ -223,6 +223,18 @@ def test_fleet_health_states(world: World, desk_agent: Any, field_engineer: Any)
         "ok": 1, "warning": 3, "critical": 1, "device_problem": 1, "offline": 1}
     # The north engineer sees the north assets only.
     assert reports.fleet_health_get(user=field_engineer).total == 5
+    # A device that never said it went offline but fell silent: the detector's "device
+    # offline" alert makes it offline for the desk, until the alert clears.
+    f.AssetFactory(site=site, equipment_model=model, device="mute-n1")
+    f.store_device("mute-n1")
+    silent = dataclasses.replace(f.alert_event("mute-n1", at=world.now,
+                                               failure_mode="device offline"), kind="device")
+    alert_ingest(event=silent)
+    assert reports.fleet_health_get(user=desk_agent).counts["offline"] == 2
+    assert access.device_counts_for_user(user=desk_agent)["offline"] == 2
+    alert_ingest(event=dataclasses.replace(silent, revision=2, state="clear"))
+    assert reports.fleet_health_get(user=desk_agent).counts["offline"] == 1
+    assert access.device_counts_for_user(user=desk_agent)["offline"] == 1
 
 
 # --- pages --------------------------------------------------------------------------------
