@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from service_crm.models import SalesOrder
 from service_crm.models.choices import (
     AlertState,
     EpisodeStatus,
@@ -27,6 +28,7 @@ from service_crm.models.choices import (
     TicketStatus,
 )
 from service_crm.selectors import access
+from service_crm.selectors import offers as offer_selectors
 from service_crm.selectors import reports as report_selectors
 from service_crm.selectors import search as search_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
@@ -34,15 +36,18 @@ from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
+from service_crm.services import episodes as episode_services
 from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
 from web.desk import charts
+from web.desk.classify import ClassifyForm, classify_context
 from web.desk.queries import dashboard_get
 from web.forms import (
     ContractDocumentForm,
     DeviceClaimForm,
+    OfferDiscountForm,
     PauseForm,
     ScheduleForm,
     TicketTransitionForm,
@@ -53,6 +58,9 @@ from web.uploads import upload_refusal
 
 DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 STAFF = tuple(STAFF_ROLES)
+# Offers are the sales side's too: every office role drafts, prices and sends them (approval
+# of a big discount stays with managers, checked by the service).
+OFFER = STAFF
 PAGE = 50
 ACCOUNT_TIMELINE = 50  # latest interactions on the account page
 DISPATCH_DAYS = 7
@@ -125,12 +133,60 @@ def episode_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*STAFF)
-def episode_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def episode_detail(request: HttpRequest, pk: int, *, offer_error: str = "",
+                   status: int = 200, classify_form: ClassifyForm | None = None) -> HttpResponse:
     episode = access.episode_get_for_user(user=request.user, pk=pk)
+    alerts = list(episode.alerts.order_by("-at")[:50])
     return render(request, "desk/episode_detail.html", {
-        "episode": episode, "alerts": episode.alerts.order_by("-at")[:50],
+        "episode": episode, "alerts": alerts,
+        "can_classify": access.has_role(user=request.user, roles=set(DESK)),
+        **classify_context(episode, alerts, classify_form),
         "tickets": episode.tickets.order_by("-opened_at"),
-        "markers": _markers(request, episode.asset, episode=episode)})
+        "offers": access.offer_list_for_user(user=request.user).filter(episode=episode),
+        "can_offer": access.has_role(user=request.user, roles=set(OFFER)),
+        "offer_error": offer_error,
+        "markers": _markers(request, episode.asset, episode=episode)}, status=status)
+
+
+@require_POST
+@role_required(*OFFER)
+def episode_offer_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Draft an offer for the episode's repair (parts, labour, a contract when uncovered) and
+    open it, to adjust the discount and send it."""
+    episode = access.episode_get_for_user(user=request.user, pk=pk)
+    form = forms.Form({})
+    form.is_valid()
+    made: list[Any] = []
+    if call_service(form, lambda: made.append(offer_services.offer_create_for_episode(
+            episode=episode, actor=request.user))):  # type: ignore[arg-type]
+        messages.success(request, f"Draft offer {made[0].number} prepared: check it and send "
+                                  "it to the customer.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
+    return episode_detail(request, pk, offer_error=" ".join(
+        str(e) for e in form.non_field_errors()), status=400)
+
+
+@require_POST
+@role_required(*DESK)
+def episode_classify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Name the failure mode of an episode led by metrics the equipment model does not name
+    (:mod:`web.desk.classify`); a refusal is shown by its field (400)."""
+    episode = access.episode_get_for_user(user=request.user, pk=pk)
+    form = ClassifyForm(request.POST, episode=episode)
+    done: list[episode_services.Classified] = []
+    if form.is_valid() and call_service(form, lambda: done.append(
+            episode_services.episode_classify(
+                actor=request.user, episode=episode, code=form.cleaned_data["failure_mode"],
+                remember=form.cleaned_data["remember"]))):
+        result = done[0]
+        note = f"Episode {episode.pk} classified as {form.cleaned_data['failure_mode']}"
+        if result.merged:
+            note += f" and merged into episode {result.episode.pk}"
+        if result.remembered:
+            note += f"; saved for {', '.join(result.remembered)} in the equipment model"
+        messages.success(request, note + ".")
+        return HttpResponseRedirect(reverse("desk:episode", args=[result.episode.pk]))
+    return episode_detail(request, pk, classify_form=form, status=400)
 
 
 @role_required(*STAFF)
@@ -147,12 +203,15 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(state=state)
     if severity:
         qs = qs.filter(severity=severity)
+    unclassified = request.GET.get("unclassified") == "1"
+    if unclassified:
+        qs = qs.filter(classified=False)
     page = _page(request, qs.order_by("-at", "-pk"))
     for a in page:  # the strongest piece of evidence, for the row
         ev = [e for e in (a.evidence or []) if isinstance(e, dict)]
         a.top_evidence = max(ev, key=lambda e: e.get("score") or 0, default=None)
     return render(request, "desk/alert_list.html", {
-        "page": page, "state": state, "severity": severity,
+        "page": page, "state": state, "severity": severity, "unclassified": unclassified,
         "states": AlertState.choices, "severities": Severity.choices})
 
 
@@ -422,21 +481,45 @@ def offer_list(request: HttpRequest) -> HttpResponse:
         "page": _page(request, qs), "status": status, "statuses": OfferStatus.choices})
 
 
+def _offer_page(request: HttpRequest, offer: Any, *, status: int = 200,
+                **forms_: Any) -> HttpResponse:
+    lines = list(offer.lines.all())
+    return render(request, "desk/offer_detail.html", {
+        "offer": offer, "lines": lines,
+        "money": offer_selectors.offer_totals_get(offer=offer, lines=lines),
+        "order": SalesOrder.objects.filter(offer=offer).first(),
+        "recipients": offer.sent_to.all(),
+        "discount_form": forms_.get("discount_form") or OfferDiscountForm(
+            initial={"discount_pct": offer.discount_pct}),
+        "action_form": forms_.get("action_form"),
+        "can_act": access.has_role(user=request.user, roles=set(OFFER)),
+        "can_approve": access.has_role(user=request.user,
+                                       roles={Role.ADMIN, Role.SERVICE_MANAGER})}, status=status)
+
+
 @role_required(*STAFF)
 def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     offer = access.offer_get_for_user(user=request.user, pk=pk)
-    return render(request, "desk/offer_detail.html", {
-        "offer": offer, "lines": offer.lines.all(),
-        "can_approve": bool(access.scope_for(user=request.user).roles
-                            & {Role.ADMIN, Role.SERVICE_MANAGER})})
+    return _offer_page(request, offer)
 
 
 @require_POST
-@role_required(*STAFF)
+@role_required(*OFFER)
 def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
-    """request-approval / approve / send, each one service call."""
+    """discount / request-approval / approve / send, each one service call."""
     offer = access.offer_get_for_user(user=request.user, pk=pk)
     actor: Any = request.user
+    if verb == "discount":
+        discount_form = OfferDiscountForm(request.POST)
+        if discount_form.is_valid() and call_service(
+                discount_form, lambda: offer_services.offer_set_discount(
+                    offer=offer, discount_pct=discount_form.cleaned_data["discount_pct"],
+                    actor=actor)):
+            messages.success(request, f"{offer.number}: discount set to "
+                                      f"{discount_form.cleaned_data['discount_pct']} %.")
+            return HttpResponseRedirect(reverse("desk:offer", args=[offer.pk]))
+        offer.refresh_from_db()
+        return _offer_page(request, offer, discount_form=discount_form, status=400)
     services = {
         "request-approval": lambda: offer_services.offer_request_approval(offer=offer,
                                                                           actor=actor),
@@ -453,10 +536,8 @@ def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     if call_service(form, services[verb]):
         messages.success(request, f"{offer.number}: {verb.replace('-', ' ')} done.")
         return HttpResponseRedirect(reverse("desk:offer", args=[offer.pk]))
-    return render(request, "desk/offer_detail.html", {
-        "offer": offer, "lines": offer.lines.all(), "action_form": form,
-        "can_approve": access.has_role(user=request.user,
-                                       roles={Role.ADMIN, Role.SERVICE_MANAGER})}, status=400)
+    offer.refresh_from_db()
+    return _offer_page(request, offer, action_form=form, status=400)
 
 
 def _unclaimed_page(request: HttpRequest, *, failed_key: str = "",
@@ -548,9 +629,31 @@ def renewals(request: HttpRequest) -> HttpResponse:
         return (101 if health is None else health, o.contract.end, o.contract.pk)
 
     rows.sort(key=least_healthy_first)
+    open_offers = {o.renews_id: o for o in access.offer_list_for_user(user=request.user).filter(
+        renews_id__in=[r.contract.pk for r in rows],
+        status__in=offer_services.OPEN_OFFER)}
     return render(request, "desk/renewals.html", {
-        "opportunities": rows,
+        "opportunities": [(r, open_offers.get(r.contract.pk)) for r in rows],
+        "can_offer": access.has_role(user=request.user, roles=set(OFFER)),
         "automatic": [o for o in found if o.contract.auto_renew]})
+
+
+@require_POST
+@role_required(*OFFER)
+def contract_renewal_offer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Draft the renewal offer of a contract (another year at its price) and open it."""
+    contract = access.contract_get_for_user(user=request.user, pk=pk)
+    form = forms.Form({})
+    form.is_valid()
+    made: list[Any] = []
+    if call_service(form, lambda: made.append(offer_services.offer_create_renewal(
+            contract=contract, actor=request.user))):  # type: ignore[arg-type]
+        messages.success(request, f"Renewal offer {made[0].number} drafted for "
+                                  f"{contract.number}: check it and send it.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
+    for error in form.non_field_errors():
+        messages.error(request, str(error))
+    return HttpResponseRedirect(reverse("desk:renewals"))
 
 
 @role_required(*STAFF)
