@@ -66,3 +66,14 @@ def webhook_timeout_s() -> float:
 def default_phone_region() -> str:
     """Country a phone number without ``+`` is read in when the account has no site."""
     return str(getattr(settings, "AFTERCARE_DEFAULT_PHONE_REGION", "DE"))
+
+
+def currency() -> str:
+    """ISO 4217 code every price in offers and orders is in (one currency per installation)."""
+    return str(getattr(settings, "AFTERCARE_CURRENCY", "EUR"))
+
+
+def public_url() -> str:
+    """Where customers reach the web app, for links in emails (no trailing slash)."""
+    return str(getattr(settings, "AFTERCARE_PUBLIC_URL", "")
+               or f"http://127.0.0.1:{getattr(settings, 'AFTERCARE_WEB_PORT', 8000)}").rstrip("/")

@@ -88,5 +88,16 @@ class ProgressForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
+    """The customer's answer to an offer: accepting asks once more (``confirm``) and may
+    carry their purchase-order number."""
+
     accepted = forms.TypedChoiceField(choices=[("yes", "Accept"), ("no", "Decline")],
                                       coerce=lambda v: v == "yes")
+    po_reference = forms.CharField(max_length=60, required=False,
+                                   label="Your purchase-order number (optional)")
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class OfferDiscountForm(forms.Form):
+    discount_pct = forms.DecimalField(min_value=0, max_value=100, max_digits=5,
+                                      decimal_places=2, label="Discount %")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 from aftercare import config
 
@@ -204,6 +207,13 @@ LOGGING = {
 DEFAULT_FROM_EMAIL = _settings.from_email
 SERVER_EMAIL = _settings.from_email
 AFTERCARE_DESK_EMAIL = _settings.desk_email
+# Links in emails to customers (the offer's portal page): AFTERCARE_PUBLIC_URL, or this
+# machine on WEB_PORT.
+AFTERCARE_PUBLIC_URL = os.environ.get("AFTERCARE_PUBLIC_URL", "").strip()
+if AFTERCARE_PUBLIC_URL and not AFTERCARE_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("AFTERCARE_PUBLIC_URL must start with http:// or https://")
+AFTERCARE_WEB_PORT = _settings.web_port
+AFTERCARE_CURRENCY = "EUR"
 if _settings.email_url:
     from urllib.parse import unquote, urlsplit
 

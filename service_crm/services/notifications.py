@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.mail import EmailMessage
+from django.urls import reverse
 
 from service_crm import conf
 from service_crm.models import Contact, MaintenanceContract, Offer, Ticket, WorkOrder
+from service_crm.selectors.offers import offer_totals_get
 
 
 def _ics_time(t: dt.datetime) -> str:
@@ -77,14 +79,25 @@ def notify_customer_ticket(*, ticket_id: int) -> None:
 
 
 def notify_offer(*, offer_id: int, contact_ids: list[int]) -> None:
+    """The offer with its total, and the portal link where the contact accepts or declines it
+    (with their purchase-order number)."""
     offer = Offer.objects.prefetch_related("lines").get(pk=offer_id)
-    lines = "\n".join(f"  {ln.quantity} x {ln.description}: {ln.unit_price} EUR"
-                      for ln in offer.lines.all())
+    rows = list(offer.lines.all())
+    money = offer_totals_get(offer=offer, lines=rows)
+    cur = money.currency
+    lines = "\n".join(f"  {ln.quantity.normalize():f} x {ln.description}: "
+                      f"{ln.unit_price:,.2f} {cur} = {ln.total:,.2f} {cur}" for ln in rows)
+    discount = (f"Discount {money.discount_pct.normalize():f} %: -{money.discount:,.2f} {cur}\n"
+                if money.discount else "")
+    link = conf.public_url() + reverse("portal:offer", args=[offer.pk])
     for contact in Contact.objects.filter(pk__in=contact_ids, offer_consent=True):
         EmailMessage(
             subject=f"[Aftercare] Offer {offer.number}: {offer.title}",
             body=(f"Dear {contact.name},\n\n{offer.title}\n{lines}\n"
-                  f"Discount: {offer.discount_pct} %\nValid until {offer.valid_until}.\n"),
+                  f"Subtotal: {money.subtotal:,.2f} {cur}\n{discount}"
+                  f"Total: {money.total:,.2f} {cur}\nValid until {offer.valid_until}.\n\n"
+                  f"To accept or decline it, with your purchase-order number, sign in to the "
+                  f"customer portal:\n{link}\n"),
             from_email=conf.from_email(), to=[contact.email],
         ).send()
 

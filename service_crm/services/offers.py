@@ -20,7 +20,15 @@ from service_crm.models import (
     SalesOrder,
     Ticket,
 )
-from service_crm.models.choices import OfferLineKind, OfferStatus, RenewalStatus
+from service_crm.models.choices import (
+    Coverage,
+    InteractionKind,
+    OfferLineKind,
+    OfferStatus,
+    RenewalStatus,
+)
+from service_crm.selectors.coverage import coverage_at
+from service_crm.selectors.offers import offer_totals_get
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 from service_crm.services.contracts import contract_renew_internal
@@ -29,14 +37,17 @@ from service_crm.services.webhooks import outbox_emit
 O = OfferStatus  # noqa: E741
 
 
-def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket,
-                                      now: dt.datetime) -> Offer:
-    """Draft for an uncovered asset: the failure mode's parts, the labour, and a contract."""
+def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket | None,
+                                      now: dt.datetime, contract_line: bool = True,
+                                      actor: AbstractBaseUser | None = None) -> Offer:
+    """Draft for an uncovered asset: the failure mode's parts, the labour, and a contract
+    (`contract_line` False when the asset is covered already)."""
     asset = episode.asset
     offer = Offer.objects.create(
         account=asset.site.account, asset=asset, episode=episode, created_at=now,
         title=f"Repair of {asset.serial}: {episode.failure_mode_code} - and a maintenance contract",
         valid_until=(now + dt.timedelta(days=conf.offer_valid_days())).date(),
+        created_by_id=None if actor is None else actor.pk,
     )
     lines: list[OfferLine] = []
     fm = episode.failure_mode
@@ -48,15 +59,39 @@ def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket,
         lines.append(OfferLine(offer=offer, kind=OfferLineKind.LABOUR,
                                description=f"Engineer labour: {fm.name}",
                                quantity=fm.labour_hours, unit_price=conf.labour_rate()))
-    lines.append(OfferLine(
-        offer=offer, kind=OfferLineKind.CONTRACT, quantity=Decimal(1),
-        description=f"Silver maintenance contract for {asset.serial}, 12 months",
-        unit_price=asset.equipment_model.contract_list_price))
+    if contract_line:
+        lines.append(OfferLine(
+            offer=offer, kind=OfferLineKind.CONTRACT, quantity=Decimal(1),
+            description=f"Silver maintenance contract for {asset.serial}, 12 months",
+            unit_price=asset.equipment_model.contract_list_price))
     OfferLine.objects.bulk_create(lines)
-    audit_record(actor=None, action="offer.draft", obj=offer, before=None, at=now)
-    interaction_record(account=offer.account, asset=asset, ticket=ticket, at=now,
-                       summary=f"Draft offer {offer.number} prepared (asset not covered)")
+    audit_record(actor=actor, action="offer.draft", obj=offer, before=None, at=now)
+    interaction_record(account=offer.account, asset=asset, ticket=ticket, at=now, by=actor,
+                       kind=InteractionKind.AUTOMATION if actor is None else InteractionKind.NOTE,
+                       summary=f"Draft offer {offer.number} prepared "
+                               + ("(asset not covered)" if actor is None else "by the desk"))
     return offer
+
+
+OPEN_OFFER = (OfferStatus.DRAFT, OfferStatus.PENDING_APPROVAL, OfferStatus.SENT)
+
+
+@transaction.atomic(durable=True)
+def offer_create_for_episode(*, episode: Episode, actor: AbstractBaseUser,
+                             now: dt.datetime | None = None) -> Offer:
+    """The desk drafts an offer for an episode's repair: the failure mode's parts and labour,
+    and a maintenance contract when the asset is not covered. One open offer per episode."""
+    now = now or timezone.now()
+    episode = Episode.objects.select_for_update(of=("self",)).select_related(
+        "asset__site__account", "asset__equipment_model", "failure_mode").get(pk=episode.pk)
+    existing = Offer.objects.filter(episode=episode, status__in=OPEN_OFFER).first()
+    if existing is not None:
+        raise ValidationError({"episode": f"Offer {existing.number} for this episode is still "
+                                          f"{existing.get_status_display().lower()}."})
+    covered = coverage_at(asset=episode.asset, on=now.date()).coverage != Coverage.NONE
+    ticket = episode.tickets.order_by("-opened_at").first()
+    return offer_create_for_episode_internal(episode=episode, ticket=ticket, now=now,
+                                             contract_line=not covered, actor=actor)
 
 
 @transaction.atomic(durable=True)
@@ -69,6 +104,11 @@ def offer_create_renewal(*, contract: MaintenanceContract, actor: AbstractBaseUs
     if contract.renewal_status in (RenewalStatus.RENEWED, RenewalStatus.LAPSED):
         raise ValidationError({"renews": f"Contract {contract.number} is already "
                                          f"{contract.renewal_status}."})
+    pending = Offer.objects.filter(renews=contract, status__in=OPEN_OFFER).first()
+    if pending is not None:  # one renewal offer at a time: a second would renew it twice
+        raise ValidationError({"renews": f"Renewal offer {pending.number} for "
+                                         f"{contract.number} is still "
+                                         f"{pending.get_status_display().lower()}."})
     offer = Offer(account=contract.account, renews=contract, created_at=now,
                   title=f"Renewal of {contract.number} ({contract.get_tier_display()})",
                   discount_pct=discount_pct,
@@ -200,8 +240,17 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
         contract_renew_internal(contract=contract, actor=actor, now=now,
                                 why=f"offer {offer.number} accepted")
     audit_record(actor=actor, action=f"offer.{offer.status}", obj=offer, before=before, at=now)
+    # Say who answered: the customer's contact in the portal, or the desk on their behalf.
+    contact = (None if actor is None
+               else Contact.objects.filter(account=offer.account, user_id=actor.pk).first())
+    who = (f" by {contact.name} (portal)" if contact is not None
+           else "" if actor is None else f" by {actor.get_username()} for the customer")
+    po = po_reference.strip()
     interaction_record(account=offer.account, asset=offer.asset, at=now, by=actor,
-                       summary=f"Offer {offer.number} {offer.get_status_display().lower()}")
+                       contact=contact,
+                       kind=InteractionKind.AUTOMATION if actor is None else InteractionKind.NOTE,
+                       summary=f"Offer {offer.number} {offer.get_status_display().lower()}{who}"
+                               + (f", PO {po}" if accepted and po else ""))
     if accepted:
         lines = list(offer.lines.all())
         outbox_emit(topic="offer.accepted", now=now, data={
@@ -214,7 +263,7 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
                        "unit_price": ln.unit_price,
                        "total": ln.total.quantize(Decimal("0.01"))} for ln in lines],
         })
-        gross = sum((ln.total for ln in lines), Decimal(0))
+        money = offer_totals_get(offer=offer, lines=lines)  # the figures the customer saw
         order = SalesOrder(offer=offer, account_id=offer.account_id, created_at=now,
                            po_reference=po_reference.strip())
         order.full_clean(exclude=["offer", "account"])
@@ -223,8 +272,8 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
         outbox_emit(topic="order.created", now=now, data={
             "order": order.number, "order_id": order.pk, "offer": offer.number,
             "account_id": offer.account_id, "po_reference": order.po_reference,
-            "lines_total": gross.quantize(Decimal("0.01")), "discount_pct": offer.discount_pct,
-            "total": (gross * (100 - offer.discount_pct) / 100).quantize(Decimal("0.01"))})
+            "lines_total": money.subtotal, "discount_pct": offer.discount_pct,
+            "total": money.total, "currency": money.currency})
     return offer
 
 

@@ -269,8 +269,13 @@ def test_portal_shows_own_assets_and_tickets_only(world: World, customer_user: A
 
 def test_customer_declines_offer(world: World, customer_user: Any,
                                  browser_client: Any) -> None:
-    response = browser_client(customer_user).post(
-        f"/portal/offers/{world.north.offer.pk}/decide/", {"accepted": "no"})
+    client = browser_client(customer_user)
+    url = f"/portal/offers/{world.north.offer.pk}/decide/"
+    asked = client.post(url, {"accepted": "no"})
+    assert asked.status_code == 200
+    assert "Decline this offer?" in asked.content.decode()
+    assert m.Offer.objects.get(pk=world.north.offer.pk).status == "sent"
+    response = client.post(url, {"accepted": "no", "confirm": "on"})
     assert response.status_code == 302
     assert m.Offer.objects.get(pk=world.north.offer.pk).status == "declined"
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from service_crm.models import Asset, Contact, Interaction
+from service_crm.models import Asset, Contact, Interaction, SalesOrder
 from service_crm.models.choices import (
     EpisodeStatus,
     InteractionKind,
@@ -28,6 +28,7 @@ from service_crm.models.choices import (
 )
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
+from service_crm.selectors.offers import offer_totals_get
 from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
@@ -81,28 +82,49 @@ def ticket_report(request: HttpRequest) -> HttpResponse:
     return home(request, report_form=form, status=400)
 
 
+def _offer_page(request: HttpRequest, offer: Any, form: DecisionForm, *,
+                status: int = 200, confirming: bool = False) -> HttpResponse:
+    lines = list(offer.lines.all())
+    return render(request, "portal/offer.html", {
+        "offer": offer, "lines": lines, "money": offer_totals_get(offer=offer, lines=lines),
+        "form": form, "open": offer.status == OfferStatus.SENT, "confirming": confirming,
+        "order": SalesOrder.objects.filter(offer=offer).first()}, status=status)
+
+
 @role_required(Role.CUSTOMER)
 def offer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     offer = access.offer_get_for_user(user=request.user, pk=pk)
-    return render(request, "portal/offer.html", {
-        "offer": offer, "lines": offer.lines.all(), "form": DecisionForm(),
-        "open": offer.status == OfferStatus.SENT})
+    return _offer_page(request, offer, DecisionForm())
 
 
 @require_POST
 @role_required(Role.CUSTOMER)
 def offer_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Accept (with the customer's PO number) or decline a sent offer. The first POST shows
+    what is being agreed to, with its total, and asks again; only ``confirm`` decides."""
     offer = access.offer_get_for_user(user=request.user, pk=pk)
     form = DecisionForm(request.POST)
     actor: Any = request.user
-    if form.is_valid() and call_service(form, lambda: offer_services.offer_decide(
-            offer=offer, accepted=form.cleaned_data["accepted"], actor=actor)):
-        messages.success(request, f"Thank you: offer {offer.number} "
-                                  f"{'accepted' if form.cleaned_data['accepted'] else 'declined'}.")
-        return HttpResponseRedirect(reverse("portal:home"))
-    return render(request, "portal/offer.html", {
-        "offer": offer, "lines": offer.lines.all(), "form": form,
-        "open": offer.status == OfferStatus.SENT}, status=400)
+    if not form.is_valid():
+        return _offer_page(request, offer, form, status=400)
+    if not form.cleaned_data["confirm"]:
+        if offer.status != OfferStatus.SENT:
+            form.add_error(None, f"This offer is {offer.get_status_display().lower()}; "
+                                 "it can no longer be answered.")
+            return _offer_page(request, offer, form, status=400)
+        return _offer_page(request, offer, form, confirming=True)
+    accepted = form.cleaned_data["accepted"]
+    if call_service(form, lambda: offer_services.offer_decide(
+            offer=offer, accepted=accepted, actor=actor,
+            po_reference=form.cleaned_data["po_reference"])):
+        order = SalesOrder.objects.filter(offer=offer).first()
+        messages.success(request, f"Thank you: offer {offer.number} accepted, order "
+                                  f"{order.number if order else ''} placed."
+                         if accepted else f"Offer {offer.number} declined; thank you for "
+                                          "letting us know.")
+        return HttpResponseRedirect(reverse("portal:offer", args=[offer.pk]))
+    offer.refresh_from_db()
+    return _offer_page(request, offer, form, status=400)
 
 
 @role_required(Role.CUSTOMER)
