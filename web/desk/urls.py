@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web.desk import views
+from web.desk import operations, views
 
 app_name = "desk"
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("episodes/", views.episode_list, name="episodes"),
     path("episodes/<int:pk>/", views.episode_detail, name="episode"),
     path("episodes/<int:pk>/offer/", views.episode_offer_create, name="episode-offer"),
+    path("episodes/<int:pk>/classify/", views.episode_classify, name="episode-classify"),
     path("alerts/", views.alert_list, name="alerts"),
     path("search/", views.search, name="search"),
     path("tickets/", views.ticket_list, name="tickets"),
@@ -38,4 +39,5 @@ urlpatterns = [
     path("devices/unclaimed/", views.devices_unclaimed, name="devices-unclaimed"),
     path("devices/<str:device_key>/claim/", views.device_claim, name="device-claim"),
     path("devices/<str:device_key>/release/", views.device_release, name="device-release"),
+    *operations.url_patterns(),  # planned visits, charges, invoices, orders, webhook log
 ]

@@ -36,11 +36,13 @@ from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
+from service_crm.services import episodes as episode_services
 from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
 from web.desk import charts
+from web.desk.classify import ClassifyForm, classify_context
 from web.desk.queries import dashboard_get
 from web.forms import (
     ContractDocumentForm,
@@ -132,10 +134,13 @@ def episode_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(*STAFF)
 def episode_detail(request: HttpRequest, pk: int, *, offer_error: str = "",
-                   status: int = 200) -> HttpResponse:
+                   status: int = 200, classify_form: ClassifyForm | None = None) -> HttpResponse:
     episode = access.episode_get_for_user(user=request.user, pk=pk)
+    alerts = list(episode.alerts.order_by("-at")[:50])
     return render(request, "desk/episode_detail.html", {
-        "episode": episode, "alerts": episode.alerts.order_by("-at")[:50],
+        "episode": episode, "alerts": alerts,
+        "can_classify": access.has_role(user=request.user, roles=set(DESK)),
+        **classify_context(episode, alerts, classify_form),
         "tickets": episode.tickets.order_by("-opened_at"),
         "offers": access.offer_list_for_user(user=request.user).filter(episode=episode),
         "can_offer": access.has_role(user=request.user, roles=set(OFFER)),
@@ -161,6 +166,29 @@ def episode_offer_create(request: HttpRequest, pk: int) -> HttpResponse:
         str(e) for e in form.non_field_errors()), status=400)
 
 
+@require_POST
+@role_required(*DESK)
+def episode_classify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Name the failure mode of an episode led by metrics the equipment model does not name
+    (:mod:`web.desk.classify`); a refusal is shown by its field (400)."""
+    episode = access.episode_get_for_user(user=request.user, pk=pk)
+    form = ClassifyForm(request.POST, episode=episode)
+    done: list[episode_services.Classified] = []
+    if form.is_valid() and call_service(form, lambda: done.append(
+            episode_services.episode_classify(
+                actor=request.user, episode=episode, code=form.cleaned_data["failure_mode"],
+                remember=form.cleaned_data["remember"]))):
+        result = done[0]
+        note = f"Episode {episode.pk} classified as {form.cleaned_data['failure_mode']}"
+        if result.merged:
+            note += f" and merged into episode {result.episode.pk}"
+        if result.remembered:
+            note += f"; saved for {', '.join(result.remembered)} in the equipment model"
+        messages.success(request, note + ".")
+        return HttpResponseRedirect(reverse("desk:episode", args=[result.episode.pk]))
+    return episode_detail(request, pk, classify_form=form, status=400)
+
+
 @role_required(*STAFF)
 def alert_list(request: HttpRequest) -> HttpResponse:
     """Every detector alert the user may see, newest first, by state and severity."""
@@ -175,12 +203,15 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(state=state)
     if severity:
         qs = qs.filter(severity=severity)
+    unclassified = request.GET.get("unclassified") == "1"
+    if unclassified:
+        qs = qs.filter(classified=False)
     page = _page(request, qs.order_by("-at", "-pk"))
     for a in page:  # the strongest piece of evidence, for the row
         ev = [e for e in (a.evidence or []) if isinstance(e, dict)]
         a.top_evidence = max(ev, key=lambda e: e.get("score") or 0, default=None)
     return render(request, "desk/alert_list.html", {
-        "page": page, "state": state, "severity": severity,
+        "page": page, "state": state, "severity": severity, "unclassified": unclassified,
         "states": AlertState.choices, "severities": Severity.choices})
 
 
