@@ -1,5 +1,6 @@
-"""Multivariate detectors per asset: Hotelling T² / SPE against a PCA baseline, and a Hotelling T²
-of causally smoothed inputs against a healthy period with a hysteresis alarm.
+"""Multivariate detectors per asset: a Hotelling T² of causally smoothed inputs against a
+healthy period with a hysteresis alarm (:class:`SmoothedT2`, the SKAB pump test bed), and the
+worker's per-asset T² / SPE of each equipment model's correlated group (:class:`AssetT2`).
 
 Both work on fleets of assets that share a channel layout: blocks are shaped
 ``(assets, k, time)`` and every model array carries the asset on its first axis, so one batched
@@ -45,152 +46,6 @@ def _standardise_fit(
     # operating level is not treated as significant, however quiet the healthy period was.
     scale = np.maximum(np.nanstd(x, axis=2), rel_floor * np.abs(mean))
     return mean, np.maximum(scale, 1e-12)
-
-
-@dataclass(frozen=True)
-class MultivariateResult:
-    """Per asset and sample: statistics divided by their control limit (> 1 is out of control),
-    and the per-channel contribution (assets, k, T) that explains them. NaN where any channel of
-    the asset had no data."""
-
-    t2: NDArray[np.float64]
-    spe: NDArray[np.float64]
-    contribution: NDArray[np.float64]
-
-
-class PcaDetector(StreamingDetector):
-    """Hotelling T² and SPE (Q) against a PCA model of a healthy period, per asset.
-
-    Parameters
-    ----------
-    assets, k : int
-        Number of assets and channels per asset.
-    variance : float
-        Fraction of the healthy variance the retained components explain.
-    alpha : float
-        False-alarm level of the control limits (F distribution for T², Box's
-        chi-square approximation for SPE).
-    smooth_halflife : float
-        Half-life (samples) of a causal EWMA applied to the standardised inputs; 0 disables it.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(42)
-    >>> base = rng.normal(size=(1, 1, 600))
-    >>> x = np.concatenate([base, base, base], axis=1) + 0.1 * rng.normal(size=(1, 3, 600))
-    >>> det = PcaDetector(1, 3)
-    >>> det.fit(x[:, :, :400])
-    >>> x[0, 2, 500:] += 2.0      # breaks the correlation between channels
-    >>> r = det.update(np.arange(600, dtype=np.int64), x)
-    >>> bool(np.mean(r.spe[0, 400:500] > 1) < 0.1), bool(np.mean(r.spe[0, 500:] > 1) > 0.9)
-    (True, True)
-    """
-
-    _state_names: ClassVar[tuple[str, ...]] = (
-        "mean", "scale", "loadings", "inv_eig", "t2_limit", "spe_limit", "smooth",
-    )
-    mean: NDArray[Any]
-    scale: NDArray[Any]
-    loadings: NDArray[Any]
-    inv_eig: NDArray[Any]
-    t2_limit: NDArray[Any]
-    spe_limit: NDArray[Any]
-    smooth: NDArray[Any]
-
-    def __init__(
-        self,
-        assets: int = 0,
-        k: int = 1,
-        *,
-        variance: float = 0.9,
-        alpha: float = 0.01,
-        smooth_halflife: float = 0.0,
-        rel_floor: float = 0.0,
-    ) -> None:
-        if assets < 0 or k < 1:
-            raise ValueError(f"`assets` must be >= 0 and `k` >= 1, got {assets}, {k}")
-        if not 0 < variance <= 1:
-            raise ValueError(f"`variance` must be in (0, 1], got {variance}")
-        if not 0 < alpha < 1:
-            raise ValueError(f"`alpha` must be in (0, 1), got {alpha}")
-        self.k = int(k)
-        self.variance = float(variance)
-        self.alpha = float(alpha)
-        self.rel_floor = float(rel_floor)
-        self.smooth_alpha = (
-            1.0 - 0.5 ** (1.0 / smooth_halflife) if smooth_halflife > 0 else 1.0
-        )
-        self._set_state(self._initial_state(assets))
-
-    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        k = self.k
-        return {
-            "mean": np.zeros((n, k)),
-            "scale": np.ones((n, k)),
-            "loadings": np.zeros((n, k, k)),
-            "inv_eig": np.zeros((n, k)),
-            "t2_limit": np.full(n, np.inf),
-            "spe_limit": np.full(n, np.inf),
-            "smooth": np.full((n, k), np.nan),
-        }
-
-    def fit(self, healthy: ArrayLike) -> None:
-        """Learn the PCA model of every asset from a healthy block (assets, k, T)."""
-        x = _as_fleet_block(healthy, name="healthy", k=self.k)
-        if x.shape[0] != self.channels:
-            raise ValueError(f"`healthy` must have {self.channels} assets, got {x.shape[0]}")
-        mean, scale = _standardise_fit(x, self.rel_floor)
-        z = (x - mean[:, :, None]) / scale[:, :, None]
-        z = self._smooth(z, prior=z[:, :, 0].copy())[0]
-        z = z - np.nanmean(z, axis=2, keepdims=True)
-        z = np.where(np.isnan(z), 0.0, z)
-        n = x.shape[2]
-        cov = np.einsum("aik,ajk->aij", z, z) / max(n - 1, 1)
-        eig, vec = np.linalg.eigh(cov)
-        eig, vec = eig[:, ::-1].clip(min=0.0), vec[:, :, ::-1]
-        frac = np.cumsum(eig, axis=1) / np.maximum(eig.sum(axis=1, keepdims=True), 1e-300)
-        r = np.minimum(np.sum(frac < self.variance, axis=1) + 1, self.k)
-        keep = np.arange(self.k)[None, :] < r[:, None]
-        self.loadings = np.where(keep[:, None, :], vec, 0.0)
-        self.inv_eig = np.where(keep, 1.0 / np.maximum(eig, 1e-12), 0.0)
-        self.t2_limit = r * (n - 1) * (n + 1) / (n * np.maximum(n - r, 1)) * stats.f.ppf(
-            1 - self.alpha, r, np.maximum(n - r, 1))
-        rest = np.where(keep, 0.0, eig)
-        th1, th2 = rest.sum(axis=1), (rest**2).sum(axis=1)
-        g = th2 / np.maximum(th1, 1e-300)
-        dof = th1**2 / np.maximum(th2, 1e-300)
-        self.spe_limit = np.where(
-            th1 > 0, g * stats.chi2.ppf(1 - self.alpha, np.maximum(dof, 1e-3)), 1e-12)
-        self.mean, self.scale = mean, scale
-        self.smooth = np.full((self.channels, self.k), np.nan)
-
-    def _smooth(
-        self, z: NDArray[np.float64], prior: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        if self.smooth_alpha >= 1.0 or z.shape[2] == 0:
-            return z, z[:, :, -1] if z.shape[2] else prior
-        prior = np.where(np.isnan(prior), z[:, :, 0], prior)
-        zs = ewma_with_prior(z, self.smooth_alpha, prior)
-        return zs, zs[:, :, -1]
-
-    def update(self, times: ArrayLike, values: ArrayLike) -> MultivariateResult:
-        """Process one block. `times`: int64 µs (T,); `values`: (assets, k, T)."""
-        x = _as_fleet_block(values, name="values", k=self.k)
-        if x.shape[0] != self.channels:
-            raise ValueError(f"`values` must have {self.channels} assets, got {x.shape[0]}")
-        as_times(times, name="times", length=x.shape[2])
-        z = (x - self.mean[:, :, None]) / self.scale[:, :, None]
-        z, last = self._smooth(z, self.smooth)
-        if x.shape[2]:
-            self.smooth = last.copy()
-        scores = np.einsum("akr,akt->art", self.loadings, z)
-        t2 = np.einsum("art,ar->at", scores**2, self.inv_eig)
-        resid = z - np.einsum("akr,art->akt", self.loadings, scores)
-        spe = np.sum(resid**2, axis=1)
-        return MultivariateResult(
-            t2=t2 / self.t2_limit[:, None], spe=spe / self.spe_limit[:, None],
-            contribution=resid**2 / self.spe_limit[:, None, None],
-        )
 
 
 @dataclass(frozen=True)
@@ -460,7 +315,7 @@ class AssetT2(StreamingDetector):
         mean = self.s1 / w[:, None]
         cov = self.s2 / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
         var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
-        # The relative floor stands for sensor resolution (as in PcaDetector).
+        # The relative floor stands for sensor resolution (as in _standardise_fit).
         scale = np.maximum(np.sqrt(var), self.rel_floor * np.abs(mean) + 1e-12)
         corr = cov / (scale[:, :, None] * scale[:, None, :])
         both = used[:, :, None] & used[:, None, :]

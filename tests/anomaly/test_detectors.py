@@ -14,7 +14,6 @@ from anomaly.health import SensorHealth
 from anomaly.limits import LimitRule
 from anomaly.multivariate import SmoothedT2
 from anomaly.seasonal import SeasonalChange, estimate_period
-from anomaly.spectral import BandEnergyDetector, band_energy
 
 S = 1_000_000  # µs per second
 
@@ -202,23 +201,6 @@ def test_smoothed_t2_keeps_nan_as_no_data() -> None:
     r = det.update(seconds(200, 400), x[:, :, 400:])
     assert np.isnan(r.score[0, 50:60]).all()
     assert not np.isnan(r.score[0, 60:]).any()
-
-
-def test_band_energy_finds_a_bearing_tone() -> None:
-    fs = 25600.0
-    rng = np.random.default_rng(42)
-    t = np.arange(4096) / fs
-    healthy = rng.normal(0, 0.1, (12, 4096))
-    worn = healthy[:2] + 0.5 * np.sin(2 * np.pi * 3150 * t)
-    det = BandEnergyDetector(1, sample_rate_hz=fs, bands_hz=[[3000, 3300], [100, 200]],
-                             warmup=10)
-    det.update(np.zeros(10, np.int64), healthy[:10])
-    r = det.update(np.zeros(4, np.int64), np.concatenate([healthy[10:], worn]))
-    assert (r.score[:2, 0] < 0.5).all()
-    assert (r.score[2:, 0] > 1).all()
-    assert (np.abs(r.score[:, 1]) < 0.5).all()
-    with pytest.raises(ValueError, match="bands_hz"):
-        band_energy(healthy, sample_rate_hz=fs, bands_hz=[[5, 1]])
 
 
 def test_seasonal_change_scores_the_onset_once() -> None:
