@@ -32,7 +32,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/aftercare",
              "PostgreSQL for telemetry and CRM (one database, so both can be joined)"),
     Variable("MQTT_URL", "mqtt://127.0.0.1:1883",
-             "Broker devices publish to; mqtt:// or mqtts://, credentials in the URL"),
+             "Broker devices publish to; mqtt:// or mqtts://, credentials in the URL; a "
+             "cluster as host1:port1,host2:port2 (clients fail over between the nodes); "
+             "?protocol=3.1.1 for a broker without MQTT 5"),
     Variable("EVENTS_URL", "",
              "FastStream broker for alert events (mqtt://, nats://, amqp://); empty = MQTT_URL"),
     Variable("AFTERCARE_STORE_BACKEND", "auto",
@@ -135,12 +137,16 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
         parts = urlsplit(text)
         if parts.scheme not in schemes:
             raise ValueError(f"scheme must be one of {', '.join(schemes)}")
-        if not parts.hostname and parts.scheme not in {"postgresql", "postgres"}:
-            raise ValueError("needs a host")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port ({exc})") from None
+        # A broker cluster is a node list, host1:port1,host2:port2 (aftercare.mqtt.endpoints).
+        nodes = parts.netloc.rpartition("@")[2].split(",") if "," in parts.netloc else [""]
+        for node in nodes:
+            one = urlsplit(f"{parts.scheme}://{node}") if node else parts
+            if not one.hostname and parts.scheme not in {"postgresql", "postgres"}:
+                raise ValueError("needs a host")
+            try:
+                _ = one.port
+            except ValueError as exc:
+                raise ValueError(f"bad port ({exc})") from None
         return text
 
     return check

@@ -53,7 +53,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from aftercare import config
-from aftercare.mqtt import endpoint, make_client
+from aftercare.mqtt import connect_async, make_client, protocol
 from ingest import decode, writer
 from ingest.records import BadMessage, StatusChange, Waveform
 from ingest.spool import Position, Record, Spool
@@ -265,6 +265,7 @@ class IngestWorker:
         self.counters = Counters()
         self.metrics: Metrics | None = None
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acknowledged the subscriptions
         self.heartbeat = time.monotonic()  # the writer loop's last turn (liveness)
         self.spool: Spool | None = None
         self._inbox: queue.Queue[Incoming] = queue.Queue()
@@ -272,9 +273,11 @@ class IngestWorker:
         self._spooler_done = threading.Event()
         self._generation = 0
         self._conn: psycopg.Connection[Any] | None = None
-        self._client = make_client(mqtt_url, client_id, manual_ack=True)
+        # clean_session=False: the persistent session on an MQTT 3.1.1 broker (a cluster).
+        self._client = make_client(mqtt_url, client_id, manual_ack=True, clean_session=False)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = lambda *_: self.subscribed.set()
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
 
@@ -290,15 +293,18 @@ class IngestWorker:
             log.error("broker refused the connection: %s", reason)
             return
         self._generation += 1
-        opts = SubscribeOptions(qos=1)
-        client.subscribe([(t, opts) for t in self.topics()])
-        log.info("connected to %s as %s (session present: %s)",
-                 endpoint(self.mqtt_url).host, self.client_id, flags.session_present)
+        if client.protocol == mqtt.MQTTv5:
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics()])
+        else:
+            client.subscribe([(t, 1) for t in self.topics()])
+        log.info("connected to %s:%d as %s (session present: %s)",
+                 client.host, client.port, self.client_id, flags.session_present)
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stop.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
@@ -453,12 +459,16 @@ class IngestWorker:
         spooler = threading.Thread(target=self._spool_loop, args=(spool,), daemon=True,
                                    name="ingest-spooler")
         spooler.start()
-        ep = endpoint(self.mqtt_url)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.session_expiry_s
-        props.ReceiveMaximum = self.receive_maximum
-        self._client.connect_async(ep.host, ep.port, keepalive=30, clean_start=False,
-                                   properties=props)
+        if protocol(self.mqtt_url) == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.session_expiry_s
+            props.ReceiveMaximum = self.receive_maximum
+            connect_async(self._client, self.mqtt_url, keepalive=30, clean_start=False,
+                          properties=props)
+        else:
+            # MQTT 3.1.1 (a RabbitMQ cluster): the session is kept by clean_session=False, the
+            # broker bounds unacknowledged deliveries itself (RabbitMQ's mqtt.prefetch).
+            connect_async(self._client, self.mqtt_url, keepalive=30)
         self._client.loop_start()
         last_log = time.monotonic()
         logged = 0
