@@ -45,7 +45,8 @@ def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket | None
     asset = episode.asset
     offer = Offer.objects.create(
         account=asset.site.account, asset=asset, episode=episode, created_at=now,
-        title=f"Repair of {asset.serial}: {episode.failure_mode_code} - and a maintenance contract",
+        title=f"Repair of {asset.serial}: {episode.failure_mode_code}"
+              + (" - and a maintenance contract" if contract_line else ""),
         valid_until=(now + dt.timedelta(days=conf.offer_valid_days())).date(),
         created_by_id=None if actor is None else actor.pk,
     )

@@ -534,7 +534,10 @@ def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     form = forms.Form({})
     form.is_valid()
     if call_service(form, services[verb]):
-        messages.success(request, f"{offer.number}: {verb.replace('-', ' ')} done.")
+        messages.success(request, {
+            "request-approval": f"{offer.number} is waiting for a manager's approval.",
+            "approve": f"{offer.number}: discount approved.",
+            "send": f"{offer.number} sent to the customer."}[verb])
         return HttpResponseRedirect(reverse("desk:offer", args=[offer.pk]))
     offer.refresh_from_db()
     return _offer_page(request, offer, action_form=form, status=400)
