@@ -4,7 +4,9 @@
 #
 # On a fresh Debian/Ubuntu machine it creates the virtual environment, installs what is
 # missing (as root, from the OS packages; otherwise it stops naming what to install), and
-# starts or reuses PostgreSQL. Tests start their own private Mosquitto and PGlite servers.
+# starts or reuses PostgreSQL. Tests start their own private Mosquitto and PGlite servers;
+# `test` also checks that NATS (JetStream, 4222) and RabbitMQ (5672) answer on this machine,
+# starting them as root, so the alert-event publishing tests run on all three transports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,6 +110,37 @@ need_node() {
   fi
 }
 
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+wait_port() {  # port, name, seconds
+  for _ in $(seq 1 "$3"); do port_open "$1" && return 0; sleep 1; done
+  die "$2 did not answer on 127.0.0.1:$1 within $3 s"
+}
+
+# The commands the development machines start these servers with.
+NATS_START=(start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server --
+            -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log)
+RABBITMQ_START=(rabbitmq-server -detached)
+
+need_nats() {
+  port_open 4222 && return 0
+  [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  is_root || die "NATS is not running on 127.0.0.1:4222: start it (as root): ${NATS_START[*]}"
+  say "starting NATS with JetStream on 127.0.0.1:4222"
+  mkdir -p /var/lib/nats-server
+  "${NATS_START[@]}"
+  wait_port 4222 NATS 30
+}
+
+need_rabbitmq() {
+  port_open 5672 && return 0
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  is_root || die "RabbitMQ is not running on 127.0.0.1:5672: start it (as root): ${RABBITMQ_START[*]}"
+  say "starting RabbitMQ on 127.0.0.1:5672"
+  "${RABBITMQ_START[@]}"
+  wait_port 5672 RabbitMQ 90
+}
+
 need_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
@@ -124,6 +157,10 @@ cmd_setup() {
 cmd_test() {
   cmd_setup
   need_chromium
+  need_nats
+  need_rabbitmq
+  # Both answer: the NATS and RabbitMQ publishing tests must run, not skip.
+  export AFTERCARE_TEST_ALL_TRANSPORTS=1
   say "ruff"
   "$VENV/bin/ruff" check .
   say "mypy"

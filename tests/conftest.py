@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from aftercare import broker, store
+from tests.support.services import DEVICE_SECRET, admin_connection, dsn_for, mqtt_url_for
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("AFTERCARE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
@@ -31,32 +31,18 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.DATABASES["default"]["TEST"]["NAME"] = f"test_aftercare_{RUN_ID}"
 
 
-def _dsn_for(dbname: str) -> str:
-    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + dbname
-
-
-def _admin() -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.exit(
-            f"PostgreSQL is not reachable at {ADMIN_DSN}: {exc}\n"
-            "Run the tests through `make test`, which starts it.", returncode=3
-        )
-
-
 @pytest.fixture(scope="session")
 def store_template() -> Iterator[str]:
     """A database with the native-backend store schema, used as a template for clones."""
     name = f"aftercare_tpl_{RUN_ID}"
-    with _admin() as admin:
+    with admin_connection() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(_dsn_for(name)) as conn:
+        with psycopg.connect(dsn_for(name)) as conn:
             store.migrate(conn, requested_backend="native")
         yield name
     finally:
-        with _admin() as admin:
+        with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -64,12 +50,12 @@ def store_template() -> Iterator[str]:
 def store_dsn(store_template: str) -> Iterator[str]:
     """DSN of a fresh, migrated store database for this test alone."""
     name = f"aftercare_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    with _admin() as admin:
+    with admin_connection() as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}" STRATEGY FILE_COPY')
     try:
-        yield _dsn_for(name)
+        yield dsn_for(name)
     finally:
-        with _admin() as admin:
+        with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -83,16 +69,13 @@ def store_conn(store_dsn: str) -> Iterator[psycopg.Connection[Any]]:
 def empty_db() -> Iterator[str]:
     """DSN of an empty database (for migration tests)."""
     name = f"aftercare_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    with _admin() as admin:
+    with admin_connection() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _dsn_for(name)
+        yield dsn_for(name)
     finally:
-        with _admin() as admin:
+        with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-DEVICE_SECRET = "test-device-secret"
 
 
 @pytest.fixture(scope="session")
@@ -105,10 +88,6 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[broker.Broke
     )
     with broker.run_mosquitto(files):
         yield files
-
-
-def mqtt_url_for(files: broker.BrokerFiles, user: str, password: str) -> str:
-    return f"mqtt://{user}:{password}@127.0.0.1:{files.port}"
 
 
 @pytest.fixture(scope="session")
@@ -163,3 +142,13 @@ def any_store_dsn(request: pytest.FixtureRequest) -> str:
     fixture = "store_dsn" if name == "native" else "timescale_store_dsn"
     dsn: str = request.getfixturevalue(fixture)
     return dsn
+
+
+@pytest.fixture
+def desk_agent(db: None) -> Any:
+    """The desk agent: user ``desk`` with the desk-agent role, who logs in with the tests'
+    password (``tests.support.personas.PASSWORD``)."""
+    from tests.support.personas import user_with_role
+    from web.roles import Role
+
+    return user_with_role("desk", Role.DESK_AGENT)

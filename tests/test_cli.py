@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aftercare import broker, config
-from tests.conftest import DEVICE_SECRET, mqtt_url_for
+from tests.support.services import DEVICE_SECRET, mqtt_url_for
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

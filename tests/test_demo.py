@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from aftercare import broker
-from tests.conftest import _admin, _dsn_for
+from tests.support.services import admin_connection, dsn_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 
@@ -25,9 +25,9 @@ pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 def demo_db() -> Iterator[str]:
     name = f"aftercare_demo_{uuid.uuid4().hex[:8]}"
     try:
-        yield _dsn_for(name)  # the demo creates it, as on a fresh machine
+        yield dsn_for(name)  # the demo creates it, as on a fresh machine
     finally:
-        with _admin() as admin:
+        with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -22,13 +22,14 @@ from anomaly.spectral import (
     BearingGeometry,
     envelope_levels,
     shaft_speed_hz,
+    spectral_extra,
 )
-from anomaly.worker import DetectWorker, WorkerOptions, spectral_extra
+from anomaly.worker import DetectWorker, WorkerOptions
 from ingest.records import Waveform
 from ingest.writer import write_columns
 from simulators.scenario import parse
 from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
-from tests.anomaly.conftest import run_until_caught_up
+from tests.support.anomaly import run_until_caught_up
 
 S = 1_000_000
 FS = float(SAMPLE_RATE_HZ)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +19,8 @@ from anomaly.bank import BankConfig
 from anomaly.publish import AlertPublisher
 from anomaly.worker import DetectWorker, WorkerOptions, publish_pending
 from ingest.writer import write_columns
-from tests.anomaly.conftest import run_until_caught_up
-from tests.conftest import DEVICE_SECRET, mqtt_url_for
+from tests.support.anomaly import run_until_caught_up
+from tests.support.services import DEVICE_SECRET, mqtt_url_for
 
 pytestmark = pytest.mark.db
 
@@ -106,7 +106,9 @@ def test_rows_committed_late_are_not_skipped(store_dsn: str) -> None:
             worker.watermark_us = now_us - 2 * S
             worker.step()                    # only up to now - 1.5 s: neither reading yet
             assert worker.bank.channels == 0
-        time.sleep(2.0)                       # both committed and settled
+        # Both committed; 2 s later on the database clock both would be settled. Instead of
+        # sleeping, move the horizon those 2 s: the same step with settle_s 1.5 - 2.
+        worker.options = replace(worker.options, settle_s=-0.5)
         run_until_caught_up(worker)
         assert sorted(worker.bank.keys()) == [("pump-1", "temperature_c"),
                                               ("pump-2", "temperature_c")]

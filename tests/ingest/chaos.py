@@ -29,17 +29,10 @@ import psycopg
 
 from aftercare import broker, store
 from aftercare.mqtt import endpoint, make_client
+from tests.support.wait import wait_for
 
 SECRET = "chaos-device-secret"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _pg_bin() -> Path:

@@ -29,8 +29,8 @@ from tests.ingest.chaos import (
     private_mosquitto,
     private_postgres,
     tally,
-    wait_for,
 )
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.chaos]
 DEVICES = [f"chaos-{i:02d}" for i in range(4)]

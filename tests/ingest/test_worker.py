@@ -24,7 +24,8 @@ import pytest
 from aftercare import broker
 from aftercare.mqtt import endpoint
 from ingest.worker import IngestWorker, Metrics
-from tests.ingest.chaos import device, wait_for
+from tests.ingest.chaos import device
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 SPOOLS = Path(tempfile.mkdtemp(prefix="aftercare-spools-"))
@@ -58,8 +59,7 @@ def worker_thread(dsn: str, url: str, **kw: Any) -> Iterator[IngestWorker]:
     t = threading.Thread(target=w.run, daemon=True)
     t.start()
     try:
-        assert w.connected.wait(10), "worker could not connect"
-        time.sleep(0.2)  # let the SUBACK arrive before devices publish
+        assert w.subscribed.wait(10), "worker could not connect and subscribe"
         yield w
     finally:
         w.stop()
@@ -111,10 +111,13 @@ def test_device_cannot_publish_as_another_and_strangers_cannot_connect(
 ) -> None:
     with worker_thread(store_dsn, ingest_mqtt_url) as w:
         with device(device_mqtt_url("dev-001"), "dev-001") as dev:
+            # The forged message first, acknowledged (the broker decided on it) before the
+            # honest one is sent: the broker would have queued it to the worker before the
+            # honest one, so once the honest reading is stored a forged one would be too.
             publish_all(dev, "devices/dev-002/telemetry", [reading(0, temp_c=1.0)])
             publish_all(dev, "devices/dev-001/telemetry", [reading(0, temp_c=2.0)])
-        wait_for("the honest message", lambda: w.counters.messages >= 1)
-        time.sleep(0.5)  # a forged message would have arrived by now
+        wait_for("the honest reading", lambda: scalar(
+            store_dsn, "SELECT count(*) FROM readings WHERE device = 'dev-001'") >= 1)
     assert scalar(store_dsn, "SELECT array_agg(device) FROM readings") == ["dev-001"]
     ep = endpoint(ingest_mqtt_url)
     for user, password in (("dev-001", "wrong"), (None, None), ("nobody", "x")):
@@ -160,10 +163,10 @@ def test_two_workers_share_the_load_and_store_each_message_once(
 def test_database_outage_is_absorbed_by_the_spool_and_resumes_without_loss(
     store_template: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
 ) -> None:
-    from tests.conftest import _admin, _dsn_for
+    from tests.support.services import admin_connection, dsn_for
 
     name = f"aftercare_outage_{uuid.uuid4().hex[:8]}"
-    dsn = _dsn_for(name)  # does not exist yet: the database is "down"
+    dsn = dsn_for(name)  # does not exist yet: the database is "down"
     try:
         with worker_thread(dsn, ingest_mqtt_url) as w, \
                 device(device_mqtt_url("dev-005"), "dev-005") as dev:
@@ -175,12 +178,12 @@ def test_database_outage_is_absorbed_by_the_spool_and_resumes_without_loss(
             assert w.counters.messages == 0
             assert w.spool is not None
             assert w.spool.pending_bytes > 0
-            with _admin() as admin:
+            with admin_connection() as admin:
                 admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}"')
             wait_for("the backlog", lambda: w.counters.messages >= 50, 60)
         assert scalar(dsn, "SELECT count(*) FROM readings") == 50
     finally:
-        with _admin() as admin:
+        with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.support.crm import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

@@ -26,7 +26,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.support.crm import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

@@ -27,7 +27,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.service_crm.conftest import NOW, World, race
+from tests.support.crm import NOW, World, race
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,8 +14,9 @@ from aftercare import broker
 from aftercare.events import ALERTS_TOPIC, AlertEvent
 from service_crm import models as m
 from service_crm.adapters.consumer import Consumer, Stats
-from tests.conftest import DEVICE_SECRET, mqtt_url_for
-from tests.service_crm.conftest import World, make_event
+from tests.support.crm import World, make_event
+from tests.support.services import DEVICE_SECRET, mqtt_url_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -76,22 +76,13 @@ def publish(url: str, payloads: list[bytes]) -> None:
     asyncio.run(go())
 
 
-def wait_for(cond: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Poll until the condition holds; the test asserts the state, not how fast it got there."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_published_alerts_become_tickets_once(world: World, events_url: str) -> None:
     world.cover_by_contract()
     ev: AlertEvent = make_event(alert_id="bus-1")
     upd = make_event(alert_id="bus-1", revision=2, state="update", severity="critical")
     with running_consumer(events_url, "crm-test-1") as stats:
         publish(events_url, [ev.to_json(), ev.to_json(), b"{not json", upd.to_json()])
-        wait_for(lambda: stats.applied + stats.duplicates + stats.rejected >= 4, "4 events")
+        wait_for("4 events", lambda: stats.applied + stats.duplicates + stats.rejected >= 4)
     assert (stats.applied, stats.duplicates, stats.rejected) == (2, 1, 1)
     assert m.Ticket.objects.count() == 1
     assert m.Alert.objects.get().revision == 2
@@ -107,6 +98,6 @@ def test_events_published_while_consumer_is_down_are_delivered_on_restart(
         pass  # registers the persistent session and its subscription
     publish(events_url, [make_event(alert_id="while-down").to_json()])
     with running_consumer(events_url, "crm-test-2") as stats:
-        wait_for(lambda: stats.applied >= 1, "the queued event")
+        wait_for("the queued event", lambda: stats.applied >= 1)
     assert m.Alert.objects.get().alert_id == "while-down"
     assert m.Ticket.objects.count() == 1

@@ -37,7 +37,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.support.crm import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)
@@ -159,7 +159,7 @@ def test_started_visit_is_not_cancelled_by_a_contract_change(world: World) -> No
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_planning_makes_one_visit(world: World) -> None:
-    from tests.service_crm.conftest import race
+    from tests.support.crm import race
 
     contract = _planned_contract(world)
     results = race([lambda: contract_plan_visits(contract_id=contract.pk, now=NOW)] * 4)

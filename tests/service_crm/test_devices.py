@@ -16,7 +16,7 @@ from service_crm.models.choices import AssetStatus
 from service_crm.services.devices import device_claim, device_release
 from tests import factories as f
 from tests.factories import store_device
-from tests.service_crm.conftest import NOW, World, race
+from tests.support.crm import NOW, World, race
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 STRAY = "stray-0042"

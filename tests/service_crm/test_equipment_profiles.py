@@ -36,7 +36,7 @@ from service_crm.adapters.profiles import (
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.devices import device_claim
 from tests import factories as f
-from tests.anomaly.conftest import run_until_caught_up
+from tests.support.anomaly import run_until_caught_up
 
 pytestmark = pytest.mark.db
 

@@ -11,7 +11,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from service_crm import models as m
 from service_crm.models.choices import EpisodeStatus
 from tests import factories as f
-from tests.service_crm.conftest import NOW, World
+from tests.support.crm import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

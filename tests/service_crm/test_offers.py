@@ -21,7 +21,7 @@ from service_crm.services.offers import (
     offer_send,
     offer_set_discount,
 )
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.support.crm import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

@@ -21,7 +21,8 @@ from service_crm import models as m
 from service_crm.services.devices import device_claim
 from tests import factories as f
 from tests.factories import store_device
-from tests.service_crm.conftest import NOW, World
+from tests.support.crm import NOW, World
+from tests.support.wait import wait_for
 
 SECRET = "reserved-test-secret"
 RESERVED = ["aftercare-service", "aftercare-ingest", "AFTERCARE-SERVICE", "aftercare_x",
@@ -168,9 +169,7 @@ def test_a_service_account_cannot_publish_as_a_device_of_its_name(tmp_path: Path
                          f"devices/{user}/telemetry")
             _publish(files.port, "pump-9", broker.device_password(SECRET, "pump-9"),
                      "devices/pump-9/telemetry")
-            deadline = time.monotonic() + 10
-            while "devices/pump-9/telemetry" not in received and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for("the honest message", lambda: "devices/pump-9/telemetry" in received, 10)
             time.sleep(0.5)  # a forged message sent before the honest one has arrived by now
         finally:
             sub.loop_stop()

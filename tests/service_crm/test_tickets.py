@@ -18,7 +18,7 @@ from service_crm.services.tickets import (
     ticket_resume,
     ticket_transition,
 )
-from tests.service_crm.conftest import NOW, World, make_event
+from tests.support.crm import NOW, World, make_event
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)

@@ -20,6 +20,7 @@ from aftercare import broker
 from simulators import scenario as scenarios
 from simulators.publisher import BrokerAddress, FleetPublisher
 from simulators.run import LiveRun, make_simulator
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.broker
 SECRET = "test-device-secret"
@@ -62,10 +63,7 @@ class Inbox:
                     if t.endswith("/" + suffix) and (device is None or t.split("/")[1] == device)]
 
     def wait_for(self, predicate: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.02)
+        wait_for(what, predicate, timeout_s=20, interval_s=0.02)
 
     def close(self) -> None:
         self.client.loop_stop()

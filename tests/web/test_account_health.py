@@ -15,7 +15,7 @@ from service_crm import models as m
 from service_crm.selectors import reports
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = pytest.mark.db
 

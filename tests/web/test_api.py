@@ -9,7 +9,8 @@ import pytest
 
 from service_crm import models as m
 from tests import factories as f
-from tests.web.conftest import PASSWORD, Side, World
+from tests.support.personas import PASSWORD
+from tests.support.web import Side, World
 
 pytestmark = pytest.mark.db
 

@@ -23,7 +23,7 @@ from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 
 from service_crm.services.api_tokens import api_token_create
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

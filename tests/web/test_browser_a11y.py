@@ -12,8 +12,8 @@ import pytest
 
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.web.conftest import World
-from tests.web.conftest import browser_login as _login
+from tests.support.web import World
+from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 
 from tests import factories as f
-from tests.web.conftest import ARTIFACTS, World
-from tests.web.conftest import browser_login as _login
+from tests.support.web import ARTIFACTS, World
+from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

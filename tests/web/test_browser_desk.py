@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.web.conftest import ARTIFACTS, World
-from tests.web.conftest import browser_login as _login
+from tests.support.web import ARTIFACTS, World
+from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

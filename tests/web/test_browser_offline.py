@@ -5,28 +5,19 @@ actions reach the server when the connection returns. Log-out deletes the saved 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pytest
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
-from tests.web.conftest import ARTIFACTS, World
-from tests.web.conftest import browser_login as _login
+from tests.support.wait import wait_for
+from tests.support.web import ARTIFACTS, World
+from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-
-
-def _wait_for(predicate: Any, *, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _schedule_today(world: World, desk_agent: Any) -> m.WorkOrder:
@@ -93,8 +84,8 @@ def test_engineer_completes_job_offline_and_it_reaches_the_server(
     assert m.WorkOrder.objects.get(pk=wo.pk).status == "scheduled"  # nothing sent yet
 
     context.set_offline(False)
-    assert _wait_for(lambda: m.WorkOrder.objects.get(pk=wo.pk).status == "completed"), \
-        "the queued completion did not reach the server"
+    wait_for("the queued completion to reach the server",
+             lambda: m.WorkOrder.objects.get(pk=wo.pk).status == "completed", 15, 0.2)
     done = m.WorkOrder.objects.get(pk=wo.pk)
     assert done.completion_report.startswith("Replaced the drive-end bearing offline")
     assert done.time_spent_min == 75

@@ -12,8 +12,8 @@ from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_transition
 from tests import factories as f
-from tests.web.conftest import ARTIFACTS, World
-from tests.web.conftest import browser_login as _login
+from tests.support.web import ARTIFACTS, World
+from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 
 from service_crm import models as m
 from service_crm.models import contract as contract_models
-from tests.web.conftest import World, minimal_pdf
+from tests.support.web import World, minimal_pdf
 
 PDF = minimal_pdf()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = pytest.mark.db
 

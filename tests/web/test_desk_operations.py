@@ -215,3 +215,33 @@ def test_operations_page_counts_what_waits(world: World, service_manager: Any,
     assert 'data-testid="ops-planned">1<' in body
     assert 'data-testid="ops-drafts">1<' in body
     assert 'data-testid="ops-dead">0<' in body
+
+
+def test_desk_quotes_uncovered_work_from_the_charges_page(
+        world: World, desk_agent: Any, browser_client: Any) -> None:
+    m.MaintenanceContract.objects.filter(account=world.north.account).update(
+        covers_parts=False, covers_labour=False)
+    wo, now = world.north.work_order, world.now
+    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + H,
+                        end=now + 3 * H, actor=None, now=now)
+    work_order_start(work_order=wo, actor=None, now=now + H)
+    work_order_complete(work_order=wo, actor=None, report="Bearing replaced", time_spent_min=60,
+                        outcome=Outcome.FAULT_CONFIRMED, now=now + 2 * H,
+                        parts=[PartUsed(world.part, world.warehouse, 1)])
+    desk = browser_client(desk_agent)
+    assert "Quote instead of invoicing" in desk.get("/desk/charges/?covered=no").content.decode()
+    resp = desk.post(f"/desk/work-orders/{wo.pk}/quote/")
+    assert resp.status_code == 302
+    offer = m.Offer.objects.get(account=world.north.account, title__startswith="Uncovered")
+    assert resp["Location"] == f"/desk/offers/{offer.pk}/"
+    assert offer.number in desk.get("/desk/charges/?covered=no").content.decode()
+    assert invoice_drafts_build(now=now + 3 * H) == 0
+    again = desk.post(f"/desk/work-orders/{wo.pk}/quote/", follow=True)
+    assert "no uncovered work left" in again.content.decode()
+
+
+def test_customer_cannot_quote_work(world: World, customer_user: Any,
+                                    browser_client: Any) -> None:
+    wo = world.north.work_order
+    assert browser_client(customer_user).post(
+        f"/desk/work-orders/{wo.pk}/quote/").status_code == 403

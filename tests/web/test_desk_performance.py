@@ -7,7 +7,7 @@ from typing import Any
 
 from service_crm import models as m
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 from web.desk.queries import dashboard_counts_get, dashboard_get
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from service_crm import models as m
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db

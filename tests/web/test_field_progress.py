@@ -9,7 +9,7 @@ import pytest
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.web.conftest import Side, World
+from tests.support.web import Side, World
 
 pytestmark = pytest.mark.db
 JSON = {"HTTP_ACCEPT": "application/json"}

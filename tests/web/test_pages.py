@@ -12,7 +12,8 @@ from django.test import Client
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.web.conftest import PASSWORD, Side, World
+from tests.support.personas import PASSWORD
+from tests.support.web import Side, World
 
 pytestmark = pytest.mark.db
 

@@ -19,7 +19,7 @@ from service_crm.selectors import access, reports
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_check_sla, ticket_transition
 from tests import factories as f
-from tests.web.conftest import Side, World
+from tests.support.web import Side, World
 from web.desk.queries import dashboard_counts_get
 from web.roles import Role, assign_role
 

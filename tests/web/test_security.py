@@ -34,7 +34,8 @@ from service_crm.services.login_throttle import (
 )
 from tests import factories as f
 from tests.factories import store_device
-from tests.web.conftest import PASSWORD, World, minimal_pdf
+from tests.support.personas import PASSWORD
+from tests.support.web import World, minimal_pdf
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
