@@ -32,8 +32,7 @@ from anomaly.bank import BankConfig, ChannelSpec, DetectorBank
 from anomaly.fusion import DEVICE_PROBLEMS
 from anomaly.models import PROFILES, bearing_orders, channel_spec
 from anomaly.profiles import EquipmentProfile
-from anomaly.spectral import BearingCheck
-from anomaly.worker import spectral_extra
+from anomaly.spectral import BearingCheck, spectral_extra
 from simulators.faults import FaultLabel
 from simulators.fleet import Chunk, FleetSimulator
 from simulators.run import group_bursts

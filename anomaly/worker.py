@@ -40,7 +40,7 @@ import contextlib
 import io
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,7 +53,7 @@ from aftercare.events import AlertEvent, Evidence
 from anomaly.bank import BankConfig, BankResult, DetectorBank
 from anomaly.catalogue import Catalogue, catalogue_version, read_catalogue
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
-from anomaly.spectral import DEFECTS, BearingCheck, BurstScore, HeldScore
+from anomaly.spectral import DEFECTS, BearingCheck, HeldScore, spectral_extra
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Conn = psycopg.Connection[Any]
@@ -366,64 +366,6 @@ class DetectWorker:
         with self.conn.transaction():
             self.conn.execute("UPDATE anomaly_outbox SET published_at = now() "
                               "WHERE id = ANY(%s)", (list(ids),))
-
-
-def spectral_extra(
-    bank: DetectorBank, check: BearingCheck, times: NDArray[np.int64],
-    values: NDArray[np.float64], devices: Sequence[str], burst_us: NDArray[np.int64],
-    bursts: Sequence[NDArray[np.floating[Any]]], rates: NDArray[np.float64],
-    burst_rpm: NDArray[np.float64] | None = None, *,
-    orders_for: Callable[[str], NDArray[np.float64]],
-    speed_metric_for: Callable[[str], str],
-) -> tuple[dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]], HeldScore]:
-    """Score a block's bursts and turn them into the bank's ``extra["spectral"]`` evidence:
-    per asset and grid sample, the score of its latest burst (held until the next one) with
-    failure mode ``bearing_wear``. Shared by the worker and the scenario evaluation.
-
-    `devices`, `burst_us`, `bursts`, `rates`: one entry per burst, in time order. Bursts of
-    devices the bank does not know (no telemetry yet) are skipped. The shaft speed is the one
-    the device sent with the burst (`burst_rpm`, NaN where it did not), else the asset's speed
-    channel at the burst's grid sample where its kind has one (`speed_metric_for`), else
-    estimated from the burst. `orders_for` gives a device's bearing defect orders (NaN: none).
-    The worker passes its catalogue's, the scenario evaluation its simulated models'.
-    """
-    if check.channels != len(bank.assets):
-        raise ValueError("`check` must have one row per bank asset")
-    index = {name: k for k, name in enumerate(bank.assets)}
-    known = np.array([d in index for d in devices], bool)
-    asset = np.array([index.get(d, -1) for d in devices], np.int64)
-    cols = np.clip(np.searchsorted(times, burst_us, side="left"), 0, max(len(times) - 1, 0))
-    where = {key: row for row, key in enumerate(bank.keys())}
-    speed_row = np.array([where.get((d, speed_metric_for(d)), -1) for d in devices], np.int64)
-    shaft_hz = np.full(len(devices), np.nan)
-    has = known & (speed_row >= 0)
-    if has.any() and values.shape[1]:
-        shaft_hz[has] = values[speed_row[has], cols[has]] / 60.0
-    if burst_rpm is not None:
-        sent = np.asarray(burst_rpm, np.float64)
-        if sent.shape != (len(devices),):
-            raise ValueError(f"`burst_rpm` must be shaped ({len(devices)},)")
-        shaft_hz = np.where(np.isfinite(sent) & (sent > 0), sent / 60.0, shaft_hz)
-    scores = BurstScore(ratio=np.full(len(devices), np.nan),
-                        defect=np.full(len(devices), -1, np.int64),
-                        level=np.full(len(devices), np.nan),
-                        healthy=np.full(len(devices), np.nan))
-    lengths = np.array([len(b) for b in bursts], np.int64)
-    # One vectorised call per (sample rate, burst length): a fleet uses one or two.
-    for fs, length in {(float(f), int(n)) for f, n in zip(rates, lengths, strict=True)}:
-        pick = np.flatnonzero(known & (rates == fs) & (lengths == length)).tolist()
-        if not pick:
-            continue
-        orders = np.stack([orders_for(devices[k]) for k in pick])
-        got = check.score(asset[pick], np.stack([bursts[k] for k in pick]),
-                          sample_rate_hz=fs, orders=orders, shaft_hz=shaft_hz[pick])
-        for name in ("ratio", "defect", "level", "healthy"):
-            getattr(scores, name)[pick] = getattr(got, name)
-    held = check.hold(times, np.maximum(asset, 0), burst_us,
-                      BurstScore(ratio=scores.ratio, defect=np.where(known, scores.defect, -1),
-                                 level=scores.level, healthy=scores.healthy))
-    mode = np.full(held.ratio.shape, bank.mode_index("bearing_wear"), np.int64)
-    return {"spectral": (ratio_to_score(held.ratio), mode)}, held
 
 
 async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
