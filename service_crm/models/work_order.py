@@ -80,6 +80,10 @@ class WorkOrderCharge(models.Model):
     invoice = models.ForeignKey("service_crm.Invoice", null=True, blank=True,
                                 on_delete=models.PROTECT, related_name="lines",
                                 help_text="The invoice a billable line was put on")
+    offer = models.ForeignKey("service_crm.Offer", null=True, blank=True,
+                              on_delete=models.PROTECT, related_name="quoted_charges",
+                              help_text="The offer a billable line was quoted on instead of "
+                                        "being invoiced")
 
     class Meta:
         ordering = ["work_order", "kind", "pk"]

@@ -22,12 +22,14 @@ APPROVE_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
 
 @transaction.atomic(durable=True)
 def invoice_drafts_build(*, now: dt.datetime | None = None) -> int:
-    """Put every billable line not on an invoice yet on its account's open draft (created if
-    none); returns how many lines were added. Safe to run from several workers at once."""
+    """Put every billable line not on an invoice yet (nor quoted on an offer) on its account's
+    open draft (created if none); returns how many lines were added. Safe to run from several
+    workers at once."""
     now = now or timezone.now()
     lines = list(WorkOrderCharge.objects.select_for_update(skip_locked=True, of=("self",))
                  .select_related("work_order__ticket")
-                 .filter(covered=False, invoice__isnull=True).order_by("pk"))
+                 .filter(covered=False, invoice__isnull=True, offer__isnull=True)
+                 .order_by("pk"))
     by_account: dict[int, list[WorkOrderCharge]] = {}
     for line in lines:
         by_account.setdefault(line.work_order.ticket.account_id, []).append(line)

@@ -1,5 +1,5 @@
-"""Timed automation: the SLA clock, offer expiry, watch periods, renewal opportunities,
-contract expiry (auto-renewal or lapse) and planned maintenance visits."""
+"""Timed automation: the SLA clock, offer expiry, watch periods, renewal opportunities and
+their draft offers, contract expiry (auto-renewal or lapse) and planned maintenance visits."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from service_crm.services.episodes import episode_close_expired_watches
 from service_crm.services.login_throttle import login_throttle_prune
 from service_crm.services.offers import offer_expire_due
 from service_crm.services.planned_maintenance import planned_visits_generate
+from service_crm.services.renewal_offers import renewal_offers_draft_due
 from service_crm.services.tickets import ticket_check_sla
 from service_crm.services.webhooks import webhook_deliver_due
 
@@ -35,6 +36,7 @@ class HousekeepingReport:
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
     invoice_lines_drafted: int = 0
+    renewal_offers_drafted: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
@@ -45,7 +47,8 @@ class HousekeepingReport:
                 f"proposed {self.visits_planned}, skipped {self.visits_skipped}, cancelled "
                 f"{self.visits_cancelled}; webhooks delivered {self.webhooks_delivered}, failed "
                 f"{self.webhooks_failed}; billable lines put on invoice drafts "
-                f"{self.invoice_lines_drafted}")
+                f"{self.invoice_lines_drafted}; renewal offers drafted "
+                f"{self.renewal_offers_drafted}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
@@ -56,6 +59,7 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     # opportunity nor owed visits, an auto-renewed one is owed the next year's.
     expiry = contract_expire_due(now=now)
     renewals = len(contract_flag_renewals(now=now))
+    renewal_offers = renewal_offers_draft_due(now=now)
     plan = planned_visits_generate(now=now)
     drafted = invoice_drafts_build(now=now)
     # At most ~10 s of HTTP per pass: the consumer runs this in its ingestion thread
@@ -72,5 +76,5 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         visits_planned=plan.planned, visits_skipped=plan.skipped,
         visits_cancelled=plan.cancelled,
         webhooks_delivered=hooks.delivered, webhooks_failed=hooks.failed + hooks.dead,
-        invoice_lines_drafted=drafted,
+        invoice_lines_drafted=drafted, renewal_offers_drafted=renewal_offers,
     )

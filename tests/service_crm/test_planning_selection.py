@@ -16,10 +16,9 @@ from service_crm.services.planned_maintenance import (
     planned_visits_generate,
 )
 from tests import factories as f
-from tests.service_crm.conftest import World
+from tests.support.crm import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
-NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()  # Monday 23 Nov 2026
 LAST = TODAY + dt.timedelta(days=30)
 

@@ -29,7 +29,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db

@@ -16,11 +16,13 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from service_crm.models.choices import DeliveryStatus, InvoiceStatus, PlannedVisitStatus
+from service_crm.selectors import access
 from service_crm.selectors import billing as billing_selectors
 from service_crm.selectors import service_ops as ops_selectors
 from service_crm.selectors.access import has_role
 from service_crm.services import billing as billing_services
 from service_crm.services import planned_maintenance as plan_services
+from service_crm.services import renewal_offers as quote_services
 from service_crm.services import webhooks as webhook_services
 from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page
 from web.forms import call_service
@@ -100,7 +102,8 @@ def planned_visit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def charge_list(request: HttpRequest) -> HttpResponse:
     """Every charge line of completed work orders, covered or billable, newest job first."""
     qs = ops_selectors.work_order_charge_list_for_user(user=request.user).select_related(
-        "work_order__ticket__account", "invoice").order_by("-work_order_id", "kind", "pk")
+        "work_order__ticket__account", "invoice", "offer").order_by(
+        "-work_order_id", "kind", "pk")
     try:
         covered = _choice(request, "covered", COVERED_CHOICES, "")
     except BadFilter as e:
@@ -108,7 +111,26 @@ def charge_list(request: HttpRequest) -> HttpResponse:
     if covered:
         qs = qs.filter(covered=covered == "yes")
     return render(request, "desk/ops_charges.html", {
-        "page": _page(request, qs), "covered": covered, "choices": COVERED_CHOICES})
+        "page": _page(request, qs), "covered": covered, "choices": COVERED_CHOICES,
+        "can_quote": has_role(user=request.user, roles=quote_services.QUOTE_ROLES)})
+
+
+@require_POST
+@role_required(*quote_services.QUOTE_ROLES)
+def work_order_quote(request: HttpRequest, pk: int) -> HttpResponse:
+    """Quote a job's uncovered work (not invoiced yet) as a draft offer, and open it."""
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    form = forms.Form({})
+    form.is_valid()
+    made: list[Any] = []
+    if call_service(form, lambda: made.append(quote_services.offer_create_for_uncovered_work(
+            work_order=wo, actor=request.user))):
+        messages.success(request, f"Offer {made[0].number} drafted for WO-{wo.pk:06d}: check "
+                                  "it and send it.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
+    for error in form.non_field_errors():
+        messages.error(request, str(error))
+    return HttpResponseRedirect(reverse("desk:charges") + "?covered=no")
 
 
 # --- invoices --------------------------------------------------------------------------
@@ -232,6 +254,7 @@ def url_patterns() -> list[Any]:
         path("planned-visits/<int:pk>/cancel/", planned_visit_cancel,
              name="planned-visit-cancel"),
         path("charges/", charge_list, name="charges"),
+        path("work-orders/<int:pk>/quote/", work_order_quote, name="work-order-quote"),
         path("invoices/", invoice_list, name="invoices"),
         path("invoices/<int:pk>/", invoice_detail, name="invoice"),
         path("invoices/<int:pk>/approve/", invoice_approve, name="invoice-approve"),
