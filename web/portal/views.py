@@ -29,6 +29,7 @@ from service_crm.models.choices import (
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
 from service_crm.selectors.offers import offer_totals_get
+from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
@@ -80,6 +81,41 @@ def ticket_report(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Thank you: the service desk has your report.")
         return HttpResponseRedirect(reverse("portal:home"))
     return home(request, report_form=form, status=400)
+
+
+@role_required(Role.CUSTOMER)
+def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One of the customer's machines: its readings over time with the issues we saw and the
+    visits made, its open issues and its tickets (another account's asset answers 404)."""
+    user = request.user
+    asset = access.asset_get_for_user(user=user, pk=pk)
+    episodes = list(access.episode_list_for_user(user=user).filter(asset=asset)
+                    .order_by("-opened_at")[:20])
+    visits = list(access.work_order_list_for_user(user=user).filter(
+        ticket__asset=asset, scheduled_start__isnull=False).order_by("-scheduled_start")[:50])
+    markers = [{"t": e.opened_at.timestamp(), "kind": "alert",
+                "label": e.failure_mode.name if e.failure_mode else e.failure_mode_code}
+               for e in episodes]
+    markers += [{"t": w.scheduled_start.timestamp(), "kind": "work_order",
+                 "label": f"Visit {w}"} for w in visits if w.scheduled_start is not None]
+    return render(request, "portal/asset.html", {
+        "asset": asset, "episodes": episodes, "markers": markers,
+        "live": [e for e in episodes if e.status in LIVE],
+        "tickets": access.ticket_list_for_user(user=user).filter(
+            asset=asset).order_by("-opened_at")[:20],
+        "contracts": access.contract_list_for_user(user=user).filter(assets=asset)})
+
+
+@role_required(Role.CUSTOMER)
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A ticket as the customer follows it: status, the SLA promised and kept, the visits
+    booked and, once done, what the engineer did (their notes stay internal)."""
+    user = request.user
+    ticket = access.ticket_get_for_user(user=user, pk=pk)
+    visits = [(w, work_order_record_get(work_order=w) if w.status == "completed" else None)
+              for w in access.work_order_list_for_user(user=user).filter(
+                  ticket=ticket).exclude(status="cancelled").order_by("pk")]
+    return render(request, "portal/ticket.html", {"ticket": ticket, "visits": visits})
 
 
 def _offer_page(request: HttpRequest, offer: Any, form: DecisionForm, *,
