@@ -3,7 +3,9 @@ user: attached to the form field it names."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -46,15 +48,36 @@ class DateTimeLocal(forms.DateTimeInput):
 
 
 class ScheduleForm(forms.Form):
+    """Book an engineer. Only engineers of the site's ``region`` are offered (the service
+    refuses the others); a visit ending after the ticket's resolution deadline is refused
+    unless ``accept_late`` says the desk knows the SLA will be breached."""
+
     engineer = forms.ModelChoiceField(queryset=Engineer.objects.filter(available=True))
     start = forms.DateTimeField(widget=DateTimeLocal(), help_text="UTC")
     end = forms.DateTimeField(widget=DateTimeLocal(), help_text="UTC")
+    accept_late = forms.BooleanField(
+        required=False, label="Book anyway: the visit ends after the resolution deadline")
+
+    def __init__(self, *args: Any, region: str | None = None,
+                 resolution_due: dt.datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resolution_due = resolution_due
+        if region is not None:
+            field = self.fields["engineer"]
+            field.queryset = Engineer.objects.filter(  # type: ignore[attr-defined]
+                available=True, region=region).order_by("name")
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
         if start and end and end <= start:
             self.add_error("end", "The window must end after it starts.")
+        elif (end and self.resolution_due is not None and end > self.resolution_due
+              and not data.get("accept_late")):
+            self.add_error("end", f"The visit ends after the ticket's resolution deadline "
+                                  f"({self.resolution_due:%Y-%m-%d %H:%M} UTC): the SLA "
+                                  "would be breached. Choose an earlier window, or tick "
+                                  "'Book anyway'.")
         return data
 
 

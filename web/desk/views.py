@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +29,7 @@ from service_crm.models.choices import (
     TicketStatus,
 )
 from service_crm.selectors import access
+from service_crm.selectors import dispatch as dispatch_selectors
 from service_crm.selectors import offers as offer_selectors
 from service_crm.selectors import reports as report_selectors
 from service_crm.selectors import search as search_selectors
@@ -264,7 +266,9 @@ def _ticket_context(request: HttpRequest, ticket: Any, **forms: Any) -> dict[str
         "ticket": ticket, "work_orders": work_orders, "schedulable": schedulable,
         "transition_form": forms.get("transition_form") or TicketTransitionForm(),
         "pause_form": forms.get("pause_form") or PauseForm(),
-        "schedule_form": forms.get("schedule_form") or ScheduleForm(initial=initial),
+        "schedule_form": forms.get("schedule_form") or ScheduleForm(
+            initial=initial, region=ticket.asset.site.region,
+            resolution_due=ticket.resolution_due),
         "timeline": ticket.interactions.order_by("-at", "-pk")[:50],
         "can_act": bool(access.scope_for(user=request.user).roles & set(DESK)),
     }
@@ -326,13 +330,29 @@ def ticket_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(*DESK)
 def work_order_schedule(request: HttpRequest, pk: int) -> HttpResponse:
-    """Dispatch: book an engineer for the work order's window."""
+    """Dispatch: book an engineer for the work order's window (from the ticket, or from the
+    board with ``board`` set to the board's query string to go back to)."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
-    form = ScheduleForm(request.POST)
-    if form.is_valid() and call_service(form, lambda: work_order_services.work_order_schedule(
+    site_ticket = wo.ticket
+    form = ScheduleForm(request.POST, region=site_ticket.asset.site.region,
+                        resolution_due=site_ticket.resolution_due)
+    booked = form.is_valid() and call_service(
+        form, lambda: work_order_services.work_order_schedule(
             work_order=wo, engineer=form.cleaned_data["engineer"],
             start=form.cleaned_data["start"], end=form.cleaned_data["end"],
-            actor=request.user)):  # type: ignore[arg-type]
+            actor=request.user))  # type: ignore[arg-type]
+    if "board" in request.POST:
+        back = reverse("desk:dispatch") + "?" + urlencode(
+            {k: v for k, v in QueryDict(request.POST["board"]).items()
+             if k in ("start", "view", "region", "skill")})
+        if booked:
+            messages.success(request, f"WO-{wo.pk:06d} booked with "
+                                      f"{form.cleaned_data['engineer']}.")
+        else:
+            messages.error(request, f"WO-{wo.pk:06d} not booked: " + " ".join(
+                str(e) for errs in form.errors.values() for e in errs))
+        return HttpResponseRedirect(back)
+    if booked:
         messages.success(request, f"{wo} scheduled with {form.cleaned_data['engineer']}.")
         return _back_to_ticket(wo.ticket_id)
     ticket = access.ticket_get_for_user(user=request.user, pk=wo.ticket_id)
@@ -604,18 +624,38 @@ def device_release(request: HttpRequest, device_key: str) -> HttpResponse:
 
 @role_required(*STAFF)
 def dispatch_board(request: HttpRequest) -> HttpResponse:
-    """Work orders waiting for an engineer or booked in the next days, by engineer."""
-    now = timezone.now()
-    qs = (access.work_order_list_for_user(user=request.user)
-          .filter(status__in=["proposed", "scheduled"])
-          .filter(Q(engineer__isnull=True) | Q(status="proposed")
-                  | Q(scheduled_start__lt=now + dt.timedelta(days=DISPATCH_DAYS)))
-          .select_related("engineer", "ticket__asset__site")
-          .order_by("engineer__name", "scheduled_start"))
-    lanes: dict[str, list[Any]] = {}
-    for wo in qs[:500]:
-        lanes.setdefault(wo.engineer.name if wo.engineer else "Unassigned", []).append(wo)
-    return render(request, "desk/dispatch.html", {"lanes": lanes, "days": DISPATCH_DAYS})
+    """Engineers by UTC day (?view=day or week from ?start=YYYY-MM-DD) with their bookings,
+    and the jobs waiting for an engineer, narrowed by ?region= and ?skill=. Bookings after
+    the ticket's resolution deadline, overlapping, during an absence or without the skill
+    are flagged; a waiting job is booked from the board with the engineers who fit it."""
+    regions, skills = dispatch_selectors.dispatch_filter_choices()
+    today = timezone.now().date()
+    try:
+        view = _choice(request, "view", [("day", "Day"), ("week", "Week")], "week")
+        region = _choice(request, "region", [(r, r) for r in regions], "")
+        skill = _choice(request, "skill", [(s, s) for s in skills], "")
+        raw_start = request.GET.get("start", "")
+        try:
+            start = dt.date.fromisoformat(raw_start) if raw_start else today
+        except ValueError:
+            raise BadFilter(f"Unknown start \u201c{raw_start[:40]}\u201d: give a date as "
+                            "YYYY-MM-DD.") from None
+        if not dt.date(2000, 1, 1) <= start <= dt.date(2999, 12, 31):
+            raise BadFilter("The start date must be between 2000 and 2999.")
+    except BadFilter as e:
+        return _bad_filter(request, e, title="Dispatch board", url_name="desk:dispatch")
+    days = 1 if view == "day" else DISPATCH_DAYS
+    board = dispatch_selectors.dispatch_board_get(user=request.user, start=start, days=days,
+                                                  region=region, skill=skill)
+    here = {"view": view, "region": region, "skill": skill, "start": start.isoformat()}
+    step = dt.timedelta(days=days)
+    return render(request, "desk/dispatch.html", {
+        "board": board, "view": view, "region": region, "skill": skill, "start": start,
+        "query": urlencode(here),
+        "prev": urlencode({**here, "start": (start - step).isoformat()}),
+        "next": urlencode({**here, "start": (start + step).isoformat()}),
+        "today": urlencode({**here, "start": today.isoformat()}),
+        "can_book": access.has_role(user=request.user, roles=set(DESK))})
 
 
 @role_required(*STAFF)
