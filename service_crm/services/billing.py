@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from service_crm import conf
 from service_crm.models import Account, Invoice, WorkOrderCharge
 from service_crm.models.choices import InvoiceStatus
 from service_crm.selectors.access import Role, has_role
@@ -65,10 +66,10 @@ def invoice_approve(*, invoice: Invoice, actor: Any, now: dt.datetime | None = N
     audit_record(actor=actor, action="invoice.approve", obj=inv, before=before, at=now)
     total = inv.total
     interaction_record(account=inv.account, at=now, by=actor,
-                       summary=f"Invoice {inv.number} approved: {total} EUR")
+                       summary=f"Invoice {inv.number} approved: {total} {conf.currency()}")
     outbox_emit(topic="invoice.approved", now=now, data={
         "invoice": inv.number, "invoice_id": inv.pk, "account_id": inv.account_id,
-        "account": inv.account.name, "total": total, "currency": "EUR",
+        "account": inv.account.name, "total": total, "currency": conf.currency(),
         "lines": [{"work_order_id": ln.work_order_id, "kind": ln.kind,
                    "description": ln.description, "quantity": ln.quantity,
                    "unit_price": ln.unit_price, "amount": ln.amount} for ln in lines]})
