@@ -147,6 +147,7 @@ def test_visit_after_the_deadline_needs_book_anyway(world: World, desk_agent: An
     assert refused.status_code == 400
     assert "after the ticket's resolution deadline" in " ".join(
         refused.context["schedule_form"].errors["end"])
+    assert 'name="accept_late"' in refused.content.decode()  # offered once it matters
     assert m.WorkOrder.objects.get(pk=world.north.work_order.pk).status == "proposed"
     assert client.post(url, {**data, "accept_late": "on"}).status_code == 302
     assert m.WorkOrder.objects.get(pk=world.north.work_order.pk).status == "scheduled"
