@@ -410,6 +410,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--once", action="store_true", help="stop when caught up")
     p.add_argument("--reload-s", type=float, default=10.0,
                    help="how often to look for edited equipment profiles in the CRM")
+    p.add_argument("--partitions", type=int, default=1,
+                   help="split the devices into this many partitions leased among every "
+                        "`aftercare detect` started with the same number (anomaly/leases.py)")
+    p.add_argument("--lease-ttl-s", type=float, default=15.0,
+                   help="with --partitions: a dead worker's partitions are taken over after "
+                        "at most this plus a fifth of it")
     args = p.parse_args(argv)
     try:
         settings = config.load()
@@ -418,6 +424,13 @@ def main(argv: list[str]) -> int:
         return 2
     options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s,
                             reload_s=args.reload_s)
+    if args.partitions > 1:
+        from anomaly.leases import run_partitioned
+
+        asyncio.run(run_partitioned(settings.database_url, settings.events_url, options,
+                                    partitions=args.partitions, ttl_s=args.lease_ttl_s,
+                                    renew_s=args.lease_ttl_s / 5, poll_s=args.poll_s))
+        return 0
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings.database_url, settings.events_url, options, once=args.once,
                         poll_s=args.poll_s))
