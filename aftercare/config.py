@@ -2,19 +2,28 @@
 
 Every variable is declared once in :data:`VARIABLES`; the README's configuration table is
 generated from it (``aftercare config``). A bad value stops start-up with a message naming
-the variable.
+the variable. The service CRM's tunables (``AFTERCARE_*`` below ``AFTERCARE_DESK_EMAIL``) reach
+Django as settings of the same name (``web/settings.py``), read by ``service_crm.conf``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
+
+# Alert-event transports by EVENTS_URL scheme: the one list both this check and
+# aftercare.events (which builds the broker) use.
+Transport = Literal["mqtt", "nats", "rabbit"]
+EVENT_TRANSPORTS: dict[str, Transport] = {"mqtt": "mqtt", "mqtts": "mqtt", "nats": "nats",
+                                          "amqp": "rabbit", "amqps": "rabbit"}
 
 
 class ConfigError(ValueError):
@@ -36,7 +45,8 @@ VARIABLES: tuple[Variable, ...] = (
              "cluster as host1:port1,host2:port2 (clients fail over between the nodes); "
              "?protocol=3.1.1 for a broker without MQTT 5"),
     Variable("EVENTS_URL", "",
-             "FastStream broker for alert events (mqtt://, nats://, amqp://); empty = MQTT_URL"),
+             "FastStream broker for alert events (mqtt://, nats://, amqp://, or the mqtts://, "
+             "amqps:// TLS forms); empty = MQTT_URL"),
     Variable("AFTERCARE_STORE_BACKEND", "auto",
              "auto (TimescaleDB when the extension is available), timescaledb, or native"),
     Variable("AFTERCARE_RETENTION_DAYS", "365", "Raw telemetry older than this is dropped"),
@@ -73,6 +83,44 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DEFAULT_FROM_EMAIL", "aftercare@localhost", "Sender of every notification"),
     Variable("AFTERCARE_DESK_EMAIL", "service-desk@aftercare.local",
              "Where SLA-at-risk and desk notices go"),
+    Variable("AFTERCARE_PUBLIC_URL", "",
+             "Where customers reach the web app, for links in emails (http:// or https://); "
+             "empty = http://127.0.0.1:WEB_PORT"),
+    Variable("AFTERCARE_CURRENCY", "EUR",
+             "ISO 4217 code of every price in offers and orders (one currency per installation)"),
+    Variable("AFTERCARE_LABOUR_RATE_EUR", "95.00", "Price of one engineer hour in offers"),
+    Variable("AFTERCARE_DISCOUNT_APPROVAL_PCT", "10",
+             "Offer discounts above this percentage need a manager's approval"),
+    Variable("AFTERCARE_OFFER_VALID_DAYS", "30", "Days a sent offer stays open"),
+    Variable("AFTERCARE_RENEWAL_OFFER_DAYS", "60",
+             "Days before its end a contract that does not renew itself gets a renewal offer "
+             "drafted (0 = off)"),
+    Variable("AFTERCARE_WATCH_PERIOD_H", "72",
+             "Hours an episode is watched after its repair before it counts as fixed"),
+    Variable("AFTERCARE_SLA_AT_RISK_FRACTION", "0.25",
+             "A ticket is at risk once less than this fraction of its resolution time is left"),
+    Variable("AFTERCARE_PLANNED_HORIZON_DAYS", "30",
+             "How far ahead planned visits become work orders"),
+    Variable("AFTERCARE_DEFAULT_PHONE_REGION", "DE",
+             "Country a phone number without + is read in when the account has no site"),
+    Variable("AFTERCARE_WEBHOOK_ALLOW_HTTP", "false",
+             "Allow plain http:// webhook receivers (tests, a receiver on the same host)"),
+    Variable("AFTERCARE_WEBHOOK_MAX_ATTEMPTS", "12",
+             "Webhook delivery attempts before it is given up (it can still be replayed)"),
+    Variable("AFTERCARE_WEBHOOK_BACKOFF_S", "30",
+             "Wait after a failed delivery, doubling per attempt, at most 6 h"),
+    Variable("AFTERCARE_WEBHOOK_TIMEOUT_S", "5", "HTTP timeout of one webhook delivery"),
+    Variable("AFTERCARE_LOGIN_MAX_FAILURES_USER", "5",
+             "Wrong passwords per (user name, client address) before the log-in is blocked"),
+    Variable("AFTERCARE_LOGIN_MAX_FAILURES_IP", "30",
+             "Wrong passwords per client address before the log-in is blocked"),
+    Variable("AFTERCARE_LOGIN_WINDOW_S", "900", "Idle seconds after which failures are forgotten"),
+    Variable("AFTERCARE_LOGIN_BACKOFF_S", "60",
+             "First log-in block, doubling with each further failure"),
+    Variable("AFTERCARE_LOGIN_MAX_BACKOFF_S", "3600", "Longest log-in block"),
+    Variable("AFTERCARE_DASHBOARD_CACHE_S", "5",
+             "Seconds the desk dashboard's fleet counts are cached for all users (0 = off)"),
+    Variable("AFTERCARE_DASHBOARD_POLL_S", "15", "How often an open desk dashboard refreshes"),
     Variable("AFTERCARE_DATA_DIR", ".aftercare",
              "Where local runs keep broker config, logs and PGlite data"),
 )
@@ -107,6 +155,53 @@ def _positive_int(text: str) -> int:
     if n <= 0:
         raise ValueError("must be a positive integer")
     return n
+
+
+def _non_negative_int(text: str) -> int:
+    n = _int(text)
+    if n < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return n
+
+
+def _number(low: float, high: float = float("inf"), *, low_open: bool = False,
+            high_open: bool = False) -> Callable[[str], float]:
+    """A finite number within [low, high] (an end excluded where it is open)."""
+    def check(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not math.isfinite(x):
+            raise ValueError("must be a finite number")
+        if not (x > low if low_open else x >= low) or not (x < high if high_open else x <= high):
+            raise ValueError(f"must be within {'(' if low_open else '['}{low:g}, {high:g}"
+                             f"{')' if high_open else ']'}")
+        return x
+
+    return check
+
+
+def _decimal(low: Decimal, high: Decimal) -> Callable[[str], Decimal]:
+    def check(text: str) -> Decimal:
+        try:
+            d = Decimal(text.strip())
+        except InvalidOperation:
+            raise ValueError("must be a decimal number") from None
+        if not d.is_finite() or not low <= d <= high:
+            raise ValueError(f"must be within [{low}, {high}]")
+        return d
+
+    return check
+
+
+def _code(length: int, what: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if not re.fullmatch(f"[A-Z]{{{length}}}", text):
+            raise ValueError(f"must be {what} ({length} capital letters)")
+        return text
+
+    return check
 
 
 def _port(text: str) -> int:
@@ -199,6 +294,27 @@ class Settings:
     email_url: str
     from_email: str
     desk_email: str
+    public_url: str
+    currency: str
+    labour_rate: Decimal
+    discount_approval_pct: Decimal
+    offer_valid_days: int
+    renewal_offer_days: int
+    watch_period_h: float
+    sla_at_risk_fraction: float
+    planned_horizon_days: int
+    default_phone_region: str
+    webhook_allow_http: bool
+    webhook_max_attempts: int
+    webhook_backoff_s: float
+    webhook_timeout_s: float
+    login_max_failures_user: int
+    login_max_failures_ip: int
+    login_window_s: int
+    login_backoff_s: int
+    login_max_backoff_s: int
+    dashboard_cache_s: float
+    dashboard_poll_s: float
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -208,7 +324,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     mqtt_url = _parse("MQTT_URL", _url(("mqtt", "mqtts")), env)
     events = raw("EVENTS_URL", env) or mqtt_url
     try:
-        _url(("mqtt", "mqtts", "nats", "amqp", "amqps", "redis"))(events)
+        _url(tuple(EVENT_TRANSPORTS))(events)
     except ValueError as exc:
         raise ConfigError(f"EVENTS_URL={events!r}: {exc}") from None
     host = raw("WEB_HOST", env)
@@ -243,6 +359,31 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         email_url=_parse("EMAIL_URL", _optional(_url(("smtp", "smtps"))), env),
         from_email=_parse("DEFAULT_FROM_EMAIL", _email, env),
         desk_email=_parse("AFTERCARE_DESK_EMAIL", _email, env),
+        public_url=_parse("AFTERCARE_PUBLIC_URL", _optional(_url(("http", "https"))), env),
+        currency=_parse("AFTERCARE_CURRENCY", _code(3, "an ISO 4217 currency code"), env),
+        labour_rate=_parse("AFTERCARE_LABOUR_RATE_EUR",
+                           _decimal(Decimal(0), Decimal(100_000)), env),
+        discount_approval_pct=_parse("AFTERCARE_DISCOUNT_APPROVAL_PCT",
+                                     _decimal(Decimal(0), Decimal(100)), env),
+        offer_valid_days=_parse("AFTERCARE_OFFER_VALID_DAYS", _positive_int, env),
+        renewal_offer_days=_parse("AFTERCARE_RENEWAL_OFFER_DAYS", _non_negative_int, env),
+        watch_period_h=_parse("AFTERCARE_WATCH_PERIOD_H", _number(0, low_open=True), env),
+        sla_at_risk_fraction=_parse("AFTERCARE_SLA_AT_RISK_FRACTION",
+                                    _number(0, 1, high_open=True), env),
+        planned_horizon_days=_parse("AFTERCARE_PLANNED_HORIZON_DAYS", _positive_int, env),
+        default_phone_region=_parse("AFTERCARE_DEFAULT_PHONE_REGION",
+                                    _code(2, "an ISO 3166 country code"), env),
+        webhook_allow_http=_parse("AFTERCARE_WEBHOOK_ALLOW_HTTP", _bool, env),
+        webhook_max_attempts=_parse("AFTERCARE_WEBHOOK_MAX_ATTEMPTS", _positive_int, env),
+        webhook_backoff_s=_parse("AFTERCARE_WEBHOOK_BACKOFF_S", _number(0, low_open=True), env),
+        webhook_timeout_s=_parse("AFTERCARE_WEBHOOK_TIMEOUT_S", _number(0, low_open=True), env),
+        login_max_failures_user=_parse("AFTERCARE_LOGIN_MAX_FAILURES_USER", _positive_int, env),
+        login_max_failures_ip=_parse("AFTERCARE_LOGIN_MAX_FAILURES_IP", _positive_int, env),
+        login_window_s=_parse("AFTERCARE_LOGIN_WINDOW_S", _positive_int, env),
+        login_backoff_s=_parse("AFTERCARE_LOGIN_BACKOFF_S", _positive_int, env),
+        login_max_backoff_s=_parse("AFTERCARE_LOGIN_MAX_BACKOFF_S", _positive_int, env),
+        dashboard_cache_s=_parse("AFTERCARE_DASHBOARD_CACHE_S", _number(0), env),
+        dashboard_poll_s=_parse("AFTERCARE_DASHBOARD_POLL_S", _number(1), env),
     )
 
 

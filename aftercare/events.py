@@ -14,13 +14,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from aftercare.config import ConfigError
+from aftercare.config import EVENT_TRANSPORTS, ConfigError, Transport
 
 ALERTS_TOPIC = "aftercare/alerts"
-
-Transport = Literal["mqtt", "nats", "rabbit"]
-_TRANSPORTS: dict[str, Transport] = {"mqtt": "mqtt", "mqtts": "mqtt", "nats": "nats",
-                                     "amqp": "rabbit", "amqps": "rabbit"}
 
 
 def transport_of(url: str) -> Transport:
@@ -31,10 +27,10 @@ def transport_of(url: str) -> Transport:
     """
     scheme = urlsplit(url).scheme
     try:
-        return _TRANSPORTS[scheme]
+        return EVENT_TRANSPORTS[scheme]
     except KeyError:
         raise ConfigError(f"EVENTS_URL scheme {scheme!r} is not supported "
-                          f"(use one of {', '.join(_TRANSPORTS)})") from None
+                          f"(use one of {', '.join(EVENT_TRANSPORTS)})") from None
 
 
 def event_broker(url: str, **options: Any) -> Any:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from service_crm import conf
 from service_crm.services.login_throttle import (
     LoginLimits,
     login_attempt_begin,
@@ -24,11 +25,11 @@ from web.roles import home_url_name
 
 def login_limits() -> LoginLimits:
     return LoginLimits(
-        per_pair=int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_USER", 5)),
-        per_address=int(getattr(settings, "AFTERCARE_LOGIN_MAX_FAILURES_IP", 30)),
-        window_s=int(getattr(settings, "AFTERCARE_LOGIN_WINDOW_S", 900)),
-        backoff_s=int(getattr(settings, "AFTERCARE_LOGIN_BACKOFF_S", 60)),
-        max_backoff_s=int(getattr(settings, "AFTERCARE_LOGIN_MAX_BACKOFF_S", 3600)))
+        per_pair=int(settings.AFTERCARE_LOGIN_MAX_FAILURES_USER),
+        per_address=int(settings.AFTERCARE_LOGIN_MAX_FAILURES_IP),
+        window_s=conf.login_window_s(),
+        backoff_s=int(settings.AFTERCARE_LOGIN_BACKOFF_S),
+        max_backoff_s=int(settings.AFTERCARE_LOGIN_MAX_BACKOFF_S))
 
 
 def client_ip(request: HttpRequest | None) -> str:

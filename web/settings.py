@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-
-from django.core.exceptions import ImproperlyConfigured
 
 from aftercare import config
 
@@ -155,11 +152,11 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
 # row locks): wrong passwords per (user name, client address) pair and per address before a
 # block of BACKOFF_S, doubling with each further failure up to MAX_BACKOFF_S; WINDOW_S idle
 # forgets.
-AFTERCARE_LOGIN_MAX_FAILURES_USER = 5
-AFTERCARE_LOGIN_MAX_FAILURES_IP = 30
-AFTERCARE_LOGIN_WINDOW_S = 900
-AFTERCARE_LOGIN_BACKOFF_S = 60
-AFTERCARE_LOGIN_MAX_BACKOFF_S = 3600
+AFTERCARE_LOGIN_MAX_FAILURES_USER = _settings.login_max_failures_user
+AFTERCARE_LOGIN_MAX_FAILURES_IP = _settings.login_max_failures_ip
+AFTERCARE_LOGIN_WINDOW_S = _settings.login_window_s
+AFTERCARE_LOGIN_BACKOFF_S = _settings.login_backoff_s
+AFTERCARE_LOGIN_MAX_BACKOFF_S = _settings.login_max_backoff_s
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -209,11 +206,25 @@ SERVER_EMAIL = _settings.from_email
 AFTERCARE_DESK_EMAIL = _settings.desk_email
 # Links in emails to customers (the offer's portal page): AFTERCARE_PUBLIC_URL, or this
 # machine on WEB_PORT.
-AFTERCARE_PUBLIC_URL = os.environ.get("AFTERCARE_PUBLIC_URL", "").strip()
-if AFTERCARE_PUBLIC_URL and not AFTERCARE_PUBLIC_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("AFTERCARE_PUBLIC_URL must start with http:// or https://")
+AFTERCARE_PUBLIC_URL = _settings.public_url
 AFTERCARE_WEB_PORT = _settings.web_port
-AFTERCARE_CURRENCY = "EUR"
+# The service CRM's tunables (service_crm.conf), each declared and validated in
+# aftercare.config.VARIABLES; tests change them with override_settings.
+AFTERCARE_CURRENCY = _settings.currency
+AFTERCARE_LABOUR_RATE_EUR = _settings.labour_rate
+AFTERCARE_DISCOUNT_APPROVAL_PCT = _settings.discount_approval_pct
+AFTERCARE_OFFER_VALID_DAYS = _settings.offer_valid_days
+AFTERCARE_RENEWAL_OFFER_DAYS = _settings.renewal_offer_days
+AFTERCARE_WATCH_PERIOD_H = _settings.watch_period_h
+AFTERCARE_SLA_AT_RISK_FRACTION = _settings.sla_at_risk_fraction
+AFTERCARE_PLANNED_HORIZON_DAYS = _settings.planned_horizon_days
+AFTERCARE_DEFAULT_PHONE_REGION = _settings.default_phone_region
+AFTERCARE_WEBHOOK_ALLOW_HTTP = _settings.webhook_allow_http
+AFTERCARE_WEBHOOK_MAX_ATTEMPTS = _settings.webhook_max_attempts
+AFTERCARE_WEBHOOK_BACKOFF_S = _settings.webhook_backoff_s
+AFTERCARE_WEBHOOK_TIMEOUT_S = _settings.webhook_timeout_s
+AFTERCARE_DASHBOARD_CACHE_S = _settings.dashboard_cache_s
+AFTERCARE_DASHBOARD_POLL_S = _settings.dashboard_poll_s
 if _settings.email_url:
     from urllib.parse import unquote, urlsplit
 

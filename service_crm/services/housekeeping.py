@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.utils import timezone
 
+from service_crm import conf
 from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
@@ -71,7 +71,7 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         episodes_closed=episode_close_expired_watches(now=now),
         renewal_opportunities=renewals,
         login_throttles_pruned=login_throttle_prune(
-            window_s=int(getattr(settings, "AFTERCARE_LOGIN_WINDOW_S", 900)), now=now),
+            window_s=conf.login_window_s(), now=now),
         contracts_renewed=expiry.renewed, contracts_lapsed=expiry.lapsed,
         visits_planned=plan.planned, visits_skipped=plan.skipped,
         visits_cancelled=plan.cancelled,

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from service_crm import conf
 from service_crm.models import (
     Asset,
     MaintenanceContract,
@@ -55,7 +55,7 @@ NOT_STARTED = (W.PROPOSED, W.SCHEDULED)
 
 def horizon_days() -> int:
     """How far ahead planned visits become work orders (``AFTERCARE_PLANNED_HORIZON_DAYS``)."""
-    return int(getattr(settings, "AFTERCARE_PLANNED_HORIZON_DAYS", 30))
+    return conf.planned_horizon_days()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.utils import timezone
@@ -75,7 +74,7 @@ def dashboard_counts_get(*, user: Any, now: dt.datetime | None = None) -> dict[s
     and ticket counts are what a desk reacts to and are cheap: they stay live (not here).
     0 turns caching off.
     """
-    ttl = float(getattr(settings, "AFTERCARE_DASHBOARD_CACHE_S", 5))
+    ttl = conf.dashboard_cache_s()
     key = f"aftercare:dashboard-counts:v1:{_scope_key(user)}"
     if ttl > 0:
         hit = cache.get(key)

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -20,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from service_crm import conf
 from service_crm.models import SalesOrder
 from service_crm.models.choices import (
     AlertState,
@@ -106,7 +106,7 @@ def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/dashboard.html", {
         **_dashboard_context(request),
-        "poll_seconds": float(getattr(settings, "AFTERCARE_DASHBOARD_POLL_S", 15))})
+        "poll_seconds": conf.dashboard_poll_s()})
 
 
 @role_required(*STAFF)
