@@ -170,6 +170,19 @@ cmd_test() {
 }
 
 cmd_demo() {
+  # --help prints at once: the command line needs only the standard library, so a Python
+  # 3.11 prints it before (and without) installing anything.
+  local arg py
+  for arg in "$@"; do
+    if [ "$arg" = -h ] || [ "$arg" = --help ]; then
+      py="$(command -v python3.11 || command -v python3 || true)"
+      if [ -n "$py" ] && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        exec "$py" -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
+from aftercare.cli import main
+sys.exit(main(["demo", *sys.argv[1:]]))' "$ROOT" "$@"
+      fi
+    fi
+  done
   cmd_setup
   exec "$VENV/bin/aftercare" demo "$@"
 }

@@ -90,6 +90,8 @@ class Command(BaseCommand):
             raise CommandError("--assets must be >= 0")
         counts = seed(assets=opts["assets"], prefixes=prefixes, seed=opts["seed"])
         self.stdout.write("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for line in seed_first_minutes():
+            self.stdout.write(line)
         self.stdout.write("demo logins (user / password):")
         for user, password, role in DEMO_USERS:
             self.stdout.write(f"  {user:9s} / {password:15s} {role}")
@@ -251,3 +253,89 @@ def seed(*, assets: int, prefixes: list[str], seed: int) -> dict[str, int]:
         "assets": m.Asset.objects.count(), "contracts": m.MaintenanceContract.objects.count(),
         "engineers": m.Engineer.objects.count(), "parts": m.SparePart.objects.count(),
     }
+
+
+def demo_contract_pdf(*, contract: m.MaintenanceContract) -> bytes:
+    """A one-page PDF naming the contract (what a signed contract scan stands in for)."""
+    lines = [f"Maintenance contract {contract.number}", f"Customer: {contract.account.name}",
+             f"Tier: {contract.get_tier_display()}",
+             f"Term: {contract.start:%d %b %Y} - {contract.end:%d %b %Y}",
+             f"Visits per year: {contract.visits_per_year}"]
+    text = "BT /F1 14 Tf 72 770 Td 18 TL " + " ".join(
+        "(" + ln.encode("latin-1", "replace").decode("latin-1").replace("\\", "\\\\")
+        .replace("(", "\\(").replace(")", "\\)") + ") Tj T*" for ln in lines) + " ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font "
+        b"<< /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(text.encode("latin-1")) + text.encode("latin-1")
+        + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def seed_first_minutes(*, now: dt.datetime | None = None) -> list[str]:
+    """Something for every demo login before the first fault is detected: a job booked today
+    for the `engineer` login (in its region, on a machine it has the skill for), a renewal
+    offer sent to the `customer` login's account, and its contract as a PDF in the portal.
+    Made through the real services (audited, on the timelines); each step once."""
+    from django.core.files.base import ContentFile
+
+    from service_crm.models.choices import OfferStatus, TicketSource
+    from service_crm.services.contracts import contract_document_add
+    from service_crm.services.offers import offer_create_renewal, offer_send
+    from service_crm.services.tickets import ticket_open
+    from service_crm.services.work_orders import work_order_propose_internal, work_order_schedule
+
+    now = now or timezone.now()
+    said: list[str] = []
+    desk = get_user_model().objects.filter(username="desk").first()
+    engineer = m.Engineer.objects.filter(user__username="engineer").first()
+    customer = m.Contact.objects.filter(user__username="customer").select_related(
+        "account").first()
+    if desk is None or engineer is None or customer is None:
+        return ["first minutes: demo users missing, nothing prepared"]
+    summary = "Customer called: unusual noise at start-up (demo)"
+    if not m.WorkOrder.objects.filter(engineer=engineer, ticket__summary=summary).exists():
+        in_region = m.Asset.objects.filter(site__region=engineer.region).order_by("pk")
+        asset = (in_region.filter(site__account=customer.account).first()
+                 or in_region.first())
+        if asset is not None:
+            ticket = ticket_open(asset=asset, summary=summary, source=TicketSource.PHONE,
+                                 priority=Priority.P2, actor=desk, now=now)
+            with transaction.atomic():
+                wo = work_order_propose_internal(ticket=ticket, now=now)
+            start = now + dt.timedelta(minutes=30)
+            work_order_schedule(work_order=wo, engineer=engineer, start=start,
+                                end=start + dt.timedelta(hours=2), actor=desk, now=now)
+            said.append(f"first minutes: {ticket.number} booked for `engineer` today "
+                        f"({asset.serial}, {asset.site.name})")
+    contract = (m.MaintenanceContract.objects.filter(account=customer.account)
+                .order_by("end").first())
+    if contract is not None:
+        if not m.Offer.objects.filter(renews=contract).exists() and contract.end >= now.date():
+            offer = offer_create_renewal(contract=contract, actor=desk, now=now)
+            if m.Contact.objects.filter(account=contract.account, offer_consent=True).exists():
+                offer = offer_send(offer=offer, actor=desk, now=now)
+            said.append(f"first minutes: renewal offer {offer.number} "
+                        f"{'sent' if offer.status == OfferStatus.SENT else 'drafted'} "
+                        f"for `customer` ({contract.number})")
+        if not contract.documents.exists():
+            contract_document_add(
+                contract=contract, title=f"Signed contract {contract.number}", actor=desk,
+                file=ContentFile(demo_contract_pdf(contract=contract),
+                                 name=f"{contract.number}.pdf"), now=now)
+            said.append(f"first minutes: contract document for {contract.number} in the portal")
+    return said
