@@ -1,0 +1,142 @@
+"""Likely duplicate accounts and contacts, for the desk to review and merge.
+
+Accounts: the names compared without case, punctuation and legal form ("ACME Kompressoren
+GmbH" and "Acme Kompressoren" are the same key), then by fuzzy similarity (rapidfuzz's
+token-sort ratio, 0-100); a pair whose contacts share a company email domain needs a lower
+similarity. Contacts: the same email at two accounts, or at one account a similar name or the
+same phone number. Office staff only."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from service_crm.models import Account, Contact
+from service_crm.selectors.access import scope_for
+
+LEGAL_FORMS = frozenset({
+    "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "e", "gbr", "gmbh", "inc",
+    "kg", "kgaa", "limited", "llc", "ltd", "mbh", "nv", "ohg", "oy", "plc", "sa", "sarl", "se",
+    "spa", "srl", "ug", "v",
+})
+# Addresses at these domains say nothing about the company.
+FREE_MAIL = frozenset({
+    "gmail.com", "googlemail.com", "gmx.de", "gmx.net", "web.de", "t-online.de", "yahoo.com",
+    "yahoo.de", "outlook.com", "hotmail.com", "icloud.com", "aol.com", "freenet.de", "mail.de",
+    "posteo.de", "proton.me", "protonmail.com",
+})
+_WORD = re.compile(r"[^\w]+", re.UNICODE)
+CHUNK = 1000  # rows of the similarity matrix computed at a time (memory ~ CHUNK x n bytes)
+
+
+def name_key(name: str) -> str:
+    """A company name reduced to what identifies it.
+
+    >>> name_key("ACME Kompressoren GmbH & Co. KG ")
+    'acme kompressoren'
+    """
+    words = [w for w in _WORD.sub(" ", name.casefold().replace("&", " ")).split()
+             if w not in LEGAL_FORMS]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two records that look like one: `score` 0-100, `reasons` in words for the desk."""
+
+    kind: str  # "account" or "contact"
+    a_id: int
+    b_id: int
+    a_label: str
+    b_label: str
+    score: int
+    reasons: tuple[str, ...]
+
+
+def _similar_pairs(keys: list[str], threshold: int) -> Iterable[tuple[int, int, int]]:
+    """(i, j, score) for i < j with token-sort similarity >= threshold, in chunks so memory
+    stays ~CHUNK x len(keys) bytes."""
+    n = len(keys)
+    for start in range(0, n, CHUNK):
+        block = process.cdist(keys[start:start + CHUNK], keys, scorer=fuzz.token_sort_ratio,
+                              score_cutoff=threshold, dtype=np.uint8, workers=1)
+        rows, cols = np.nonzero(block)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            i = start + r
+            if i < c:
+                yield i, c, int(block[r, c])
+
+
+def account_duplicates_find(*, user: object, threshold: int = 90, domain_threshold: int = 60,
+                            limit: int = 200) -> list[DuplicatePair]:
+    """Likely duplicate accounts, most alike first (office staff; others get none)."""
+    if not scope_for(user=user).everything:
+        return []
+    rows = list(Account.objects.order_by("pk").values_list("pk", "name"))
+    keys = [name_key(name) for _, name in rows]
+    domains: dict[int, set[str]] = defaultdict(set)
+    for account_id, email in Contact.objects.values_list("account_id", "email"):
+        domain = email.rpartition("@")[2].lower()
+        if domain and domain not in FREE_MAIL:
+            domains[account_id].add(domain)
+    found: dict[tuple[int, int], DuplicatePair] = {}
+    for i, j, score in _similar_pairs(keys, min(threshold, domain_threshold)):
+        (a_id, a_name), (b_id, b_name) = rows[i], rows[j]
+        reasons = []
+        if keys[i] == keys[j]:
+            reasons.append("same name apart from case, punctuation or legal form")
+        else:
+            reasons.append(f"names {score} % alike")
+        shared = domains.get(a_id, set()) & domains.get(b_id, set())
+        if shared:
+            reasons.append("contacts at the same email domain " + ", ".join(sorted(shared)))
+        if score >= threshold or (shared and score >= domain_threshold):
+            found[(a_id, b_id)] = DuplicatePair("account", a_id, b_id, a_name, b_name, score,
+                                                tuple(reasons))
+    return sorted(found.values(), key=lambda p: (-p.score, p.a_id, p.b_id))[:limit]
+
+
+def contact_duplicates_find(*, user: object, threshold: int = 90,
+                            limit: int = 200) -> list[DuplicatePair]:
+    """Likely duplicate contacts, most alike first: the same email at two accounts (the
+    accounts may be one), or at one account a similar name or the same phone number."""
+    if not scope_for(user=user).everything:
+        return []
+    contacts = list(Contact.objects.select_related("account").order_by("pk"))
+    by_email: dict[str, list[Contact]] = defaultdict(list)
+    by_account: dict[int, list[Contact]] = defaultdict(list)
+    for c in contacts:
+        by_email[c.email.lower()].append(c)
+        by_account[c.account_id].append(c)
+    found: dict[tuple[int, int], DuplicatePair] = {}
+
+    def label(c: Contact) -> str:
+        return f"{c.name} <{c.email}> ({c.account.name})"
+
+    for same in by_email.values():
+        for k, a in enumerate(same):
+            for b in same[k + 1:]:
+                found[(a.pk, b.pk)] = DuplicatePair(
+                    "contact", a.pk, b.pk, label(a), label(b), 100,
+                    ("same email at two accounts: merge the accounts",))
+    for people in by_account.values():
+        if len(people) < 2:
+            continue
+        names = [" ".join(p.name.casefold().split()) for p in people]
+        for i, j, score in _similar_pairs(names, 0):
+            a, b = people[i], people[j]
+            reasons = []
+            if score >= threshold:
+                reasons.append(f"names {score} % alike")
+            if a.phone and a.phone == b.phone:
+                reasons.append(f"same phone {a.phone}")
+            if reasons and (a.pk, b.pk) not in found:
+                found[(a.pk, b.pk)] = DuplicatePair("contact", a.pk, b.pk, label(a), label(b),
+                                                    max(score, 95 if a.phone == b.phone
+                                                        and a.phone else 0), tuple(reasons))
+    return sorted(found.values(), key=lambda p: (-p.score, p.a_id, p.b_id))[:limit]
