@@ -44,7 +44,7 @@ from anomaly.fusion import (
     reduce_max,
 )
 from anomaly.health import HealthResult, ReportingSilence, SensorHealth
-from anomaly.likelihood import AnomalyLikelihood
+from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
 from anomaly.state import LastTrue, StreamingDetector
@@ -166,6 +166,12 @@ class BankConfig:
     # slow drift). The CUSUM counts here whatever the spec's `drift` says: calibration judges
     # it against the channel's own history. Gated by the time of day like the plain baseline.
     change_halflife: float = 0.0
+    # > 0 (with `calibrate`): routine excursions are no news (anomaly.likelihood.Recurrence): a
+    # channel's calibrated score is capped below the lowest level it has already reached in
+    # this many separate, finished excursions (decayed with `recurrence_halflife` samples), so
+    # a load spike that comes back every few hours alerts the first times, not every time.
+    recurrence_count: float = 0.0
+    recurrence_halflife: float = 2000.0
     # Severity: adaptive (learned-behaviour) evidence scores at most `adaptive_max_score`,
     # below the alert trackers' critical level (0.8): a warning; a limit that fires scores
     # `limit_score` (critical), as may the per-asset checks (bearing bursts, T² / SPE) far past
@@ -269,6 +275,9 @@ class DetectorBank:
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
                               decades=c.likelihood_decades) for _ in range(3))
+        self.recurrence = Recurrence(0, count=c.recurrence_count if c.recurrence_count > 0
+                                     else 1.0, halflife=c.recurrence_halflife,
+                                     min_duration_s=c.open_hold_s)
         self._index()
         self.add(specs)
 
@@ -365,6 +374,7 @@ class DetectorBank:
         self.likelihood.add_channels(n)
         self.likelihood_seasonal.add_channels(n)
         self.likelihood_change.add_channels(n)
+        self.recurrence.add_channels(n)
         if self.config.seasonal:          # (channels, slots) sums: only kept when used
             self.seasonal.add_channels(n, min_std=col["min_std"])
         if self.config.change_halflife > 0:
@@ -495,6 +505,8 @@ class DetectorBank:
                 cr = ratio_to_score(np.fmax(np.abs(fz) / c.z_limit, cu.score))
                 cc = self.likelihood_change.update(t, np.where(ignored, np.nan, cr)).score
                 cal = np.fmax(cal, np.where(cyclic, 0.0, cc))
+            if c.recurrence_count > 0:
+                cal = self.recurrence.update(t, cal)
             chan = np.where(ignored, 0.0, np.fmax(lim_score,
                                                   np.minimum(cal, c.adaptive_max_score)))
         checked = self._check_extra(extra, x.shape[1])
@@ -691,6 +703,7 @@ class DetectorBank:
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
                 "silence": self.silence, "likelihood_change": self.likelihood_change,
+                "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
                 **({"change": self.change} if self.config.change_halflife > 0 else {})}
 

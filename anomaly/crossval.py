@@ -28,13 +28,15 @@ from anomaly.nab_score import PROFILES, NabProfile, file_score, prepare_file
 OPEN_LEVEL = 0.5
 
 #: The grid searched for NAB (every combination).
+#: The short-memory change source (half-life 10) and hourly time-of-day slots are fixed: every
+#: fold of the earlier 144-point grid (change source on/off, 24/48 slots) chose them.
 NAB_GRID: dict[str, tuple[float, ...]] = {
     "likelihood_decades": (4.0, 5.0, 6.0),
     "clear_hold_s": (1800.0, 4 * 3600.0),
     "seasonal_support": (0.5, 1.0, 1.5),
-    "change_halflife": (0.0, 10.0),
-    "seasonal_slots": (24, 48),
     "seasonal_halflife": (10.0, 20.0),
+    "recurrence_count": (0.0, 4.0, 6.0),
+    "recurrence_halflife": (300.0, 1000.0),
 }
 #: The grid searched for SKAB.
 SKAB_GRID: dict[str, tuple[float, ...]] = {

@@ -21,9 +21,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.signal import lfilter
 from scipy.special import log_ndtr
 
 from anomaly.baseline import ewma_with_prior, lagged_ewma
+from anomaly.limits import hysteresis, run_start
 from anomaly.state import StreamingDetector
 from anomaly.validation import as_block, as_times, check_positive
 
@@ -132,3 +134,137 @@ class AnomalyLikelihood(StreamingDetector):
         score = np.where(np.isnan(z), np.nan,
                          np.clip(-log_q / (_LN10 * self.decades), 0.0, 1.0))
         return LikelihoodResult(z=z, score=score)
+
+
+#: Score levels at which :class:`Recurrence` counts a channel's excursions.
+RECURRENCE_LEVELS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: An excursion longer than this many times the mean length of the routine ones is news.
+RECURRENCE_LONGER = 2.0
+
+
+class Recurrence(StreamingDetector):
+    """Routine excursions: a calibrated score capped below the lowest level the channel has
+    already reached in ``count`` separate, finished excursions within recent memory.
+
+    A channel whose load spikes to 95 % every few hours, or whose disk writes burst at every
+    backup, is surprising the first time; the fifth such burst in a week is how the channel
+    works, and a persisting condition is one excursion however long it lasts. Per channel and
+    level of :data:`RECURRENCE_LEVELS` an excursion starts when the score reaches the level and
+    ends when it falls `gap` below it (NaN keeps the state); it counts once it has ended, if
+    it lasted at least `min_duration_s` (the bank passes its open hold: an excursion that could
+    have opened an alert; a lone wild sample never could). The decayed number of counted
+    excursions (half-life `halflife` samples of the stream, so memory is bounded and a pattern
+    that stops recurring becomes news again) decides the cap. The current excursion never
+    counts against itself; a routine one is capped just below the lowest routine level. One
+    that reaches a level no earlier excursion reached as often keeps its score, and so does one
+    that lasts longer than :data:`RECURRENCE_LONGER` times the mean length of the counted ones
+    at its level (a fault that persists is not a routine burst, however high the bursts go).
+
+    Parameters
+    ----------
+    channels : int
+        Number of channels.
+    count : float
+        Counted excursions that make a level routine (each weighs its decay, the sum is
+        rounded to the nearest whole).
+    halflife : float
+        Half-life, in samples of the stream, of the excursion counts.
+    gap : float
+        How far below a level the score must fall to end an excursion.
+    min_duration_s : float
+        How long (first to last sample) an excursion must last to count.
+
+    Examples
+    --------
+    >>> spikes = np.zeros((1, 60))
+    >>> spikes[0, 5::10] = 0.7                              # the same burst every 10 samples
+    >>> spikes[0, 55] = 0.95                                # then a bigger one
+    >>> rc = Recurrence(1, count=2, halflife=1000)
+    >>> out = rc.update(np.arange(60, dtype=np.int64), spikes)
+    >>> (out[0, 5::10] >= 0.5).tolist()                     # news twice, then routine
+    [True, True, False, False, False, True]
+    >>> float(out[0, 55])                                   # higher than the routine ones
+    0.95
+    >>> brief = Recurrence(1, count=2, halflife=1000, min_duration_s=1e-6)
+    >>> out = brief.update(np.arange(60, dtype=np.int64) * 1_000_000, spikes)
+    >>> bool((out[0, 5::10] >= 0.5).all())                  # one-sample bursts never count
+    True
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("counts", "lengths", "on", "since", "last_t")
+    counts: NDArray[Any]
+    lengths: NDArray[Any]
+    on: NDArray[Any]
+    since: NDArray[Any]
+    last_t: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, count: float = 3.0, halflife: float = 2000.0,
+                 gap: float = 0.2, min_duration_s: float = 0.0) -> None:
+        if channels < 0:
+            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        self.count = check_positive(count, name="count")
+        self.decay = 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        self.gap = check_positive(gap, name="gap")
+        if not min_duration_s >= 0:
+            raise ValueError(f"`min_duration_s` must be >= 0, got {min_duration_s}")
+        self.min_us = int(round(min_duration_s * 1e6))
+        self.levels = np.asarray(RECURRENCE_LEVELS, dtype=np.float64)
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        k = len(RECURRENCE_LEVELS)
+        return {"counts": np.zeros((n, k)), "lengths": np.zeros((n, k)),
+                "on": np.zeros((n, k), bool),
+                "since": np.zeros((n, k), np.int64), "last_t": np.zeros(n, np.int64)}
+
+    def update(self, times: ArrayLike, score: ArrayLike) -> NDArray[np.float64]:
+        """Cap a block of scores (channels, T) in [0, 1] (NaN = none, passed through)."""
+        s = as_block(score, name="score", channels=self.channels)
+        t = as_times(times, name="times", length=s.shape[1])
+        if s.shape[1] == 0:
+            return s.copy()
+        out = s.copy()
+        # Only channels in an excursion or reaching the lowest level do any work; the others
+        # (a healthy fleet: nearly all) just age their counts.
+        with np.errstate(invalid="ignore"):
+            busy = np.flatnonzero((s >= self.levels[0]).any(axis=1) | self.on.any(axis=1))
+        idle = np.ones(self.channels, bool)
+        idle[busy] = False
+        age = self.decay ** s.shape[1]
+        self.counts[idle] *= age
+        self.lengths[idle] *= age
+        if busy.size:
+            out[busy] = self._cap(t, s[busy], busy)
+        self.last_t[:] = t[-1]
+        return out
+
+    def _cap(self, t: NDArray[np.int64], s: NDArray[np.float64],
+             rows: NDArray[np.intp]) -> NDArray[np.float64]:
+        lowest = np.full(s.shape, np.inf)       # the lowest routine level so far
+        own = np.zeros(s.shape, bool)           # is the sample's own level routine
+        d = self.decay
+        # Time of the sample before each one (the previous block's last for the first).
+        t_prev = np.concatenate([self.last_t[rows, None],
+                                 np.broadcast_to(t[None, :-1], (s.shape[0], t.size - 1))],
+                                axis=1)
+        with np.errstate(invalid="ignore"):
+            # One pass per level (a handful, ascending), each over every channel at once.
+            for b, level in enumerate(self.levels):
+                prev, since = self.on[rows, b], self.since[rows, b]
+                on = hysteresis(s >= level, s < level - self.gap, prev)
+                start = run_start(on, t, prev, since)
+                was_on = np.concatenate([prev[:, None], on[:, :-1]], axis=1)
+                began = np.concatenate([since[:, None], start[:, :-1]], axis=1)
+                length = (t_prev - began).astype(np.float64)       # µs, first to last
+                ended = was_on & ~on & (length >= self.min_us)
+                n, zf = lfilter([1.0], [1.0, -d], ended.astype(np.float64), axis=-1,
+                                zi=(d * self.counts[rows, b])[:, None])
+                total, zl = lfilter([1.0], [1.0, -d], np.where(ended, length, 0.0), axis=-1,
+                                    zi=(d * self.lengths[rows, b])[:, None])
+                self.on[rows, b], self.since[rows, b] = on[:, -1], start[:, -1]
+                self.counts[rows, b], self.lengths[rows, b] = zf[:, 0] / d, zl[:, 0] / d
+                routine = n >= self.count - 0.5         # decayed count, to the nearest whole
+                lowest = np.where(routine & np.isinf(lowest), level, lowest)
+                usual = (t[None, :] - start) <= RECURRENCE_LONGER * total / np.maximum(n, 1e-12)
+                own = np.where(s >= level, routine & usual, own)
+            return np.where(own, np.nextafter(lowest, 0.0), s)

@@ -84,8 +84,10 @@ class NabSettings:
     spread floor and warm-up (samples), how long the score must stay low before an open alert
     clears (so a persisting anomaly is one alert), how unusual for the time of day a deviation
     from the plain baseline must be to count (``BankConfig.seasonal_support``), the
-    short-memory baseline's half-life (``BankConfig.change_halflife``, samples), and the
-    time-of-day baseline's slots per day and half-life (samples of a slot)."""
+    short-memory baseline's half-life (``BankConfig.change_halflife``, samples), the
+    time-of-day baseline's slots per day and half-life (samples of a slot), and after how many
+    separate excursions (decayed with a half-life in samples) a level is routine for a channel
+    (``BankConfig.recurrence_count``, :class:`anomaly.likelihood.Recurrence`)."""
 
     likelihood_decades: float = 5.0
     likelihood_min_std: float = 0.05
@@ -95,6 +97,8 @@ class NabSettings:
     change_halflife: float = 10.0
     seasonal_slots: int = 24
     seasonal_halflife: float = 20.0
+    recurrence_count: float = 4.0
+    recurrence_halflife: float = 300.0
 
     def config(self) -> BankConfig:
         inf = float("inf")
@@ -106,6 +110,8 @@ class NabSettings:
                           seasonal_slots=self.seasonal_slots,
                           seasonal_halflife=self.seasonal_halflife,
                           clear_hold_s=self.clear_hold_s, seasonal_support=self.seasonal_support,
+                          recurrence_count=self.recurrence_count,
+                          recurrence_halflife=self.recurrence_halflife,
                           no_data_s=inf, stuck_s=inf)
 
 

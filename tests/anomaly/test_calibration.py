@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose
 
 from anomaly.bank import BankConfig, ChannelSpec
 from anomaly.crossval import NabCounts, grid, nab_category
-from anomaly.likelihood import AnomalyLikelihood
+from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.nab import NabSettings
 from anomaly.nab_score import PROFILES
 from anomaly.offline import run_bank
@@ -148,3 +148,66 @@ def test_the_change_source_sees_a_small_lasting_shift_without_false_alerts() -> 
     assert not without.alert.any()
     assert not with_change.alert[0, :3000].any()
     assert with_change.alert[0, 3000:3100].any()
+
+
+def test_recurrence_caps_routine_bursts_not_new_ones_nor_a_persisting_one() -> None:
+    s = np.zeros((3, 400))
+    s[0, 10::40] = 0.7
+    s[0, 11::40] = 0.7                     # a two-sample burst every 40 samples
+    s[1, 10:300] = 0.7                     # one condition that persists
+    s[2, 10::40] = 0.7
+    s[2, 11::40] = 0.7
+    s[2, 370:372] = 0.95                   # routine bursts, then a bigger one
+    rc = Recurrence(3, count=3, halflife=10_000, min_duration_s=1.0)
+    out = rc.update(_t(400), s)
+    bursts = out[0, 10::40] >= 0.5
+    assert bursts.tolist() == [True] * 3 + [False] * 7     # news three times, then routine
+    assert np.all(out[0, 10::40][3:] < 0.5)
+    assert np.all(out[0, 10::40][3:] > 0.49)          # capped just below the routine level
+    assert np.all(out[1, 10:300] == 0.7)   # never capped by its own length
+    assert np.all(out[2, 370:372] == 0.95)
+    assert np.all(out[:, s.sum(axis=0) == 0] == 0.0)
+
+
+def test_recurrence_forgets_blocks_equal_one_pass_and_bad_input() -> None:
+    s = np.zeros((2, 3000))
+    s[:, 10:400:40] = 0.8
+    s[:, 11:400:40] = 0.8
+    s[:, 2900:2902] = 0.8                  # long after the routine bursts stopped
+    s[1, 100:200] = np.nan                 # no score: passed through, keeps the state
+    one = Recurrence(2, count=3, halflife=200, min_duration_s=1.0).update(_t(3000), s)
+    assert np.all(one[:, 2900:2902] == 0.8)          # forgotten: news again
+    assert np.isnan(one[1, 100:200]).all()
+    rc = Recurrence(2, count=3, halflife=200, min_duration_s=1.0)
+    parts = [rc.update(_t(3000)[lo:hi], s[:, lo:hi])
+             for lo, hi in ((0, 7), (7, 7), (7, 1234), (1234, 3000))]
+    assert_allclose(np.concatenate(parts, axis=1), one)
+    alone = Recurrence(1, count=3, halflife=200, min_duration_s=1.0)
+    quiet_then_busy = [alone.update(_t(3000)[lo:hi], s[:1, lo:hi])
+                       for lo, hi in ((0, 5), (5, 1500), (1500, 3000))]
+    assert_allclose(np.concatenate(quiet_then_busy, axis=1), one[:1])   # channels independent
+    with pytest.raises(ValueError, match="count"):
+        Recurrence(1, count=0)
+    with pytest.raises(ValueError, match="score"):
+        rc.update(_t(5), np.zeros((3, 5)))
+
+
+def test_routine_bursts_open_fewer_alerts_through_the_bank() -> None:
+    # A server metric whose load bursts every 5 hours (5-minute samples), then rises for good.
+    rng = np.random.default_rng(42)
+    n = 4000
+    x = rng.normal(10.0, 1.0, n)
+    for start in range(700, 3700, 60):
+        x[start:start + 3] += 60.0
+    x[3800:] += 60.0                       # then a lasting rise: no routine burst
+    t = np.arange(n, dtype=np.int64) * 300_000_000
+    opens = []
+    for count in (0.0, 4.0):
+        cfg = NabSettings(recurrence_count=count).config()
+        r = run_bank([ChannelSpec("srv", "load", stuck=False, steps=True, drift=False)], t,
+                     x[None, :], cfg)
+        opened = r.alert[0] & ~np.r_[False, r.alert[0, :-1]]
+        opens.append(np.flatnonzero(opened))
+    plain, routine = opens
+    assert routine.size < plain.size / 2
+    assert np.any((routine >= 3800) & (routine < 3830))   # the lasting rise is news
