@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from aftercare.config import EVENT_TRANSPORTS, ConfigError, Transport
-
-ALERTS_TOPIC = "aftercare/alerts"
+from aftercare.contract import ALERTS_TOPIC as ALERTS_TOPIC
 
 
 def transport_of(url: str) -> Transport:

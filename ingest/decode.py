@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from aftercare.contract import DEVICE_ID as DEVICE_ID
+from aftercare.contract import METRIC_NAME as METRIC_NAME
+from aftercare.contract import TOPIC as TOPIC
 from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -36,9 +38,6 @@ MAX_READINGS_PER_MESSAGE = 100_000
 # names would fill the metric catalogue that every reading refers to.
 MAX_METRICS_PER_MESSAGE = 1_000
 
-DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-TOPIC = re.compile(r"devices/([^/]+)/(telemetry|status|waveform)")
 WAVEFORM_ENCODINGS = {"f32le-base64": "<f4"}
 
 

@@ -52,7 +52,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from aftercare import config
+from aftercare import config, contract
 from aftercare.mqtt import connect_async, make_client, protocol
 from ingest import decode, writer
 from ingest.records import BadMessage, StatusChange, Waveform
@@ -61,11 +61,11 @@ from ingest.spool import Position, Record, Spool
 log = logging.getLogger("aftercare.ingest")
 
 SHARE_GROUP = "ingest"
-TELEMETRY = "devices/+/telemetry"
-WAVEFORM = "devices/+/waveform"
+TELEMETRY = contract.topic_filter(contract.TELEMETRY)
+WAVEFORM = contract.topic_filter(contract.WAVEFORM)
 # Status is retained, and shared subscriptions never receive retained messages, so every
 # worker subscribes to it directly; status writes are idempotent.
-STATUS = "devices/+/status"
+STATUS = contract.topic_filter(contract.STATUS)
 IDLE_GAP_S = 0.02
 SPOOL_CHUNK = 2000  # most messages the spooler appends between two fsyncs
 

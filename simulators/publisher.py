@@ -41,6 +41,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from aftercare.contract import STATUS, device_topic
 from aftercare.mqtt import endpoint
 
 __all__ = ["BrokerAddress", "FleetPublisher", "PublisherStats", "status_payload"]
@@ -187,7 +188,7 @@ class FleetPublisher:
                 clean_session=True,
             )
             client.username_pw_set(dev, password_for(dev))
-            client.will_set(f"devices/{dev}/status", status_payload("offline"), qos=1,
+            client.will_set(device_topic(dev, STATUS), status_payload("offline"), qos=1,
                             retain=True)
             client.max_queued_messages_set(0)
             client.connect_timeout = 3.0
@@ -215,7 +216,7 @@ class FleetPublisher:
         link.backoff_s = 0.5
         link.outstanding = 0
         self.stats.connects += 1
-        client.publish(f"devices/{link.device_id}/status", status_payload("online"), qos=1,
+        client.publish(device_topic(link.device_id, STATUS), status_payload("online"), qos=1,
                        retain=True)
         link.outstanding += 1
 
@@ -327,7 +328,7 @@ class FleetPublisher:
         """Say goodbye: retained ``offline`` status (as the will would), then disconnect."""
         for link in self._links:
             if link.connected and announce_offline:
-                link.client.publish(f"devices/{link.device_id}/status",
+                link.client.publish(device_topic(link.device_id, STATUS),
                                     status_payload("offline"), qos=1, retain=True)
                 link.outstanding += 1
         self.drain(timeout_s=5.0)
@@ -374,7 +375,7 @@ class FleetPublisher:
             self.stats.readings_dropped += 1
 
     def _publish(self, link: _Link, suffix: str, payload: bytes) -> None:
-        info = link.client.publish(f"devices/{link.device_id}/{suffix}", payload, qos=1)
+        info = link.client.publish(device_topic(link.device_id, suffix), payload, qos=1)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             raise RuntimeError(f"paho queue full for {link.device_id}")
         link.outstanding += 1
@@ -459,7 +460,7 @@ class FleetPublisher:
     def _open(self, link: _Link, now: float) -> bool:
         """Dial the broker for one device; False if the broker could not be reached."""
         # The will is fixed at CONNECT: refresh its timestamp for this connection.
-        link.client.will_set(f"devices/{link.device_id}/status", status_payload("offline"),
+        link.client.will_set(device_topic(link.device_id, STATUS), status_payload("offline"),
                              qos=1, retain=True)
         try:
             link.client.connect(self.address.host, self.address.port,

@@ -9,13 +9,12 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from aftercare.broker import ReservedDeviceId, check_device_id
+from aftercare.contract import DEVICE_ID_PATTERN, DEVICE_ID_RULE
 from service_crm.models.choices import AssetStatus
 from service_crm.models.equipment import EquipmentModel
 from service_crm.models.site import Site
 
-device_key_validator = RegexValidator(
-    r"^[A-Za-z0-9_.-]{1,64}$", "Device ids are 1-64 of A-Z a-z 0-9 _ . -"
-)
+device_key_validator = RegexValidator(rf"^{DEVICE_ID_PATTERN}$", DEVICE_ID_RULE)
 
 
 def device_key_not_reserved(value: str) -> None:

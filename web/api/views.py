@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aftercare.contract import DEVICE_ID_PATTERN
 from service_crm.adapters import profiles as profile_adapter
 from service_crm.models import ApiToken, DeviceLink, EquipmentModel, OfferLine
 from service_crm.models.choices import (
@@ -465,7 +466,7 @@ class DeviceViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
 
     serializer_class = s.DeviceSerializer
     lookup_field = "device_key"
-    lookup_value_regex = r"[A-Za-z0-9_.-]{1,64}"
+    lookup_value_regex = DEVICE_ID_PATTERN
     filters = (f.boolean("unclaimed", "unclaimed"),)
 
     @extend_schema(parameters=[OpenApiParameter("unclaimed", bool)])
