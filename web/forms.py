@@ -85,6 +85,22 @@ class CompleteForm(forms.Form):
     report = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), label="What was done")
     outcome = forms.ChoiceField(choices=Outcome.choices)
     time_spent_min = forms.IntegerField(min_value=1, label="Time on site (min)")
+    # The customer's signature, drawn on the phone (static/signature.js fills `signature`);
+    # optional: nobody may be on site to sign.
+    signed_by = forms.CharField(max_length=120, required=False, label="Customer's name")
+    signature = forms.CharField(required=False, widget=forms.HiddenInput,
+                                max_length=700_000)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("signature") and not (data.get("signed_by") or "").strip():
+            self.add_error("signed_by", "Write the name of the person who signed.")
+        return data
+
+
+class PhotoForm(forms.Form):
+    image = forms.FileField(label="Photo")
+    caption = forms.CharField(max_length=200, required=False, label="What it shows")
 
 
 class ContractDocumentForm(forms.Form):

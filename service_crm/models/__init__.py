@@ -20,6 +20,7 @@ from service_crm.models.equipment import (
     MetricSpec,
     ServiceTask,
 )
+from service_crm.models.field_evidence import WorkOrderPhoto, WorkOrderSignature
 from service_crm.models.interaction import Interaction
 from service_crm.models.invoice import Invoice, SalesOrder
 from service_crm.models.login_throttle import LoginThrottle
@@ -42,5 +43,5 @@ __all__ = [
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
     "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
-    "SalesOrder", "PriceListEntry",
+    "SalesOrder", "PriceListEntry", "WorkOrderPhoto", "WorkOrderSignature",
 ]

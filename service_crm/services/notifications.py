@@ -78,6 +78,29 @@ def notify_customer_ticket(*, ticket_id: int) -> None:
     ).send()
 
 
+def notify_customer_service_report(*, work_order_id: int) -> None:
+    """The service report of a completed job, as a PDF, to the account's technical
+    contacts."""
+    from service_crm.selectors.service_report import service_report_pdf
+
+    wo = WorkOrder.objects.select_related("ticket__asset__site__account").get(pk=work_order_id)
+    t = wo.ticket
+    to = [c.email for c in Contact.objects.filter(account=t.account,
+                                                   roles__contains=["technical"]) if c.email]
+    if not to:
+        return
+    msg = EmailMessage(
+        subject=f"[Aftercare] Service report WO-{wo.pk:06d}: {t.asset.serial}",
+        body=(f"Our engineer completed the visit for ticket {t.number} on {t.asset.serial} "
+              f"({t.asset.site.name}).\nThe service report is attached; it is also in the "
+              f"customer portal:\n{conf.public_url()}"
+              f"{reverse('portal:ticket', args=[t.pk])}\n"),
+        from_email=conf.from_email(), to=to)
+    msg.attach(f"service-report-WO-{wo.pk:06d}.pdf", service_report_pdf(work_order=wo),
+               "application/pdf")
+    msg.send()
+
+
 def notify_offer(*, offer_id: int, contact_ids: list[int]) -> None:
     """The offer with its total, and the portal link where the contact accepts or declines it
     (with their purchase-order number)."""

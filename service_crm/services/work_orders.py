@@ -186,4 +186,7 @@ def work_order_complete(
                      "unit_price": c.unit_price, "amount": c.amount, "covered": c.covered}
                     for c in charges],
     })
+    wo_id = wo.pk
+    transaction.on_commit(
+        lambda: notifications.notify_customer_service_report(work_order_id=wo_id), robust=True)
     return wo

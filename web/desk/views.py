@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from service_crm import conf
-from service_crm.models import SalesOrder
+from service_crm.models import SalesOrder, WorkOrderPhoto
 from service_crm.models.choices import (
     AlertState,
     EpisodeStatus,
@@ -236,7 +236,9 @@ def search(request: HttpRequest) -> HttpResponse:
 def work_order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
     return render(request, "desk/work_order_detail.html", {
-        "wo": wo, "label": f"WO-{wo.pk:06d}", "record": work_order_record_get(work_order=wo)})
+        "wo": wo, "label": f"WO-{wo.pk:06d}", "record": work_order_record_get(work_order=wo),
+        "photos": list(WorkOrderPhoto.objects.filter(work_order=wo)),
+        "signature": getattr(wo, "signature", None)})
 
 
 @role_required(*STAFF)

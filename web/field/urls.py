@@ -15,4 +15,11 @@ urlpatterns = [
          name="work-order-progress"),
     path("work-orders/<int:pk>/complete/", views.work_order_complete,
          name="work-order-complete"),
+    path("work-orders/<int:pk>/photos/", views.work_order_photo, name="work-order-photo"),
+    path("work-orders/<int:pk>/photos/<int:photo>/", views.work_order_photo_file,
+         name="work-order-photo-file"),
+    path("work-orders/<int:pk>/signature.png", views.work_order_signature_file,
+         name="work-order-signature"),
+    path("work-orders/<int:pk>/service-report.pdf", views.work_order_report,
+         name="work-order-report"),
 ]

@@ -22,22 +22,33 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from service_crm.models import SparePart, Stock
+from service_crm.models import SparePart, Stock, WorkOrderPhoto
 from service_crm.models.choices import WorkOrderStatus
+from service_crm.models.field_evidence import MAX_PHOTO_BYTES
 from service_crm.selectors import access
 from service_crm.selectors.access import Role
+from service_crm.selectors.service_report import service_report_pdf
 from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import field as field_services
+from service_crm.services import field_evidence as evidence_services
 from service_crm.services import work_orders as work_order_services
-from web.forms import CompleteForm, ProgressForm, call_service
+from web.forms import CompleteForm, PhotoForm, ProgressForm, call_service
 from web.roles import role_required
+from web.uploads import upload_refusal
 
 FIELD = (Role.FIELD_ENGINEER, Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 PART_ROWS = 3
@@ -195,7 +206,7 @@ class PartsForm(forms.Form):
 
 def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None = None,
            parts_form: PartsForm | None = None, progress_form: ProgressForm | None = None,
-           status: int = 200) -> HttpResponse:
+           photo_form: PhotoForm | None = None, status: int = 200) -> HttpResponse:
     asset = wo.ticket.asset
     return render(request, "field/work_order.html", {
         "wo": wo, "ticket": wo.ticket, "asset": asset, "site": asset.site,
@@ -205,8 +216,11 @@ def _sheet(request: HttpRequest, wo: Any, *, complete_form: CompleteForm | None 
         "complete_form": complete_form or CompleteForm(),
         "parts_form": parts_form or PartsForm(choices=_stock_choices(wo)),
         "record": work_order_record_get(work_order=wo),
+        "photos": list(wo.photos.all()),
+        "photo_form": photo_form or PhotoForm(),
+        "signature": getattr(wo, "signature", None),
         "progress_form": progress_form or ProgressForm(initial={"notes": wo.notes}),
-        "sheet_errors": _errors_of(complete_form, parts_form, progress_form),
+        "sheet_errors": _errors_of(complete_form, parts_form, progress_form, photo_form),
     }, status=status)
 
 
@@ -313,6 +327,14 @@ def work_order_complete(request: HttpRequest, pk: int) -> HttpResponse:
         return _sheet(request, wo, complete_form=form, parts_form=parts, progress_form=progress,
                       status=400)
     wo.refresh_from_db()
+    if (form.is_valid() and parts.is_valid() and form.cleaned_data["signature"]
+            and wo.status == WorkOrderStatus.IN_PROGRESS
+            and not call_service(form, lambda: evidence_services.work_order_sign(
+                work_order=wo, actor=request.user, signed_by=form.cleaned_data["signed_by"],
+                data_url=form.cleaned_data["signature"]))):
+        if wants_json:
+            return _refused(form, wo)
+        return _sheet(request, wo, complete_form=form, parts_form=parts, status=400)
     if form.is_valid() and parts.is_valid():
         done = [item.get("task", "") for i, item in enumerate(wo.checklist or [])
                 if request.POST.get(f"check_{i}")]
@@ -337,3 +359,73 @@ def work_order_complete(request: HttpRequest, pk: int) -> HttpResponse:
             return JsonResponse({"errors": parts.errors.get_json_data()}, status=400)
         return _refused(form, wo)
     return _sheet(request, wo, complete_form=form, parts_form=parts, status=400)
+
+
+@require_POST
+@role_required(*FIELD)
+def work_order_photo(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a photo taken with the phone's camera to a job in progress (checked and
+    re-encoded by the service; a refusal is listed at the top of the sheet)."""
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    form = PhotoForm(request.POST, request.FILES)
+    refused = upload_refusal(request)
+    if refused is not None:
+        form.is_valid()
+        form.errors.pop("image", None)
+        form.add_error("image", refused)
+    elif form.is_valid():
+        upload = form.cleaned_data["image"]
+        if upload.size > MAX_PHOTO_BYTES:
+            form.add_error("image", f"A photo may be at most {MAX_PHOTO_BYTES // 2**20} MB.")
+        elif call_service(form, lambda: evidence_services.work_order_photo_add(
+                work_order=wo, actor=request.user, data=upload.read(),
+                caption=form.cleaned_data["caption"])):
+            messages.success(request, "Photo added.")
+            return HttpResponseRedirect(reverse("field:work-order", args=[wo.pk]) + "#photos")
+    return _sheet(request, wo, photo_form=form, status=400)
+
+
+def _stored_file(field: Any, content_type: str, name: str) -> FileResponse:
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing; the service desk has been told.") from None
+    response = FileResponse(handle, content_type=content_type, filename=name)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@role_required(*FIELD)
+def work_order_photo_file(request: HttpRequest, pk: int, photo: int) -> FileResponse:
+    """A job's photo, for whoever may see the work order (its engineer, the office)."""
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    found = WorkOrderPhoto.objects.filter(work_order=wo, pk=photo).first()
+    if found is None:
+        raise Http404("No such photo on this work order.")
+    return _stored_file(found.image, "image/jpeg", f"{_label(wo)}-photo-{found.pk}.jpg")
+
+
+@role_required(*FIELD)
+def work_order_signature_file(request: HttpRequest, pk: int) -> FileResponse:
+    wo = access.work_order_get_for_user(user=request.user, pk=pk)
+    signature = getattr(wo, "signature", None)
+    if signature is None:
+        raise Http404("This work order is not signed.")
+    return _stored_file(signature.image, "image/png", f"{_label(wo)}-signature.png")
+
+
+def service_report_response(request: HttpRequest, wo: Any) -> HttpResponse:
+    """The service report of a completed job as a PDF download (any role that may see the
+    work order; the caller has checked that)."""
+    if wo.status != WorkOrderStatus.COMPLETED:
+        raise Http404("The service report exists once the job is completed.")
+    response = HttpResponse(service_report_pdf(work_order=wo), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="service-report-{_label(wo)}.pdf"')
+    return response
+
+
+@role_required(*FIELD)
+def work_order_report(request: HttpRequest, pk: int) -> HttpResponse:
+    return service_report_response(request, access.work_order_get_for_user(
+        user=request.user, pk=pk))

@@ -34,6 +34,7 @@ from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services.audit import interaction_record
+from web.field.views import service_report_response
 from web.forms import DecisionForm, call_service
 from web.roles import role_required
 
@@ -116,6 +117,13 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
               for w in access.work_order_list_for_user(user=user).filter(
                   ticket=ticket).exclude(status="cancelled").order_by("pk")]
     return render(request, "portal/ticket.html", {"ticket": ticket, "visits": visits})
+
+
+@role_required(Role.CUSTOMER)
+def work_order_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """The service report of one of the account's completed visits (others 404)."""
+    return service_report_response(request, access.work_order_get_for_user(
+        user=request.user, pk=pk))
 
 
 def _offer_page(request: HttpRequest, offer: Any, form: DecisionForm, *,
