@@ -54,7 +54,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AFTERCARE_PARTITIONS_AHEAD_DAYS", "7",
              "Native backend: daily partitions created ahead of time"),
     Variable("INGEST_BATCH_SIZE", "5000",
-             "Most messages per batch transaction (also capped by --receive-maximum)"),
+             "Most messages per batch transaction, counted in whole spool chunks (what the "
+             "spooler fsyncs at once, up to 2000), so a batch may exceed it by one chunk; also "
+             "at most ~8 MB of payload. --receive-maximum does not bound it"),
     Variable("INGEST_BATCH_MS", "250", "Longest wait before a partial batch is written"),
     Variable("INGEST_CLIENT_ID", "",
              "Stable MQTT client id of an ingest worker (default: aftercare-ingest-HOST-0)"),

@@ -25,8 +25,10 @@ each worker a distinct, *stable* client id (``--instance`` or ``INGEST_CLIENT_ID
 
 Memory stays bounded: the client announces a Receive Maximum, so the broker never has more
 than that many unacknowledged messages out to this worker, and the writer reads a batch at a
-time. The spool is bounded by ``INGEST_SPOOL_MAX_MB``: when full, the worker stops
-acknowledging and the broker's queue holds the rest.
+time: up to ``INGEST_BATCH_SIZE`` messages in whole spool chunks (so one chunk more at most)
+and about 8 MB of payload. The Receive Maximum does not bound a batch: a backlog in the spool
+is written in batches of that size. The spool is bounded by ``INGEST_SPOOL_MAX_MB``: when
+full, the worker stops acknowledging and the broker's queue holds the rest.
 """
 
 from __future__ import annotations
@@ -649,7 +651,8 @@ def main(argv: list[str]) -> int:
                    help="worker number on this host; part of the default client id")
     p.add_argument("--client-id", default=settings.ingest_client_id,
                    help="stable MQTT client id (default: aftercare-ingest-HOST-INSTANCE)")
-    p.add_argument("--batch-size", type=int, default=settings.ingest_batch_size)
+    p.add_argument("--batch-size", type=int, default=settings.ingest_batch_size,
+                   help="most messages per transaction, in whole spool chunks (INGEST_BATCH_SIZE)")
     p.add_argument("--batch-ms", type=int, default=settings.ingest_batch_ms)
     p.add_argument("--receive-maximum", type=int, default=1000,
                    help="most unacknowledged messages the broker may send this worker")

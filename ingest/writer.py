@@ -6,7 +6,8 @@ once ((device, metric, time) is unique; duplicates are counted, not stored).
 
 The COPY buffer is built with numpy rather than row by row: the measured ceiling on this
 kind of machine is ~1 M rows/s into daily partitions this way, against ~240 k rows/s for
-text COPY (../shared/MEASURED.md).
+text COPY (1 M narrow rows in 50 k-row batches, PostgreSQL 15 on 2 shared cores; binary COPY
+is limited by the server backend, text COPY by the client).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ readings (bounded, oldest dropped and counted) and, once reconnected, sends them
 payloads before anything new. QoS 1 throughout; each client's will is its retained
 ``offline`` status. Unacknowledged QoS 1 messages per client are capped
 (``max_outstanding``): paho refuses a publish whose 16-bit message id is still in flight,
-and a long in-flight list makes it slow (../shared/MEASURED.md); readings beyond the cap
+and a long in-flight list makes it slow (a 1,000-message limit measured 4 k msgs/s against
+7.8 k/s: each acknowledgement scans the list); readings beyond the cap
 wait in the buffer and leave batched.
 """
 

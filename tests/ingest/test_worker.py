@@ -109,7 +109,7 @@ def test_walking_skeleton_device_publishes_and_readings_appear(
 def test_device_cannot_publish_as_another_and_strangers_cannot_connect(
     store_dsn: str, ingest_mqtt_url: str, device_mqtt_url: Callable[[str], str]
 ) -> None:
-    with worker_thread(store_dsn, ingest_mqtt_url) as w:
+    with worker_thread(store_dsn, ingest_mqtt_url):
         with device(device_mqtt_url("dev-001"), "dev-001") as dev:
             # The forged message first, acknowledged (the broker decided on it) before the
             # honest one is sent: the broker would have queued it to the worker before the
@@ -168,7 +168,8 @@ def test_database_outage_is_absorbed_by_the_spool_and_resumes_without_loss(
     name = f"aftercare_outage_{uuid.uuid4().hex[:8]}"
     dsn = dsn_for(name)  # does not exist yet: the database is "down"
     try:
-        with worker_thread(dsn, ingest_mqtt_url) as w, \
+        # A batch is not bounded by the receive maximum: the spool decouples the two.
+        with worker_thread(dsn, ingest_mqtt_url, batch_size=20, receive_maximum=5) as w, \
                 device(device_mqtt_url("dev-005"), "dev-005") as dev:
             publish_all(dev, "devices/dev-005/telemetry",
                         [reading(i, temp_c=float(i)) for i in range(50)])
@@ -182,6 +183,9 @@ def test_database_outage_is_absorbed_by_the_spool_and_resumes_without_loss(
                 admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}"')
             wait_for("the backlog", lambda: w.counters.messages >= 50, 60)
         assert scalar(dsn, "SELECT count(*) FROM readings") == 50
+        # The batch retried through the outage, then the backlog 20 at a time (at most 5 at a
+        # time if the receive maximum bounded a batch: 10 batches or more).
+        assert w.counters.batches <= 4, w.counters.batches
     finally:
         with admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
