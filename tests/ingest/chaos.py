@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
 from aftercare import broker, store
-from aftercare.mqtt import endpoint, make_client
+from aftercare.mqtt import connect_async, endpoint, make_client
 from tests.support.wait import wait_for
 
 SECRET = "chaos-device-secret"
@@ -246,11 +246,17 @@ class WorkerProcess:
 T0_MS = int(time.time() * 1000) - 2 * 3_600_000  # readings count up by 1 ms from here
 
 
+class Broker(Protocol):
+    """What a flood needs of a broker: each user's MQTT URL (one node or a node list)."""
+
+    def url(self, user: str) -> str: ...
+
+
 @dataclass
 class Flood:
     """QoS 1 publishers, one per device, each reading (device, ts) unique; counts PUBACKs."""
 
-    mosq: PrivateMosquitto
+    mosq: Broker
     devices: list[str]
     rate_per_s: float
     acked: set[tuple[str, int]] = field(default_factory=set)
@@ -279,8 +285,8 @@ class Flood:
                     self.acked.add((dev, i))
 
         client.on_publish = on_publish
-        ep = endpoint(self.mosq.url(dev))
-        client.connect_async(ep.host, ep.port)
+        # Over a node list (a cluster) each device starts on its own node and fails over.
+        connect_async(client, self.mosq.url(dev), start=self.devices.index(dev))
         client.loop_start()
         interval = len(self.devices) / self.rate_per_s
         i = offset

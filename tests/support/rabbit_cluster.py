@@ -55,11 +55,13 @@ def definitions(users: dict[str, str]) -> dict[str, object]:
         out_users.append({"name": name, "password_hash": _password_hash(password),
                           "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""})
         if name in broker.SERVICE_USERS:
-            # Its own persistent-session queues; reads every device's telemetry.
-            own = r"^mqtt-subscription-.*$"
+            # Its own persistent-session queues (reading every device's telemetry), and the
+            # event bus's queues (aftercare/alerts, over AMQP).
+            own = r"^(mqtt-subscription-.*|aftercare[/.].*)$"
             perms.append({"user": name, "vhost": "/", "configure": own,
-                          "write": r"^(amq\.topic|mqtt-subscription-.*)$",
-                          "read": r"^(amq\.topic|mqtt-subscription-.*)$"})
+                          "write": r"^(amq\.topic|amq\.default|mqtt-subscription-.*"
+                                   r"|aftercare[/.].*)$",
+                          "read": r"^(amq\.topic|mqtt-subscription-.*|aftercare[/.].*)$"})
             topic.append({"user": name, "vhost": "/", "exchange": "amq.topic",
                           "write": r"^aftercare\..*$", "read": r"^(devices|aftercare)\..*$"})
         else:
@@ -235,9 +237,9 @@ class RabbitCluster:
         hosts = ",".join(f"127.0.0.1:{n.mqtt_port}" for n in (nodes or self.nodes))
         return f"mqtt://{user}:{self.users[user]}@{hosts}/?protocol=3.1.1"
 
-    def amqp_url(self, nodes: list[Node] | None = None) -> str:
-        n = (nodes or self.nodes)[0]
-        return f"amqp://guest:guest@127.0.0.1:{n.amqp_port}/"
+    def amqp_url(self, node: Node, user: str = broker.SERVICE_USER) -> str:
+        """AMQP URL of one node (FastStream takes one host) for a service account."""
+        return f"amqp://{user}:{self.users[user]}@127.0.0.1:{node.amqp_port}/"
 
 
 @contextmanager

@@ -1,0 +1,166 @@
+"""Beyond one machine: a 3-node RabbitMQ cluster (quorum queues behind MQTT), two ingest workers
+and two partitioned detect workers; one broker node and one detect worker are killed.
+
+Asserts every reading a device had acknowledged is stored exactly once, the detect workers'
+alert events are the ones a single worker raises on the same data, each queued once, and each
+injected fault alerted once. Takes about 1.5 minutes (the cluster's start is ~25 s of it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from aftercare import broker
+from aftercare.events import AlertEvent
+from anomaly.leases import held_by
+from anomaly.worker import DetectWorker, WorkerOptions
+from ingest.writer import write_columns
+from tests.ingest.chaos import ROOT, Flood, WorkerProcess, tally
+from tests.support.anomaly import run_until_caught_up
+from tests.support.rabbit_cluster import RABBIT_BIN, RabbitCluster, rabbit_cluster
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.db, pytest.mark.broker]
+
+FLOOD = [f"cluster-{i:02d}" for i in range(6)]
+PUMPS = [f"cpump-{i:02d}" for i in range(24)]
+FAULTY = PUMPS[::4]                      # overheating from minute 10 to 15
+P = 4
+S = 1_000_000
+N_S = 1500
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RabbitCluster]:
+    if not (RABBIT_BIN / "rabbitmq-server").exists():
+        pytest.skip("Debian's rabbitmq-server is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="aftercare-cluster-"))
+    try:
+        with rabbit_cluster(directory / "rmq", FLOOD) as rc:
+            yield rc
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_pumps(conn: psycopg.Connection[Any], start_us: int) -> None:
+    """PUMPS for 25 minutes at 1 Hz (temperature and flow); FAULTY overheat for 5 minutes."""
+    rng = np.random.default_rng(7)
+    t = start_us + np.arange(N_S, dtype=np.int64) * S
+    for dev in PUMPS:
+        temp = 70 + 0.5 * rng.normal(size=N_S)
+        if dev in FAULTY:
+            temp[600:900] = 99 + 0.3 * rng.normal(size=300)
+        flow = 32 + 0.4 * rng.normal(size=N_S)
+        for name, v in (("temperature_c", temp), ("flow_l_min", flow)):
+            write_columns(conn, device=[dev] * N_S, metric=[name] * N_S, time=t, value=v)
+
+
+def _detect(dsn: str, events_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": dsn, "EVENTS_URL": events_url,
+           "PYTHONPATH": str(ROOT)}
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aftercare.cli", "detect", "--name", "cluster",
+             "--partitions", str(P), "--lease-ttl-s", "4", "--settle-s", "0",
+             "--poll-s", "0.2"], env=env, stdout=out, stderr=out)
+
+
+def _outbox(conn: psycopg.Connection[Any], like: str) -> list[tuple[str, int, bytes, bool]]:
+    rows = conn.execute("SELECT alert_id, revision, payload, published_at IS NOT NULL "
+                        "FROM anomaly_outbox WHERE worker LIKE %s", (like,)).fetchall()
+    conn.commit()
+    return [(str(a), int(r), bytes(p), bool(done)) for a, r, p, done in rows]
+
+
+def _watermarks(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute("SELECT worker, (extract(epoch FROM watermark) * 1e6)::int8 "
+                        "FROM anomaly_checkpoints WHERE worker LIKE 'cluster.p%'").fetchall()
+    conn.commit()
+    return {str(w): int(t) for w, t in rows}
+
+
+def test_cluster_survives_a_broker_node_and_a_detect_worker(
+        cluster: RabbitCluster, store_dsn: str, tmp_path: Path) -> None:
+    rc = cluster
+    # -- ingest: two workers, a flood, node 1 (where both workers are connected) killed
+    workers = [WorkerProcess(tmp_path, dsn=store_dsn, mqtt_url=rc.url(broker.INGEST_USER),
+                             client_id=f"cluster-ingest-{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.wait_subscribed(60)
+    flood = Flood(rc, FLOOD, 600.0)
+    flood.start()
+    try:
+        time.sleep(4)
+        rc.kill(rc.nodes[0])
+        time.sleep(6)
+    finally:
+        flood.stop()
+    t = tally(store_dsn, flood, workers, 0.0, settle_s=60)
+    for w in workers:
+        w.stop()
+    assert t.acknowledged > 3000, t
+    assert t.lost == 0, t
+    assert t.duplicated == 0, t
+    for w in workers:  # each worker failed over to another node and kept its session
+        log = w.log.read_text()
+        assert log.count("connected to") >= 2, log[-2000:]
+        assert "session present: True" in log, log[-2000:]
+
+    assert [rc.alive(n) for n in rc.nodes] == [False, True, True]
+
+    # -- detection: two partitioned workers, one killed mid-way, the other takes over
+    start_us = int(datetime.now(UTC).timestamp() - 3600) * S
+    with psycopg.connect(store_dsn) as conn:
+        write_pumps(conn, start_us)
+        end_us = start_us + (N_S - 1) * S
+        events_url = rc.amqp_url(rc.nodes[2])
+        a = _detect(store_dsn, events_url, tmp_path / "detect-a.log")
+        b = _detect(store_dsn, events_url, tmp_path / "detect-b.log")
+        try:
+            wait_for("both detect workers holding partitions",
+                     lambda: len({h for h, _ in held_by(conn, P).values() if h}) == 2, 60)
+            conn.commit()
+            wait_for("a first checkpoint", lambda: bool(_watermarks(conn)), 60)
+            a.kill()
+            a.wait(10)
+            midway = min(_watermarks(conn).values()) < end_us
+            wait_for("every partition analysed to the end and published", lambda: (
+                len(wm := _watermarks(conn)) == P and min(wm.values()) >= end_us
+                and all(done for *_, done in _outbox(conn, "cluster.p%"))), 90)
+            holders = held_by(conn, P)
+            conn.commit()
+        finally:
+            for proc in (a, b):
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(20)
+        assert len({h for h, _ in holders.values()}) == 1, holders   # the survivor has all
+        assert max(e for _, e in holders.values()) >= 2, holders     # some taken over
+
+        queued = _outbox(conn, "cluster.p%")
+        keys = Counter((alert, rev) for alert, rev, *_ in queued)
+        assert not [k for k, n in keys.items() if n > 1], "an alert event was queued twice"
+        reference = run_until_caught_up(DetectWorker(conn, WorkerOptions(
+            name="reference", settle_s=0)))
+        assert sorted(keys) == sorted((e.alert_id, e.revision) for e in reference), (
+            f"not the single worker's alerts (killed mid-way: {midway})")
+        opened = Counter(ev.device for ev in (AlertEvent.from_json(p) for _, _, p, _ in queued)
+                         if ev.state == "open" and ev.kind == "equipment"
+                         and ev.device in PUMPS)
+        assert opened == Counter(FAULTY), opened
