@@ -143,7 +143,7 @@ def _nab_subset(root: Path, categories: list[str]) -> Path:
 
 
 NAB_SYNTHETIC = ["artificialNoAnomaly", "artificialWithAnomaly"]
-SYNTHETIC_BAR = 80.0
+SYNTHETIC_BAR = 85.0
 
 
 @pytest.mark.skipif(not (DATASETS / "nab").is_dir(), reason="shared NAB data not present")
@@ -152,7 +152,8 @@ def test_nab_synthetic_corpus_score(tmp_path: Path, capsys: pytest.CaptureFixtur
     # follows the honest protocol (bench/README.md, anomaly section): the old bar (75) was met
     # by a detector tuned on exactly these files; settings are now chosen by leave-one-
     # category-out over all 41 files, and the bar sits just under what the synthetic fold
-    # scores held out (settings chosen on the real-data files only).
+    # scores held out (settings chosen on the real-data files only: 88.3 since routine
+    # excursions are no news, 84.6 before).
     repo = _nab_subset(tmp_path / "nab", [c for c in NAB_SYNTHETIC
                                           if (DATASETS / "nab" / "data" / c).is_dir()])
     out = tmp_path / "out"
