@@ -30,6 +30,7 @@ from service_crm.models.part import SparePart, Stock, Warehouse
 from service_crm.models.planned_visit import PlannedVisit
 from service_crm.models.price import PriceListEntry
 from service_crm.models.site import Site
+from service_crm.models.task import FollowUpTask
 from service_crm.models.ticket import AlertOutcome, Ticket, TicketPause
 from service_crm.models.work_order import WorkOrder, WorkOrderCharge, WorkOrderPart
 
@@ -43,5 +44,5 @@ __all__ = [
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
     "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
-    "SalesOrder", "PriceListEntry", "WorkOrderPhoto", "WorkOrderSignature",
+    "SalesOrder", "PriceListEntry", "FollowUpTask", "WorkOrderPhoto", "WorkOrderSignature",
 ]

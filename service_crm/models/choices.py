@@ -162,5 +162,6 @@ class InteractionKind(models.TextChoices):
     CALL = "call", "Call"
     EMAIL = "email", "Email"
     VISIT = "visit", "Visit"
+    MEETING = "meeting", "Meeting"
     NOTE = "note", "Note"
     AUTOMATION = "automation", "Automated step"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from service_crm import conf
+from service_crm.services.activities import tasks_remind_due
 from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
@@ -37,6 +38,7 @@ class HousekeepingReport:
     webhooks_failed: int = 0
     invoice_lines_drafted: int = 0
     renewal_offers_drafted: int = 0
+    task_reminders: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
@@ -48,7 +50,7 @@ class HousekeepingReport:
                 f"{self.visits_cancelled}; webhooks delivered {self.webhooks_delivered}, failed "
                 f"{self.webhooks_failed}; billable lines put on invoice drafts "
                 f"{self.invoice_lines_drafted}; renewal offers drafted "
-                f"{self.renewal_offers_drafted}")
+                f"{self.renewal_offers_drafted}; follow-up reminders {self.task_reminders}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
@@ -77,4 +79,5 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         visits_cancelled=plan.cancelled,
         webhooks_delivered=hooks.delivered, webhooks_failed=hooks.failed + hooks.dead,
         invoice_lines_drafted=drafted, renewal_offers_drafted=renewal_offers,
+        task_reminders=tasks_remind_due(now=now),
     )

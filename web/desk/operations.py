@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from service_crm import conf
 from service_crm.models.choices import DeliveryStatus, InvoiceStatus, PlannedVisitStatus
 from service_crm.selectors import access
 from service_crm.selectors import billing as billing_selectors
@@ -156,6 +157,7 @@ def _invoice_page(request: HttpRequest, pk: int, *, form: forms.Form | None = No
     lines = list(invoice.lines.select_related("work_order").order_by("pk"))
     return render(request, "desk/ops_invoice_detail.html", {
         "invoice": invoice, "lines": lines, "total": sum(ln.amount for ln in lines),
+        "currency": conf.currency(),
         "form": form,
         "can_approve": invoice.status == InvoiceStatus.DRAFT
         and has_role(user=request.user, roles=billing_services.APPROVE_ROLES)}, status=status)
@@ -199,6 +201,7 @@ def sales_order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     net = gross * (100 - order.offer.discount_pct) / 100
     return render(request, "desk/ops_order_detail.html", {
         "order": order, "offer": order.offer, "lines": lines, "gross": gross,
+        "currency": conf.currency(),
         "net": round(net, 2)})
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web.desk import master_data, operations, views
+from web.desk import activities, master_data, operations, views
 
 app_name = "desk"
 urlpatterns = [
@@ -41,4 +41,5 @@ urlpatterns = [
     path("devices/<str:device_key>/release/", views.device_release, name="device-release"),
     *operations.url_patterns(),  # planned visits, charges, invoices, orders, webhook log
     *master_data.url_patterns(),  # likely duplicates, merge, CSV import
+    *activities.url_patterns(),  # timeline and activities, follow-up tasks, pipeline
 ]

@@ -1,0 +1,88 @@
+"""Service operations in real Chromium (issue 16): from the Operations page the desk opens the
+invoice draft of a job's billable work and approves it, logs a call with a follow-up on the
+account timeline and ticks the task off; on a desktop and a 390x844 phone. Screenshots go to
+test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from service_crm import models as m
+from service_crm.models.choices import InvoiceStatus, Outcome
+from service_crm.services.billing import invoice_drafts_build
+from service_crm.services.work_orders import (
+    PartUsed,
+    work_order_complete,
+    work_order_schedule,
+    work_order_start,
+)
+from tests.support.web import ARTIFACTS, World
+from tests.support.web import browser_login as _login
+
+pytestmark = [pytest.mark.browser, pytest.mark.db]
+H = dt.timedelta(hours=1)
+
+
+def _draft(world: World) -> m.Invoice:
+    m.MaintenanceContract.objects.filter(account=world.north.account).update(
+        covers_parts=False, covers_labour=False)
+    wo, now = world.north.work_order, world.now
+    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + H,
+                        end=now + 3 * H, actor=None, now=now)
+    work_order_start(work_order=wo, actor=None, now=now + H)
+    work_order_complete(work_order=wo, actor=None, report="Bearing replaced", time_spent_min=60,
+                        outcome=Outcome.FAULT_CONFIRMED, now=now + 2 * H,
+                        parts=[PartUsed(world.part, world.warehouse, 1)])
+    invoice_drafts_build(now=now + 3 * H)
+    return m.Invoice.objects.get()
+
+
+@pytest.mark.parametrize(("name", "viewport"), [
+    ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
+def test_desk_approves_an_invoice_and_logs_a_call(browser: Any, live_server: Any,
+                                                  live_world: World, desk_agent: Any,
+                                                  name: str,
+                                                  viewport: dict[str, int]) -> None:
+    world = live_world
+    invoice = _draft(world)
+    context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _login(page, live_server.url, "desk")
+    page.wait_for_url(f"{live_server.url}/desk/")
+
+    page.goto(f"{live_server.url}/desk/operations/")
+    assert page.inner_text("[data-testid=ops-drafts]") == "1"
+    page.click("text=Invoice drafts")
+    page.click(f"text={invoice.number}")
+    page.wait_for_url(f"{live_server.url}/desk/invoices/{invoice.pk}/")
+    assert page.inner_text("[data-testid=invoice-total]") == "179.50"
+    page.screenshot(path=ARTIFACTS / f"ops-invoice-draft-{name}.png", full_page=True)
+    page.click("text=Approve and send to the ERP")
+    page.wait_for_selector("text=approved; the ERP is told")
+    assert page.inner_text("[data-testid=invoice-status]") == "Approved"
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.APPROVED
+
+    account = world.north.account
+    page.goto(f"{live_server.url}/desk/accounts/{account.pk}/timeline/")
+    page.select_option("select[name=kind]", "call")
+    page.fill("input[name=summary]", "Buyer wants a retrofit quote")
+    page.fill("input[name=follow_up_title]", "Send the retrofit quote")
+    page.fill("input[name=follow_up_due]", str(world.now.date() + dt.timedelta(days=1)))
+    page.click("text=Log it")
+    page.wait_for_selector("text=Logged on the timeline")
+    assert "Buyer wants a retrofit quote" in page.inner_text("[data-testid=timeline]")
+    page.screenshot(path=ARTIFACTS / f"ops-timeline-{name}.png", full_page=True)
+    page.goto(f"{live_server.url}/desk/tasks/")
+    assert "Send the retrofit quote" in page.inner_text("[data-testid=tasks]")
+    page.click("[data-testid=tasks] button:text('Done')")
+    page.wait_for_selector("text=Done: Send the retrofit quote")
+    assert m.FollowUpTask.objects.get().done_by_id == desk_agent.pk
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+    assert errors == []
+    context.close()
