@@ -102,10 +102,19 @@ class InteractionInline(TabularInline[m.Interaction, Any]):
 
 @admin.register(m.Account)
 class AccountAdmin(ModelAdmin[m.Account]):
-    list_display = ("name", "industry", "segment", "account_manager", "health_score")
+    list_display = ("name", "industry", "segment", "account_manager", "health")
     list_filter = ("industry", "segment")
     search_fields = ("name", "contacts__name", "contacts__email")
     inlines = [SiteInline, ContactInline, InteractionInline]
+    exclude = ("health_score",)  # the stored copy; `health` is worked out as on every page
+
+    @admin.display(description="health")
+    def health(self, obj: m.Account) -> int:
+        from django.utils import timezone
+
+        from service_crm.selectors.accounts import account_health_get
+
+        return account_health_get(account=obj, now=timezone.now()).score
 
 
 @admin.register(m.Contact)
@@ -341,6 +350,23 @@ class PlannedVisitAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.PlannedVisit]):
     list_filter = ("status",)
     search_fields = ("contract__number", "asset__serial", "contract__account__name")
     date_hierarchy = "due"
+
+
+@admin.register(m.WorkOrderPhoto)
+class WorkOrderPhotoAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WorkOrderPhoto]):
+    """Taken on site through the job sheet; seen on the work order's pages (the files are
+    served only through views that check the work order, never from MEDIA_URL)."""
+
+    list_display = ("work_order", "caption", "width", "height", "uploaded_at", "uploaded_by")
+    search_fields = ("caption",)
+    exclude = ("image",)
+
+
+@admin.register(m.WorkOrderSignature)
+class WorkOrderSignatureAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WorkOrderSignature]):
+    list_display = ("work_order", "signed_by", "signed_at")
+    search_fields = ("signed_by",)
+    exclude = ("image",)
 
 
 @admin.register(m.WorkOrderCharge)

@@ -5,38 +5,34 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
-
-from service_crm.models import Account, Alert, MaintenanceContract, Ticket
-from service_crm.models.choices import RenewalStatus, TicketStatus
+from service_crm.models import Account, MaintenanceContract
+from service_crm.models.choices import RenewalStatus
 
 
 @dataclass(frozen=True)
 class AccountHealth:
-    account_id: int
-    alerts_90d: int
-    sla_breaches_365d: int
-    open_tickets: int
+    """An account's health, 0 (at risk) .. 100: ``100 - `` the at-risk report's score
+    (:class:`service_crm.selectors.reports.AccountRisk`), the one definition every page, the
+    API, the admin and the stored ``Account.health_score`` use."""
 
-    @property
-    def score(self) -> int:
-        """100 = nothing wrong; each signal takes points off, capped so none dominates alone."""
-        penalty = (min(2 * self.alerts_90d, 30) + min(10 * self.sla_breaches_365d, 40)
-                   + min(5 * self.open_tickets, 30))
-        return max(0, 100 - penalty)
+    account_id: int
+    score: int
+    reasons: tuple[str, ...] = ()
+
+
+def account_health_get_many(*, account_ids: list[int], now: dt.datetime
+                            ) -> dict[int, AccountHealth]:
+    """Health of the given accounts (all of them, whoever asks: callers scope), by id."""
+    from service_crm.selectors.reports import account_health_get_many as risks_get
+
+    risks = risks_get(user=None, now=now, account_ids=account_ids)
+    return {pk: AccountHealth(account_id=pk, score=r.health, reasons=tuple(r.reasons))
+            for pk, r in risks.items()}
 
 
 def account_health_get(*, account: Account, now: dt.datetime) -> AccountHealth:
-    return AccountHealth(
-        account_id=account.pk,
-        alerts_90d=Alert.objects.filter(asset__site__account=account,
-                                        at__gte=now - dt.timedelta(days=90)).count(),
-        sla_breaches_365d=Ticket.objects.filter(
-            Q(response_breached=True) | Q(resolution_breached=True), account=account,
-            opened_at__gte=now - dt.timedelta(days=365)).count(),
-        open_tickets=Ticket.objects.filter(account=account).exclude(
-            status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED]).count(),
-    )
+    return account_health_get_many(account_ids=[account.pk], now=now).get(
+        account.pk, AccountHealth(account_id=account.pk, score=100))
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,10 @@ def contract_list_renewal_opportunities(
                  # opportunity again (the next renewal).
                  .exclude(renewal_status=RenewalStatus.LAPSED)
                  .select_related("account"))
-    out = [RenewalOpportunity(c, account_health_get(account=c.account, now=now))
-           for c in contracts]
+    found = list(contracts)
+    health = account_health_get_many(account_ids=sorted({c.account_id for c in found}), now=now)
+    out = [RenewalOpportunity(c, health.get(c.account_id, AccountHealth(c.account_id, 100)))
+           for c in found]
     out.sort(key=lambda o: (o.health.score if at_risk_first else -o.health.score,
                             o.contract.end, o.contract.pk))
     return out

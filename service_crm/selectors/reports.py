@@ -56,7 +56,17 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest, TruncWeek
 
-from service_crm.models import Alert, AlertOutcome, DeviceLink, EquipmentModel
+from service_crm.models import (
+    Account,
+    Alert,
+    AlertOutcome,
+    Asset,
+    DeviceLink,
+    Episode,
+    EquipmentModel,
+    MaintenanceContract,
+    Ticket,
+)
 from service_crm.models.choices import (
     AlertState,
     AssetStatus,
@@ -333,15 +343,27 @@ def _at_risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
         Q(sla__gt=0) | Q(crit__gt=0) | Q(repeat__gt=0) | Q(expiring__gt=0))
 
 
-def _risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
-    """Accounts ``user`` may see, each annotated with the at-risk signals."""
+def _risk_rows(*, user: Any | None, now: dt.datetime) -> QuerySet[Any]:
+    """Accounts ``user`` may see (every account for ``None``: the housekeeping, the API's
+    and the admin's stored figure), each annotated with the at-risk signals."""
     _check_now(now)
     today = now.astimezone(dt.UTC).date()
-    tickets = access.ticket_list_for_user(user=user)
+    if user is None:
+        tickets: QuerySet[Any] = Ticket.objects.all()
+        episodes: QuerySet[Any] = Episode.objects.all()
+        assets: QuerySet[Any] = Asset.objects.all()
+        contracts: QuerySet[Any] = MaintenanceContract.objects.all()
+        accounts: QuerySet[Any] = Account.objects.all()
+    else:
+        tickets = access.ticket_list_for_user(user=user)
+        episodes = access.episode_list_for_user(user=user)
+        assets = access.asset_list_for_user(user=user)
+        contracts = access.contract_list_for_user(user=user)
+        accounts = access.account_list_for_user(user=user)
     breaches = tickets.filter(Q(response_breached=True) | Q(resolution_breached=True),
                               account=OuterRef("pk"),
                               opened_at__gte=now - dt.timedelta(days=90))
-    critical = access.episode_list_for_user(user=user).filter(
+    critical = episodes.filter(
         asset__site__account=OuterRef("pk"), status=EpisodeStatus.OPEN,
         peak_severity=Severity.CRITICAL)
     # Assets with two or more confirmed failures: one grouped set, not a count per asset.
@@ -349,17 +371,18 @@ def _risk_rows(*, user: Any, now: dt.datetime) -> QuerySet[Any]:
                                  opened_at__gte=now - dt.timedelta(days=180))
                   .order_by().values("asset_id").annotate(n=Count("pk")).filter(n__gte=2)
                   .values("asset_id"))
-    repeat_assets = access.asset_list_for_user(user=user).filter(
+    repeat_assets = assets.filter(
         site__account=OuterRef("pk"), pk__in=repeat_ids)
-    expiring = access.contract_list_for_user(user=user).filter(
+    expiring = contracts.filter(
         account=OuterRef("pk"), end__gte=today, end__lte=today + dt.timedelta(days=90),
         auto_renew=False).exclude(
         renewal_status__in=[RenewalStatus.RENEWED, RenewalStatus.LAPSED])
-    return (access.account_list_for_user(user=user)
+    annotated: QuerySet[Any] = (accounts
             .annotate(sla=Coalesce(_count(breaches, ref="account"), 0),
                       crit=Coalesce(_count(critical, ref="asset__site__account"), 0),
                       repeat=Coalesce(_count(repeat_assets, ref="site__account"), 0),
                       expiring=Coalesce(_count(expiring, ref="account"), 0)))
+    return annotated
 
 
 def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> list[AccountRisk]:
@@ -373,7 +396,7 @@ def account_list_at_risk(*, user: Any, now: dt.datetime, limit: int = 20) -> lis
     return risks[:limit]
 
 
-def account_health_get_many(*, user: Any, now: dt.datetime,
+def account_health_get_many(*, user: Any | None, now: dt.datetime,
                             account_ids: list[int]) -> dict[int, AccountRisk]:
     """The at-risk signals of the given accounts (those ``user`` may see), by account id;
     ``.health`` is the account health every desk page shows (one definition)."""

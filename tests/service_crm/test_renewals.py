@@ -20,14 +20,17 @@ pytestmark = [pytest.mark.db, pytest.mark.django_db]
 def test_contracts_near_end_ranked_at_risk_first(world: World) -> None:
     ending = (NOW + dt.timedelta(days=30)).date()
     troubled = world.cover_by_contract(end=ending)
-    alert_ingest(event=make_event(), now=NOW)  # one alert + one open ticket on Nordwerk
+    # An open critical episode on Nordwerk: 15 points off its health (the at-risk report's
+    # definition, the one every page uses).
+    alert_ingest(event=make_event(severity="critical"), now=NOW)
     calm_account = f.AccountFactory(name="Calm Water AG")
     calm = f.ContractFactory(account=calm_account, end=ending)
     f.ContractFactory(account=calm_account, end=(NOW + dt.timedelta(days=200)).date())
 
     ranked = contract_list_renewal_opportunities(now=NOW, within_days=90)
     assert [o.contract for o in ranked] == [troubled, calm]
-    assert ranked[0].health.score < ranked[1].health.score == 100
+    # Both lose 20 for a contract ending unrenewed; Nordwerk 15 more for the critical episode.
+    assert (ranked[0].health.score, ranked[1].health.score) == (65, 80)
     assert [o.contract for o in contract_list_renewal_opportunities(
         now=NOW, at_risk_first=False)] == [calm, troubled]
 
@@ -40,4 +43,5 @@ def test_flagging_renewals_is_idempotent_and_updates_health(world: World) -> Non
     assert m.MaintenanceContract.objects.get(pk=contract.pk).renewal_status == \
         RenewalStatus.OPPORTUNITY
     assert m.Interaction.objects.filter(summary__contains="renewal opportunity").count() == 1
-    assert m.Account.objects.get(pk=world.account.pk).health_score == 93  # 100 - 2 - 5
+    # 100 - 20 for the contract ending unrenewed (a warning alert is not at-risk signal).
+    assert m.Account.objects.get(pk=world.account.pk).health_score == 80

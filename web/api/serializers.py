@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from service_crm.models import (
@@ -18,12 +19,34 @@ from service_crm.models import (
     WorkOrder,
 )
 from service_crm.models.choices import Outcome
+from service_crm.selectors.accounts import account_health_get, account_health_get_many
+from service_crm.selectors.offers import offer_totals_get
+
+
+class _AccountListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
+    """Works out the health of a whole page of accounts in one query."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        items = list(data.all() if hasattr(data, "all") else data)
+        self.child.context["health"] = account_health_get_many(  # type: ignore[union-attr]
+            account_ids=[a.pk for a in items], now=timezone.now())
+        return [self.child.to_representation(a) for a in items]  # type: ignore[union-attr]
 
 
 class AccountSerializer(serializers.ModelSerializer[Account]):
+    # Health as every page shows it (100 - the at-risk score), worked out when asked, not
+    # the stored column the housekeeping refreshes for renewal opportunities only.
+    health_score = serializers.SerializerMethodField()
+
     class Meta:
         model = Account
         fields = ["id", "name", "industry", "segment", "health_score", "created_at"]
+        list_serializer_class = _AccountListSerializer
+
+    def get_health_score(self, obj: Account) -> int:
+        known = self.context.get("health") or {}
+        health = known.get(obj.pk) or account_health_get(account=obj, now=timezone.now())
+        return int(health.score)
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -128,8 +151,8 @@ class OfferSerializer(serializers.ModelSerializer[Offer]):
         read_only_fields = fields
 
     def get_total(self, obj: Offer) -> str:
-        gross = sum((line.total for line in obj.lines.all()), start=0)
-        return f"{gross * (100 - obj.discount_pct) / 100:.2f}"
+        """The grand total as the offer prints it (``service_crm.selectors.offers``)."""
+        return f"{offer_totals_get(offer=obj).total:.2f}"
 
 
 class RequiredBooleanField(serializers.BooleanField):
