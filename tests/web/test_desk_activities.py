@@ -82,3 +82,10 @@ def test_pipeline_page_and_roles(world: World, desk_agent: Any, customer_user: A
             assert client.get(url).status_code == 403
         assert client.post(f"/desk/accounts/{world.north.account.pk}/activities/",
                            {"kind": "note", "summary": "x"}).status_code == 403
+
+
+def test_account_page_links_the_whole_timeline(world: World, desk_agent: Any,
+                                               browser_client: Any) -> None:
+    account = world.north.account
+    page = browser_client(desk_agent).get(f"/desk/accounts/{account.pk}/").content.decode()
+    assert f'href="/desk/accounts/{account.pk}/timeline/"' in page
