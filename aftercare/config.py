@@ -47,6 +47,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EVENTS_URL", "",
              "FastStream broker for alert events (mqtt://, nats://, amqp://, or the mqtts://, "
              "amqps:// TLS forms); empty = MQTT_URL"),
+    Variable("EVENTS_PARTITIONS", "1",
+             "Alert events split by device into this many queues, each with a single active "
+             "consumer, so several CRM consumers share them in order (amqp:// only)"),
     Variable("AFTERCARE_STORE_BACKEND", "auto",
              "auto (TimescaleDB when the extension is available), timescaledb, or native"),
     Variable("AFTERCARE_RETENTION_DAYS", "365", "Raw telemetry older than this is dropped"),
@@ -317,6 +320,7 @@ class Settings:
     login_max_backoff_s: int
     dashboard_cache_s: float
     dashboard_poll_s: float
+    events_partitions: int = 1
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -329,6 +333,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         _url(tuple(EVENT_TRANSPORTS))(events)
     except ValueError as exc:
         raise ConfigError(f"EVENTS_URL={events!r}: {exc}") from None
+    events_partitions = _parse("EVENTS_PARTITIONS", _positive_int, env)
+    if events_partitions > 1 and not events.startswith(("amqp://", "amqps://")):
+        raise ConfigError(f"EVENTS_PARTITIONS={events_partitions}: partitions need an amqp:// "
+                          "EVENTS_URL (RabbitMQ)")
     host = raw("WEB_HOST", env)
     if not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]+", host):
         raise ConfigError(f"WEB_HOST={host!r}: not a host name or address")
@@ -336,6 +344,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         database_url=_parse("DATABASE_URL", _url(("postgresql", "postgres")), env),
         mqtt_url=mqtt_url,
         events_url=events,
+        events_partitions=events_partitions,
         store_backend=_parse(
             "AFTERCARE_STORE_BACKEND", _choice("auto", "timescaledb", "native"), env
         ),

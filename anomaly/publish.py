@@ -12,6 +12,8 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 from aftercare.events import ALERTS_TOPIC, event_broker, nats_subject, transport_of
 
 __all__ = ["AlertPublisher", "nats_subject"]
@@ -20,8 +22,17 @@ __all__ = ["AlertPublisher", "nats_subject"]
 class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
     """Connects on enter, publishes payloads with :meth:`send`, closes on exit."""
 
-    def __init__(self, url: str, *, topic: str = ALERTS_TOPIC) -> None:
+    def __init__(self, url: str, *, topic: str = ALERTS_TOPIC,
+                 partitions: int | None = None) -> None:
         self.url, self.transport, self.topic = url, transport_of(url), topic
+        if partitions is None:
+            from aftercare import config
+
+            partitions = config.load().events_partitions
+        if partitions > 1 and self.transport != "rabbit":
+            raise ValueError("alert-event partitions need RabbitMQ (an amqp:// EVENTS_URL)")
+        # > 1: each event goes to its device's partition queue (aftercare.event_partitions)
+        self.partitions = partitions
         self._broker: Any = None
         self._send: Callable[[bytes], Awaitable[Any]] | None = None
 
@@ -50,6 +61,9 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
 
             rabbit = event_broker(self.url, logger=None)
             await rabbit.start()
+            if self.partitions > 1:
+                self._broker, self._send = rabbit, await self._partitioned(rabbit)
+                return self
             queue = RabbitQueue(self.topic, durable=True)
             await rabbit.declare_queue(queue)
 
@@ -58,6 +72,20 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
 
             self._broker, self._send = rabbit, send_rabbit
         return self
+
+    async def _partitioned(self, rabbit: Any) -> Callable[[bytes], Awaitable[None]]:
+        from aftercare.event_partitions import partition_of, rabbit_queue
+
+        queues = [rabbit_queue(i, self.partitions) for i in range(self.partitions)]
+        for q in queues:
+            await rabbit.declare_queue(q)
+
+        async def send_partitioned(payload: bytes) -> None:
+            device = str(orjson.loads(payload)["device"])
+            await rabbit.publish(payload, queue=queues[partition_of(device, self.partitions)],
+                                 persist=True)
+
+        return send_partitioned
 
     async def send(self, payload: bytes) -> None:
         """Publish one event payload (JSON bytes)."""

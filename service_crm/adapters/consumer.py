@@ -93,9 +93,13 @@ class Consumer:
     """Owns the broker, the subscription and the DB thread."""
 
     def __init__(self, url: str, *, client_id: str = "aftercare-crm",
-                 housekeeping_every_s: float = 0) -> None:
+                 housekeeping_every_s: float = 0,
+                 partitions: tuple[int, list[int]] | None = None) -> None:
         self.url = url
         self.client_id = client_id
+        # (EVENTS_PARTITIONS, the partitions this consumer takes): RabbitMQ only, see
+        # aftercare.event_partitions. None: the one queue ALERTS_TOPIC.
+        self.partitions = partitions
         self.housekeeping_every_s = housekeeping_every_s
         self.stats = Stats()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-db")
@@ -149,6 +153,14 @@ class Consumer:
         from faststream.rabbit import RabbitQueue
 
         broker = event_broker(self.url, log_level=logging.DEBUG)
+        if self.partitions is not None and self.partitions[0] > 1:
+            from aftercare.event_partitions import rabbit_queue
+
+            count, mine = self.partitions
+            for part in mine:  # single active consumer per queue: per-device order kept
+                self._on(broker.subscriber(rabbit_queue(part, count),
+                                           ack_policy=AckPolicy.MANUAL))
+            return broker
         self._on(broker.subscriber(RabbitQueue(ALERTS_TOPIC, durable=True),
                                    ack_policy=AckPolicy.MANUAL))
         return broker
@@ -208,8 +220,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--housekeeping-every-s", type=float, default=60.0,
                         help="run the timed rules (SLA, offer expiry, watch periods, renewals) "
                              "this often; 0 = never (default 60)")
+    parser.add_argument("--partitions", default="",
+                        help="with EVENTS_PARTITIONS > 1: the partitions to consume, e.g. 0,1 "
+                             "(default all); a second consumer given the same ones is a "
+                             "standby that takes over in order")
     args = parser.parse_args(argv)
-    url = args.events_url or config.load().events_url
+    settings = config.load()
+    url = args.events_url or settings.events_url
+    from aftercare.event_partitions import parse_partitions
+
+    try:
+        mine = parse_partitions(args.partitions, settings.events_partitions)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO)
 
     async def serve() -> Stats:
@@ -218,7 +241,8 @@ def main(argv: list[str]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         return await Consumer(url, client_id=args.client_id,
-                              housekeeping_every_s=args.housekeeping_every_s).run(stop)
+                              housekeeping_every_s=args.housekeeping_every_s,
+                              partitions=(settings.events_partitions, mine)).run(stop)
 
     stats = asyncio.run(serve())
     log.info("stopped: %d applied, %d duplicates, %d rejected", stats.applied, stats.duplicates,

@@ -1,0 +1,101 @@
+"""Alert events partitioned by device on RabbitMQ (EVENTS_PARTITIONS): each partition is a quorum
+queue with a single active consumer, so consumers split the partitions and one device's events
+are applied in order by one consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from aftercare.event_partitions import partition_of
+from anomaly.publish import AlertPublisher
+from service_crm import models as m
+from service_crm.adapters.consumer import Consumer, Stats
+from tests.support.crm import World, make_event
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+K = 3  # an unusual count, so the queues are this test's own
+
+
+@contextmanager
+def consumers(parts: list[list[int]]) -> Iterator[list[Stats]]:
+    """One consumer per entry of `parts` (its partitions), each on its own thread and loop."""
+    boxes: list[dict[str, Any]] = []
+    threads = []
+    for mine in parts:
+        box: dict[str, Any] = {"started": threading.Event()}
+
+        def run(box: dict[str, Any] = box, mine: list[int] = mine) -> None:
+            async def go() -> None:
+                box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+                consumer = Consumer(URL, partitions=(K, mine))
+                box["stats"] = consumer.stats
+
+                async def ready() -> None:
+                    box["started"].set()
+
+                await consumer.run(box["stop"], on_started=ready)
+
+            try:
+                asyncio.run(go())
+            except BaseException as exc:
+                box["error"] = exc
+                box["started"].set()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        box["started"].wait(30)
+        if "error" in box:
+            raise box["error"]
+        boxes.append(box)
+        threads.append(t)
+    try:
+        yield [b["stats"] for b in boxes]
+    finally:
+        for b in boxes:
+            b["loop"].call_soon_threadsafe(b["stop"].set)
+        for t in threads:
+            t.join(30)
+
+
+def publish(payloads: list[bytes]) -> None:
+    async def go() -> None:
+        async with AlertPublisher(URL, partitions=K) as pub:
+            for p in payloads:
+                await pub.send(p)
+
+    asyncio.run(go())
+
+
+def test_a_devices_events_go_to_its_partitions_consumer_in_order(world: World) -> None:
+    device = m.DeviceLink.objects.get(asset=world.asset).device_key
+    mine = partition_of(device, K)
+    states = ["open", "update", "update", "update", "clear"]
+    events = [make_event(device, alert_id="part-1", revision=r, state=s,
+                         severity="critical" if r >= 3 else "warning").to_json()
+              for r, s in enumerate(states, 1)]
+    others = [p for p in range(K) if p != mine]
+    with consumers([[mine], others]) as (owner, other):
+        publish(events)
+        wait_for("5 events applied", lambda: owner.applied + owner.duplicates >= 5)
+    assert (owner.applied, owner.duplicates) == (5, 0)   # in order: no revision skipped
+    assert (other.applied, other.duplicates) == (0, 0)
+    alert = m.Alert.objects.get(alert_id="part-1")
+    assert alert.revision == 5
+    assert m.Ticket.objects.count() == 1
+
+
+def test_a_second_consumer_of_the_same_partitions_is_a_standby(world: World) -> None:
+    device = m.DeviceLink.objects.get(asset=world.asset).device_key
+    with consumers([list(range(K)), list(range(K))]) as (first, standby):
+        publish([make_event(device, alert_id="part-2").to_json()])
+        wait_for("the event", lambda: first.applied + standby.applied >= 1)
+    assert (first.applied, standby.applied) == (1, 0)     # single active consumer
