@@ -64,7 +64,7 @@ def measure(args: argparse.Namespace) -> int:
     from service_crm import models as m
     from service_crm.models.choices import EpisodeStatus, Outcome, TicketStatus
     from service_crm.selectors import reports
-    from web.desk.queries import dashboard_get
+    from service_crm.selectors.dashboard import dashboard_get
 
     rng = random.Random(args.seed)
     now = timezone.now()

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
+from django.db.models import DurationField, ExpressionWrapper, F, Value
 
+from service_crm import conf
 from service_crm.models.account import Account
 from service_crm.models.alert import Episode
 from service_crm.models.asset import Asset
 from service_crm.models.choices import Coverage, Outcome, Priority, TicketSource, TicketStatus
 from service_crm.models.contract import MaintenanceContract
+
+# A ticket in either state is done: everything else is an open ticket.
+DONE_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+class TicketQuerySet(models.QuerySet["Ticket"]):
+    def open(self) -> TicketQuerySet:
+        """Tickets not resolved or closed: the one meaning of "open ticket"."""
+        return self.exclude(status__in=DONE_STATUSES)
+
+    def sla_at_risk_window(self, now: dt.datetime) -> TicketQuerySet:
+        """Open, unpaused tickets with a resolution target, of whose resolution time less than
+        the at-risk fraction (``AFTERCARE_SLA_AT_RISK_FRACTION``) is left at ``now``, overdue
+        ones included: the one at-risk rule, shared by the SLA monitor (which warns the desk
+        once per ticket) and the desk's panel (which lists those not yet breached).
+        Annotated with ``left`` and ``allowed`` (durations)."""
+        fraction = conf.sla_at_risk_fraction()
+        return (self.open()
+                .filter(paused_at__isnull=True, resolution_due__isnull=False,
+                        resolution_due__gt=F("opened_at"))
+                .annotate(
+                    left=ExpressionWrapper(F("resolution_due") - Value(now),
+                                           output_field=DurationField()),
+                    allowed=ExpressionWrapper((F("resolution_due") - F("opened_at")) * fraction,
+                                              output_field=DurationField()))
+                .filter(left__lt=F("allowed")))
 
 
 class Ticket(models.Model):
@@ -50,6 +80,8 @@ class Ticket(models.Model):
     at_risk_notified = models.BooleanField(default=False)
     outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
 
+    objects = TicketQuerySet.as_manager()
+
     class Meta:
         ordering = ["-opened_at"]
         indexes = [
@@ -65,7 +97,7 @@ class Ticket(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        return self.status not in DONE_STATUSES
 
 
 class TicketPause(models.Model):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
@@ -43,6 +43,7 @@ from service_crm.models import (
     WorkOrder,
 )
 from service_crm.models.choices import OfferStatus
+from service_crm.models.ticket import TicketQuerySet
 
 
 class Role(enum.StrEnum):
@@ -351,11 +352,11 @@ def alert_get_for_user(*, user: Any, pk: object) -> Alert:
 
 # --- tickets and work orders --------------------------------------------------------------
 
-def ticket_list_for_user(*, user: Any) -> QuerySet[Ticket]:
-    return _scoped(
+def ticket_list_for_user(*, user: Any) -> TicketQuerySet:
+    return cast(TicketQuerySet, _scoped(
         Ticket.objects.select_related("account", "asset__site", "episode", "assigned_to"),
         scope_for(user=user), account="account_id", region="asset__site__region",
-    )
+    ))
 
 
 def ticket_get_for_user(*, user: Any, pk: object) -> Ticket:

@@ -76,7 +76,7 @@ from service_crm.models.choices import (
     Severity,
 )
 from service_crm.selectors import access
-from service_crm.selectors.outcomes import Precision
+from service_crm.selectors.outcomes import Precision, alert_precision_list, precision_of
 
 LIVE_EPISODE = (EpisodeStatus.OPEN, EpisodeStatus.WATCHING)
 HEALTH_STATES = ("ok", "warning", "critical", "device_problem", "offline")
@@ -260,8 +260,7 @@ class DetectorPrecision:
 
     @property
     def precision(self) -> float | None:
-        n = self.confirmed + self.no_fault_found
-        return None if n == 0 else self.confirmed / n
+        return precision_of(self.confirmed, self.no_fault_found)
 
     @property
     def precision_pct(self) -> float | None:
@@ -271,16 +270,10 @@ class DetectorPrecision:
 
 def alert_precision_by_detector(*, user: Any) -> list[DetectorPrecision]:
     """Verdicts on tickets ``user`` may see, per detector (and failure mode), by name."""
-    rows = (AlertOutcome.objects
-            .filter(ticket__in=access.ticket_list_for_user(user=user).values("pk"))
-            .order_by().values("detector", "failure_mode_code")
-            .annotate(confirmed=Count("pk", filter=Q(outcome=Outcome.FAULT_CONFIRMED)),
-                      nff=Count("pk", filter=Q(outcome=Outcome.NO_FAULT_FOUND)))
-            .order_by("detector", "failure_mode_code"))
     grouped: dict[str, list[Precision]] = {}
-    for r in rows:
-        grouped.setdefault(r["detector"], []).append(
-            Precision(r["detector"], r["failure_mode_code"], r["confirmed"], r["nff"]))
+    for p in alert_precision_list(outcomes=AlertOutcome.objects.filter(
+            ticket__in=access.ticket_list_for_user(user=user).values("pk"))):
+        grouped.setdefault(p.detector, []).append(p)
     return [DetectorPrecision(detector=d, confirmed=sum(p.confirmed for p in ps),
                               no_fault_found=sum(p.no_fault_found for p in ps),
                               by_failure_mode=ps)

@@ -27,7 +27,6 @@ from service_crm.models.choices import (
     Priority,
     Severity,
     TicketSource,
-    TicketStatus,
     WorkOrderStatus,
 )
 from service_crm.selectors.coverage import coverage_at
@@ -115,8 +114,7 @@ def _work_order_in_progress(asset: Asset) -> WorkOrder | None:
 
 
 def _open_ticket(episode: Episode) -> Ticket | None:
-    return episode.tickets.exclude(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED]) \
-        .order_by("-opened_at").first()
+    return episode.tickets.open().order_by("-opened_at").first()
 
 
 @transaction.atomic(durable=True)

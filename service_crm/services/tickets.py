@@ -257,9 +257,11 @@ def ticket_check_sla(*, now: dt.datetime | None = None) -> SlaCheck:
     """Flag breaches and warn the desk (once per ticket) when a resolution is at risk."""
     now = now or timezone.now()
     breached = at_risk = 0
-    open_tickets = (Ticket.objects.select_for_update(skip_locked=True)
-                    .filter(paused_at__isnull=True, resolution_due__isnull=False)
-                    .exclude(status__in=[S.RESOLVED, S.CLOSED]))
+    open_tickets = (Ticket.objects.open().select_for_update(skip_locked=True)
+                    .filter(paused_at__isnull=True, resolution_due__isnull=False))
+    # The at-risk rule is the ticket query set's, the same the desk's panel lists by.
+    newly_at_risk = set(Ticket.objects.sla_at_risk_window(now).filter(at_risk_notified=False)
+                        .values_list("pk", flat=True))
     for t in open_tickets:
         before = snapshot(t)
         changed = False
@@ -273,9 +275,7 @@ def ticket_check_sla(*, now: dt.datetime | None = None) -> SlaCheck:
             t.resolution_breached = changed = True
             breached += 1
             _emit_breach(t, "resolution", t.resolution_due, now)
-        total = (t.resolution_due - t.opened_at).total_seconds()
-        left = (t.resolution_due - now).total_seconds()
-        if not t.at_risk_notified and total > 0 and left < conf.sla_at_risk_fraction() * total:
+        if not t.at_risk_notified and t.pk in newly_at_risk:
             t.at_risk_notified = changed = True
             at_risk += 1
             tid = t.pk

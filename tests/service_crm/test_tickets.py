@@ -144,3 +144,24 @@ def test_remote_resolution_puts_episode_under_watch(ticket: m.Ticket) -> None:
     ep = m.Episode.objects.get()
     assert ep.status == "watching"
     assert ep.watch_until == NOW + H + dt.timedelta(hours=72)
+
+
+def test_the_desk_panel_lists_a_ticket_from_the_moment_the_sla_monitor_warns(
+        ticket: m.Ticket) -> None:
+    """One at-risk rule (the ticket query set's): the desk's panel and the SLA monitor agree on
+    when a ticket becomes at risk, here once less than a quarter of its resolution time is left."""
+    from service_crm.selectors.dashboard import tickets_at_risk
+
+    start, due = ticket.opened_at, ticket.resolution_due
+    assert due is not None
+    instants = [start + (due - start) * i / 40 for i in range(1, 40)]
+    first_listed = next(t for t in instants
+                        if tickets_at_risk(m.Ticket.objects.all(), now=t).exists())
+    first_warned = next(t for t in instants if ticket_check_sla(now=t).at_risk)
+    assert first_listed == first_warned == instants[30]  # 31/40 of the time gone
+    assert m.Ticket.objects.open().filter(pk=ticket.pk).exists()
+    ticket_transition(ticket=ticket, to=TicketStatus.TRIAGED, actor=None, now=first_listed)
+    ticket_transition(ticket=ticket, to=TicketStatus.RESOLVED, actor=None, now=first_listed,
+                      outcome=Outcome.FAULT_CONFIRMED)
+    assert not m.Ticket.objects.open().filter(pk=ticket.pk).exists()
+    assert not tickets_at_risk(m.Ticket.objects.all(), now=instants[35]).exists()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from service_crm import models as m
+from service_crm.selectors.dashboard import dashboard_counts_get, dashboard_get
 from tests import factories as f
 from tests.support.web import World
-from web.desk.queries import dashboard_counts_get, dashboard_get
 
 
 def _more_assets(world: World, n: int) -> None:

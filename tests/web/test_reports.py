@@ -16,11 +16,11 @@ from django.test import Client
 from service_crm import models as m
 from service_crm.models.choices import Outcome
 from service_crm.selectors import access, reports
+from service_crm.selectors.dashboard import dashboard_counts_get
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_check_sla, ticket_transition
 from tests import factories as f
 from tests.support.web import Side, World
-from web.desk.queries import dashboard_counts_get
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db

@@ -35,6 +35,7 @@ from service_crm.selectors import reports as report_selectors
 from service_crm.selectors import search as search_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
 from service_crm.selectors.accounts import contract_list_renewal_opportunities
+from service_crm.selectors.dashboard import dashboard_get
 from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import contracts as contract_services
 from service_crm.services import devices as device_services
@@ -45,7 +46,6 @@ from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
 from web.desk import charts
 from web.desk.classify import ClassifyForm, classify_context
-from web.desk.queries import dashboard_get
 from web.forms import (
     ContractDocumentForm,
     DeviceClaimForm,
@@ -248,10 +248,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         status = _choice(request, "status", TicketStatus.choices, "open")
     except BadFilter as e:
         return _bad_filter(request, e, title="Tickets", url_name="desk:tickets")
-    if status == "open":
-        qs = qs.exclude(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED])
-    else:
-        qs = qs.filter(status=status)
+    qs = qs.open() if status == "open" else qs.filter(status=status)
     return render(request, "desk/ticket_list.html", {
         "page": _page(request, qs.order_by("resolution_due", "-opened_at")), "status": status,
         "statuses": TicketStatus.choices})

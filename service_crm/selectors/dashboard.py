@@ -1,5 +1,6 @@
 """Read-side figures for the service desk dashboard, computed in the database over the rows
-the user may see (the guarded selectors narrow every query)."""
+the user may see (the guarded selectors narrow every query). The open-ticket and SLA-at-risk
+rules are the ticket query set's (``service_crm.models.ticket``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from service_crm import conf
@@ -17,13 +18,11 @@ from service_crm.models.choices import (
     AssetStatus,
     EpisodeStatus,
     Severity,
-    TicketStatus,
     WorkOrderStatus,
 )
+from service_crm.models.ticket import TicketQuerySet
 from service_crm.selectors import access
 from service_crm.selectors.reports import account_count_at_risk
-
-OPEN_TICKET = ~Q(status__in=[TicketStatus.RESOLVED, TicketStatus.CLOSED])
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,10 @@ class Dashboard:
     now: dt.datetime
 
 
-def tickets_at_risk(tickets: QuerySet[Ticket], *, now: dt.datetime) -> QuerySet[Ticket]:
-    """Open, unpaused, not yet breached, with less than the at-risk fraction of the
-    resolution time left (the same rule as the SLA monitor)."""
-    fraction = conf.sla_at_risk_fraction()
-    return (tickets.filter(OPEN_TICKET, paused_at__isnull=True, resolution_due__isnull=False,
-                           resolution_due__gt=now, resolution_breached=False)
-            .annotate(
-                left=ExpressionWrapper(F("resolution_due") - Value(now),
-                                       output_field=DurationField()),
-                allowed=ExpressionWrapper((F("resolution_due") - F("opened_at")) * fraction,
-                                          output_field=DurationField()))
-            .filter(left__lt=F("allowed")))
+def tickets_at_risk(tickets: TicketQuerySet, *, now: dt.datetime) -> TicketQuerySet:
+    """In the SLA-at-risk window and not yet breached (due later than ``now``)."""
+    return tickets.sla_at_risk_window(now).filter(resolution_due__gt=now,
+                                                  resolution_breached=False)
 
 
 def _scope_key(user: Any) -> str:
@@ -107,8 +98,8 @@ def dashboard_get(*, user: Any, now: dt.datetime, limit: int = 20) -> Dashboard:
         accounts_at_risk=counts["accounts_at_risk"],
         episodes_by_severity={s: int(by_sev.get(s, 0)) for s in
                               (Severity.CRITICAL, Severity.WARNING, Severity.INFO)},
-        tickets_open=tickets.filter(OPEN_TICKET).count(),
-        sla_breached=list(tickets.filter(OPEN_TICKET).filter(
+        tickets_open=tickets.open().count(),
+        sla_breached=list(tickets.open().filter(
             Q(resolution_breached=True) | Q(response_breached=True))
             .order_by("resolution_due")[:limit]),
         sla_at_risk=list(tickets_at_risk(tickets, now=now).order_by("resolution_due")[:limit]),
