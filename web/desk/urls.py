@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web.desk import activities, master_data, operations, views
+from web.desk import activities, lists, master_data, operations, views
 
 app_name = "desk"
 urlpatterns = [
@@ -15,6 +15,7 @@ urlpatterns = [
     path("alerts/", views.alert_list, name="alerts"),
     path("search/", views.search, name="search"),
     path("tickets/", views.ticket_list, name="tickets"),
+    path("tickets/bulk/", lists.ticket_bulk, name="tickets-bulk"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
     path("tickets/<int:pk>/transition/", views.ticket_transition, name="ticket-transition"),
     path("tickets/<int:pk>/pause/", views.ticket_pause, name="ticket-pause"),

@@ -13,7 +13,13 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -44,7 +50,7 @@ from service_crm.services import offers as offer_services
 from service_crm.services import privacy as privacy_services
 from service_crm.services import tickets as ticket_services
 from service_crm.services import work_orders as work_order_services
-from web.desk import charts
+from web.desk import charts, lists
 from web.desk.classify import ClassifyForm, classify_context
 from web.forms import (
     ContractDocumentForm,
@@ -242,16 +248,24 @@ def work_order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*STAFF)
-def ticket_list(request: HttpRequest) -> HttpResponse:
+def ticket_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     qs = access.ticket_list_for_user(user=request.user)
     try:
         status = _choice(request, "status", TicketStatus.choices, "open")
+        sort = _choice(request, "sort", lists.TICKET_SORT_CHOICES, "due")
+        export = _choice(request, "format", [("csv", "CSV")], "")
     except BadFilter as e:
         return _bad_filter(request, e, title="Tickets", url_name="desk:tickets")
     qs = qs.open() if status == "open" else qs.filter(status=status)
+    qs = qs.order_by(*lists.TICKET_SORTS[sort][1])
+    if export == "csv":
+        return lists.tickets_csv(qs)
     return render(request, "desk/ticket_list.html", {
-        "page": _page(request, qs.order_by("resolution_due", "-opened_at")), "status": status,
-        "statuses": TicketStatus.choices})
+        "page": _page(request, qs.select_related("account")), "status": status,
+        "statuses": TicketStatus.choices, "sort": sort, "sorts": lists.TICKET_SORT_CHOICES,
+        "list_query": urlencode({"status": status, "sort": sort}),
+        "bulk_targets": lists.BULK_TARGETS,
+        "can_bulk": access.has_role(user=request.user, roles=set(DESK))})
 
 
 def _ticket_context(request: HttpRequest, ticket: Any, **forms: Any) -> dict[str, Any]:
