@@ -43,7 +43,7 @@ from anomaly.fusion import (
     reduce_argmax,
     reduce_max,
 )
-from anomaly.health import HealthResult, ReportingSilence, SensorHealth
+from anomaly.health import CounterLearner, HealthResult, ReportingSilence, SensorHealth
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
@@ -88,6 +88,11 @@ class ChannelSpec:
     # correlated process group; "linear" / "log" = in it, as the raw value / its logarithm
     # (log for quantities whose couplings are multiplicative, such as a pump's affinity laws).
     multivariate: str = ""
+    # True: no equipment model names this channel (an unknown device or metric). Its adaptive
+    # evidence is calibrated against its own long-run behaviour (anomaly.likelihood), as every
+    # channel's is with `BankConfig.calibrate`: with no model to say what is normal for it, one
+    # threshold has to mean the same on a quiet channel and a noisy one.
+    generic: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,9 +147,13 @@ class BankConfig:
     # own long-run distribution, so one threshold means the same on every channel. Limits stay
     # absolute (a limit is a fact about the machine, not a surprise). Recent mean and long-run
     # half-lives in samples of the grid, warm-up in valid samples; spread floor in score units;
-    # the tail probability 10**-decades scores 1.
+    # the tail probability 10**-decades scores 1. The recent mean is the newest sample itself
+    # (half-life 1) unless a data set's settings say otherwise: chosen on the simulator's fleet
+    # watched without its equipment profiles (`aftercare anomaly scenarios --no-models`),
+    # where a half-life of 5 caught 10 of 19 equipment faults and 1 caught 15, with the same
+    # false alerts (bench/README.md); a step far outside a channel's history is news at once.
     calibrate: bool = False
-    likelihood_short: float = 5.0
+    likelihood_short: float = 1.0
     likelihood_long: float = 2000.0
     likelihood_warmup: int = 300
     likelihood_min_std: float = 0.02
@@ -182,6 +191,8 @@ class BankConfig:
     limit_score: float = 0.85
     device_problem_score: float = 0.6
     offline_intervals: float = 3.0
+    # A machine no model describes, seen at rest this long, has stopped (see `update`).
+    inferred_stop_s: float = 300.0
     offline_min_s: float = 30.0
 
 
@@ -257,12 +268,14 @@ class DetectorBank:
         self.t2 = AssetT2(0, learn=c.t2_learn, halflife=c.t2_halflife, t2_margin=c.t2_margin,
                           spe_margin=c.spe_margin, duration_s=c.t2_duration_s)
         self.last_on = LastTrue(0)
+        self.last_awake = LastTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
         self.burst_drift = Latch(0, hold_s=c.drift_hold_s)
         self.last_moving = LastTrue(0)
         self.silence = ReportingSilence(0, intervals=c.offline_intervals,
                                         min_silence_s=c.offline_min_s)
+        self.counters = CounterLearner(0)
         self.seasonal = EwmaBaseline(0, halflife=c.seasonal_halflife, warmup=c.seasonal_warmup,
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
@@ -288,6 +301,9 @@ class DetectorBank:
         self.mode_of = np.array([self.modes.index(_mode(s)) for s in self.specs], np.int64)
         self.scored = np.array([s.scored for s in self.specs], bool)
         self.drift_on = np.array([s.drift for s in self.specs], bool)
+        self.calibrated = np.array([self.config.calibrate or s.generic for s in self.specs],
+                                   bool)
+        self.generic_rows = np.flatnonzero([s.generic for s in self.specs])
         self.steps = np.array([s.steps for s in self.specs], bool)
         self.side = np.array([s.side for s in self.specs], np.int64)
         self.vibration = np.array([np.isfinite(s.idle_max) for s in self.specs], bool)
@@ -363,9 +379,11 @@ class DetectorBank:
         self.device.add_channels(len(new_assets))
         self.running.add_channels(len(new_assets))
         self.last_on.add_channels(len(new_assets))
+        self.last_awake.add_channels(len(new_assets))
         self.last_moving.add_channels(len(new_assets))
         self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
+        self.counters.add_channels(n)
         self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
         self.burst_drift.add_channels(n)
         self.smoother.add_channels(n, alpha=_alpha([s.smooth_s if s.smooth_s > 0 else 1.0
@@ -406,6 +424,21 @@ class DetectorBank:
         n_a = len(self.assets)
         raw_x = x
         health = self.health.update(t, x)
+        counter = np.zeros(x.shape, bool)
+        if self.generic_rows.size:
+            # With no equipment model to name the channel that says whether the machine runs,
+            # nor its counters: a reading resting at exactly zero is a machine at rest (a
+            # current, a speed, a flow of a stopped machine), and a counter standing still
+            # (running hours) one that stopped, not a frozen sensor. A counter's level is no
+            # evidence about the machine's condition either.
+            counts = self.counters.update(t, x)
+            counter[self.generic_rows] = counts.counter[self.generic_rows]
+            # A channel that has hardly ever changed is a constant (a setpoint), not stuck.
+            calm = np.zeros(x.shape, bool)
+            calm[self.generic_rows] = (x[self.generic_rows] == 0.0) \
+                | ~counts.moved[self.generic_rows]
+            health = HealthResult(health.stuck & ~calm & ~counter, health.out_of_range,
+                                  health.spike, health.no_data)
         if self.steps.any():
             # A CNC program can hold a speed for a single second: not a spike, and neither is
             # what the other channels of that machine do in the same second.
@@ -419,6 +452,21 @@ class DetectorBank:
             rv = x[self.run_rows]
             ind[self.run_assets] = np.where(np.isnan(rv), np.nan,
                                             rv > self.run_levels[:, None])
+        resting = None
+        if self.generic_rows.size and x.shape[1]:
+            # No model names the machine's running indicator: it is at rest where two or more
+            # of its channels collapse to near zero against their running level (current,
+            # speed, flow of a stopped machine), and runs where two or more stand at a fair
+            # part of it. At rest its unnamed channels are no evidence at once (the stop is not
+            # a fault); a rest that lasts `inferred_stop_s` is a stop (a pause between jobs is
+            # not, or a machine that cycles would never be steady).
+            unnamed = np.isnan(ind).all(axis=1, keepdims=True)
+            stopped, running = self._inferred_running(x, n_a)
+            awake = self.last_awake.update(t, ~stopped)
+            long_stop = stopped & (t[None, :] - awake >= int(c.inferred_stop_s * 1e6))
+            ind = np.where(unnamed, np.where(long_stop, 0.0, np.where(running, 1.0, np.nan)),
+                           ind)
+            resting = unnamed & stopped
         on, steady = self.running.steady(t, ind)
         last_on = self.last_on.update(t, on) if on.shape[1] else np.zeros(on.shape, np.int64)
         # A machine at rest (its running indicator low for limit_hold_s) does not vibrate: a
@@ -448,6 +496,8 @@ class DetectorBank:
         # Stopped: nothing for the equipment detectors; just restarted: limits only (pressures,
         # vibration, currents settle in seconds), the adaptive detectors wait until temperatures
         # have settled too.
+        if resting is not None:
+            x = np.where(resting[self.asset_of], np.nan, x)
         x_on = np.where(on[self.asset_of], x, np.nan) if self.channels else x
         lim = self.limit.update(t, x_on).score
         x = np.where(steady[self.asset_of], x, np.nan) if self.channels else x
@@ -479,7 +529,7 @@ class DetectorBank:
         # A sick sensor is a device problem: its readings are not evidence about the equipment;
         # neither is an operating input (a CNC program's speed steps are not faults).
         ratio = np.fmax(np.fmax(lim, base_ratio), drift)
-        ignored = suspect | ~self.scored[:, None]
+        ignored = suspect | ~self.scored[:, None] | counter
         # Severity follows the failure mode's progress: a deviation from learned behaviour
         # alone says something changed, not how close the consequence is, and stays a warning;
         # past the equipment model's healthy envelope (a limit, held for its duration) the
@@ -487,7 +537,7 @@ class DetectorBank:
         lim_score = lim * c.limit_score            # the limit rule's score is 1, 0 or NaN
         chan = np.where(ignored, 0.0, np.fmax(lim_score, np.minimum(
             ratio_to_score(np.fmax(base_ratio, drift)), c.adaptive_max_score)))
-        if c.calibrate:
+        if self.calibrated.any():
             adaptive = ratio_to_score(np.fmax(base_ratio, drift))
             cal = self.likelihood.update(t, np.where(ignored, np.nan, adaptive)).score
             if seasonal_z is not None:
@@ -507,8 +557,9 @@ class DetectorBank:
                 cal = np.fmax(cal, np.where(cyclic, 0.0, cc))
             if c.recurrence_count > 0:
                 cal = self.recurrence.update(t, cal)
-            chan = np.where(ignored, 0.0, np.fmax(lim_score,
-                                                  np.minimum(cal, c.adaptive_max_score)))
+            chan = np.where(~self.calibrated[:, None], chan,
+                            np.where(ignored, 0.0, np.fmax(lim_score,
+                                                           np.minimum(cal, c.adaptive_max_score))))
         checked = self._check_extra(extra, x.shape[1])
         contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
                                                   rest_ok)
@@ -694,15 +745,41 @@ class DetectorBank:
     def device_problem(self, index: int) -> str:
         return DEVICE_PROBLEMS[index]
 
+    def _inferred_running(self, x: NDArray[np.float64], n_a: int
+                          ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Per asset (assets, T): (at rest, running), from its generic channels against their
+        learned running level (the adaptive baseline's mean before this block, learned from
+        steady running samples only); neither where it is not clear."""
+        g = self.generic_rows
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = np.abs(self.baseline.sum_wx[g, 0] / self.baseline.sum_w[g, 0])
+        known = (np.isfinite(level) & (level > 0))[:, None]
+        ax = np.abs(x[g])
+        near = np.zeros(x.shape)
+        high = np.zeros(x.shape)
+        near[g] = known & (ax <= 0.02 * level[:, None])
+        high[g] = known & (ax >= 0.2 * level[:, None])
+
+        def count(flag: NDArray[np.float64]) -> NDArray[np.float64]:
+            out = np.zeros((n_a, x.shape[1]))
+            if self._starts.size:
+                out[self._group] = np.add.reduceat(flag[self._order], self._starts, axis=0)
+            return out
+
+        stopped = count(near) >= 2
+        return stopped, ~stopped & (count(high) >= 2)
+
     # --------------------------------------------------------------- checkpoint
     def _parts(self) -> dict[str, StreamingDetector]:
         return {"limit": self.limit, "baseline": self.baseline, "daily": self.daily,
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
+                "last_awake": self.last_awake,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
                 "silence": self.silence, "likelihood_change": self.likelihood_change,
+                "counters": self.counters,
                 "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
                 **({"change": self.change} if self.config.change_halflife > 0 else {})}

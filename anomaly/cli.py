@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="grow each scenario's fleet to this many devices with healthy ones of "
                         "the same models (as `aftercare demo` does): more device-days for the "
                         "false-alert rate")
+    c.add_argument("--no-models", action="store_true",
+                   help="watch every device as equipment nobody has described (no profile): "
+                        "the generic detection unknown machines get")
     v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
@@ -76,7 +79,8 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
     return 0
 
 
-def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0) -> int:
+def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
+               models: bool = True) -> int:
     from anomaly import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
@@ -86,11 +90,11 @@ def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:
-        result = evaluate.run_files(paths, days=days, fleet_size=fleet_size)
+        result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(paths)} scenario(s)")
+    print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}")
     print(evaluate.format_table(result))
     return 0
 
@@ -99,7 +103,7 @@ def main(argv: list[str]) -> int:
     """Run a benchmark command; returns the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
-        return _scenarios(args.scenario, args.days, args.fleet_size)
+        return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models)
     if args.command == "crossval":
         return _crossval(args.nab, args.skab)
     data: Path = args.data

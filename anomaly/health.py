@@ -395,3 +395,67 @@ class ReportingSilence(StreamingDetector):
         self.last_at, self.gaps = last[:, -1].copy(), gaps[:, -1].copy()
         self.sum_w, self.sum_gap = w[:, -1].copy(), g[:, -1].copy()
         return np.asarray(silent, dtype=np.bool_)
+
+
+@dataclass(frozen=True)
+class CounterResult:
+    """(channels, T): ``counter`` a counter as far as known at the sample; ``moved`` the channel
+    has changed value at least ``min_rises`` times so far (one that has not is a constant, such
+    as a setpoint, whatever its value)."""
+
+    counter: NDArray[np.bool_]
+    moved: NDArray[np.bool_]
+
+
+class CounterLearner(StreamingDetector):
+    """Per channel: has it shown itself to be a *counter* (running hours, energy, cycles)? One
+    that has risen at least `min_rises` times and never fallen. A counter standing still is a
+    machine at rest, not a frozen sensor, and its level says nothing about the machine's
+    condition; an equipment model names its counters, this learns them where none does. It
+    also counts each channel's changes of value, which tells a constant from a frozen sensor.
+
+    >>> cl = CounterLearner(2, min_rises=3)
+    >>> t = np.arange(6, dtype=np.int64)
+    >>> x = np.array([[1.0, 2.0, np.nan, 3.0, 4.0, 4.0], [5.0, 6.0, 7.0, 6.5, 8.0, 9.0]])
+    >>> r = cl.update(t, x)
+    >>> r.counter.astype(int).tolist(), r.moved.astype(int)[1].tolist()
+    ([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]], [0, 0, 0, 1, 1, 1])
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("last", "rises", "fell", "moves")
+    last: NDArray[Any]
+    rises: NDArray[Any]
+    fell: NDArray[Any]
+    moves: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, min_rises: int = 60) -> None:
+        if channels < 0:
+            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        if min_rises < 1:
+            raise ValueError(f"`min_rises` must be >= 1, got {min_rises}")
+        self.min_rises = int(min_rises)
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"last": np.full(n, np.nan), "rises": np.zeros(n, np.int64),
+                "fell": np.zeros(n, bool), "moves": np.zeros(n, np.int64)}
+
+    def update(self, times: ArrayLike, values: ArrayLike) -> CounterResult:
+        """Learn from a block (channels, T) and say what is known at each of its samples."""
+        x = as_block(values, name="values", channels=self.channels)
+        as_times(times, name="times", length=x.shape[1])
+        if x.shape[1] == 0:
+            empty = np.zeros(x.shape, bool)
+            return CounterResult(empty, empty)
+        filled = forward_fill(x, self.last)
+        prev = np.concatenate([self.last[:, None], filled[:, :-1]], axis=1)
+        with np.errstate(invalid="ignore"):
+            step = filled - prev                       # NaN before a channel's first value
+        fresh = ~np.isnan(x) & ~np.isnan(step)
+        rises = self.rises[:, None] + np.cumsum(fresh & (step > 0), axis=1)
+        moves = self.moves[:, None] + np.cumsum(fresh & (step != 0), axis=1)
+        fell = self.fell[:, None] | np.logical_or.accumulate(fresh & (step < 0), axis=1)
+        self.last, self.rises = filled[:, -1].copy(), rises[:, -1].copy()
+        self.moves, self.fell = moves[:, -1].copy(), fell[:, -1].copy()
+        return CounterResult(np.asarray((rises >= self.min_rises) & ~fell, dtype=np.bool_),
+                             np.asarray(moves >= self.min_rises, dtype=np.bool_))

@@ -94,8 +94,9 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
     >>> s = channel_spec("p-1", "vibration_rms_mm_s", PROFILES["centrifugal_pump"])
     >>> s.mode, s.high, s.phys_max
     ('bearing_wear', 4.5, 1000.0)
-    >>> channel_spec("gbx-7", "oil_temp_c", None).mode
-    'overheating'
+    >>> g = channel_spec("gbx-7", "oil_temp_c", None)
+    >>> g.mode, g.generic
+    ('overheating', True)
     >>> channel_spec("gbx-7", "oil_temp_c", None, mode="seal_leak").mode
     'seal_leak'
     """
@@ -104,7 +105,7 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
     m = model.metrics.get(metric) if model is not None else None
     if model is None or m is None:
         return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi,
-                           mode=mode or failure_mode_for(metric))
+                           mode=mode or failure_mode_for(metric), generic=True)
     if m.ignored:
         # Named by the profile as of no interest: no evidence, no sensor checks of its values.
         return ChannelSpec(asset=device, metric=metric, scored=False, drift=False, stuck=False,

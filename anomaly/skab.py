@@ -121,8 +121,8 @@ class SkabSettings:
 
     def config(self) -> BankConfig:
         inf = float("inf")
-        return BankConfig(calibrate=True, clear_hold_s=self.clear_hold_s, no_data_s=inf,
-                          stuck_s=inf)
+        return BankConfig(calibrate=True, likelihood_short=5.0, clear_hold_s=self.clear_hold_s,
+                          no_data_s=inf, stuck_s=inf)
 
 
 def detect(f: SkabFile, settings: SkabSettings | None = None) -> NDArray[np.int64]:
