@@ -25,7 +25,7 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
     "ingest": ("ingest.worker", "main", "run one ingest worker (start several for throughput)"),
     "detect": ("anomaly.worker", "main", "run the anomaly detection worker"),
     "simulate": ("simulators.cli", "main", "run a simulated fleet (see `simulate --help`)"),
-    "anomaly": ("anomaly.cli", "main", "evaluation: `anomaly nab|skab|scenarios ...`"),
+    "anomaly": ("evaluation.cli", "main", "evaluation: `anomaly nab|skab|scenarios ...`"),
     "crm-consumer": ("service_crm.adapters.consumer", "main",
                      "consume alert events into the service CRM"),
     "broker": ("aftercare.broker_cli", "main", "generate Mosquitto credentials and ACLs"),

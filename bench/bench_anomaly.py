@@ -28,12 +28,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from anomaly import nab, skab  # noqa: E402
 from anomaly.bank import BankConfig, ChannelSpec, DetectorBank  # noqa: E402
 from anomaly.baseline import EwmaBaseline  # noqa: E402
 from anomaly.drift import Cusum  # noqa: E402
 from anomaly.likelihood import Recurrence  # noqa: E402
 from anomaly.limits import LimitRule  # noqa: E402
+from evaluation import nab, skab  # noqa: E402
 
 S = 1_000_000
 ROOT = Path(__file__).resolve().parents[1]

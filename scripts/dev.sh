@@ -164,7 +164,7 @@ cmd_test() {
   say "ruff"
   "$VENV/bin/ruff" check .
   say "mypy"
-  "$VENV/bin/mypy" aftercare ingest anomaly simulators service_crm web
+  "$VENV/bin/mypy" aftercare ingest anomaly evaluation simulators service_crm web
   say "pytest"
   exec "$VENV/bin/pytest" "$@"
 }

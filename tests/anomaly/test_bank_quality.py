@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from anomaly.bank import ChannelSpec, DetectorBank, Smoother
-from anomaly.evaluate import evaluate
 from anomaly.models import PROFILES, channel_spec
 from anomaly.state import LastTrue
+from evaluation.evaluate import evaluate
 from simulators.scenario import builtin, load, parse
 
 T0 = 1_767_571_200 * 1_000_000          # 2026-01-05 00:00 UTC, µs

@@ -1,5 +1,5 @@
-"""Calibrated channel scores (anomaly.likelihood), the bank run over columns (anomaly.offline)
-and the cross-validation helpers (anomaly.crossval)."""
+"""Calibrated channel scores (anomaly.likelihood), the bank run over columns (evaluation.offline)
+and the cross-validation helpers (evaluation.crossval)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from numpy.testing import assert_allclose
 
 from anomaly.bank import BankConfig, ChannelSpec
-from anomaly.crossval import NabCounts, grid, nab_category
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
-from anomaly.nab import NabSettings
-from anomaly.nab_score import PROFILES
-from anomaly.offline import run_bank
+from evaluation.crossval import NabCounts, grid, nab_category
+from evaluation.nab import NabSettings
+from evaluation.nab_score import PROFILES
+from evaluation.offline import run_bank
 
 
 def _t(n: int) -> np.ndarray:

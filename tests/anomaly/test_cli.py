@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomaly.cli import main
+from evaluation.cli import main
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anomaly.cli import main
-from anomaly.evaluate import START, Alert, evaluate, score
+from evaluation.cli import main
+from evaluation.evaluate import START, Alert, evaluate, score
 from simulators.faults import FaultLabel
 from simulators.scenario import parse
 
@@ -80,7 +80,7 @@ def test_fleet_size_adds_healthy_device_days(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    from anomaly.evaluate import run_files
+    from evaluation.evaluate import run_files
 
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800}))

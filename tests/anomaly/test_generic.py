@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from anomaly.bank import DetectorBank
-from anomaly.evaluate import START, Alert, ScenarioScore, run_bank, score
 from anomaly.health import CounterLearner
 from anomaly.models import channel_spec
+from evaluation.evaluate import START, Alert, ScenarioScore, run_bank, score
 from simulators.scenario import builtin, load
 
 

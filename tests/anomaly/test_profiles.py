@@ -10,8 +10,8 @@ import pytest
 
 from anomaly.catalogue import Catalogue
 from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, channel_spec
-from anomaly.offline import run_bank
 from anomaly.profiles import load_profile, load_profiles, parse_profile
+from evaluation.offline import run_bank
 
 GEARBOX = """\
 # A manufacturer's own kind: metrics nobody has seen.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from anomaly.nab_score import (
+from evaluation.nab_score import (
     PROFILES,
     corpus_score,
     file_score,
@@ -16,7 +16,7 @@ from anomaly.nab_score import (
     probation_rows,
     scaled_sigmoid,
 )
-from anomaly.skab import Confusion, confusion
+from evaluation.skab import Confusion, confusion
 
 STD = PROFILES["standard"]
 

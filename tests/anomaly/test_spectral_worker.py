@@ -14,7 +14,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from anomaly.bank import BankConfig, DetectorBank
 from anomaly.catalogue import Catalogue
-from anomaly.evaluate import evaluate, run_bank
 from anomaly.models import PROFILES, bearing_orders, channel_spec
 from anomaly.spectral import (
     DEFECTS,
@@ -25,6 +24,7 @@ from anomaly.spectral import (
     spectral_extra,
 )
 from anomaly.worker import DetectWorker, WorkerOptions
+from evaluation.evaluate import evaluate, run_bank
 from ingest.records import Waveform
 from ingest.writer import write_columns
 from simulators.scenario import parse

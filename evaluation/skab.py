@@ -5,7 +5,7 @@ TN and FN are counted per row and pooled over all files. F1 = 2TP / (2TP + FP + 
 FAR = 100 FP / (FP + TN), MAR = 100 FN / (FN + TP).
 
 The detector is the worker's :class:`~anomaly.bank.DetectorBank` (through
-:func:`anomaly.offline.run_bank`): every column is a channel of one pump with calibrated scores
+:func:`evaluation.offline.run_bank`): every column is a channel of one pump with calibrated scores
 (:mod:`anomaly.likelihood`), and the pump's hydraulic group (motor current, pressure, flow: the
 correlated channels a pump's equipment model names for its multivariate check) is watched by
 :class:`anomaly.multivariate.SmoothedT2`, fitted on the protocol's first rows and fused into the
@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from anomaly.bank import BankConfig, ChannelSpec
 from anomaly.fusion import ratio_to_score
 from anomaly.multivariate import SmoothedT2
-from anomaly.offline import run_bank
+from evaluation.offline import run_bank
 
 FIT_ROWS = 400
 CHANNELS = ("Current", "Pressure", "Volume Flow RateRMS")
@@ -111,7 +111,7 @@ def read_skab(path: Path) -> SkabFile:
 @dataclass(frozen=True)
 class SkabSettings:
     """The settings SKAB runs with (chosen on one valve group and scored on the other, see
-    :mod:`anomaly.crossval`): the hydraulic group's smoothing half-life (samples) and threshold
+    :mod:`evaluation.crossval`): the hydraulic group's smoothing half-life (samples) and threshold
     margin over the fit rows' 99th percentile, and how long the score must stay low before an
     open alert clears."""
 

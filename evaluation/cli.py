@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anomaly import nab, skab
+from evaluation import nab, skab
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
-    from anomaly import crossval
+    from evaluation import crossval
 
     if nab_dir is None and skab_dir is None:
         print("crossval: give --nab and/or --skab", file=sys.stderr)
@@ -81,7 +81,7 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
                models: bool = True) -> int:
-    from anomaly import evaluate
+    from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
     if days is not None and not days > 0:

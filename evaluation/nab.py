@@ -5,7 +5,7 @@ For detector ``D`` the results of data file ``<category>/<name>.csv`` go to
 per data row.
 
 The detector is the worker's :class:`~anomaly.bank.DetectorBank` (through
-:func:`anomaly.offline.run_bank`): each file is one channel of an unknown machine, with what a
+:func:`evaluation.offline.run_bank`): each file is one channel of an unknown machine, with what a
 channel gets when no equipment model describes it (no limits, no sensor-health assumptions: a
 server metric may sit flat or jump), and calibrated scores (:mod:`anomaly.likelihood`). A row's
 ``anomaly_score`` is the fused score where the bank *opens* an alert and 0 elsewhere: what the
@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from anomaly.bank import BankConfig, ChannelSpec
-from anomaly.nab_score import PROFILES, CorpusScore, corpus_score
-from anomaly.offline import run_bank
+from evaluation.nab_score import PROFILES, CorpusScore, corpus_score
+from evaluation.offline import run_bank
 
 DETECTOR = "aftercare"
 
@@ -80,7 +80,7 @@ def nab_files(data: Path) -> list[NabFile]:
 @dataclass(frozen=True)
 class NabSettings:
     """The bank settings NAB runs with (chosen by leave-one-category-out, see
-    :mod:`anomaly.crossval`): the calibration's tail scale (decades of probability to score 1),
+    :mod:`evaluation.crossval`): the calibration's tail scale (decades of probability to score 1),
     spread floor and warm-up (samples), how long the score must stay low before an open alert
     clears (so a persisting anomaly is one alert), how unusual for the time of day a deviation
     from the plain baseline must be to count (``BankConfig.seasonal_support``), the

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from anomaly import nab, skab
-from anomaly.nab_score import PROFILES, NabProfile, file_score, prepare_file
+from evaluation import nab, skab
+from evaluation.nab_score import PROFILES, NabProfile, file_score, prepare_file
 
 #: The product's open level: the one threshold every detection is judged at.
 OPEN_LEVEL = 0.5
