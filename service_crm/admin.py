@@ -485,6 +485,24 @@ class SalesOrderAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.SalesOrder]):
     search_fields = ("po_reference", "account__name")
 
 
+@admin.register(m.PriceListEntry)
+class PriceListEntryAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.PriceListEntry]):
+    """The ERP keeps the price list (POST /api/v1/erp/prices/): looked at here."""
+
+    list_display = ("kind", "part", "currency", "unit_price", "valid_from", "valid_until",
+                    "updated_at")
+    list_filter = ("kind", "currency")
+    search_fields = ("part__sku", "part__name")
+
+
+@admin.register(m.FollowUpTask)
+class FollowUpTaskAdmin(ModelAdmin[m.FollowUpTask]):
+    list_display = ("title", "account", "assignee", "due", "done_at")
+    list_filter = ("done_at",)
+    search_fields = ("title", "account__name")
+    raw_id_fields = ("account", "contact", "asset", "ticket", "activity")
+
+
 @admin.register(m.Alert)
 class AlertAdmin(ModelAdmin[m.Alert]):
     list_display = ("alert_id", "revision", "state", "device_key", "asset", "severity",

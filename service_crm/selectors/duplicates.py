@@ -2,9 +2,10 @@
 
 Accounts: the names compared without case, punctuation and legal form ("ACME Kompressoren
 GmbH" and "Acme Kompressoren" are the same key), then by fuzzy similarity (rapidfuzz's
-token-sort ratio, 0-100); a pair whose contacts share a company email domain needs a lower
-similarity. Contacts: the same email at two accounts, or at one account a similar name or the
-same phone number. Office staff only."""
+token-sort ratio, 0-100), never pairing names whose numbers differ ("Werk 1", "Werk 2"); a
+pair whose contacts share a company email domain needs a lower similarity. Contacts: the
+same email at two accounts, or at one account a similar name or the same phone number. Office
+staff only."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ FREE_MAIL = frozenset({
     "posteo.de", "proton.me", "protonmail.com",
 })
 _WORD = re.compile(r"[^\w]+", re.UNICODE)
+_NUMBER = re.compile(r"\d+")
 CHUNK = 1000  # rows of the similarity matrix computed at a time (memory ~ CHUNK x n bytes)
 
 
@@ -85,7 +87,10 @@ def account_duplicates_find(*, user: object, threshold: int = 90, domain_thresho
         if domain and domain not in FREE_MAIL:
             domains[account_id].add(domain)
     found: dict[tuple[int, int], DuplicatePair] = {}
+    numbers = [tuple(_NUMBER.findall(k)) for k in keys]
     for i, j, score in _similar_pairs(keys, min(threshold, domain_threshold)):
+        if numbers[i] != numbers[j]:
+            continue  # "Werk 1" and "Werk 2": alike, but two plants, not a typo
         (a_id, a_name), (b_id, b_name) = rows[i], rows[j]
         reasons = []
         if keys[i] == keys[j]:

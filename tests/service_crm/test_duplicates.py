@@ -122,3 +122,13 @@ def test_contact_merge_carries_login_and_consent(world: World, desk_agent: Any) 
     assert moved["portal login"] == 1
     assert not m.Contact.objects.filter(pk=dup.pk).exists()
     assert m.AuditLog.objects.filter(action="contact.merge", object_id=str(dup.pk)).exists()
+
+
+def test_numbered_branches_are_not_duplicates(world: World, desk_agent: Any) -> None:
+    a = f.AccountFactory(name="Stadtwerke Kiel Werk 1")
+    b = f.AccountFactory(name="Stadtwerke Kiel Werk 2")
+    c = f.AccountFactory(name="STADTWERKE KIEL WERK 1 GmbH")
+    pairs = {(p.a_id, p.b_id) for p in account_duplicates_find(user=desk_agent)}
+    assert (a.pk, c.pk) in pairs
+    assert (a.pk, b.pk) not in pairs
+    assert (b.pk, c.pk) not in pairs

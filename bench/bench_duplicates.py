@@ -1,0 +1,133 @@
+"""Benchmark: finding likely duplicate accounts and contacts at 100 k contacts.
+
+Creates a scratch database on the PostgreSQL of ``DATABASE_URL`` (dropped afterwards), runs
+the Django migrations and bulk-loads ``--accounts`` accounts with ``--contacts`` contacts
+spread over them (seeded names; ``--dup-pct`` % of the accounts get a near-duplicate twin:
+other case, legal form, one letter off; the same share of contacts a twin at their account or
+their email at another account), then times the selectors the desk page calls and reports
+how many planted twins they found.
+
+    .venv/bin/python bench/bench_duplicates.py --accounts 20000 --contacts 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_ops import scratch_database  # noqa: E402
+
+WORDS = ["Nord", "Süd", "West", "Ost", "Kälte", "Pumpen", "Anlagen", "Technik", "Food", "Logistik",
+         "Metall", "Werk", "Service", "Hydraulik", "Druckluft", "Energie", "Wasser", "Bau",
+         "Maschinen", "Systeme", "Antriebe", "Kompressoren", "Automation", "Verpackung"]
+FORMS = ["GmbH", "AG", "KG", "GmbH & Co. KG", "SE", "Ltd"]
+FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ida", "Jonas",
+         "Karla", "Lars", "Mia", "Nils", "Olga", "Paul", "Rita", "Sven", "Tina", "Uwe"]
+LAST = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+        "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=20_000)
+    ap.add_argument("--contacts", type=int, default=100_000)
+    ap.add_argument("--dup-pct", type=float, default=1.0)
+    args = ap.parse_args()
+    from aftercare import config
+
+    admin_dsn, dbname, url = scratch_database(config.load().database_url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+    import django
+
+    django.setup()
+    try:
+        return run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        import psycopg
+
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from service_crm import models as m
+    from service_crm.selectors.duplicates import account_duplicates_find, contact_duplicates_find
+
+    call_command("migrate", verbosity=0)
+    rng = np.random.default_rng(42)
+    t0 = time.perf_counter()
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < args.accounts:
+        k = int(rng.integers(2, 4))
+        base = " ".join(str(w) for w in rng.choice(WORDS, size=k, replace=False))
+        name = f"{base} {len(names)} {rng.choice(FORMS)}"
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            names.append(name)
+    n_dup = int(args.accounts * args.dup_pct / 100)
+    planted_accounts = []
+    for i in range(n_dup):  # a twin: upper case, other legal form, one letter dropped
+        original = names[i * (args.accounts // max(n_dup, 1))]
+        stem = original.rsplit(" ", 1)[0] if not original.endswith("Co. KG") else \
+            original.replace(" GmbH & Co. KG", "")
+        cut = int(rng.integers(1, max(2, len(stem) // 2)))
+        twin = (stem[:cut] + stem[cut + 1:]).upper() + " AG" if i % 2 else stem.upper() + " AG"
+        if twin.casefold() in seen:
+            continue
+        seen.add(twin.casefold())
+        names.append(twin)
+        planted_accounts.append((original, twin))
+    accounts = m.Account.objects.bulk_create([m.Account(name=n) for n in names],
+                                             batch_size=5000)
+    contacts = []
+    for i in range(args.contacts):
+        a = accounts[i % args.accounts]
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        contacts.append(m.Contact(account=a, name=f"{first} {last}",
+                                  email=f"{first}.{last}.{i}@firm{a.pk}.example".lower()))
+    n_cdup = int(args.contacts * args.dup_pct / 100)
+    for j in range(n_cdup):
+        c = contacts[j * (args.contacts // max(n_cdup, 1))]
+        if j % 2:  # same person typed again at the same account, one letter off
+            contacts.append(m.Contact(account=c.account, name=c.name[:-1],
+                                      email=f"other{j}@firm{c.account.pk}.example"))
+        else:  # the same address at another account
+            contacts.append(m.Contact(account=accounts[(j * 7 + 1) % args.accounts],
+                                      name=c.name, email=c.email))
+    m.Contact.objects.bulk_create(contacts, batch_size=5000)
+    print(f"seeded {len(accounts)} accounts ({len(planted_accounts)} planted twins), "
+          f"{len(contacts)} contacts ({n_cdup} planted twins) in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    admin = get_user_model().objects.create_superuser("bench", "b@bench.test", "x")
+
+    t0 = time.perf_counter()
+    pairs = account_duplicates_find(user=admin, limit=100_000)
+    took = time.perf_counter() - t0
+    by_name = {(p.a_label, p.b_label) for p in pairs} | {(p.b_label, p.a_label) for p in pairs}
+    hit = sum((o, t) in by_name for o, t in planted_accounts)
+    print(f"accounts: {took:.2f} s, {len(pairs)} pairs, planted twins found "
+          f"{hit}/{len(planted_accounts)}", flush=True)
+    t0 = time.perf_counter()
+    cpairs = contact_duplicates_find(user=admin, limit=1_000_000)
+    took = time.perf_counter() - t0
+    print(f"contacts: {took:.2f} s, {len(cpairs)} pairs (planted {n_cdup})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
