@@ -1,0 +1,70 @@
+"""Accessibility of the pages this issue's later items added (offer journey, portal asset
+and ticket, dispatch board, ticket list with bulk actions, job sheet with photos and the
+signature pad): axe-core (tests/web/axe) in real Chromium on a desktop and a 390x844 phone,
+no serious or critical violations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from service_crm.services.work_orders import work_order_schedule, work_order_start
+from tests.web.conftest import World
+
+pytestmark = [pytest.mark.browser, pytest.mark.db]
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _violations(page: Any) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at "
+            + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize(("name", "viewport"), [
+    ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
+def test_new_pages_have_no_serious_accessibility_violations(
+        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        field_engineer: Any, customer_user: Any, name: str,
+        viewport: dict[str, int]) -> None:
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
+    world = live_world
+    start = world.now + dt.timedelta(minutes=5)
+    wo = work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
+                             start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
+    work_order_start(work_order=wo, actor=field_engineer)
+    found: dict[str, list[str]] = {}
+    for user, pages in [
+        (desk_agent, ["/desk/dispatch/", "/desk/tickets/", f"/desk/offers/{world.north.offer.pk}/",
+                      f"/desk/episodes/{world.north.episode.pk}/", "/desk/renewals/"]),
+        (field_engineer, [f"/field/work-orders/{wo.pk}/"]),
+        (customer_user, [f"/portal/offers/{world.north.offer.pk}/",
+                         f"/portal/assets/{world.north.asset.pk}/",
+                         f"/portal/tickets/{world.north.ticket.pk}/"]),
+    ]:
+        client = Client()
+        client.force_login(user)
+        # bypass_csp: axe is injected as an inline script, which the site's CSP refuses.
+        context = browser.new_context(viewport=viewport, bypass_csp=True,
+                                      is_mobile=name == "phone")
+        context.add_cookies([{"name": "sessionid",
+                              "value": client.cookies["sessionid"].value,
+                              "url": live_server.url}])
+        page = context.new_page()
+        for url in pages:
+            response = page.goto(live_server.url + url)
+            assert response is not None
+            assert response.status == 200, url
+            problems = _violations(page)
+            if problems:
+                found[url] = problems
+        context.close()
+    assert found == {}
