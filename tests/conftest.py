@@ -31,6 +31,25 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.DATABASES["default"]["TEST"]["NAME"] = f"test_aftercare_{RUN_ID}"
 
 
+# The fast lane, `pytest -m "not slow"` (README, "Tests"): the tests that need nothing but this
+# process. Whatever a test says itself, it is slow if it needs a server (PostgreSQL, a broker,
+# PGlite/TimescaleDB, a live web server, a browser) or injects faults; a test that takes
+# seconds of its own carries @pytest.mark.slow.
+_SLOW_FIXTURES = frozenset({
+    "db", "transactional_db", "live_server", "browser", "store_template", "store_dsn",
+    "store_conn", "empty_db", "any_store_dsn", "pglite_dsn", "timescale_store_dsn", "mosquitto",
+    "ingest_mqtt_url", "device_mqtt_url",
+})
+_SLOW_MARKERS = ("db", "django_db", "broker", "browser", "chaos", "timescale")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if (_SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(item.get_closest_marker(name) for name in _SLOW_MARKERS)):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def store_template() -> Iterator[str]:
     """A database with the native-backend store schema, used as a template for clones."""

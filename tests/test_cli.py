@@ -61,6 +61,7 @@ def test_doctor_checks_database_backend_and_broker(
     assert "wrong-password" not in result.stdout  # secrets are redacted
 
 
+@pytest.mark.slow  # runs the command in a subprocess
 def test_broker_command_writes_per_device_credentials_and_acl(tmp_path: Path) -> None:
     result = run("broker", "--out", str(tmp_path), "--no-registry", "--device", "pump-7",
                  "--port", "18830")

@@ -175,6 +175,7 @@ def test_simulated_compressor_leak_is_alerted_before_failure() -> None:
     assert s.false_alerts == 0
 
 
+@pytest.mark.slow
 def test_simulated_repair_then_a_day_of_restarts_has_no_false_alerts() -> None:
     # A spindle whose coolant fails while the drift reference is still being learned, is
     # repaired, then restarts after random stops for a day.

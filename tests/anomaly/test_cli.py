@@ -122,6 +122,7 @@ def test_skab_without_labelled_files_is_an_error(tmp_path: Path) -> None:
     assert main(["skab", "--data", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATASETS / "skab").is_dir(), reason="shared SKAB data not present")
 def test_skab_valves_meet_the_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["skab", "--data", str(DATASETS / "skab" / "data")]) == 0
@@ -146,6 +147,7 @@ NAB_SYNTHETIC = ["artificialNoAnomaly", "artificialWithAnomaly"]
 SYNTHETIC_BAR = 85.0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATASETS / "nab").is_dir(), reason="shared NAB data not present")
 def test_nab_synthetic_corpus_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The synthetic files through the worker's bank with the shipped NAB settings. The bar
@@ -165,6 +167,7 @@ def test_nab_synthetic_corpus_score(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len(list((out / "aftercare").rglob("aftercare_*.csv"))) == n_synthetic
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATASETS / "nab").is_dir(), reason="shared NAB data not present")
 def test_nab_whole_shared_corpus_is_scored(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,7 @@ from simulators.scenario import parse
 from simulators.waveform import SAMPLE_RATE_HZ, bearing_bursts
 from tests.support.anomaly import run_until_caught_up
 
+pytestmark = pytest.mark.slow  # simulated scenarios through the bank, about a second each
 S = 1_000_000
 FS = float(SAMPLE_RATE_HZ)
 PUMP = BearingGeometry(8, 0.22)

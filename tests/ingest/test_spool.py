@@ -20,6 +20,7 @@ ops = st.lists(st.one_of(
 ), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(ops=ops)
 def test_every_synced_message_is_read_once_in_order(ops: list[tuple[str, object]]) -> None:

@@ -82,6 +82,7 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
         log.close()
 
 
+@pytest.mark.slow  # starts the server in a subprocess
 def test_negative_worker_count_is_refused() -> None:
     result = subprocess.run([sys.executable, "-m", "aftercare.cli", "web", "--workers", "-1"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
