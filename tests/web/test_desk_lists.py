@@ -102,3 +102,20 @@ def test_bulk_is_for_desk_roles(world: World, browser_client: Any,
         "to": "triaged", "ticket": [world.north.ticket.pk]})
     assert response.status_code == 403
     assert m.Ticket.objects.get(pk=world.north.ticket.pk).status == "new"
+
+
+def test_asset_csv_follows_the_search(world: World, desk_agent: Any,
+                                      browser_client: Any) -> None:
+    response = browser_client(desk_agent).get("/desk/assets/?q=Nordwerk&format=csv")
+    assert response.status_code == 200
+    rows = _csv(response)
+    assert sorted(r["serial"] for r in rows) == sorted(
+        [world.north.asset.serial, world.north.pump.serial])
+    by_serial = {r["serial"]: r for r in rows}
+    assert by_serial[world.north.asset.serial]["devices"] == "cmp-n1"
+    assert by_serial[world.north.asset.serial]["account"] == "Nordwerk Foods GmbH"
+
+
+def test_asset_csv_is_for_staff(world: World, customer_user: Any,
+                                browser_client: Any) -> None:
+    assert browser_client(customer_user).get("/desk/assets/?format=csv").status_code == 403

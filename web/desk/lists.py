@@ -122,3 +122,17 @@ def ticket_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Not moved: " + "; ".join(
             refused + ([f"{missing} not found"] if missing else [])) + ".")
     return HttpResponseRedirect(back)
+
+
+def assets_csv(qs: Any) -> StreamingHttpResponse:
+    """The asset list as searched (every row): serial, model, account, site, devices."""
+    def rows() -> Iterator[list[object]]:
+        for a in (qs.select_related("site__account", "equipment_model")
+                  .prefetch_related("devices").iterator(chunk_size=2000)):
+            yield [a.serial, a.equipment_model.name, a.site.account.name, a.site.name,
+                   a.site.region, a.get_status_display(), a.install_date, a.warranty_end,
+                   " ".join(d.device_key for d in a.devices.all())]
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    return csv_response(filename=f"assets-{stamp}.csv", header=[
+        "serial", "model", "account", "site", "region", "status", "installed",
+        "warranty_end", "devices"], rows=rows())

@@ -459,7 +459,7 @@ def _with_health(request: HttpRequest, accounts: list[Any]) -> None:
 
 
 @role_required(*STAFF)
-def asset_list(request: HttpRequest) -> HttpResponse:
+def asset_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Every asset the user may see, by serial; `q` narrows by serial, device id, account or
     site name."""
     qs = access.asset_list_for_user(user=request.user)
@@ -468,6 +468,8 @@ def asset_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(Q(serial__icontains=q) | Q(devices__device_key__icontains=q)
                        | Q(site__account__name__icontains=q) | Q(site__name__icontains=q)
                        ).distinct()
+    if request.GET.get("format") == "csv":
+        return lists.assets_csv(qs.order_by("serial", "pk"))
     return render(request, "desk/asset_list.html", {
         "page": _page(request, qs.order_by("serial", "pk")), "q": q})
 
