@@ -24,3 +24,11 @@ def user_with_role(username: str, role: Any) -> Any:
     person = user(username)
     assign_role(user=person, role=role)
     return f.fresh(person)
+
+
+def linked_user(username: str, person: Any) -> Any:
+    """A user who logs in as ``person`` (an ``Engineer`` or a ``Contact``, linked by its
+    ``user``): that link is what scopes them."""
+    login = user(username)
+    type(person).objects.filter(pk=person.pk).update(user=login)
+    return f.fresh(login)

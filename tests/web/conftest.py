@@ -14,11 +14,8 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from service_crm import models as m
 from service_crm.services.api_tokens import api_token_create
-from tests import factories as f
-from tests.support.personas import user as _user
-from tests.support.personas import user_with_role
+from tests.support.personas import linked_user, user_with_role
 from tests.support.web import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WORLD_DEVICES, World, build_world
 from web.roles import Role
 
@@ -59,31 +56,23 @@ def service_manager(world: World) -> Any:
 @pytest.fixture
 def field_engineer(world: World) -> Any:
     """Jana, the north engineer: her own work orders, sites in region north."""
-    user = _user("jana")
-    m.Engineer.objects.filter(pk=world.north.engineer.pk).update(user=user)
-    return f.fresh(user)
+    return linked_user("jana", world.north.engineer)
 
 
 @pytest.fixture
 def other_region_engineer(world: World) -> Any:
-    user = _user("sven")
-    m.Engineer.objects.filter(pk=world.south.engineer.pk).update(user=user)
-    return f.fresh(user)
+    return linked_user("sven", world.south.engineer)
 
 
 @pytest.fixture
 def customer_user(world: World) -> Any:
     """The Nordwerk buyer's portal login."""
-    user = _user("nordwerk")
-    m.Contact.objects.filter(pk=world.north.contact.pk).update(user=user)
-    return f.fresh(user)
+    return linked_user("nordwerk", world.north.contact)
 
 
 @pytest.fixture
 def other_customer_user(world: World) -> Any:
-    user = _user("suedhof")
-    m.Contact.objects.filter(pk=world.south.contact.pk).update(user=user)
-    return f.fresh(user)
+    return linked_user("suedhof", world.south.contact)
 
 
 @pytest.fixture
