@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

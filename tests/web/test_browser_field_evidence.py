@@ -15,7 +15,7 @@ from PIL import Image
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
-from tests.web.conftest import ARTIFACTS, World
+from tests.support.web import ARTIFACTS, World
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from service_crm import models as m
-from tests.web.conftest import ARTIFACTS, World
+from tests.support.web import ARTIFACTS, World
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 
 from tests import factories as f
-from tests.web.conftest import ARTIFACTS, World
+from tests.support.web import ARTIFACTS, World
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -13,7 +13,7 @@ import pytest
 from service_crm import models as m
 from service_crm.models.choices import Priority, TicketSource
 from service_crm.services.tickets import ticket_open
-from tests.web.conftest import World
+from tests.support.web import World
 from web.desk.lists import csv_cell
 
 pytestmark = pytest.mark.db

@@ -13,7 +13,7 @@ import pytest
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = pytest.mark.db
 

@@ -29,7 +29,7 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = pytest.mark.db
 

@@ -11,7 +11,7 @@ import pytest
 from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.web.conftest import World
+from tests.support.web import World
 
 pytestmark = pytest.mark.db
 

@@ -14,7 +14,8 @@ from django.core import mail
 
 from service_crm import models as m
 from tests import factories as f
-from tests.web.conftest import World, _user
+from tests.support.personas import user as _user
+from tests.support.web import World
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db

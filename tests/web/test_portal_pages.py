@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.web.conftest import World
+from tests.support.web import World
 from tests.web.test_work_order_pages import _completed
 
 pytestmark = pytest.mark.db
