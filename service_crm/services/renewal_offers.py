@@ -27,7 +27,7 @@ OPEN = (OfferStatus.DRAFT, OfferStatus.PENDING_APPROVAL, OfferStatus.SENT)
 def renewal_offer_days() -> int:
     """How many days before its end a contract gets its renewal offer drafted
     (``AFTERCARE_RENEWAL_OFFER_DAYS``; 0 turns the automation off)."""
-    return int(getattr(settings, "AFTERCARE_RENEWAL_OFFER_DAYS", 60))
+    return int(settings.AFTERCARE_RENEWAL_OFFER_DAYS)  # declared in aftercare.config
 
 
 def renewal_offers_draft_due(*, now: dt.datetime | None = None,
