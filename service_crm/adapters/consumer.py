@@ -154,11 +154,18 @@ class Consumer:
 
         broker = event_broker(self.url, log_level=logging.DEBUG)
         if self.partitions is not None and self.partitions[0] > 1:
+            from faststream.rabbit import Channel
+
             from aftercare.event_partitions import rabbit_queue
 
             count, mine = self.partitions
-            for part in mine:  # single active consumer per queue: per-device order kept
+            for part in mine:
+                # Single active consumer per queue, and one unacknowledged delivery at a time
+                # on its own channel: FastStream handles deliveries as concurrent tasks, so
+                # with a larger prefetch two revisions of one alert could reach the DB thread
+                # out of order.
                 self._on(broker.subscriber(rabbit_queue(part, count),
+                                           channel=Channel(prefetch_count=1),
                                            ack_policy=AckPolicy.MANUAL))
             return broker
         self._on(broker.subscriber(RabbitQueue(ALERTS_TOPIC, durable=True),

@@ -25,6 +25,21 @@ URL = "amqp://guest:guest@127.0.0.1:5672/"
 K = 3  # an unusual count, so the queues are this test's own
 
 
+@pytest.fixture(autouse=True)
+def empty_queues() -> None:
+    """Nothing left over from an earlier run in this test's partition queues."""
+    from faststream.rabbit import RabbitBroker
+
+    from aftercare.event_partitions import rabbit_queue
+
+    async def go() -> None:
+        async with RabbitBroker(URL, logger=None) as b:
+            for i in range(K):
+                await (await b.declare_queue(rabbit_queue(i, K))).purge()
+
+    asyncio.run(go())
+
+
 @contextmanager
 def consumers(parts: list[list[int]]) -> Iterator[list[Stats]]:
     """One consumer per entry of `parts` (its partitions), each on its own thread and loop."""
