@@ -137,12 +137,25 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
                      lambda: len({h for h, _ in held_by(conn, P).values() if h}) == 2, 60)
             conn.commit()
             wait_for("a first checkpoint", lambda: bool(_watermarks(conn)), 60)
+            before = held_by(conn, P)
+            conn.commit()
+            a_parts = {p: e for p, (h, e) in before.items() if h and f"-{a.pid}-" in h}
+            assert a_parts, before
             a.kill()
             a.wait(10)
             midway = min(_watermarks(conn).values()) < end_us
             wait_for("every partition analysed to the end and published", lambda: (
                 len(wm := _watermarks(conn)) == P and min(wm.values()) >= end_us
                 and all(done for *_, done in _outbox(conn, "cluster.p%"))), 90)
+
+            def taken_over() -> bool:
+                now = held_by(conn, P)
+                conn.commit()
+                return len({h for h, _ in now.values()}) == 1 and None not in {
+                    h for h, _ in now.values()}
+
+            # The dead worker's leases expire (4 s) and the survivor claims them.
+            wait_for("the survivor holding every partition", taken_over, 30)
             holders = held_by(conn, P)
             conn.commit()
         finally:
@@ -150,8 +163,11 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait(20)
-        assert len({h for h, _ in holders.values()}) == 1, holders   # the survivor has all
-        assert max(e for _, e in holders.values()) >= 2, holders     # some taken over
+        survivor = {h for h, _ in holders.values()}
+        assert len(survivor) == 1, holders
+        assert f"-{b.pid}-" in str(next(iter(survivor))), holders
+        for part, epoch in a_parts.items():                          # taken over: new epochs
+            assert holders[part][1] > epoch, (holders, a_parts)
 
         queued = _outbox(conn, "cluster.p%")
         keys = Counter((alert, rev) for alert, rev, *_ in queued)
