@@ -21,7 +21,6 @@ from importlib import resources
 from typing import Any, Literal
 
 import psycopg
-from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +342,42 @@ class RollupRow:
     count: int
 
 
+def rollup_sql(
+    *,
+    devices: list[str],
+    metrics: list[str] | None,
+    start: datetime,
+    end: datetime,
+    resolution: Resolution = "1m",
+    order: Literal["device", "time"] = "device",
+) -> tuple[str, list[Any]]:
+    """The one query of rollup rows (:class:`RollupRow` columns) for devices (and optionally
+    metrics) in [start, end), oldest first per device and metric (`order` "device") or across
+    them ("time"), with ``%s`` parameters: run it on any DB-API connection (psycopg's, or
+    Django's for the web).
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> sql, params = rollup_sql(devices=["d"], metrics=None, start=t, end=t, order="time")
+    >>> sql.split(" WHERE ")[1]
+    'device = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY bucket, device, metric'
+    """
+    if resolution not in ("1m", "1h"):
+        raise ValueError(f"`resolution` must be '1m' or '1h', got {resolution!r}")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("`start` and `end` must be timezone-aware")
+    view = "readings_1m" if resolution == "1m" else "readings_1h"
+    sql = (f"SELECT {', '.join(RollupRow.__dataclass_fields__)} FROM {view} "
+           "WHERE device = ANY(%s) AND bucket >= %s AND bucket < %s")
+    params: list[Any] = [devices, start, end]
+    if metrics is not None:
+        sql += " AND metric = ANY(%s)"
+        params.append(metrics)
+    sql += " ORDER BY " + ("device, metric, bucket" if order == "device"
+                           else "bucket, device, metric")
+    return sql, params
+
+
 def rollup_query(
     conn: Conn,
     *,
@@ -357,20 +392,7 @@ def rollup_query(
     The same call on both backends; on the native backend rows reflect the last
     :func:`maintain`, on TimescaleDB the aggregates are real-time.
     """
-    if resolution not in ("1m", "1h"):
-        raise ValueError(f"`resolution` must be '1m' or '1h', got {resolution!r}")
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("`start` and `end` must be timezone-aware")
-    view = "readings_1m" if resolution == "1m" else "readings_1h"
-    sql = (
-        f"SELECT bucket, device, metric, min, max, mean, last, count FROM {view} "
-        "WHERE device = ANY(%(devices)s) AND bucket >= %(start)s AND bucket < %(end)s"
-    )
-    params: dict[str, object] = {"devices": devices, "start": start, "end": end}
-    if metrics is not None:
-        sql += " AND metric = ANY(%(metrics)s)"
-        params["metrics"] = metrics
-    sql += " ORDER BY device, metric, bucket"
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(sql, params).fetchall()
-    return [RollupRow(**row) for row in rows]
+    sql, params = rollup_sql(devices=devices, metrics=metrics, start=start, end=end,
+                             resolution=resolution)
+    with conn.cursor() as cur:
+        return [RollupRow(*row) for row in cur.execute(sql, params).fetchall()]

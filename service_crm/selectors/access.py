@@ -26,7 +26,7 @@ from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
-from aftercare.store import RollupRow
+from aftercare.store import RollupRow, rollup_sql
 from service_crm.models import (
     Account,
     Alert,
@@ -302,24 +302,15 @@ def asset_telemetry_for_user(
     *, user: Any, pk: object, start: dt.datetime, end: dt.datetime,
     resolution: Literal["1m", "1h"] = "1h", metrics: list[str] | None = None,
 ) -> list[RollupRow]:
-    """Rollups of the asset's devices in [start, end), oldest first, from the store's views
-    (the same rows as :func:`aftercare.store.rollup_query`, read on Django's connection)."""
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("`start` and `end` must be timezone-aware")
-    if resolution not in ("1m", "1h"):
-        raise ValueError(f"`resolution` must be '1m' or '1h', got {resolution!r}")
+    """Rollups of the asset's devices in [start, end), oldest first, from the store's views:
+    the store's own query (:func:`aftercare.store.rollup_sql`), read on Django's connection."""
+    sql, params = rollup_sql(devices=[], metrics=metrics or None, start=start, end=end,
+                             resolution=resolution, order="time")      # checks the arguments
     asset = asset_get_for_user(user=user, pk=pk)
     keys = list(asset.devices.values_list("device_key", flat=True))
     if not keys:
         return []
-    view = "readings_1m" if resolution == "1m" else "readings_1h"
-    sql = (f"SELECT bucket, device, metric, min, max, mean, last, count FROM {view} "
-           "WHERE device = ANY(%s) AND bucket >= %s AND bucket < %s")
-    params: list[Any] = [keys, start, end]
-    if metrics:
-        sql += " AND metric = ANY(%s)"
-        params.append(metrics)
-    sql += " ORDER BY bucket, device, metric"
+    params[0] = keys
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return [RollupRow(*row) for row in cur.fetchall()]
