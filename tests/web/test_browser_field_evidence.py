@@ -47,7 +47,10 @@ def test_photo_signature_and_report_on_a_phone(
     page.fill("[data-testid=wo-photos] input[name=caption]", "Cooler fins")
     page.click("text=Add photo")
     page.wait_for_selector("[data-testid=wo-photos] .photo-strip img")
-    assert page.evaluate("document.querySelector('.photo-strip img').naturalWidth") > 0
+    # The thumbnail is served by the scoped photo view and decodes (loaded lazily: scroll).
+    page.locator(".photo-strip img").scroll_into_view_if_needed()
+    page.wait_for_function("(() => { const i = document.querySelector('.photo-strip img');"
+                           " return i.complete && i.naturalWidth > 0; })()", timeout=10_000)
 
     pad = page.locator("canvas.signature-pad")
     pad.scroll_into_view_if_needed()
@@ -70,8 +73,10 @@ def test_photo_signature_and_report_on_a_phone(
 
     page.goto(f"{base}/field/work-orders/{wo.pk}/")
     assert "Ann Buyer" in page.inner_text("[data-testid=wo-signature]")
-    assert page.evaluate("document.querySelector('[data-testid=wo-signature] img')"
-                         ".naturalWidth") > 0
+    page.locator("[data-testid=wo-signature] img").scroll_into_view_if_needed()
+    page.wait_for_function("(() => { const i = document.querySelector("
+                           "'[data-testid=wo-signature] img');"
+                           " return i.complete && i.naturalWidth > 0; })()", timeout=10_000)
     page.screenshot(path=ARTIFACTS / "field-evidence-done-phone.png", full_page=True)
     with page.expect_download() as download:
         page.click("[data-testid=wo-report-pdf]")
