@@ -188,7 +188,13 @@ SPECTACULAR_SETTINGS = {
     # The schema document does not describe itself (its answers are YAML/JSON schema files).
     "SERVE_INCLUDE_SCHEMA": False,
     # Alerts' and episodes' severities are one choice set: one name in the schema.
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "service_crm.models.choices.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "service_crm.models.choices.Severity",
+        # Several models have a `kind`, each with its own choices: name each set.
+        "ChargeKindEnum": "service_crm.models.choices.ChargeKind",
+        "OfferLineKindEnum": "service_crm.models.choices.OfferLineKind",
+        "InteractionKindEnum": "service_crm.models.choices.InteractionKind",
+    },
 }
 
 LOGGING = {
