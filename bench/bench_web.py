@@ -290,6 +290,11 @@ def endpoints(seeded: dict[str, Any], *, cookie: str, token: str, end: dt.dateti
             f"/api/v1/assets/?offset={o}" for o in range(50, 2000, 50)], tok),
         ("API /api/v1/tickets/ (50 per page)", ["/api/v1/tickets/"] + [
             f"/api/v1/tickets/?offset={o}" for o in range(50, 500, 50)], tok),
+        ("API /api/v1/accounts/ (health worked out per page)", ["/api/v1/accounts/"], tok),
+        ("dispatch board /desk/dispatch/ (week)", ["/desk/dispatch/",
+                                                   "/desk/dispatch/?view=day"], sess),
+        ("ticket list /desk/tickets/ sorted", ["/desk/tickets/?sort=account",
+                                               "/desk/tickets/?sort=-opened"], sess),
     ]
 
 
