@@ -20,7 +20,7 @@ import base64
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -176,7 +176,7 @@ def _number(value: Any, metric: str) -> float | None:
 
 
 def _reading_object(obj: Any, *, now_us: int, max_future_s: float, max_age_s: float,
-                    out: Decoded) -> Reject | None:
+                    out: Columns) -> Reject | None:
     """Append the object's good readings to ``out``; return its first problem, if any."""
     if not isinstance(obj, dict):
         return Reject("bad shape", "a reading must be a JSON object")
@@ -232,28 +232,69 @@ def _bad(topic: str, payload: bytes, exc: Reject) -> BadMessage:
     return BadMessage(topic=topic, payload=payload, reason=exc.reason, detail=exc.detail)
 
 
+class Columns(Protocol):
+    """Where decoded readings go: three parallel lists (:class:`Decoded`, a worker's batch)."""
+
+    metric: list[str]
+    time_us: list[int]
+    value: list[float | None]
+
+
 def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
                      max_future_s: float = DEFAULT_MAX_FUTURE_S,
                      max_age_s: float = DEFAULT_MAX_AGE_S) -> Decoded:
     """Decode a ``devices/{id}/telemetry`` message (single or ``{"readings": [...]}``)."""
     out = Decoded()
     try:
-        device, kind = parse_topic(topic)
-        if kind != "telemetry":
-            raise Reject("bad topic", topic)
-        out.device = device
-        doc = _load(topic, payload)
+        out.device = telemetry_device(topic)
     except Reject as exc:
         out.reject = _bad(topic, payload, exc)
         return out
-    if isinstance(doc, dict) and "readings" in doc:
+    out.reject = telemetry_into(out, topic, payload, now_us=now_us, max_future_s=max_future_s,
+                                max_age_s=max_age_s)
+    return out
+
+
+# Telemetry topics already validated → their device id (a fleet's topics repeat for ever).
+_TELEMETRY_TOPICS: dict[str, str] = {}
+_TELEMETRY_TOPICS_MAX = 1_000_000
+
+
+def telemetry_device(topic: str) -> str:
+    """The device id of a ``devices/{id}/telemetry`` topic, or raise :class:`Reject`."""
+    device = _TELEMETRY_TOPICS.get(topic)
+    if device is None:
+        device, kind = parse_topic(topic)
+        if kind != "telemetry":
+            raise Reject("bad topic", topic)
+        if len(_TELEMETRY_TOPICS) < _TELEMETRY_TOPICS_MAX:
+            _TELEMETRY_TOPICS[topic] = device
+    return device
+
+
+def telemetry_into(out: Columns, topic: str, payload: bytes, *, now_us: int,
+                   max_future_s: float = DEFAULT_MAX_FUTURE_S,
+                   max_age_s: float = DEFAULT_MAX_AGE_S) -> BadMessage | None:
+    """Append a telemetry payload's good readings to `out`'s columns (the topic checked by
+    :func:`telemetry_device`); return the reject to keep for the rest, if any.
+
+    The worker decodes straight into its batch's columns: no object per message."""
+    try:
+        doc = _load(topic, payload)
+    except Reject as exc:
+        return _bad(topic, payload, exc)
+    if type(doc) is dict and "readings" not in doc:
+        # One reading per message (the common case): no list, no per-message name check
+        # (_reading_object bounds the names of one object).
+        problem = _reading_object(doc, now_us=now_us, max_future_s=max_future_s,
+                                  max_age_s=max_age_s, out=out)
+        return None if problem is None else _bad(topic, payload, problem)
+    if isinstance(doc, dict):
         items = doc["readings"]
         if not isinstance(items, list):
-            out.reject = _bad(topic, payload, Reject("bad shape", "`readings` must be a list"))
-            return out
+            return _bad(topic, payload, Reject("bad shape", "`readings` must be a list"))
         if len(items) > MAX_READINGS_PER_MESSAGE:
-            out.reject = _bad(topic, payload, Reject("payload too large", f"{len(items)} readings"))
-            return out
+            return _bad(topic, payload, Reject("payload too large", f"{len(items)} readings"))
     else:
         items = [doc]
     first: Reject | None = None
@@ -272,14 +313,13 @@ def decode_telemetry(topic: str, payload: bytes, *, now_us: int,
         # A gateway batch spreading invented names over many readings: refuse it whole.
         n_names = len(set(out.metric[n_before:]))
         del out.metric[n_before:], out.time_us[n_before:], out.value[n_before:]
-        out.reject = _bad(topic, payload, Reject("too many metric names",
-                                                 f"{n_names} > {MAX_METRICS_PER_MESSAGE}"))
-        return out
+        return _bad(topic, payload, Reject("too many metric names",
+                                           f"{n_names} > {MAX_METRICS_PER_MESSAGE}"))
     if first is not None:
         if bad_items > 1:
             first = Reject(first.reason, f"{first.detail or ''} (+{bad_items - 1} more)".strip())
-        out.reject = _bad(topic, payload, first)
-    return out
+        return _bad(topic, payload, first)
+    return None
 
 
 def _object(topic: str, payload: bytes, expected_kind: str) -> tuple[str, dict[str, Any]]:
