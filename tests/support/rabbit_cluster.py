@@ -225,10 +225,11 @@ class RabbitCluster:
             if n.proc is not None and n.proc.poll() is None:
                 with suppress(ProcessLookupError):
                     os.killpg(n.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30  # a graceful stop, then kill what is left
         for n in self.nodes:
             if n.proc is not None:
                 try:
-                    n.proc.wait(60)
+                    n.proc.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     self.kill(n)
 
@@ -266,12 +267,13 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.dir.exists():
         shutil.rmtree(args.dir)
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait: the nodes get stopped
     with rabbit_cluster(args.dir, args.devices.split(","), args.size) as c:
         print(f"cluster up: {', '.join(n.node for n in c.nodes)}")
         print(f"ingest MQTT_URL={c.url(broker.INGEST_USER)}")
         print("Ctrl-C stops it", flush=True)
-        with suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop)
     return 0
 
 
