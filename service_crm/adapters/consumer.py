@@ -150,12 +150,10 @@ class Consumer:
 
     def _build_rabbit(self) -> Any:
         from faststream import AckPolicy
-        from faststream.rabbit import RabbitQueue
+        from faststream.rabbit import Channel, RabbitQueue
 
         broker = event_broker(self.url, log_level=logging.DEBUG)
         if self.partitions is not None and self.partitions[0] > 1:
-            from faststream.rabbit import Channel
-
             from aftercare.event_partitions import rabbit_queue
 
             count, mine = self.partitions
@@ -168,7 +166,10 @@ class Consumer:
                                            channel=Channel(prefetch_count=1),
                                            ack_policy=AckPolicy.MANUAL))
             return broker
+        # The one queue too: one unacknowledged delivery at a time, so revisions of an alert
+        # are applied in order (a "clear" overtaking its "open" would leave no ticket).
         self._on(broker.subscriber(RabbitQueue(ALERTS_TOPIC, durable=True),
+                                   channel=Channel(prefetch_count=1),
                                    ack_policy=AckPolicy.MANUAL))
         return broker
 
