@@ -194,6 +194,8 @@ SPECTACULAR_SETTINGS = {
         "ChargeKindEnum": "service_crm.models.choices.ChargeKind",
         "OfferLineKindEnum": "service_crm.models.choices.OfferLineKind",
         "InteractionKindEnum": "service_crm.models.choices.InteractionKind",
+        # What staff may log on a timeline (InteractionKind without the automation).
+        "ActivityKindEnum": "service_crm.services.activities.LOGGABLE",
     },
 }
 

@@ -149,7 +149,19 @@ def master_data_import(*, kind: str, text: str, actor: Any, dry_run: bool = Fals
     if kind not in COLUMNS:
         raise ValidationError({"kind": f"Import accounts, sites or assets, not {kind!r}."})
     report = ImportReport(kind=kind, dry_run=dry_run)
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": the csv module reads line ends itself (quoted fields may hold them).
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        return _import_rows(kind=kind, reader=reader, report=report, actor=actor,
+                            dry_run=dry_run, now=now)
+    except csv.Error as exc:  # not CSV at all: say where it broke, store nothing
+        report.errors.append(RowError(reader.line_num, "", f"Not a CSV file: {exc}"))
+        transaction.set_rollback(True)
+        return report
+
+
+def _import_rows(*, kind: str, reader: csv.DictReader[str], report: ImportReport,
+                 actor: Any, dry_run: bool, now: dt.datetime) -> ImportReport:
     required, optional = COLUMNS[kind]
     header = {(h or "").strip() for h in (reader.fieldnames or [])}
     missing, unknown = required - header, header - required - optional

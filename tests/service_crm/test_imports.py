@@ -81,3 +81,14 @@ def test_any_text_gives_a_report_not_a_crash(world: World, desk_agent: Any, text
     for kind in ("accounts", "sites", "assets"):
         report = master_data_import(kind=kind, text=text, actor=desk_agent, dry_run=True)
         assert report.rows >= 0
+
+
+def test_broken_csv_is_reported_not_raised(world: World, desk_agent: Any) -> None:
+    # Found by the property test: a bare carriage return inside a field.
+    for text in ('name\n"a\r', "name\na\rb\n", "name\r\nX AG\r\n"):
+        report = master_data_import(kind="accounts", text=text, actor=desk_agent,
+                                    dry_run=True)
+        assert report.rows >= 1
+    quoted = master_data_import(kind="accounts", text='name\n"Line\nbreak AG"\n',
+                                actor=desk_agent, dry_run=True)
+    assert (quoted.rows, quoted.errors) == (1, [])
