@@ -18,6 +18,7 @@ from service_crm.selectors import access
 W = WorkOrderStatus
 BOOKED = (W.SCHEDULED, W.IN_PROGRESS)
 MAX_DAYS = 14
+WAITING_SHOWN = 50  # the most urgent waiting jobs, each with its booking form
 
 
 def work_order_skill(wo: WorkOrder) -> str:
@@ -64,6 +65,7 @@ class DispatchBoard:
     regions: list[str]
     skills: list[str]
     conflicts: int
+    waiting_total: int = 0
 
 
 def _booking_conflicts(b: Booking, *, engineer: Engineer | None,
@@ -141,10 +143,14 @@ def dispatch_board_get(*, user: Any, start: dt.date, days: int, region: str = ""
     if region:
         waiting_qs = waiting_qs.filter(ticket__asset__site__region=region)
     waiting: list[WaitingJob] = []
+    waiting_total = 0
     pool = list(Engineer.objects.filter(available=True).order_by("name"))
-    for wo in waiting_qs.order_by("ticket__resolution_due", "pk")[:200]:
+    for wo in waiting_qs.order_by("ticket__resolution_due", "pk")[:1000]:
         b = Booking(work_order=wo, skill=work_order_skill(wo))
         if skill and b.skill != skill:
+            continue
+        waiting_total += 1
+        if len(waiting) >= WAITING_SHOWN:
             continue
         _booking_conflicts(b, engineer=None, absences=[])
         site_region = wo.ticket.asset.site.region
@@ -153,4 +159,4 @@ def dispatch_board_get(*, user: Any, start: dt.date, days: int, region: str = ""
     n = sum(1 for r in rows for cell in r.days for b in cell if b.conflicts)
     n += sum(1 for w in waiting if w.booking.conflicts)
     return DispatchBoard(days=day_list, rows=rows, waiting=waiting, regions=all_regions,
-                         skills=all_skills, conflicts=n)
+                         skills=all_skills, conflicts=n, waiting_total=waiting_total)

@@ -158,3 +158,16 @@ def test_board_is_for_office_roles(world: World, browser_client: Any, who: str,
                                    request: pytest.FixtureRequest) -> None:
     client = browser_client(request.getfixturevalue(who))
     assert client.get("/desk/dispatch/").status_code == 403
+
+
+def test_waiting_list_shows_the_most_urgent_fifty(world: World, desk_agent: Any,
+                                                  browser_client: Any) -> None:
+    from service_crm.selectors.dispatch import WAITING_SHOWN
+
+    m.WorkOrder.objects.bulk_create([m.WorkOrder(ticket=world.north.ticket, status="proposed")
+                                     for _ in range(WAITING_SHOWN + 5)])
+    response = browser_client(desk_agent).get("/desk/dispatch/")
+    board = response.context["board"]
+    assert board.waiting_total == WAITING_SHOWN + 7  # and the world's two proposed jobs
+    assert len(board.waiting) == WAITING_SHOWN
+    assert "due soonest are listed" in response.content.decode()
