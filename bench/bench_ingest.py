@@ -104,6 +104,43 @@ def make_flood(directory: Path, devices: Sequence[str], per_device: int, reading
     return Flood(directory, list(devices), per_device * len(devices), values)
 
 
+def receive_path_cpu(devices: Sequence[str], per_device: int, n_metrics: int,
+                     rounds: int = 3) -> str:
+    """CPU µs per message of the worker's own work on the receive path, in this process, no
+    broker, no database (so no other process's load in the figure, unlike the rates): spool
+    append + fsync in chunks as the spooler does, and ``decode_batch`` over batches as the
+    writer does. Best of `rounds` (each round decodes every message once)."""
+    from ingest.spool import Spool
+    from ingest.worker import DeviceRateLimit, decode_batch
+
+    rng = np.random.default_rng(7)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-cpu-") as tmp:
+        flood = make_flood(Path(tmp) / "flood", devices, per_device, 1, t0, rng, n_metrics)
+        items = [(f"devices/{d}/telemetry", line, 0) for d in flood.devices
+                 for line in (flood.directory / d).read_bytes().splitlines()]
+        n = len(items)
+        spool_s, decode_s = [], []
+        for r in range(rounds):
+            with Spool(Path(tmp) / f"spool{r}") as sp:
+                c0 = time.process_time()
+                for i in range(0, n, 500):  # ~what arrives during one fsync at 10 k msg/s
+                    sp.append_many(items[i:i + 500])
+                    sp.sync()
+                spool_s.append(time.process_time() - c0)
+                records, _ = sp.read(sp.committed, max_records=n, max_bytes=1 << 40)
+            # The worker's default: a per-device rate limit (INGEST_DEVICE_MAX_READINGS_PER_S).
+            limit = DeviceRateLimit(per_s=1000, burst=1000 * 21_600)
+            c0 = time.process_time()
+            for i in range(0, n, 5000):
+                batch = decode_batch(records[i:i + 5000], max_future_s=300, rate_limit=limit)
+                assert len(batch.metric) == min(5000, n - i) * n_metrics, len(batch.metric)
+            decode_s.append(time.process_time() - c0)
+    return (f"receive path CPU per message ({n:,} messages, {n_metrics} metric(s) each, best of "
+            f"{rounds}): spool append + fsync {min(spool_s) / n * 1e6:.1f} µs, decode_batch "
+            f"{min(decode_s) / n * 1e6:.1f} µs")
+
+
 # -- processes ------------------------------------------------------------------------------
 
 
@@ -433,7 +470,7 @@ def workers(env: Env, n: int, extra: Sequence[str] = ()) -> Iterator[list[tuple[
         for i in range(n):
             mport = broker.free_port()
             log = env.workdir / f"worker-{group}-{i}.log"
-            proc = spawn([sys.executable, "-m", "aftercare.cli", "ingest",
+            proc = spawn([sys.executable, "-m", "aftercare_cli", "ingest",
                           "--client-id", f"bench-ingest-{group}-{i}", "--share-group", group,
                           "--spool-dir", str(env.workdir / f"spool-{group}-{i}"),
                           # Several workers split the load only through $share (opt-in:
@@ -538,7 +575,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="metrics per reading in the main flood (1: one reading per message, as "
                         "ESPHome-style devices and many PLC gateways publish)")
     p.add_argument("--only", default="", help="comma-separated phases: pub,a,b,c,d,e,f,d500")
+    p.add_argument("--cpu-path", action="store_true",
+                   help="only the worker's own CPU per message on the receive path (spool, "
+                        "decode), in process: no broker, no database")
     args = p.parse_args(argv)
+    if args.cpu_path:
+        print(receive_path_cpu([f"bench-{i:04d}" for i in range(args.devices or 500)],
+                               args.per_device or 200, args.metrics), flush=True)
+        return 0
     quick = args.quick
     n_dev = args.devices or (100 if quick else 1000)
     per = args.per_device or (20 if quick else 200)
