@@ -110,7 +110,7 @@ class Supervisor:
 
 
 def available(module: str) -> bool:
-    """Whether this build has the part (``aftercare.demo`` skips missing parts, and says so)."""
+    """Whether this build has the part (``aftercare_cli.demo`` skips missing parts, and says so)."""
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
@@ -172,13 +172,13 @@ def main(argv: list[str]) -> int:
         if not DEVICE_ID.fullmatch(device):
             p.error(f"--device: not a valid device id (letters, digits, _ . -; 1-64): {device!r}")
 
-    from aftercare.cli import _django_setup, migrate_all
+    from aftercare_cli.main import django_setup, migrate_all
 
     data = Path(settings.data_dir).resolve() / "demo"
     data.mkdir(parents=True, exist_ok=True)
     print("== migrating", flush=True)
     migrate_all(settings)
-    _django_setup()
+    django_setup()
     print("== seeding demo data", flush=True)
     logins = _seed(settings)
 
@@ -207,7 +207,7 @@ def main(argv: list[str]) -> int:
     base_env = {**os.environ, "DATABASE_URL": settings.database_url,
                 "AFTERCARE_DEVICE_SECRET": device_secret, "INGEST_METRICS_PORT": "0",
                 "EVENTS_URL": service_url}
-    exe = [sys.executable, "-m", "aftercare.cli"]
+    exe = [sys.executable, "-m", "aftercare_cli"]
     plan: list[tuple[str, str, list[str], str]] = [
         ("ingest", "ingest.worker", ["ingest", "--client-id", "aftercare-demo-ingest"],
          ingest_url),

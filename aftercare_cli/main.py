@@ -28,8 +28,8 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
     "anomaly": ("evaluation.cli", "main", "evaluation: `anomaly nab|skab|scenarios ...`"),
     "crm-consumer": ("service_crm.adapters.consumer", "main",
                      "consume alert events into the service CRM"),
-    "broker": ("aftercare.broker_cli", "main", "generate Mosquitto credentials and ACLs"),
-    "demo": ("aftercare.demo", "main",
+    "broker": ("aftercare_cli.broker", "main", "generate Mosquitto credentials and ACLs"),
+    "demo": ("aftercare_cli.demo", "main",
              "the whole pipeline on demo data with the web app; prints the URL and logins"),
 }
 
@@ -37,13 +37,13 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
 def _delegate(name: str, argv: list[str]) -> int:
     module_name, func_name, _ = DELEGATED[name]
     if module_name.startswith("service_crm"):
-        _django_setup()
+        django_setup()
     module = importlib.import_module(module_name)
     func: Callable[[list[str]], int] = getattr(module, func_name)
     return int(func(argv) or 0)
 
 
-def _django_setup() -> None:
+def django_setup() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
     import django
 
@@ -51,7 +51,7 @@ def _django_setup() -> None:
 
 
 def cmd_doctor(args: argparse.Namespace, settings: config.Settings) -> int:
-    from aftercare import doctor
+    from aftercare_cli import doctor
 
     report = doctor.run(settings, broker_conf=args.broker_conf)
     if args.json:
@@ -66,7 +66,7 @@ def migrate_all(settings: config.Settings, *, verbose: bool = False) -> None:
     import psycopg
 
     from aftercare import store
-    from aftercare.doctor import ensure_database
+    from aftercare_cli.doctor import ensure_database
 
     created = ensure_database(settings.database_url)
     if created:
@@ -83,7 +83,7 @@ def migrate_all(settings: config.Settings, *, verbose: bool = False) -> None:
           + (f" (TimescaleDB {info.timescaledb_version})" if info.timescaledb_version else
              " (native PostgreSQL partitioning)")
           + f", schema version {info.schema_version}")
-    _django_setup()
+    django_setup()
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
@@ -118,7 +118,7 @@ def cmd_db(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def cmd_web(args: argparse.Namespace, settings: config.Settings) -> int:
-    _django_setup()
+    django_setup()
     from web.server import serve
     from web.wsgi import application
 

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, url: str, counts: list[int]) -> int:
         for share, log in zip(shares, logs, strict=True):
             with open(log, "wb") as out:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "aftercare.cli", "crm-consumer",
+                    [sys.executable, "-m", "aftercare_cli", "crm-consumer",
                      "--housekeeping-every-s", "0", "--partitions",
                      ",".join(map(str, share))], env=env, stdout=out, stderr=out))
         deadline = time.monotonic() + 60

@@ -122,7 +122,7 @@ def main() -> int:
                 env = {**os.environ, "DATABASE_URL": dsn, "EVENTS_URL":
                        os.environ.get("BENCH_EVENTS_URL", "nats://127.0.0.1:4222"),
                        "PYTHONPATH": str(ROOT)}
-                cmd = [sys.executable, "-m", "aftercare.cli", "detect", "--name", label,
+                cmd = [sys.executable, "-m", "aftercare_cli", "detect", "--name", label,
                        "--partitions", "4", "--settle-s", "0", "--step-s", str(args.every_s),
                        "--poll-s", "0.2", "--lease-ttl-s", "5"]
                 t0 = time.perf_counter()

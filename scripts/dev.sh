@@ -164,7 +164,7 @@ cmd_test() {
   say "ruff"
   "$VENV/bin/ruff" check .
   say "mypy"
-  "$VENV/bin/mypy" aftercare ingest anomaly evaluation simulators service_crm web
+  "$VENV/bin/mypy" aftercare aftercare_cli ingest anomaly evaluation simulators service_crm web
   say "pytest"
   exec "$VENV/bin/pytest" "$@"
 }
@@ -178,7 +178,7 @@ cmd_demo() {
       py="$(command -v python3.11 || command -v python3 || true)"
       if [ -n "$py" ] && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
         exec "$py" -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
-from aftercare.cli import main
+from aftercare_cli.main import main
 sys.exit(main(["demo", *sys.argv[1:]]))' "$ROOT" "$@"
       fi
     fi

@@ -127,7 +127,7 @@ def device_mqtt_url(mosquitto: broker.BrokerFiles) -> Any:
 @pytest.fixture(scope="session")
 def pglite_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """PostgreSQL 17 + TimescaleDB 2.23 (PGlite) over the wire protocol, one session at a time."""
-    from aftercare import pglite
+    from tests.support import pglite
 
     pglite.ensure_installed()
     with pglite.run_pglite(tmp_path_factory.mktemp("pglite")) as dsn:

@@ -15,7 +15,7 @@ from tests.support.services import DEVICE_SECRET, mqtt_url_for
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aftercare.cli", *args],
+    return subprocess.run([sys.executable, "-m", "aftercare_cli", *args],
                           env={**os.environ, "INGEST_METRICS_PORT": "0", **env},
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -93,7 +93,7 @@ def test_readme_lists_every_variable() -> None:
 
 
 def test_doctor_warns_about_a_broker_queue_that_loses_messages(tmp_path: Path) -> None:
-    from aftercare import doctor
+    from aftercare_cli import doctor
 
     conf = tmp_path / "mosquitto.conf"
     conf.write_text("listener 1883\npersistence true\n")  # the default queue: 1000

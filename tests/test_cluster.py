@@ -74,7 +74,7 @@ def _detect(dsn: str, events_url: str, log: Path) -> subprocess.Popen[bytes]:
            "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "aftercare.cli", "detect", "--name", "cluster",
+            [sys.executable, "-m", "aftercare_cli", "detect", "--name", "cluster",
              "--partitions", str(P), "--lease-ttl-s", "4", "--settle-s", "0",
              "--poll-s", "0.2"], env=env, stdout=out, stderr=out)
 

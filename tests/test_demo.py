@@ -37,7 +37,7 @@ def test_demo_runs_the_pipeline_and_serves_the_login_page(demo_db: str, tmp_path
            "WEB_PORT": str(web_port)}
     log = (tmp_path / "demo.out").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aftercare.cli", "demo", "--mqtt-port", "0", "--duration-s", "120"],
+        [sys.executable, "-m", "aftercare_cli", "demo", "--mqtt-port", "0", "--duration-s", "120"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

@@ -1,6 +1,7 @@
-"""The structure the imports must keep: the detection runtime (``anomaly/``) depends on neither
-the simulator nor its own evaluation nor Django, and the kernel's runtime packages never import
-the simulator. Read from the source with ``ast``, so a lazy import inside a function counts."""
+"""The structure the imports must keep: the kernel (``aftercare/``) imports no other floor (the
+entry points live in ``aftercare_cli/``), the detection runtime (``anomaly/``) depends on neither
+the simulator nor its own evaluation nor Django, and ingest on none of them. Read from the
+source with ``ast``, so a lazy import inside a function counts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
-    "anomaly": {"simulators", "evaluation", "django", "service_crm", "web"},
-    "ingest": {"simulators", "evaluation", "anomaly", "django", "service_crm", "web"},
+    # The kernel (config, contract, events, MQTT, store, broker files): the ground floor.
+    "aftercare": {"aftercare_cli", "ingest", "anomaly", "evaluation", "simulators",
+                  "service_crm", "web", "django", "tests"},
+    "anomaly": {"simulators", "evaluation", "django", "service_crm", "web", "aftercare_cli"},
+    "ingest": {"simulators", "evaluation", "anomaly", "django", "service_crm", "web",
+               "aftercare_cli"},
     "evaluation": {"django", "service_crm", "web"},
 }
 

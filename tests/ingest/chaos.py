@@ -196,7 +196,7 @@ class WorkerProcess:
         self.log = directory / f"{self.client_id}.log"
         self.env = {**os.environ, "DATABASE_URL": dsn, "MQTT_URL": mqtt_url,
                     "INGEST_METRICS_PORT": "0", "PYTHONPATH": str(ROOT)}
-        self.cmd = [sys.executable, "-m", "aftercare.cli", "ingest", "--client-id",
+        self.cmd = [sys.executable, "-m", "aftercare_cli", "ingest", "--client-id",
                     self.client_id, "--spool-dir", str(self.spool), "--batch-ms", "50", *extra]
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0

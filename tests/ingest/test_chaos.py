@@ -196,7 +196,7 @@ def test_poison_payloads_are_kept_as_rejects_and_ingest_goes_on(
 
 
 def test_stopped_worker_is_restarted_by_the_demo_supervisor(tmp_path: Path) -> None:
-    from aftercare.demo import Supervisor
+    from aftercare_cli.demo import Supervisor
 
     marker = tmp_path / "runs"
     script = f"import pathlib; p = pathlib.Path({str(marker)!r}); " \

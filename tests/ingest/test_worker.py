@@ -200,7 +200,7 @@ def test_sigkill_at_any_moment_loses_nothing_and_stores_each_reading_once(
     group = f"g{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DATABASE_URL": store_dsn, "MQTT_URL": ingest_mqtt_url,
            "INGEST_METRICS_PORT": "0"}
-    cmd = [sys.executable, "-m", "aftercare.cli", "ingest", "--client-id", client_id,
+    cmd = [sys.executable, "-m", "aftercare_cli", "ingest", "--client-id", client_id,
            "--share-group", group, "--batch-ms", "20", "--batch-size", "200",
            "--spool-dir", str(tmp_path / "spool")]
 

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from django.core.exceptions import ValidationError
 
-from aftercare import broker, broker_cli
+from aftercare import broker
+from aftercare_cli import broker as broker_cli
 from service_crm import models as m
 from service_crm.services.devices import device_claim
 from tests import factories as f

