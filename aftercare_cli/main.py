@@ -23,7 +23,7 @@ log = logging.getLogger("aftercare")
 # subcommand -> (module, function, help): parts that parse their own options.
 DELEGATED: dict[str, tuple[str, str, str]] = {
     "ingest": ("ingest.worker", "main", "run one ingest worker (start several for throughput)"),
-    "detect": ("anomaly.worker", "main", "run the anomaly detection worker"),
+    "detect": ("anomaly.detect", "main", "run the anomaly detection worker"),
     "simulate": ("simulators.cli", "main", "run a simulated fleet (see `simulate --help`)"),
     "anomaly": ("evaluation.cli", "main", "evaluation: `anomaly nab|skab|scenarios ...`"),
     "crm-consumer": ("service_crm.adapters.consumer", "main",

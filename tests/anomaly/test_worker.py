@@ -154,7 +154,7 @@ def test_outbox_is_published_on_mqtt_and_marked(store_conn: psycopg.Connection[A
 def test_detect_command_runs_until_caught_up_and_publishes(
         store_dsn: str, store_conn: psycopg.Connection[Any], mosquitto: broker.BrokerFiles,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from anomaly.worker import main
+    from anomaly.detect import main
 
     write_fleet(store_conn)
     store_conn.commit()
