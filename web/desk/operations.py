@@ -25,7 +25,7 @@ from service_crm.services import billing as billing_services
 from service_crm.services import planned_maintenance as plan_services
 from service_crm.services import renewal_offers as quote_services
 from service_crm.services import webhooks as webhook_services
-from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page
+from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page, status_list
 from web.forms import call_service
 from web.roles import role_required
 
@@ -58,16 +58,11 @@ def operations(request: HttpRequest) -> HttpResponse:
 
 @role_required(*STAFF)
 def planned_visit_list(request: HttpRequest) -> HttpResponse:
-    qs = ops_selectors.planned_visit_list_for_user(user=request.user).select_related(
-        "contract__account", "asset__site")
-    try:
-        status = _choice(request, "status", PlannedVisitStatus.choices, "")
-    except BadFilter as e:
-        return _bad_filter(request, e, title="Planned visits", url_name="desk:planned-visits")
-    if status:
-        qs = qs.filter(status=status)
-    return render(request, "desk/ops_planned_visits.html", {
-        "page": _page(request, qs), "status": status, "statuses": PlannedVisitStatus.choices})
+    return status_list(
+        request, ops_selectors.planned_visit_list_for_user(user=request.user).select_related(
+            "contract__account", "asset__site"),
+        choices=PlannedVisitStatus.choices, template="desk/ops_planned_visits.html",
+        title="Planned visits", url_name="desk:planned-visits")
 
 
 def _visit_page(request: HttpRequest, pk: int, *, form: VisitCancelForm | None = None,
@@ -139,16 +134,10 @@ def work_order_quote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(*STAFF)
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    qs = billing_selectors.invoice_list_for_user(user=request.user)
-    try:
-        status = _choice(request, "status", InvoiceStatus.choices, "")
-    except BadFilter as e:
-        return _bad_filter(request, e, title="Invoices", url_name="desk:invoices")
-    if status:
-        qs = qs.filter(status=status)
-    return render(request, "desk/ops_invoice_list.html", {
-        "page": _page(request, qs.prefetch_related("lines")), "status": status,
-        "statuses": InvoiceStatus.choices})
+    return status_list(request, billing_selectors.invoice_list_for_user(user=request.user),
+                       choices=InvoiceStatus.choices, template="desk/ops_invoice_list.html",
+                       title="Invoices", url_name="desk:invoices",
+                       prepare=lambda qs: qs.prefetch_related("lines"))
 
 
 def _invoice_page(request: HttpRequest, pk: int, *, form: forms.Form | None = None,
@@ -210,15 +199,9 @@ def sales_order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(*REPLAY)
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    qs = ops_selectors.webhook_delivery_list_for_user(user=request.user)
-    try:
-        status = _choice(request, "status", DeliveryStatus.choices, "")
-    except BadFilter as e:
-        return _bad_filter(request, e, title="Webhook deliveries", url_name="desk:webhooks")
-    if status:
-        qs = qs.filter(status=status)
-    return render(request, "desk/ops_webhook_list.html", {
-        "page": _page(request, qs), "status": status, "statuses": DeliveryStatus.choices})
+    return status_list(request, ops_selectors.webhook_delivery_list_for_user(user=request.user),
+                       choices=DeliveryStatus.choices, template="desk/ops_webhook_list.html",
+                       title="Webhook deliveries", url_name="desk:webhooks")
 
 
 def _webhook_page(request: HttpRequest, pk: int, *, form: forms.Form | None = None,

@@ -101,6 +101,21 @@ def _bad_filter(request: HttpRequest, error: BadFilter, *, title: str,
         "error": str(error), "title": title, "list_url": reverse(url_name)}, status=400)
 
 
+def status_list(request: HttpRequest, qs: Any, *, choices: list[tuple[str, str]],
+                template: str, title: str, url_name: str,
+                prepare: Callable[[Any], Any] = lambda qs: qs) -> HttpResponse:
+    """A desk list with an optional ``?status=`` filter (one of `choices`, else a 400 page
+    naming the values allowed), paged; `prepare` adds what the page's rows need."""
+    try:
+        status = _choice(request, "status", choices, "")
+    except BadFilter as e:
+        return _bad_filter(request, e, title=title, url_name=url_name)
+    if status:
+        qs = qs.filter(status=status)
+    return render(request, template, {
+        "page": _page(request, prepare(qs)), "status": status, "statuses": choices})
+
+
 def _dashboard_context(request: HttpRequest) -> dict[str, Any]:
     d = dashboard_get(user=request.user, now=timezone.now())
     fleet = report_selectors.fleet_health_get(user=request.user)
@@ -505,15 +520,9 @@ def _markers(request: HttpRequest, asset: Any, *, episode: Any = None) -> list[d
 
 @role_required(*STAFF)
 def offer_list(request: HttpRequest) -> HttpResponse:
-    qs = access.offer_list_for_user(user=request.user)
-    try:
-        status = _choice(request, "status", OfferStatus.choices, "")
-    except BadFilter as e:
-        return _bad_filter(request, e, title="Offers", url_name="desk:offers")
-    if status:
-        qs = qs.filter(status=status)
-    return render(request, "desk/offer_list.html", {
-        "page": _page(request, qs), "status": status, "statuses": OfferStatus.choices})
+    return status_list(request, access.offer_list_for_user(user=request.user),
+                       choices=OfferStatus.choices, template="desk/offer_list.html",
+                       title="Offers", url_name="desk:offers")
 
 
 def _offer_page(request: HttpRequest, offer: Any, *, status: int = 200,
