@@ -18,8 +18,15 @@ from typing import Any
 from django.utils import timezone
 
 from service_crm import models as m
+from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.offers import offer_send
+from service_crm.services.work_orders import (
+    PartUsed,
+    work_order_complete,
+    work_order_schedule,
+    work_order_start,
+)
 from tests import factories as f
 from tests.support.personas import PASSWORD
 
@@ -122,3 +129,19 @@ def browser_login(page: Any, base: str, username: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
+
+
+def billable_job(world: World, *, minutes: int = 60) -> m.WorkOrder:
+    """The north compressor's contract covers nothing, and its work order is done: scheduled
+    one hour after the world's now, started, completed an hour later with one part and
+    `minutes` of labour, so the part and the labour are billable charges."""
+    m.MaintenanceContract.objects.filter(account=world.north.account).update(
+        covers_parts=False, covers_labour=False)
+    wo, now, hour = world.north.work_order, world.now, dt.timedelta(hours=1)
+    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + hour,
+                        end=now + 3 * hour, actor=None, now=now)
+    work_order_start(work_order=wo, actor=None, now=now + hour)
+    work_order_complete(work_order=wo, actor=None, report="Bearing replaced",
+                        time_spent_min=minutes, outcome=Outcome.FAULT_CONFIRMED,
+                        now=now + 2 * hour, parts=[PartUsed(world.part, world.warehouse, 1)])
+    return wo

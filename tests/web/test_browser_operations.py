@@ -11,15 +11,9 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from service_crm.models.choices import InvoiceStatus, Outcome
+from service_crm.models.choices import InvoiceStatus
 from service_crm.services.billing import invoice_drafts_build
-from service_crm.services.work_orders import (
-    PartUsed,
-    work_order_complete,
-    work_order_schedule,
-    work_order_start,
-)
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS, World, billable_job
 from tests.support.web import browser_login as _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -27,16 +21,8 @@ H = dt.timedelta(hours=1)
 
 
 def _draft(world: World) -> m.Invoice:
-    m.MaintenanceContract.objects.filter(account=world.north.account).update(
-        covers_parts=False, covers_labour=False)
-    wo, now = world.north.work_order, world.now
-    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + H,
-                        end=now + 3 * H, actor=None, now=now)
-    work_order_start(work_order=wo, actor=None, now=now + H)
-    work_order_complete(work_order=wo, actor=None, report="Bearing replaced", time_spent_min=60,
-                        outcome=Outcome.FAULT_CONFIRMED, now=now + 2 * H,
-                        parts=[PartUsed(world.part, world.warehouse, 1)])
-    invoice_drafts_build(now=now + 3 * H)
+    billable_job(world)
+    invoice_drafts_build(now=world.now + 3 * H)
     return m.Invoice.objects.get()
 
 

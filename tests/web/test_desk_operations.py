@@ -29,7 +29,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.support.web import World
+from tests.support.web import World, billable_job
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
@@ -46,16 +46,8 @@ def _plan(world: World) -> m.PlannedVisit:
 
 def _billable_job(world: World) -> m.Invoice:
     """The north compressor's contract covers nothing: the part and the labour are billed."""
-    m.MaintenanceContract.objects.filter(account=world.north.account).update(
-        covers_parts=False, covers_labour=False)
-    wo, now = world.north.work_order, world.now
-    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + H,
-                        end=now + 3 * H, actor=None, now=now)
-    work_order_start(work_order=wo, actor=None, now=now + H)
-    work_order_complete(work_order=wo, actor=None, report="Bearing replaced", time_spent_min=60,
-                        outcome=Outcome.FAULT_CONFIRMED, now=now + 2 * H,
-                        parts=[PartUsed(world.part, world.warehouse, 1)])
-    assert invoice_drafts_build(now=now + 3 * H) == 2
+    billable_job(world)
+    assert invoice_drafts_build(now=world.now + 3 * H) == 2
     return m.Invoice.objects.get()
 
 

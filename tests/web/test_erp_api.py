@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from service_crm.models.choices import Outcome
 from service_crm.selectors.prices import labour_rate_on, part_price_on
-from service_crm.services.work_orders import (
-    PartUsed,
-    work_order_complete,
-    work_order_schedule,
-    work_order_start,
-)
-from tests.support.web import World
+from tests.support.web import World, billable_job
 
 pytestmark = pytest.mark.db
 H = dt.timedelta(hours=1)
@@ -131,14 +124,6 @@ def test_charges_take_the_price_list_rates(world: World, api: Any,
                                            service_manager: Any) -> None:
     assert api(service_manager).post("/api/v1/erp/prices/", _prices(world),
                                      format="json").status_code == 200
-    m.MaintenanceContract.objects.filter(account=world.north.account).update(
-        covers_parts=False, covers_labour=False)
-    wo, now = world.north.work_order, world.now
-    work_order_schedule(work_order=wo, engineer=world.north.engineer, start=now + H,
-                        end=now + 3 * H, actor=None, now=now)
-    work_order_start(work_order=wo, actor=None, now=now + H)
-    work_order_complete(work_order=wo, actor=None, report="Bearing replaced", time_spent_min=30,
-                        outcome=Outcome.FAULT_CONFIRMED, now=now + 2 * H,
-                        parts=[PartUsed(world.part, world.warehouse, 1)])
+    wo = billable_job(world, minutes=30)
     charges = {c.kind: c.unit_price for c in m.WorkOrderCharge.objects.filter(work_order=wo)}
     assert charges == {"part": Decimal("91.20"), "labour": Decimal("110.00")}
