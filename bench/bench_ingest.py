@@ -128,7 +128,11 @@ def receive_path_cpu(devices: Sequence[str], per_device: int, n_metrics: int,
                     sp.append_many(items[i:i + 500])
                     sp.sync()
                 spool_s.append(time.process_time() - c0)
-                records, _ = sp.read(sp.committed, max_records=n, max_bytes=1 << 40)
+                records: list[Any] = []
+                pos = sp.committed
+                while len(records) < n:  # from memory while it lasts, then from disk
+                    more, pos = sp.read(pos, max_records=n - len(records))
+                    records += more
             # The worker's default: a per-device rate limit (INGEST_DEVICE_MAX_READINGS_PER_S).
             limit = DeviceRateLimit(per_s=1000, burst=1000 * 21_600)
             c0 = time.process_time()
