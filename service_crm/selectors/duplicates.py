@@ -74,6 +74,30 @@ def _similar_pairs(keys: list[str], threshold: int) -> Iterable[tuple[int, int, 
                 yield i, c, int(block[r, c])
 
 
+BLOCK = 2000  # names compared all against all at most; larger sets are split by shared words
+
+
+def _candidate_groups(keys: list[str], numbers: list[tuple[str, ...]]) -> Iterable[list[int]]:
+    """Sets of names (indices) worth comparing with each other. Names whose numbers differ are
+    never one company, so they never share a set; a set of more than :data:`BLOCK` names with
+    the same numbers is split into the names sharing each word (a word that more than BLOCK
+    names share, such as "service", groups nothing), so the work grows with the sets, not with
+    the square of the whole book. Two names alike only in such common words are missed then."""
+    by_number: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, n in enumerate(numbers):
+        by_number[n].append(i)
+    for members in by_number.values():
+        if len(members) <= BLOCK:
+            if len(members) > 1:
+                yield members
+            continue
+        by_word: dict[str, list[int]] = defaultdict(list)
+        for i in members:
+            for word in set(keys[i].split()):
+                by_word[word].append(i)
+        yield from (group for group in by_word.values() if 1 < len(group) <= BLOCK)
+
+
 def account_duplicates_find(*, user: object, threshold: int = 90, domain_threshold: int = 60,
                             limit: int = 200) -> list[DuplicatePair]:
     """Likely duplicate accounts, most alike first (office staff; others get none)."""
@@ -87,23 +111,46 @@ def account_duplicates_find(*, user: object, threshold: int = 90, domain_thresho
         if domain and domain not in FREE_MAIL:
             domains[account_id].add(domain)
     found: dict[tuple[int, int], DuplicatePair] = {}
+    # "Werk 1" and "Werk 2" are alike, but two plants, not a typo: only names with the same
+    # numbers are compared.
     numbers = [tuple(_NUMBER.findall(k)) for k in keys]
-    for i, j, score in _similar_pairs(keys, min(threshold, domain_threshold)):
-        if numbers[i] != numbers[j]:
-            continue  # "Werk 1" and "Werk 2": alike, but two plants, not a typo
-        (a_id, a_name), (b_id, b_name) = rows[i], rows[j]
-        reasons = []
-        if keys[i] == keys[j]:
-            reasons.append("same name apart from case, punctuation or legal form")
-        else:
-            reasons.append(f"names {score} % alike")
-        shared = domains.get(a_id, set()) & domains.get(b_id, set())
-        if shared:
-            reasons.append("contacts at the same email domain " + ", ".join(sorted(shared)))
-        if score >= threshold or (shared and score >= domain_threshold):
-            found[(a_id, b_id)] = DuplicatePair("account", a_id, b_id, a_name, b_name, score,
-                                                tuple(reasons))
+    seen: set[tuple[int, int]] = set()
+    index = {pk: i for i, (pk, _) in enumerate(rows)}
+    by_domain: dict[str, list[int]] = defaultdict(list)
+    for account_id, names in domains.items():
+        for domain in names:
+            if account_id in index:
+                by_domain[domain].append(index[account_id])
+    # Accounts whose contacts share a company domain are compared too, however their names
+    # were grouped (a lower similarity makes them a pair).
+    sharing = [sorted(g) for g in by_domain.values() if 1 < len(g) <= BLOCK]
+    for group in [*_candidate_groups(keys, numbers), *sharing]:
+        for gi, gj, score in _similar_pairs([keys[k] for k in group],
+                                            min(threshold, domain_threshold)):
+            i, j = group[gi], group[gj]
+            if (i, j) in seen or numbers[i] != numbers[j]:
+                continue
+            seen.add((i, j))
+            _account_pair(found, rows, keys, domains, i, j, score, threshold, domain_threshold)
     return sorted(found.values(), key=lambda p: (-p.score, p.a_id, p.b_id))[:limit]
+
+
+def _account_pair(found: dict[tuple[int, int], DuplicatePair], rows: list[tuple[int, str]],
+                  keys: list[str], domains: dict[int, set[str]], i: int, j: int, score: int,
+                  threshold: int, domain_threshold: int) -> None:
+    """Record accounts `i` < `j` (rows in pk order) as likely duplicates if they qualify."""
+    (a_id, a_name), (b_id, b_name) = rows[i], rows[j]
+    reasons = []
+    if keys[i] == keys[j]:
+        reasons.append("same name apart from case, punctuation or legal form")
+    else:
+        reasons.append(f"names {score} % alike")
+    shared = domains.get(a_id, set()) & domains.get(b_id, set())
+    if shared:
+        reasons.append("contacts at the same email domain " + ", ".join(sorted(shared)))
+    if score >= threshold or (shared and score >= domain_threshold):
+        found[(a_id, b_id)] = DuplicatePair("account", a_id, b_id, a_name, b_name, score,
+                                            tuple(reasons))
 
 
 def contact_duplicates_find(*, user: object, threshold: int = 90,
