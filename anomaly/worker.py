@@ -47,6 +47,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from aftercare.events import AlertEvent, Evidence
+from aftercare.store import detect_state, telemetry
 from anomaly.bank import BankConfig, BankResult, DetectorBank
 from anomaly.catalogue import Catalogue, catalogue_version, read_catalogue
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
@@ -104,14 +105,12 @@ class DetectWorker:
 
     # ------------------------------------------------------------------ state
     def _load(self) -> None:
-        row = self.conn.execute(
-            "SELECT watermark, state FROM anomaly_checkpoints WHERE worker = %s",
-            (self.options.name,)).fetchone()
+        row = detect_state.load_checkpoint(self.conn, self.options.name)
         self.conn.commit()
         if row is None:
             return
         watermark, state = row
-        with np.load(io.BytesIO(bytes(state)), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(state), allow_pickle=False) as npz:
             keys = npz["chan_keys"].astype(np.int64)
             bank_bytes = npz["bank"].tobytes()
             spectral = {k[len("spectral."):]: npz[k] for k in npz.files
@@ -136,13 +135,7 @@ class DetectWorker:
 
     def _names(self, keys: NDArray[np.int64]) -> list[tuple[str, str]]:
         """(device_key, metric name) of channel keys, in the keys' order."""
-        if keys.size == 0:
-            return []
-        rows = self.conn.execute(
-            "SELECT k, d.device_key, m.name FROM unnest(%s::int8[]) AS k "
-            "JOIN devices d ON d.id = (k >> 16)::int JOIN metrics m ON m.id = (k & 65535)::int",
-            (keys.tolist(),)).fetchall()
-        by_key = {int(k): (str(d), str(m)) for k, d, m in rows}
+        by_key = telemetry.channel_names(self.conn, keys.tolist())
         return [by_key[int(k)] for k in keys]
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
@@ -167,37 +160,30 @@ class DetectWorker:
         """Analyse the next settled slice; return the events it queued (empty if none)."""
         self.reload_if_changed()
         conn = self.conn
-        row = conn.execute("SELECT now()").fetchone()
-        assert row is not None  # noqa: S101 - SELECT now() always returns a row
-        horizon = _us(row[0]) - int(self.options.settle_s * 1e6)
+        horizon = _us(telemetry.db_now(conn)) - int(self.options.settle_s * 1e6)
         if self.watermark_us is None:
-            first = conn.execute("SELECT min(time) FROM telemetry").fetchone()
-            if first is None or first[0] is None:
+            first = telemetry.first_time(conn)
+            if first is None:
                 conn.commit()
                 return []
             # Grid columns are (end - step, end] with ends on whole steps.
-            self.watermark_us = (_us(first[0]) - 1) // self.step_us * self.step_us
+            self.watermark_us = (_us(first) - 1) // self.step_us * self.step_us
         lo = self.watermark_us
         span_us = int(self.options.max_span_s * 1e6)
-        nxt = conn.execute("SELECT min(time) FROM telemetry WHERE time > %s",
-                           (_dt(lo),)).fetchone()
-        if nxt is None or nxt[0] is None or _us(nxt[0]) > horizon:
+        nxt = telemetry.first_time(conn, after=_dt(lo))
+        if nxt is None or _us(nxt) > horizon:
             conn.commit()
             return []
-        if _us(nxt[0]) - lo > span_us:
+        if _us(nxt) - lo > span_us:
             # The whole fleet was silent (an ingest outage or an idle store): skip ahead on the
             # grid instead of feeding the detectors hours of empty columns.
-            lo += (_us(nxt[0]) - lo - 1) // self.step_us * self.step_us
+            lo += (_us(nxt) - lo - 1) // self.step_us * self.step_us
         n_t = min(horizon - lo, span_us) // self.step_us
         if n_t <= 0:
             conn.commit()
             return []
         hi = lo + n_t * self.step_us
-        data = conn.execute(
-            "SELECT (extract(epoch FROM time) * 1000000)::int8, "
-            "       (device_id::int8 << 16) | metric_id, value "
-            "FROM telemetry WHERE time > %s AND time <= %s",
-            (_dt(lo), _dt(hi))).fetchall()
+        data = telemetry.read_slice(conn, _dt(lo), _dt(hi))
         t_us = np.fromiter((r[0] for r in data), np.int64, len(data))
         keys = np.fromiter((r[1] for r in data), np.int64, len(data))
         vals = np.fromiter((np.nan if r[2] is None else r[2] for r in data), np.float64,
@@ -217,16 +203,9 @@ class DetectWorker:
         result = self.bank.update(times, values, extra=extra)
         events = self._events(result, times, values, held)
         with conn.transaction():
-            for ev in events:
-                conn.execute(
-                    "INSERT INTO anomaly_outbox (worker, alert_id, revision, payload) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (worker, alert_id, revision) DO NOTHING",
-                    (self.options.name, ev.alert_id, ev.revision, ev.to_json()))
-            conn.execute(
-                "INSERT INTO anomaly_checkpoints (worker, watermark, state) VALUES (%s, %s, %s) "
-                "ON CONFLICT (worker) DO UPDATE SET watermark = EXCLUDED.watermark, "
-                "state = EXCLUDED.state, updated_at = now()",
-                (self.options.name, _dt(hi), self._state_bytes()))
+            detect_state.save_step(conn, self.options.name,
+                                   [(ev.alert_id, ev.revision, ev.to_json()) for ev in events],
+                                   _dt(hi), self._state_bytes())
         self.watermark_us = hi
         return events
 
@@ -248,16 +227,12 @@ class DetectWorker:
         """The bursts committed in the slice (lo, hi]: the same bounds as the telemetry, so a
         burst is read by exactly one step. (devices, times, samples, sample rates, shaft rpm
         as the device sent it or NaN)."""
-        rows = self.conn.execute(
-            "SELECT d.device_key, (extract(epoch FROM w.time) * 1000000)::int8, "
-            "       w.sample_rate_hz, w.samples, w.shaft_rpm "
-            "FROM waveforms w JOIN devices d ON d.id = w.device_id "
-            "WHERE w.time > %s AND w.time <= %s AND w.channel = %s ORDER BY w.time",
-            (_dt(lo), _dt(hi), self.options.waveform_channel)).fetchall()
-        return ([str(r[0]) for r in rows], np.array([int(r[1]) for r in rows], np.int64),
-                [np.frombuffer(bytes(r[3]), dtype="<f4") for r in rows],
-                np.array([float(r[2]) for r in rows], np.float64),
-                np.array([np.nan if r[4] is None else float(r[4]) for r in rows], np.float64))
+        rows = telemetry.waveforms_between(self.conn, _dt(lo), _dt(hi),
+                                           self.options.waveform_channel)
+        return ([r[0] for r in rows], np.array([r[1] for r in rows], np.int64),
+                [np.frombuffer(r[3], dtype="<f4") for r in rows],
+                np.array([r[2] for r in rows], np.float64),
+                np.array([np.nan if r[4] is None else r[4] for r in rows], np.float64))
 
     # ----------------------------------------------------------------- events
     def _events(self, r: BankResult, times: NDArray[np.int64],
@@ -353,16 +328,13 @@ class DetectWorker:
 
     # ----------------------------------------------------------------- outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, bytes]]:
-        rows = self.conn.execute(
-            "SELECT id, payload FROM anomaly_outbox WHERE worker = %s AND published_at IS NULL "
-            "ORDER BY id LIMIT %s", (self.options.name, limit)).fetchall()
+        rows = detect_state.outbox_pending(self.conn, self.options.name, limit)
         self.conn.commit()
-        return [(int(i), bytes(p)) for i, p in rows]
+        return rows
 
     def mark_published(self, ids: Sequence[int]) -> None:
         with self.conn.transaction():
-            self.conn.execute("UPDATE anomaly_outbox SET published_at = now() "
-                              "WHERE id = ANY(%s)", (list(ids),))
+            detect_state.outbox_mark_published(self.conn, ids)
 
 
 async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
