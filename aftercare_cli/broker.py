@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from aftercare import broker, config
+from aftercare.store import devices as store_devices
 from ingest.decode import DEVICE_ID
 
 
@@ -23,7 +24,7 @@ def registry_devices(database_url: str) -> list[str]:
     """Device ids in the registry, without those in the service accounts' namespace: such a row
     gets no credentials (it is named on stderr) and does not stop the others'."""
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        keys = [r[0] for r in conn.execute("SELECT device_key FROM devices ORDER BY device_key")]
+        keys = store_devices.device_keys(conn)
     for key in keys:
         if broker.device_id_reserved(key):
             print(f"skipped registry device {key!r}: the name is reserved for Aftercare's "

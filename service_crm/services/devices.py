@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from aftercare.store import devices as store_devices
 from service_crm.models import Asset, DeviceLink
 from service_crm.models.asset import device_key_not_reserved, device_key_validator
 from service_crm.models.choices import AssetStatus
@@ -38,11 +39,9 @@ def _lock_store_device(device_key: str) -> None:
         device_key_not_reserved(device_key)
     except ValidationError as exc:
         raise ValidationError({"device_key": exc.messages}) from exc
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM devices WHERE device_key = %s FOR UPDATE", [device_key])
-        if cur.fetchone() is None:
-            raise ValidationError(
-                {"device_key": f"No device {device_key!r} has been seen on the broker."})
+    if not store_devices.device_lock(connection, device_key):
+        raise ValidationError(
+            {"device_key": f"No device {device_key!r} has been seen on the broker."})
 
 
 @transaction.atomic(durable=True)
