@@ -26,7 +26,7 @@ from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
-from aftercare.store import RollupRow, rollup_sql
+from aftercare.store.rollups import RollupRow, rollup_sql
 from service_crm.models import (
     Account,
     Alert,
@@ -303,7 +303,8 @@ def asset_telemetry_for_user(
     resolution: Literal["1m", "1h"] = "1h", metrics: list[str] | None = None,
 ) -> list[RollupRow]:
     """Rollups of the asset's devices in [start, end), oldest first, from the store's views:
-    the store's own query (:func:`aftercare.store.rollup_sql`), read on Django's connection."""
+    the store's own query (:func:`aftercare.store.rollups.rollup_sql`), read on Django's
+    connection."""
     sql, params = rollup_sql(devices=[], metrics=metrics or None, start=start, end=end,
                              resolution=resolution, order="time")      # checks the arguments
     asset = asset_get_for_user(user=user, pk=pk)

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from aftercare import store
+from aftercare.store import rollups
 from ingest import writer
 from ingest.records import EPOCH, BadMessage
 
@@ -106,7 +107,7 @@ def test_rollups_match_numpy_including_late_data(any_store_dsn: str) -> None:
         refresh(conn)
         end = start + timedelta(hours=3)
         for resolution, width in (("1m", 60), ("1h", 3600)):
-            rows = store.rollup_query(conn, devices=[dev], metrics=["flow_m3h"], start=start,
+            rows = rollups.rollup_query(conn, devices=[dev], metrics=["flow_m3h"], start=start,
                                       end=end, resolution=resolution)  # type: ignore[arg-type]
             got = [(r.bucket, r.min, r.max, r.mean, r.last, r.count) for r in rows]
             assert got == expected_rollups(times, values, width), resolution
@@ -115,10 +116,10 @@ def test_rollups_match_numpy_including_late_data(any_store_dsn: str) -> None:
 def test_rollup_query_rejects_bad_arguments(store_conn: psycopg.Connection[Any]) -> None:
     now = datetime.now(UTC)
     with pytest.raises(ValueError, match="resolution"):
-        store.rollup_query(store_conn, devices=["x"], metrics=None, start=now, end=now,
+        rollups.rollup_query(store_conn, devices=["x"], metrics=None, start=now, end=now,
                            resolution="5m")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone"):
-        store.rollup_query(store_conn, devices=["x"], metrics=None,
+        rollups.rollup_query(store_conn, devices=["x"], metrics=None,
                            start=now.replace(tzinfo=None), end=now)
 
 

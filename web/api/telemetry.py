@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-from aftercare.store import RollupRow
+from aftercare.store.rollups import RollupRow
 
 Resolution = Literal["1m", "1h", "6h", "1d"]
 RESOLUTIONS: tuple[Resolution, ...] = ("1m", "1h", "6h", "1d")
