@@ -132,6 +132,15 @@ VARIABLES: tuple[Variable, ...] = (
 _BY_NAME = {v.name: v for v in VARIABLES}
 
 
+def default(name: str) -> str:
+    """The variable's declared default, for code that takes the same setting as an argument.
+
+    >>> default("INGEST_MAX_FUTURE_S")
+    '300'
+    """
+    return _BY_NAME[name].default
+
+
 def raw(name: str, env: Mapping[str, str] | None = None) -> str:
     """The variable's value, or its declared default."""
     source = os.environ if env is None else env

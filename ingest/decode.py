@@ -25,14 +25,16 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from aftercare import config
 from aftercare.contract import DEVICE_ID as DEVICE_ID
 from aftercare.contract import METRIC_NAME as METRIC_NAME
 from aftercare.contract import TOPIC as TOPIC
 from ingest.records import EPOCH, BadMessage, Reading, StatusChange, Waveform
 
 MAX_PAYLOAD_BYTES = 256 * 1024
-DEFAULT_MAX_FUTURE_S = 300.0
-DEFAULT_MAX_AGE_S = 365 * 86_400.0  # AFTERCARE_RETENTION_DAYS: older readings would be dropped
+DEFAULT_MAX_FUTURE_S = float(config.default("INGEST_MAX_FUTURE_S"))
+# Older readings would be dropped by retention at once.
+DEFAULT_MAX_AGE_S = float(config.default("AFTERCARE_RETENTION_DAYS")) * 86_400.0
 MAX_READINGS_PER_MESSAGE = 100_000
 # Distinct metric names one message may carry: a real device has tens; a flood of invented
 # names would fill the metric catalogue that every reading refers to.

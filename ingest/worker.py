@@ -264,7 +264,7 @@ class IngestWorker:
         client_id: str,
         spool_dir: str | Path | None = None,
         spool_max_bytes: int = 2 * 1024**3,
-        batch_size: int = 5000,
+        batch_size: int = int(config.default("INGEST_BATCH_SIZE")),
         batch_ms: int = 250,
         receive_maximum: int = 1000,
         session_expiry_s: int = 7 * 86400,
