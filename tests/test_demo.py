@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from aftercare import broker
 from tests.support.services import admin_connection, dsn_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 
@@ -41,16 +41,21 @@ def test_demo_runs_the_pipeline_and_serves_the_login_page(demo_db: str, tmp_path
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
         page = ""
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def login_page() -> bool:
+            nonlocal page
+            if proc.poll() is not None:
+                return True                      # it stopped: the assertions below say why
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login/",  # noqa: S310
                                             timeout=2) as resp:
                     page = resp.read().decode()
-                break
+                return True
             except OSError:
-                time.sleep(0.5)
+                return False
+
+        wait_for("the demo's login page", login_page, timeout_s=90, interval_s=0.5)
         out = (tmp_path / "demo.out").read_text()
         assert 'name="password"' in page, out
         assert "admin login: admin / aftercare-demo" in out
@@ -61,9 +66,8 @@ def test_demo_runs_the_pipeline_and_serves_the_login_page(demo_db: str, tmp_path
                     row = conn.execute("SELECT count(*) FROM readings").fetchone()
                 return int(row[0]) if row else 0
 
-            while time.monotonic() < deadline and stored() == 0:
-                time.sleep(0.5)
-            assert stored() > 0, (tmp_path / "demo" / "ingest.log").read_text()
+            wait_for("readings stored by the demo's ingest", stored, timeout_s=90,
+                     interval_s=0.5)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)

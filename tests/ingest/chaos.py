@@ -200,16 +200,21 @@ class WorkerProcess:
                     self.client_id, "--spool-dir", str(self.spool), "--batch-ms", "50", *extra]
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self._subscribed_before = 0
+
+    def _subscriptions(self) -> int:
+        return self.log.read_text().count("subscribed: receiving") if self.log.exists() else 0
 
     def start(self) -> None:
+        self._subscribed_before = self._subscriptions()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=log)
         self.starts += 1
 
     def wait_subscribed(self, timeout_s: float = 30) -> None:
+        """Until the process last started has its SUBACK (it logs it)."""
         wait_for("the worker's subscription",
-                 lambda: self.log.exists() and "connected to" in self.log.read_text(), timeout_s)
-        time.sleep(0.3)  # SUBACK
+                 lambda: self._subscriptions() > self._subscribed_before, timeout_s)
 
     def kill(self) -> None:
         assert self.proc is not None

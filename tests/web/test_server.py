@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from aftercare import config
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,17 +51,16 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
                              "--workers", "2"], env=env, cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def healthy() -> bool:
+            assert proc.poll() is None, (tmp_path / "web.log").read_text()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",  # noqa: S310
                                             timeout=2) as r:
-                    assert r.status == 200
-                    break
+                    return bool(r.status == 200)
             except OSError:
-                assert proc.poll() is None, (tmp_path / "web.log").read_text()
-                assert time.monotonic() < deadline, "no answer in 60 s"
-                time.sleep(0.2)
+                return False
+
+        wait_for("the web server's health check", healthy, timeout_s=60, interval_s=0.2)
         workers = _children(proc.pid)
         assert len(workers) == 2
         assert _status_of_oversized_upload(port) == 413
@@ -70,10 +69,13 @@ def test_web_serves_from_several_processes_and_stops_them_all(tmp_path: Path) ->
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()  # noqa: S310
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-        time.sleep(0.2)
-        for pid in workers:
-            assert not Path(f"/proc/{pid}").exists() or \
-                "zombie" in Path(f"/proc/{pid}/status").read_text()
+        def gone(pid: int) -> bool:
+            try:
+                return "zombie" in Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                return True
+
+        wait_for("the workers to exit", lambda: all(gone(pid) for pid in workers), timeout_s=5)
         assert "2 processes x 8 threads" in (tmp_path / "web.log").read_text()
     finally:
         if proc.poll() is None:
