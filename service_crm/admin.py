@@ -106,7 +106,6 @@ class AccountAdmin(ModelAdmin[m.Account]):
     list_filter = ("industry", "segment")
     search_fields = ("name", "contacts__name", "contacts__email")
     inlines = [SiteInline, ContactInline, InteractionInline]
-    exclude = ("health_score",)  # the stored copy; `health` is worked out as on every page
 
     @admin.display(description="health")
     def health(self, obj: m.Account) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -22,10 +21,6 @@ class Account(models.Model):
     account_manager = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="managed_accounts",
-    )
-    health_score = models.PositiveSmallIntegerField(
-        default=100, validators=[MinValueValidator(0), MaxValueValidator(100)],
-        help_text="0 (at risk) .. 100 (healthy); refreshed from alerts, breaches and open tickets",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -13,7 +13,7 @@ from service_crm.models.choices import RenewalStatus
 class AccountHealth:
     """An account's health, 0 (at risk) .. 100: ``100 - `` the at-risk report's score
     (:class:`service_crm.selectors.reports.AccountRisk`), the one definition every page, the
-    API, the admin and the stored ``Account.health_score`` use."""
+    API and the admin use."""
 
     account_id: int
     score: int

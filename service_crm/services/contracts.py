@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from service_crm.models import Account, ContractDocument, MaintenanceContract
+from service_crm.models import ContractDocument, MaintenanceContract
 from service_crm.models.choices import RenewalStatus
 from service_crm.selectors.access import Role, has_role
 from service_crm.selectors.accounts import (
@@ -46,18 +46,15 @@ def contract_document_add(*, contract: MaintenanceContract, title: str, file: An
 @transaction.atomic(durable=True)
 def contract_flag_renewals(*, within_days: int = 90,
                            now: dt.datetime | None = None) -> list[RenewalOpportunity]:
-    """Mark contracts nearing their end as renewal opportunities (once each) and refresh the
-    health score of their accounts; returns the ranked opportunities."""
+    """Mark contracts nearing their end as renewal opportunities (once each), noting the
+    account's health (worked out, as on every page, by
+    :func:`service_crm.selectors.accounts.account_health_get`); returns the ranked
+    opportunities."""
     now = now or timezone.now()
     ranked = contract_list_renewal_opportunities(now=now, within_days=within_days)
     for opp in ranked:
         c = opp.contract
-        account = Account.objects.select_for_update().get(pk=c.account_id)
-        if account.health_score != opp.health.score:
-            before = snapshot(account)
-            account.health_score = opp.health.score
-            account.save(update_fields=["health_score"])
-            audit_record(actor=None, action="account.health", obj=account, before=before, at=now)
+        account = c.account
         if c.renewal_status in (RenewalStatus.NOT_DUE, RenewalStatus.RENEWED):
             before = snapshot(c)
             c.renewal_status = RenewalStatus.OPPORTUNITY
