@@ -30,6 +30,28 @@ def _violations(page: Any) -> list[str]:
             for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
+def _scan(page: Any, base: str, urls: list[str], found: dict[str, list[str]], *,
+          all_ok: bool = False) -> None:
+    """Open each page (its chart loaded, if it has one) and note its serious violations;
+    with `all_ok`, each must answer 200 (else error pages are checked too)."""
+    for url in urls:
+        response = page.goto(f"{base}{url}")
+        assert response is not None
+        assert not all_ok or response.status == 200, url
+        if page.query_selector(".chart[data-telemetry-url]"):
+            page.wait_for_selector(".chart[data-loaded='1']")
+        bad = _violations(page)
+        if bad:
+            found[url] = bad
+
+
+def _booked(world: World, desk_agent: Any) -> Any:
+    """The north work order booked five minutes from the world's now, for two hours."""
+    start = world.now + dt.timedelta(minutes=5)
+    return work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
+                               start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
+
+
 VIEWPORTS = pytest.mark.parametrize(("name", "viewport"), [
     ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
 
@@ -42,9 +64,7 @@ def test_pages_have_no_serious_accessibility_violations(
     if not AXE.exists():
         pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
     world = live_world
-    start = world.now + dt.timedelta(minutes=5)
-    wo = work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
-                             start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
+    wo = _booked(world, desk_agent)
     t0 = world.now.replace(minute=0, second=0) - dt.timedelta(hours=5)
     f.store_rollup_1h("cmp-n1", "temperature_c",
                       [(t0 + dt.timedelta(hours=i), 21.0 + i / 4) for i in range(5)])
@@ -66,13 +86,7 @@ def test_pages_have_no_serious_accessibility_violations(
         page = context.new_page()
         _login(page, live_server.url, who)
         page.wait_for_load_state()
-        for url in pages:
-            page.goto(f"{live_server.url}{url}")
-            if page.query_selector(".chart[data-telemetry-url]"):
-                page.wait_for_selector(".chart[data-loaded='1']")
-            bad = _violations(page)
-            if bad:
-                found[url] = bad
+        _scan(page, live_server.url, pages, found)
         context.close()
     assert found == {}
 
@@ -87,9 +101,7 @@ def test_later_pages_have_no_serious_accessibility_violations(
     if not AXE.exists():
         pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
     world = live_world
-    start = world.now + dt.timedelta(minutes=5)
-    wo = work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
-                             start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
+    wo = _booked(world, desk_agent)
     work_order_start(work_order=wo, actor=field_engineer)
     found: dict[str, list[str]] = {}
     for user, pages in [
@@ -108,13 +120,6 @@ def test_later_pages_have_no_serious_accessibility_violations(
         context.add_cookies([{"name": "sessionid",
                               "value": client.cookies["sessionid"].value,
                               "url": live_server.url}])
-        page = context.new_page()
-        for url in pages:
-            response = page.goto(live_server.url + url)
-            assert response is not None
-            assert response.status == 200, url
-            problems = _violations(page)
-            if problems:
-                found[url] = problems
+        _scan(context.new_page(), live_server.url, pages, found, all_ok=True)
         context.close()
     assert found == {}
