@@ -34,8 +34,10 @@ PROBE = """([box, times]) => {
   let ink = 0;
   for (let i = 3; i < edge.length; i += 4) { if (edge[i] > 40) { ink += 1; } }
   const blue = times.map(t => {
+    // Five columns around the time: a thin line's anti-aliased edge can miss any one column.
     const x = Math.round(u.valToPos(t, "x", true));
-    const col = ctx.getImageData(x, Math.round(u.bbox.top), 1, Math.round(u.bbox.height)).data;
+    const col = ctx.getImageData(x - 2, Math.round(u.bbox.top), 5,
+                                 Math.round(u.bbox.height)).data;
     let n = 0;
     for (let i = 0; i < col.length; i += 4) {
       if (col[i + 3] > 200 && col[i + 2] - col[i] > 80) { n += 1; }
