@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -13,6 +14,8 @@ from django.core.exceptions import ValidationError
 from service_crm.models import Engineer
 from service_crm.models.choices import Outcome, TicketStatus
 from service_crm.services.field import NOTES_MAX_CHARS
+
+T = TypeVar("T")
 
 
 def call_service(form: forms.Form, service: Callable[[], object]) -> bool:
@@ -29,6 +32,25 @@ def call_service(form: forms.Form, service: Callable[[], object]) -> bool:
                 prefix = "" if target or not field or field == "__all__" else f"{field}: "
                 form.add_error(target, prefix + message)
         return False
+
+
+@dataclass
+class ButtonResult(Generic[T]):
+    """What a button's service did: `ok`, its `result` (None when it refused), and the
+    (field-less) `form` that carries its refusal for the page to show."""
+
+    ok: bool
+    result: T | None
+    form: forms.Form
+
+
+def button_action(service: Callable[[], T]) -> ButtonResult[T]:
+    """Run the service behind a button (a POST with no fields) through :func:`call_service`."""
+    form = forms.Form({})
+    form.is_valid()             # bound and valid: the service's refusal is added to it
+    done: list[T] = []
+    ok = call_service(form, lambda: done.append(service()))
+    return ButtonResult(ok, done[0] if ok else None, form)
 
 
 class TicketTransitionForm(forms.Form):

@@ -20,7 +20,7 @@ from service_crm.selectors import access
 from service_crm.selectors import activities as activity_selectors
 from service_crm.services import activities as activity_services
 from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page
-from web.forms import DateTimeLocal, call_service
+from web.forms import DateTimeLocal, button_action, call_service
 from web.roles import role_required
 
 KIND_CHOICES = [(k, str(InteractionKind(k).label)) for k in activity_services.LOGGABLE]
@@ -134,12 +134,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @role_required(*STAFF)
 def task_done(request: HttpRequest, pk: int) -> HttpResponse:
     task = activity_selectors.task_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    if call_service(form, lambda: activity_services.task_complete(task=task,
-                                                                  actor=request.user)):
+    done = button_action(lambda: activity_services.task_complete(task=task,
+                                                                 actor=request.user))
+    if done.ok:
         messages.success(request, f"Done: {task.title}")
-    for error in form.non_field_errors():
+    for error in done.form.non_field_errors():
         messages.error(request, str(error))
     return HttpResponseRedirect(reverse("desk:tasks"))
 

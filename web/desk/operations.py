@@ -26,7 +26,7 @@ from service_crm.services import planned_maintenance as plan_services
 from service_crm.services import renewal_offers as quote_services
 from service_crm.services import webhooks as webhook_services
 from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page, status_list
-from web.forms import call_service
+from web.forms import button_action, call_service
 from web.roles import role_required
 
 REPLAY = tuple(webhook_services.REPLAY_ROLES)
@@ -116,15 +116,13 @@ def charge_list(request: HttpRequest) -> HttpResponse:
 def work_order_quote(request: HttpRequest, pk: int) -> HttpResponse:
     """Quote a job's uncovered work (not invoiced yet) as a draft offer, and open it."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    made: list[Any] = []
-    if call_service(form, lambda: made.append(quote_services.offer_create_for_uncovered_work(
-            work_order=wo, actor=request.user))):
-        messages.success(request, f"Offer {made[0].number} drafted for WO-{wo.pk:06d}: check "
-                                  "it and send it.")
-        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
-    for error in form.non_field_errors():
+    done = button_action(lambda: quote_services.offer_create_for_uncovered_work(
+        work_order=wo, actor=request.user))
+    if done.result is not None:
+        messages.success(request, f"Offer {done.result.number} drafted for WO-{wo.pk:06d}: "
+                                  "check it and send it.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[done.result.pk]))
+    for error in done.form.non_field_errors():
         messages.error(request, str(error))
     return HttpResponseRedirect(reverse("desk:charges") + "?covered=no")
 
@@ -161,13 +159,12 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*billing_services.APPROVE_ROLES)
 def invoice_approve(request: HttpRequest, pk: int) -> HttpResponse:
     invoice = billing_selectors.invoice_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    if call_service(form, lambda: billing_services.invoice_approve(invoice=invoice,
-                                                                   actor=request.user)):
+    done = button_action(lambda: billing_services.invoice_approve(invoice=invoice,
+                                                                  actor=request.user))
+    if done.ok:
         messages.success(request, f"{invoice.number} approved; the ERP is told.")
         return HttpResponseRedirect(reverse("desk:invoice", args=[invoice.pk]))
-    return _invoice_page(request, pk, form=form, status=400)
+    return _invoice_page(request, pk, form=done.form, status=400)
 
 
 # --- sales orders ----------------------------------------------------------------------
@@ -222,13 +219,12 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*REPLAY)
 def webhook_replay(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = ops_selectors.webhook_delivery_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    if call_service(form, lambda: webhook_services.webhook_replay(delivery=delivery,
-                                                                  actor=request.user)):
+    done = button_action(lambda: webhook_services.webhook_replay(delivery=delivery,
+                                                                 actor=request.user))
+    if done.ok:
         messages.success(request, "Queued again under the same idempotency key.")
         return HttpResponseRedirect(reverse("desk:webhook", args=[delivery.pk]))
-    return _webhook_page(request, pk, form=form, status=400)
+    return _webhook_page(request, pk, form=done.form, status=400)
 
 
 def url_patterns() -> list[Any]:

@@ -59,6 +59,7 @@ from web.forms import (
     PauseForm,
     ScheduleForm,
     TicketTransitionForm,
+    button_action,
     call_service,
 )
 from web.roles import role_required
@@ -177,16 +178,14 @@ def episode_offer_create(request: HttpRequest, pk: int) -> HttpResponse:
     """Draft an offer for the episode's repair (parts, labour, a contract when uncovered) and
     open it, to adjust the discount and send it."""
     episode = access.episode_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    made: list[Any] = []
-    if call_service(form, lambda: made.append(offer_services.offer_create_for_episode(
-            episode=episode, actor=request.user))):  # type: ignore[arg-type]
-        messages.success(request, f"Draft offer {made[0].number} prepared: check it and send "
-                                  "it to the customer.")
-        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
+    done = button_action(lambda: offer_services.offer_create_for_episode(
+        episode=episode, actor=request.user))  # type: ignore[arg-type]
+    if done.result is not None:
+        messages.success(request, f"Draft offer {done.result.number} prepared: check it and "
+                                  "send it to the customer.")
+        return HttpResponseRedirect(reverse("desk:offer", args=[done.result.pk]))
     return episode_detail(request, pk, offer_error=" ".join(
-        str(e) for e in form.non_field_errors()), status=400)
+        str(e) for e in done.form.non_field_errors()), status=400)
 
 
 @require_POST
@@ -575,16 +574,15 @@ def offer_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     if verb == "approve" and not access.has_role(user=request.user,
                                                  roles={Role.ADMIN, Role.SERVICE_MANAGER}):
         return HttpResponse("Only a service manager approves offers.", status=403)
-    form = forms.Form({})
-    form.is_valid()
-    if call_service(form, services[verb]):
+    done = button_action(services[verb])
+    if done.ok:
         messages.success(request, {
             "request-approval": f"{offer.number} is waiting for a manager's approval.",
             "approve": f"{offer.number}: discount approved.",
             "send": f"{offer.number} sent to the customer."}[verb])
         return HttpResponseRedirect(reverse("desk:offer", args=[offer.pk]))
     offer.refresh_from_db()
-    return _offer_page(request, offer, action_form=form, status=400)
+    return _offer_page(request, offer, action_form=done.form, status=400)
 
 
 def _unclaimed_page(request: HttpRequest, *, failed_key: str = "",
@@ -634,14 +632,12 @@ def device_release(request: HttpRequest, device_key: str) -> HttpResponse:
                  if device.asset_id is not None else None)
         return render(request, "desk/device_release_confirm.html",
                       {"device": device, "asset": asset})
-    form = forms.Form({})
-    form.is_valid()
-    released: list[Any] = []
-    if call_service(form, lambda: released.append(device_services.device_release(
-            device_key=device.device_key, actor=request.user))):
+    done = button_action(lambda: device_services.device_release(
+        device_key=device.device_key, actor=request.user))
+    if done.result is not None:
         messages.success(request, f"{device.device_key} detached; it is listed as unclaimed.")
-        return HttpResponseRedirect(reverse("desk:asset", args=[released[0].pk]))
-    for error in form.non_field_errors():
+        return HttpResponseRedirect(reverse("desk:asset", args=[done.result.pk]))
+    for error in done.form.non_field_errors():
         messages.error(request, str(error))
     return HttpResponseRedirect(reverse("desk:devices-unclaimed"))
 
@@ -710,15 +706,13 @@ def renewals(request: HttpRequest) -> HttpResponse:
 def contract_renewal_offer(request: HttpRequest, pk: int) -> HttpResponse:
     """Draft the renewal offer of a contract (another year at its price) and open it."""
     contract = access.contract_get_for_user(user=request.user, pk=pk)
-    form = forms.Form({})
-    form.is_valid()
-    made: list[Any] = []
-    if call_service(form, lambda: made.append(offer_services.offer_create_renewal(
-            contract=contract, actor=request.user))):  # type: ignore[arg-type]
-        messages.success(request, f"Renewal offer {made[0].number} drafted for "
+    done = button_action(lambda: offer_services.offer_create_renewal(
+        contract=contract, actor=request.user))  # type: ignore[arg-type]
+    if done.result is not None:
+        messages.success(request, f"Renewal offer {done.result.number} drafted for "
                                   f"{contract.number}: check it and send it.")
-        return HttpResponseRedirect(reverse("desk:offer", args=[made[0].pk]))
-    for error in form.non_field_errors():
+        return HttpResponseRedirect(reverse("desk:offer", args=[done.result.pk]))
+    for error in done.form.non_field_errors():
         messages.error(request, str(error))
     return HttpResponseRedirect(reverse("desk:renewals"))
 

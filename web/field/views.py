@@ -46,7 +46,7 @@ from service_crm.selectors.work_orders import work_order_record_get
 from service_crm.services import field as field_services
 from service_crm.services import field_evidence as evidence_services
 from service_crm.services import work_orders as work_order_services
-from web.forms import CompleteForm, PhotoForm, ProgressForm, call_service
+from web.forms import CompleteForm, PhotoForm, ProgressForm, button_action, call_service
 from web.roles import role_required
 from web.uploads import upload_refusal
 
@@ -250,10 +250,10 @@ def work_order_start(request: HttpRequest, pk: int) -> HttpResponse:
     conflict = _conflict(request, wo) if _wants_json(request) else None
     if conflict is not None:
         return conflict
-    form = forms.Form({})  # bound and valid: the service's refusal is added to it
-    form.is_valid()
-    if call_service(form, lambda: work_order_services.work_order_start(
-            work_order=wo, actor=request.user)):  # type: ignore[arg-type]
+    done = button_action(lambda: work_order_services.work_order_start(
+        work_order=wo, actor=request.user))  # type: ignore[arg-type]
+    form = done.form
+    if done.ok:
         if _wants_json(request):
             return JsonResponse({"status": WorkOrderStatus.IN_PROGRESS,
                                  "message": f"{_label(wo)} started."})
