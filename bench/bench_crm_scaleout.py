@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> int:
-    from bench_crm import scratch_database
+    from _scratch import django_scratch_database
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1200)
@@ -47,24 +47,8 @@ def main() -> int:
     if args.paced * len(counts) > args.devices:
         ap.error("--devices must be at least --paced x the number of runs (one asset each)")
 
-    from aftercare import config
-
-    admin_dsn, dbname, url = scratch_database(config.load().database_url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
-    import django
-
-    django.setup()
-    try:
+    with django_scratch_database() as url:
         return run(args, url, counts)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        import psycopg
-
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def run(args: argparse.Namespace, url: str, counts: list[int]) -> int:

@@ -13,7 +13,6 @@ how many planted twins they found.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_ops import scratch_database  # noqa: E402
+from bench._scratch import django_scratch_database  # noqa: E402
 
 WORDS = ["Nord", "Süd", "West", "Ost", "Kälte", "Pumpen", "Anlagen", "Technik", "Food", "Logistik",
          "Metall", "Werk", "Service", "Hydraulik", "Druckluft", "Energie", "Wasser", "Bau",
@@ -42,24 +41,8 @@ def main() -> int:
                     help="names without a number (the selector cannot split the book by "
                          "numbers, only by shared words)")
     args = ap.parse_args()
-    from aftercare import config
-
-    admin_dsn, dbname, url = scratch_database(config.load().database_url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
-    import django
-
-    django.setup()
-    try:
+    with django_scratch_database():
         return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        import psycopg
-
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def run(args: argparse.Namespace) -> int:

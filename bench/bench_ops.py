@@ -24,26 +24,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def scratch_database(base_url: str) -> tuple[str, str, str]:
-    import psycopg
-
-    name = f"aftercare_bench_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(base_url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin, name, urlunsplit(parts._replace(path="/" + name))
+from bench._scratch import django_scratch_database  # noqa: E402
 
 
 def main() -> int:
@@ -57,24 +45,8 @@ def main() -> int:
                     help="contracts visited in pass d (scaled up to all; 0 = all)")
     args = ap.parse_args()
 
-    from aftercare import config
-
-    admin_dsn, dbname, url = scratch_database(config.load().database_url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
-    import django
-
-    django.setup()
-    try:
+    with django_scratch_database():
         return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        import psycopg
-
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def seed(args: argparse.Namespace, now: dt.datetime) -> None:
