@@ -7,6 +7,9 @@ queue ``aftercare/alerts`` (declared here, so events wait for a consumer that is
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -17,6 +20,25 @@ import orjson
 from aftercare.events import ALERTS_TOPIC, event_broker, nats_subject, transport_of
 
 __all__ = ["AlertPublisher", "nats_subject"]
+
+log = logging.getLogger("aftercare.detect")
+
+
+async def start_with_retry(broker: Any, *, within_s: float = 60.0) -> None:
+    """Start (connect) a FastStream broker, retrying with backoff for up to `within_s`: a
+    broker node that is restarting or not listening yet is waited for (the events wait in the
+    outbox meanwhile); after that the last error is raised."""
+    deadline, delay = time.monotonic() + within_s, 0.5
+    while True:
+        try:
+            await broker.start()
+            return
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("event broker not reachable (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
@@ -41,7 +63,7 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             from faststream.mqtt import QoS
 
             mqtt = event_broker(self.url, version="3.1.1", logger=None)
-            await mqtt.start()
+            await start_with_retry(mqtt)
 
             async def send_mqtt(payload: bytes) -> None:
                 await mqtt.publish(payload, topic=self.topic, qos=QoS.AT_LEAST_ONCE)
@@ -49,7 +71,7 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             self._broker, self._send = mqtt, send_mqtt
         elif self.transport == "nats":
             nats = event_broker(self.url, logger=None)
-            await nats.start()
+            await start_with_retry(nats)
             subject = nats_subject(self.topic)
 
             async def send_nats(payload: bytes) -> None:
@@ -60,7 +82,7 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             from faststream.rabbit import RabbitQueue
 
             rabbit = event_broker(self.url, logger=None)
-            await rabbit.start()
+            await start_with_retry(rabbit)
             if self.partitions > 1:
                 self._broker, self._send = rabbit, await self._partitioned(rabbit)
                 return self

@@ -71,3 +71,39 @@ def test_publishes_on_rabbitmq_into_a_durable_queue() -> None:
 def test_rejects_an_unsupported_scheme() -> None:
     with pytest.raises(ValueError, match="not supported"):
         AlertPublisher("redis://127.0.0.1:6379")
+
+
+def test_a_broker_that_is_not_listening_yet_is_waited_for() -> None:
+    """The detect worker's publisher waits for a RabbitMQ node that starts listening a moment
+    later (a node restarting), instead of dying: here a TCP relay to the real server opens its
+    port 1.5 s after the publisher first tries it."""
+    need_server(5672, "RabbitMQ")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", 5672)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer), return_exceptions=True)
+
+    async def late_server() -> asyncio.base_events.Server:
+        await asyncio.sleep(1.5)
+        return await asyncio.start_server(relay, "127.0.0.1", port)
+
+    async def scenario() -> None:
+        opening = asyncio.create_task(late_server())
+        topic = f"aftercare/test-{uuid.uuid4().hex[:8]}"
+        async with AlertPublisher(f"amqp://guest:guest@127.0.0.1:{port}/", topic=topic,
+                                  partitions=1) as pub:
+            await pub.send(b'{"alert_id": "late"}')
+        server = await opening
+        server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
