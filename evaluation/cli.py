@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-models", action="store_true",
                    help="watch every device as equipment nobody has described (no profile): "
                         "the generic detection unknown machines get")
+    c.add_argument("--seed-shift", type=int, default=0,
+                   help="add this to every scenario's seed: the same faults on other noise and "
+                        "healthy machines (held-out data for settings chosen on the shipped seeds)")
     v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
@@ -80,7 +83,7 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
 
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
-               models: bool = True) -> int:
+               models: bool = True, seed_shift: int = 0) -> int:
     from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
@@ -90,7 +93,8 @@ def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:
-        result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models)
+        result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models,
+                                    seed_shift=seed_shift)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -103,7 +107,8 @@ def main(argv: list[str]) -> int:
     """Run a benchmark command; returns the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
-        return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models)
+        return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models,
+                          args.seed_shift)
     if args.command == "crossval":
         return _crossval(args.nab, args.skab)
     data: Path = args.data

@@ -21,7 +21,7 @@ they are placed at their stamped time).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -315,15 +315,18 @@ def format_table(s: ScenarioScore) -> str:
 
 
 def run_files(paths: Sequence[Path], *, days: float | None,
-              fleet_size: int = 0, models: bool = True) -> ScenarioScore:
+              fleet_size: int = 0, models: bool = True, seed_shift: int = 0) -> ScenarioScore:
     """Evaluate scenario files (duration: `days` if given, else the file's, else 1 day), each
     fleet grown to `fleet_size` devices with healthy ones as the demo grows it; `models` false
-    watches every device without its equipment profile."""
+    watches every device without its equipment profile; `seed_shift` moves every scenario's
+    seed (other noise and healthy machines: data no setting was chosen on)."""
     from simulators.scenario import load
 
     total: ScenarioScore | None = None
     for p in paths:
         sc = load(p).with_fleet_size(fleet_size)
+        if seed_shift:
+            sc = replace(sc, seed=sc.seed + seed_shift)
         dur = days * 86400.0 if days is not None else (sc.duration_s or 86400.0)
         s = evaluate(sc, duration_s=dur, models=models)
         total = s if total is None else total + s

@@ -91,3 +91,16 @@ def test_fleet_size_adds_healthy_device_days(tmp_path: Path,
     assert six.equipment_faults == three.equipment_faults
     assert main(["scenarios", "--scenario", str(path), "--fleet-size", "6"]) == 0
     assert "per 100 device-days" in capsys.readouterr().out
+
+
+def test_seed_shift_scores_other_data_with_the_same_faults(tmp_path: Path) -> None:
+    import yaml
+
+    from evaluation.evaluate import run_files
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 7200}))
+    same = run_files([path], days=None)
+    moved = run_files([path], days=None, seed_shift=1000)
+    assert moved.equipment_faults == same.equipment_faults
+    assert [a.opened_s for a in moved.alerts] != [a.opened_s for a in same.alerts]
