@@ -38,6 +38,11 @@ class Asset(models.Model):
     status = models.CharField(
         max_length=20, choices=AssetStatus.choices, default=AssetStatus.IN_SERVICE
     )
+    # A line and its machines: a machine names the line (or unit) it belongs to. Deleting the
+    # line leaves its machines standing on their own rather than deleting them.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
 
     class Meta:
         ordering = ["serial"]
@@ -51,6 +56,33 @@ class Asset(models.Model):
     def clean(self) -> None:
         if self.warranty_end is not None and self.warranty_end < self.install_date:
             raise ValidationError({"warranty_end": "Warranty cannot end before installation."})
+        problem = self.parent_problem()
+        if problem:
+            raise ValidationError({"parent": problem})
+
+    def parent_problem(self) -> str:
+        """Why `parent` cannot be this asset's parent, or "" when it can.
+
+        A parent must belong to the same account, and following parents upwards must never come
+        back to this asset (no cycles, not even through assets saved earlier).
+        """
+        parent = self.parent
+        if parent is None:
+            return ""
+        if self.pk is not None and parent.pk == self.pk:
+            return "An asset cannot be its own parent."
+        if self.site_id is not None and parent.site.account_id != self.site.account_id:
+            return f"Parent {parent.serial} belongs to another account."
+        seen: set[int] = set()
+        current: Asset | None = parent
+        while current is not None:
+            if self.pk is not None and current.pk == self.pk:
+                return f"Parent {parent.serial} would make a cycle."
+            if current.pk in seen:  # a cycle already stored above this asset
+                return f"Parent {parent.serial} sits in a cycle."
+            seen.add(current.pk)
+            current = current.parent
+        return ""
 
 
 class DeviceLink(models.Model):
