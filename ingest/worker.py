@@ -314,6 +314,7 @@ class IngestWorker:
         self._client = make_client(mqtt_url, client_id, manual_ack=True, clean_session=False)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
@@ -337,6 +338,11 @@ class IngestWorker:
         log.info("connected to %s:%d as %s (session present: %s)",
                  client.host, client.port, self.client_id, flags.session_present)
         self.connected.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # no answer at all (refused, unreachable): paho tries the next node of the URL
+        log.warning("could not reach the broker at %s:%d; trying again", client.host,
+                    client.port)
 
     def _on_subscribe(self, *_: Any) -> None:
         log.info("subscribed: receiving")

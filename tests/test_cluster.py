@@ -9,6 +9,7 @@ injected fault alerted once. Takes about 1.5 minutes (the cluster's start is ~25
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,21 +94,32 @@ def _watermarks(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {str(w): int(t) for w, t in rows}
 
 
+def _connected_port(log: str) -> int:
+    """The port of the node the worker's last 'connected to' line names."""
+    found = re.findall(r"connected to 127\.0\.0\.1:(\d+) ", log)
+    assert found, log[-2000:]
+    return int(found[-1])
+
+
 def test_cluster_survives_a_broker_node_and_a_detect_worker(
         cluster: RabbitCluster, store_dsn: str, tmp_path: Path) -> None:
     rc = cluster
-    # -- ingest: two workers, a flood, node 1 (where both workers are connected) killed
+    # -- ingest: two workers, a flood, the node worker 0 is connected to killed
     workers = [WorkerProcess(tmp_path, dsn=store_dsn, mqtt_url=rc.url(broker.INGEST_USER),
                              client_id=f"cluster-ingest-{i}") for i in range(2)]
     for w in workers:
         w.start()
     for w in workers:
         w.wait_subscribed(60)
+    # Each worker starts on the URL's first node, unless that one did not answer in time:
+    # the node killed is the one worker 0 is on, found from its log.
+    on = [_connected_port(w.log.read_text()) for w in workers]
+    victim = next(n for n in rc.nodes if n.mqtt_port == on[0])
     flood = Flood(rc, FLOOD, 600.0)
     flood.start()
     try:
         time.sleep(4)
-        rc.kill(rc.nodes[0])
+        rc.kill(victim)
         time.sleep(6)
     finally:
         flood.stop()
@@ -117,28 +129,36 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
     assert t.acknowledged > 3000, t
     assert t.lost == 0, t
     assert t.duplicated == 0, t
-    for w in workers:  # each worker failed over to another node and kept its session
-        log = w.log.read_text()
+    for w, port in zip(workers, on, strict=True):
+        if port != victim.mqtt_port:
+            continue  # this one's node lived: nothing to fail over from
+        log = w.log.read_text()  # it failed over to another node and kept its session
         assert log.count("connected to") >= 2, log[-2000:]
         assert "session present: True" in log, log[-2000:]
 
-    assert [rc.alive(n) for n in rc.nodes] == [False, True, True]
+    assert [rc.alive(n) for n in rc.nodes] == [n is not victim for n in rc.nodes]
 
     # -- detection: two partitioned workers, one killed mid-way, the other takes over
     start_us = int(datetime.now(UTC).timestamp() - 3600) * S
     with psycopg.connect(store_dsn) as conn:
         write_pumps(conn, start_us)
+        # write_columns' block is a savepoint inside the transaction its first lookup opened:
+        # until this commit the new partitions' locks would hold the detect workers' reads.
+        conn.commit()
         end_us = start_us + (N_S - 1) * S
-        events_url = rc.amqp_url(rc.nodes[2])
+        events_url = rc.amqp_url(next(n for n in rc.nodes if rc.alive(n)))
         a = _detect(store_dsn, events_url, tmp_path / "detect-a.log")
         b = _detect(store_dsn, events_url, tmp_path / "detect-b.log")
         try:
+            def holders_now() -> dict[int, tuple[str | None, int]]:
+                now = held_by(conn, P)
+                conn.commit()  # a new transaction each time: now() moves on
+                return now
+
             wait_for("both detect workers holding partitions",
-                     lambda: len({h for h, _ in held_by(conn, P).values() if h}) == 2, 60)
-            conn.commit()
+                     lambda: len({h for h, _ in holders_now().values() if h}) == 2, 60)
             wait_for("a first checkpoint", lambda: bool(_watermarks(conn)), 60)
-            before = held_by(conn, P)
-            conn.commit()
+            before = holders_now()
             a_parts = {p: e for p, (h, e) in before.items() if h and f"-{a.pid}-" in h}
             assert a_parts, before
             a.kill()
@@ -149,20 +169,27 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
                 and all(done for *_, done in _outbox(conn, "cluster.p%"))), 90)
 
             def taken_over() -> bool:
-                now = held_by(conn, P)
-                conn.commit()
-                return len({h for h, _ in now.values()}) == 1 and None not in {
-                    h for h, _ in now.values()}
+                now = {h for h, _ in holders_now().values()}
+                return len(now) == 1 and None not in now
 
             # The dead worker's leases expire (4 s) and the survivor claims them.
             wait_for("the survivor holding every partition", taken_over, 30)
-            holders = held_by(conn, P)
-            conn.commit()
+            holders = holders_now()
         finally:
             for proc in (a, b):
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait(20)
+            for log in ("detect-a.log", "detect-b.log"):  # shown by pytest on a failure
+                text = (tmp_path / log).read_text()
+                print(f"--- {log} (exit {a.returncode if 'a' in log else b.returncode})")
+                print("\n".join([ln for ln in text.splitlines() if "WARNING" in ln][:20]))
+                print(text[-3000:])
+            for n in rc.nodes:  # why a node refused a connection, if it did
+                for f in (n.dir / "log").glob("*.log"):
+                    lines = [ln for ln in f.read_text(errors="replace").splitlines()
+                             if "[error]" in ln or "refused" in ln or "closing AMQP" in ln]
+                    print(f"--- {f.name}\n" + "\n".join(lines[-30:]))
         survivor = {h for h, _ in holders.values()}
         assert len(survivor) == 1, holders
         assert f"-{b.pid}-" in str(next(iter(survivor))), holders
