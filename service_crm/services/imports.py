@@ -7,7 +7,8 @@ One kind per file, with a header row (columns in any order, unknown columns refu
   ``city``, ``country`` (ISO 3166), ``timezone``
 * ``assets``: ``serial``, ``account``, ``site`` (the site's name at that account),
   ``equipment_model`` (its name), ``install_date`` (YYYY-MM-DD) (required), ``warranty_end``,
-  ``status``
+  ``status``, ``parent`` (the serial of the line or unit the asset belongs to: another row of
+  the file, in any order, or an asset already stored; blank for none)
 
 A row whose key exists (account name, site name at its account, asset serial) updates that
 record, otherwise one is created; importing the same file twice changes nothing the second
@@ -38,7 +39,7 @@ COLUMNS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # kind: (required
     "sites": (frozenset({"account", "name", "region"}),
               frozenset({"address", "city", "country", "timezone"})),
     "assets": (frozenset({"serial", "account", "site", "equipment_model", "install_date"}),
-               frozenset({"warranty_end", "status"})),
+               frozenset({"warranty_end", "status", "parent"})),
 }
 
 KEY_COLUMN = {"accounts": "name", "sites": "name", "assets": "serial"}
@@ -60,6 +61,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Assets given a different parent: (line, serial, parent serial or "" for none).
+    parents: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def stored(self) -> bool:
@@ -126,6 +129,8 @@ def _build(kind: str, row: dict[str, str]) -> models.Model:
         asset.warranty_end = _date(row["warranty_end"], "warranty_end")
     if row.get("status"):
         asset.status = row["status"]
+    if "parent" in row:  # settled once every row is stored (_settle_parents)
+        asset.parent = None
     return asset
 
 
@@ -136,6 +141,87 @@ def _key(kind: str, row: dict[str, str]) -> tuple[str, ...]:
         return (normalise_name(row.get("account", "")).casefold(),
                 normalise_name(row.get("name", "")).casefold())
     return (row.get("serial", "").strip(),)
+
+
+def _count(report: ImportReport, *, actor: Any, kind: str, obj: models.Model,
+           before: dict[str, Any] | None, now: dt.datetime) -> None:
+    """Count and audit one stored row (created or updated)."""
+    audit_record(actor=actor, action=f"import.{kind}", obj=obj, before=before, at=now)
+    if before is None:
+        report.created += 1
+    else:
+        report.updated += 1
+
+
+@dataclass
+class _PendingParent:
+    line: int
+    asset: Asset
+    parent_serial: str  # "" for none
+    before: dict[str, Any] | None
+
+
+def _settle_parents(pending: list[_PendingParent], *, seen: dict[tuple[str, ...], int],
+                    report: ImportReport, actor: Any, now: dt.datetime) -> None:
+    """Give the asset rows their parents once every row of the file is stored, so a machine
+    may come before its line. The hierarchy is checked as it will be after the import (the
+    file's parents over the stored ones): an unknown serial, a parent on another account and
+    a cycle are each reported on the line that names the parent."""
+    in_file = {p.asset.serial: p.asset for p in pending}
+    wanted = {p.parent_serial for p in pending if p.parent_serial} - set(in_file)
+    stored = {a.serial: a for a in Asset.objects.filter(serial__in=wanted).select_related("site")}
+    final: dict[int, int | None] = {}  # asset pk -> its parent's pk after the import
+    resolved: list[tuple[_PendingParent, Asset | None]] = []
+    for p in pending:
+        parent = in_file.get(p.parent_serial) or stored.get(p.parent_serial)
+        if p.parent_serial and parent is None:
+            where = seen.get((p.parent_serial,))
+            report.errors.append(RowError(p.line, "parent", (
+                f"Parent {p.parent_serial!r} is on line {where}, which was refused."
+                if where else f"No asset with serial {p.parent_serial!r} in this file or "
+                "stored.")))
+            continue
+        final[p.asset.pk] = parent.pk if parent is not None else None
+        resolved.append((p, parent))
+    stored_parent: dict[int, int | None] = {}
+
+    def parent_of(pk: int) -> int | None:
+        if pk in final:
+            return final[pk]
+        if pk not in stored_parent:
+            stored_parent[pk] = Asset.objects.filter(pk=pk).values_list(
+                "parent_id", flat=True).first()
+        return stored_parent[pk]
+
+    for p, parent in resolved:
+        asset = p.asset
+        problem = ""
+        if parent is not None:
+            if parent.pk == asset.pk:
+                problem = "An asset cannot be its own parent."
+            elif parent.site.account_id != asset.site.account_id:
+                problem = (f"Parent {parent.serial!r} belongs to another account "
+                           f"({parent.site.account.name}).")
+            else:
+                current: int | None = parent.pk
+                visited: set[int] = set()
+                while current is not None and current not in visited:
+                    if current == asset.pk:
+                        problem = f"Parent {parent.serial!r} would make a cycle."
+                        break
+                    visited.add(current)
+                    current = parent_of(current)
+        if problem:
+            report.errors.append(RowError(p.line, "parent", problem))
+            continue
+        asset.parent = parent
+        asset.save(update_fields=["parent"])  # the first pass stored it without one
+        if p.before is None or p.before.get("parent") != asset.parent_id:
+            report.parents.append((p.line, asset.serial, parent.serial if parent else ""))
+        if p.before is not None and p.before == snapshot(asset):
+            report.unchanged += 1
+            continue
+        _count(report, actor=actor, kind="assets", obj=asset, before=p.before, now=now)
 
 
 @transaction.atomic(durable=True)
@@ -175,6 +261,7 @@ def _import_rows(*, kind: str, reader: csv.DictReader[str], report: ImportReport
                                           + "; expected " + ", ".join(sorted(required | optional))))
         return report
     seen: dict[tuple[str, ...], int] = {}
+    parents: list[_PendingParent] = []  # asset rows naming a parent: settled after all rows
     for raw in reader:
         line = reader.line_num
         report.rows += 1
@@ -199,7 +286,8 @@ def _import_rows(*, kind: str, reader: csv.DictReader[str], report: ImportReport
         seen[key] = line
         try:
             obj = _build(kind, row)
-            before = snapshot(obj) if obj.pk else None
+            # The stored row, not `obj`: _build has already given it the file's values.
+            before = snapshot(type(obj)._default_manager.get(pk=obj.pk)) if obj.pk else None
             obj.full_clean()
         except _RowRefused as exc:
             report.errors.append(RowError(line, exc.column, exc.message))
@@ -209,7 +297,8 @@ def _import_rows(*, kind: str, reader: csv.DictReader[str], report: ImportReport
                 for message in messages:
                     report.errors.append(RowError(line, col, message))
             continue
-        if before is not None and before == snapshot(obj):
+        pending = "parent" in row and isinstance(obj, Asset)
+        if before is not None and before == snapshot(obj) and not pending:
             report.unchanged += 1
             continue
         try:
@@ -218,11 +307,12 @@ def _import_rows(*, kind: str, reader: csv.DictReader[str], report: ImportReport
         except IntegrityError as exc:
             report.errors.append(RowError(line, "", f"Refused by the database: {exc}"[:300]))
             continue
-        audit_record(actor=actor, action=f"import.{kind}", obj=obj, before=before, at=now)
-        if before is None:
-            report.created += 1
-        else:
-            report.updated += 1
+        if pending and isinstance(obj, Asset):  # counted and audited once its parent is settled
+            parents.append(_PendingParent(line, obj, row["parent"], before))
+            continue
+        _count(report, actor=actor, kind=kind, obj=obj, before=before, now=now)
+    if parents:
+        _settle_parents(parents, seen=seen, report=report, actor=actor, now=now)
     if report.errors or dry_run:
         transaction.set_rollback(True)  # all or nothing; a dry run stores nothing
     return report

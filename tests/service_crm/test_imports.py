@@ -92,3 +92,62 @@ def test_broken_csv_is_reported_not_raised(world: World, desk_agent: Any) -> Non
     quoted = master_data_import(kind="accounts", text='name\n"Line\nbreak AG"\n',
                                 actor=desk_agent, dry_run=True)
     assert (quoted.rows, quoted.errors) == (1, [])
+
+
+def test_an_import_that_changes_a_stored_record_updates_it(world: World, desk_agent: Any) -> None:
+    text = f"name,segment\n{world.account.name},enterprise\n"
+    report = master_data_import(kind="accounts", text=text, actor=desk_agent)
+    assert (report.updated, report.unchanged) == (1, 0)
+    world.account.refresh_from_db()
+    assert world.account.segment == "enterprise"
+
+
+def _asset_rows(world: World, *rows: tuple[str, str]) -> str:
+    model = world.asset.equipment_model.name
+    return "serial,account,site,equipment_model,install_date,parent\n" + "".join(
+        f"{serial},{world.account.name},{world.site.name},{model},2010-03-01,{parent}\n"
+        for serial, parent in rows)
+
+
+def test_parents_resolved_in_any_order_and_from_stored_assets(
+        world: World, desk_agent: Any) -> None:
+    # The machines come before their line; LINE-1 itself belongs to the stored asset.
+    text = _asset_rows(world, ("M-1", "LINE-1"), ("M-2", "LINE-1"),
+                       ("LINE-1", world.asset.serial))
+    dry = master_data_import(kind="assets", text=text, actor=desk_agent, dry_run=True)
+    assert (dry.errors, dry.created, dry.stored) == ([], 3, False)
+    assert dry.parents == [(2, "M-1", "LINE-1"), (3, "M-2", "LINE-1"),
+                           (4, "LINE-1", world.asset.serial)]
+    assert not m.Asset.objects.filter(serial="LINE-1").exists()
+    report = master_data_import(kind="assets", text=text, actor=desk_agent)
+    assert (report.errors, report.created) == ([], 3)
+    line = m.Asset.objects.get(serial="LINE-1")
+    assert sorted(line.children.values_list("serial", flat=True)) == ["M-1", "M-2"]
+    assert line.parent == world.asset
+    again = master_data_import(kind="assets", text=text, actor=desk_agent)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert m.Asset.objects.get(serial="M-1").parent == line  # kept, not lost on the way
+    moved = master_data_import(kind="assets", text=_asset_rows(world, ("M-2", "")),
+                               actor=desk_agent)
+    assert (moved.updated, moved.errors, moved.parents) == (1, [], [(2, "M-2", "")])
+    assert m.Asset.objects.get(serial="M-2").parent is None
+
+
+def test_unknown_parent_cycle_and_other_account_reported_by_line(
+        world: World, desk_agent: Any) -> None:
+    other_site = f.SiteFactory(account=f.AccountFactory(name="Elsewhere AG"), name="Plant")
+    f.AssetFactory(site=other_site, serial="FOREIGN-1",
+                   equipment_model=world.asset.equipment_model)
+    # F-1 hangs under the stored asset, which the file then hangs under F-1.
+    text = _asset_rows(world, ("A-1", "B-1"), ("B-1", "A-1"), ("C-1", "NOPE"),
+                       ("D-1", "FOREIGN-1"), ("E-1", "E-1"), ("F-1", world.asset.serial),
+                       (world.asset.serial, "F-1"))
+    report = master_data_import(kind="assets", text=text, actor=desk_agent, dry_run=True)
+    by_line = {e.line: e.message for e in report.errors}
+    assert {e.column for e in report.errors} == {"parent"}
+    assert set(by_line) == {2, 3, 4, 5, 6, 7, 8}  # every line of a cycle says so
+    assert all("cycle" in by_line[n] for n in (2, 3, 7, 8))
+    assert "No asset with serial 'NOPE'" in by_line[4]
+    assert "another account" in by_line[5]
+    assert "own parent" in by_line[6]
+    assert not m.Asset.objects.filter(serial="A-1").exists()
