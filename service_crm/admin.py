@@ -647,10 +647,21 @@ class OfferAdmin(ModelAdmin[m.Offer]):
                     "approved_by", "sent_at")
     list_filter = ("status",)
     search_fields = ("title", "account__name")
-    raw_id_fields = ("asset", "episode", "renews")
+    raw_id_fields = ("asset", "episode", "renews", "opportunity")
     inlines = [OfferLineInline]
     # Status moves through the services (approval rules, consent); not by editing the field.
     readonly_fields = ("status", "approved_by", "approved_at", "sent_at", "decided_at")
+
+
+@admin.register(m.Opportunity)
+class OpportunityAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.Opportunity]):
+    """The pipeline is worked at the desk (/desk/opportunities/), where every move is checked
+    and audited: looked at here."""
+
+    list_display = ("number", "title", "account", "kind", "stage", "value", "currency",
+                    "probability_pct", "expected_close", "owner")
+    list_filter = ("stage", "kind", "source")
+    search_fields = ("title", "account__name")
 
 
 @admin.register(m.Interaction)

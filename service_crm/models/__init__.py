@@ -25,6 +25,7 @@ from service_crm.models.interaction import Interaction
 from service_crm.models.invoice import Invoice, SalesOrder
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
+from service_crm.models.opportunity import Opportunity
 from service_crm.models.outbox import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from service_crm.models.part import SparePart, Stock, Warehouse
 from service_crm.models.planned_visit import PlannedVisit
@@ -39,7 +40,7 @@ __all__ = [
     "BusinessCalendar",
     "Contact", "ContractDocument", "DeviceLink", "Engineer", "Episode", "EquipmentModel",
     "FailureMode", "Interaction", "LoginThrottle", "MaintenanceContract", "MetricSpec", "Offer",
-    "OfferLine", "ServiceTask",
+    "OfferLine", "Opportunity", "ServiceTask",
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",

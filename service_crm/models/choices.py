@@ -156,6 +156,8 @@ class OfferLineKind(models.TextChoices):
     CONTRACT = "contract", "Maintenance contract"
     RENEWAL = "renewal", "Contract renewal"
     UPGRADE = "upgrade", "Contract upgrade"
+    EQUIPMENT = "equipment", "Equipment"
+    SERVICE = "service", "Service"
 
 
 class InteractionKind(models.TextChoices):
@@ -165,3 +167,24 @@ class InteractionKind(models.TextChoices):
     MEETING = "meeting", "Meeting"
     NOTE = "note", "Note"
     AUTOMATION = "automation", "Automated step"
+
+
+class OpportunityKind(models.TextChoices):
+    NEW_EQUIPMENT = "new_equipment", "New equipment"
+    UPGRADE = "upgrade", "Upgrade"
+    RETROFIT = "retrofit", "Retrofit"
+    CONTRACT = "contract", "Service contract"
+
+
+class OpportunityStage(models.TextChoices):
+    QUALIFY = "qualify", "Qualify"
+    PROPOSE = "propose", "Propose"
+    NEGOTIATE = "negotiate", "Negotiate"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+class OpportunitySource(models.TextChoices):
+    DESK = "desk", "Entered by the office"
+    AT_RISK_ACCOUNT = "at_risk_account", "At-risk account"
+    AGEING_ASSET = "ageing_asset", "Ageing asset"

@@ -35,6 +35,11 @@ class EquipmentModel(models.Model):
         max_digits=10, decimal_places=2, default=Decimal("1200.00"),
         help_text="Yearly maintenance contract list price per asset (used in offers)",
     )
+    expected_life_years = models.PositiveSmallIntegerField(
+        default=15, validators=[MinValueValidator(1)],
+        help_text="Service life of a machine of this model; an asset near it is ageing "
+                  "(a replacement or retrofit opportunity)",
+    )
     # The detector's equipment profile (kind-level part; the metrics are MetricSpec rows).
     kind = models.SlugField(max_length=63, blank=True,
                             help_text="profile name of the kind of machine, e.g. screw_compressor")

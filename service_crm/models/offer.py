@@ -13,6 +13,7 @@ from service_crm.models.alert import Episode
 from service_crm.models.asset import Asset
 from service_crm.models.choices import OfferLineKind, OfferStatus
 from service_crm.models.contract import MaintenanceContract
+from service_crm.models.opportunity import Opportunity
 from service_crm.models.part import SparePart
 
 
@@ -26,6 +27,9 @@ class Offer(models.Model):
                                 related_name="offers")
     renews = models.ForeignKey(MaintenanceContract, null=True, blank=True,
                                on_delete=models.SET_NULL, related_name="renewal_offers")
+    # A quote of the sales pipeline: accepting it wins the opportunity.
+    opportunity = models.ForeignKey(Opportunity, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="quotes")
     status = models.CharField(max_length=20, choices=OfferStatus.choices,
                               default=OfferStatus.DRAFT)
     title = models.CharField(max_length=200)

@@ -33,6 +33,7 @@ from service_crm.selectors.prices import labour_rate_on, part_price_on
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 from service_crm.services.contracts import contract_renew_internal
+from service_crm.services.opportunities import opportunity_win_internal
 from service_crm.services.webhooks import outbox_emit
 
 O = OfferStatus  # noqa: E741
@@ -243,6 +244,8 @@ def offer_decide(*, offer: Offer, accepted: bool, actor: AbstractBaseUser | None
             "account").get(pk=offer.renews_id)
         contract_renew_internal(contract=contract, actor=actor, now=now,
                                 why=f"offer {offer.number} accepted")
+    if accepted and offer.opportunity_id is not None:
+        opportunity_win_internal(offer=offer, actor=actor, now=now)
     audit_record(actor=actor, action=f"offer.{offer.status}", obj=offer, before=before, at=now)
     # Say who answered: the customer's contact in the portal, or the desk on their behalf.
     contact = (None if actor is None
