@@ -8,6 +8,7 @@ injected fault alerted once. Takes about 1.5 minutes (the cluster's start is ~25
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiormq
 import numpy as np
 import psycopg
 import pytest
@@ -101,6 +103,28 @@ def _connected_port(log: str) -> int:
     return int(found[-1])
 
 
+def _accepting_amqp_node(rc: RabbitCluster) -> str:
+    """The AMQP URL of a live node that accepts the service account (the detect workers'
+    publisher takes one host); waits for one, up to a minute."""
+    async def accepts(url: str) -> bool:
+        try:
+            await (await aiormq.connect(url)).close()
+        except Exception as exc:  # refused, or closed at Connection.Open
+            print(f"AMQP {url.rsplit('@', 1)[-1]}: {exc!r}")
+            return False
+        return True
+
+    found: list[str] = []
+
+    def any_node() -> bool:
+        found[:] = [u for u in (rc.amqp_url(n) for n in rc.nodes if rc.alive(n))
+                    if asyncio.run(accepts(u))][:1]
+        return bool(found)
+
+    wait_for("a live node accepting AMQP connections", any_node, 60)
+    return found[0]
+
+
 def test_cluster_survives_a_broker_node_and_a_detect_worker(
         cluster: RabbitCluster, store_dsn: str, tmp_path: Path) -> None:
     rc = cluster
@@ -120,13 +144,17 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
     try:
         time.sleep(4)
         rc.kill(victim)
+        acked_at_kill = len(flood.acked)
         time.sleep(6)
     finally:
         flood.stop()
     t = tally(store_dsn, flood, workers, 0.0, settle_s=60)
     for w in workers:
         w.stop()
-    assert t.acknowledged > 3000, t
+    # Enough readings to mean something, and devices kept being acknowledged after the kill
+    # (how many depends on the machine's load: two cores shared with the whole suite).
+    assert t.acknowledged > 1000, t
+    assert t.acknowledged - acked_at_kill > 200, (acked_at_kill, t)
     assert t.lost == 0, t
     assert t.duplicated == 0, t
     for w, port in zip(workers, on, strict=True):
@@ -146,7 +174,7 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
         # until this commit the new partitions' locks would hold the detect workers' reads.
         conn.commit()
         end_us = start_us + (N_S - 1) * S
-        events_url = rc.amqp_url(next(n for n in rc.nodes if rc.alive(n)))
+        events_url = _accepting_amqp_node(rc)
         a = _detect(store_dsn, events_url, tmp_path / "detect-a.log")
         b = _detect(store_dsn, events_url, tmp_path / "detect-b.log")
         try:
