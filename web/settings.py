@@ -194,6 +194,8 @@ SPECTACULAR_SETTINGS = {
         "ChargeKindEnum": "service_crm.models.choices.ChargeKind",
         "OfferLineKindEnum": "service_crm.models.choices.OfferLineKind",
         "InteractionKindEnum": "service_crm.models.choices.InteractionKind",
+        "OpportunityKindEnum": "service_crm.models.choices.OpportunityKind",
+        "OpportunityStageEnum": "service_crm.models.choices.OpportunityStage",
         # What staff may log on a timeline (InteractionKind without the automation).
         "ActivityKindEnum": "service_crm.services.activities.LOGGABLE",
     },

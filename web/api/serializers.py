@@ -145,7 +145,8 @@ class OfferSerializer(serializers.ModelSerializer[Offer]):
 
     class Meta:
         model = Offer
-        fields = ["id", "number", "account", "asset", "episode", "renews", "status", "title",
+        fields = ["id", "number", "account", "asset", "episode", "renews", "opportunity",
+                  "status", "title",
                   "discount_pct", "valid_until", "created_at", "approved_at", "sent_at",
                   "decided_at", "total"]
         read_only_fields = fields

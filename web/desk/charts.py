@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service_crm.models.choices import OpportunityStage
+from service_crm.selectors.opportunities import Forecast, ForecastRow
 from service_crm.selectors.reports import (
     HEALTH_STATES,
     AccountRisk,
@@ -75,3 +77,24 @@ def risk_chart(rows: list[AccountRisk]) -> dict[str, Any]:
             "max": 100, "totals": False,
             "series": [{"label": label, "key": key, "color": color,
                         "values": [r.points[key] for r in rows]} for key, label, color in parts]}
+
+
+def forecast_charts(fc: Forecast, *, currency: str) -> dict[str, dict[str, Any]]:
+    """The pipeline in one currency, by expected-close month and by stage: each bar is the
+    value, its blue part the weighted value (value x probability)."""
+
+    def bars(rows: list[ForecastRow], labels: list[str], *, per: int = 1,
+             **spec: Any) -> dict[str, Any]:
+        return {"labels": labels, "stacked": True, **spec, "series": [
+            {"label": "Weighted", "key": "weighted", "color": BLUE,
+             "values": [float(r.weighted) / per for r in rows]},
+            {"label": "Rest of the value", "key": "unweighted", "color": GREY,
+             "values": [float(r.value - r.weighted) / per for r in rows]}]}
+
+    months = [r for r in fc.by_month if r.currency == currency]
+    stages = [r for r in fc.by_stage if r.currency == currency]
+    # The upright chart's value axis is narrow: thousands, so "250 k" fits where
+    # "250000 EUR" would be cut.
+    return {"month": bars(months, [r.label for r in months], per=1000, unit=" k"),
+            "stage": bars(stages, [str(OpportunityStage(r.label).label) for r in stages],
+                          horizontal=True, unit=f" {currency}")}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web.desk import activities, lists, master_data, operations, views
+from web.desk import activities, lists, master_data, operations, opportunities, views
 
 app_name = "desk"
 urlpatterns = [
@@ -43,4 +43,5 @@ urlpatterns = [
     *operations.url_patterns(),  # planned visits, charges, invoices, orders, webhook log
     *master_data.url_patterns(),  # likely duplicates, merge, CSV import
     *activities.url_patterns(),  # timeline and activities, follow-up tasks, pipeline
+    *opportunities.url_patterns(),  # opportunities, quotes, forecast, starting one
 ]

@@ -37,6 +37,7 @@ from service_crm.models.choices import (
 from service_crm.selectors import access
 from service_crm.selectors import dispatch as dispatch_selectors
 from service_crm.selectors import offers as offer_selectors
+from service_crm.selectors import opportunities as opportunity_selectors
 from service_crm.selectors import reports as report_selectors
 from service_crm.selectors import search as search_selectors
 from service_crm.selectors.access import STAFF_ROLES, Role
@@ -407,6 +408,8 @@ def account_detail(request: HttpRequest, pk: int, *, failed_contract: int | None
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             account=account).order_by("-opened_at")[:20],
         "offers": access.offer_list_for_user(user=request.user).filter(account=account)[:20],
+        "opportunities": opportunity_selectors.opportunity_list_for_user(
+            user=request.user).filter(account=account).order_by("-created_at")[:20],
         "timeline": access.interaction_list_for_account(user=request.user,
                                                         account=account)[:ACCOUNT_TIMELINE],
         "timeline_limit": ACCOUNT_TIMELINE,
@@ -497,6 +500,9 @@ def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             asset=asset).order_by("-opened_at")[:20],
         "markers": _markers(request, asset),
+        "age": opportunity_selectors.asset_age_get(asset=asset, on=timezone.now().date()),
+        "opportunities": opportunity_selectors.opportunity_list_for_user(
+            user=request.user).filter(asset=asset).order_by("-created_at")[:20],
         "can_release": access.has_role(user=request.user, roles=set(DESK)),
     })
 
