@@ -44,3 +44,25 @@ def test_prefixes_and_count_are_parameters() -> None:
         [f"pmp-{i:04d}" for i in range(1, 7)]
     with pytest.raises(CommandError, match="unknown"):
         call_command("seed_demo", "--prefixes", "xyz", stdout=io.StringIO())
+
+
+def test_seed_demo_fills_the_sales_pipeline_once() -> None:
+    from service_crm.selectors.opportunities import opportunity_forecast_get
+    from tests.support.personas import user_with_role
+    from web.roles import Role
+
+    out = io.StringIO()
+    call_command("seed_demo", "--assets", "48", stdout=out)
+    stages = set(m.Opportunity.objects.values_list("stage", flat=True))
+    assert stages == {"qualify", "propose", "negotiate", "won", "lost"}
+    assert set(m.Opportunity.objects.values_list("source", flat=True)) == {
+        "desk", "at_risk_account", "ageing_asset"}
+    won = m.Opportunity.objects.get(stage="won")
+    assert won.quotes.get().status == "accepted"
+    fc = opportunity_forecast_get(user=user_with_role("viewer", Role.DESK_AGENT))
+    assert len(fc.by_month) >= 3
+    assert fc.totals[0].weighted > 0
+    assert "pipeline: 7 opportunities" in out.getvalue()
+    n = m.Opportunity.objects.count()
+    call_command("seed_demo", "--assets", "48", stdout=io.StringIO())
+    assert m.Opportunity.objects.count() == n

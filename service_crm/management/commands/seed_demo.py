@@ -92,6 +92,8 @@ class Command(BaseCommand):
         self.stdout.write("seeded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         for line in seed_first_minutes():
             self.stdout.write(line)
+        for line in seed_pipeline():
+            self.stdout.write(line)
         self.stdout.write("demo logins (user / password):")
         for user, password, role in DEMO_USERS:
             self.stdout.write(f"  {user:9s} / {password:15s} {role}")
@@ -339,3 +341,98 @@ def seed_first_minutes(*, now: dt.datetime | None = None) -> list[str]:
                                  name=f"{contract.number}.pdf"), now=now)
             said.append(f"first minutes: contract document for {contract.number} in the portal")
     return said
+
+
+# A kind of machine that wears out within the demo fleet's ages (installed up to six years
+# ago), so the desk finds ageing assets: a CNC spindle is rebuilt or retrofitted after ~4 years.
+DEMO_SHORT_LIFE_YEARS = {"cnc": 4}
+
+
+def seed_pipeline(*, now: dt.datetime | None = None) -> list[str]:
+    """A sales pipeline for the forecast to show: opportunities at every stage, over the next
+    months, for the `desk` and `manager` logins. One started from an account at risk, one from
+    an ageing asset, one won through its accepted quote, one lost. Through the real services
+    (audited, on the timelines); once (nothing is added while any opportunity exists)."""
+    from service_crm.models.choices import OfferLineKind, OpportunityStage
+    from service_crm.selectors.opportunities import account_risk_get, asset_age_get
+    from service_crm.services.offers import offer_decide, offer_send
+    from service_crm.services.opportunities import (
+        QuoteLine,
+        opportunity_create,
+        opportunity_move,
+        opportunity_quote_create,
+        opportunity_start_from_account,
+        opportunity_start_from_asset,
+    )
+
+    now = now or timezone.now()
+    today = now.date()
+    users = get_user_model().objects.filter(username__in=["desk", "manager"]).in_bulk(
+        field_name="username")
+    accounts = list(m.Account.objects.order_by("pk")[:12])
+    if m.Opportunity.objects.exists():
+        return []
+    if len(users) < 2 or len(accounts) < 4:
+        return ["pipeline: demo users or accounts missing, nothing seeded"]
+    desk, manager = users["desk"], users["manager"]
+    made: list[m.Opportunity] = []
+
+    def day(n: int) -> dt.date:
+        return today + dt.timedelta(days=n)
+
+    made.append(opportunity_create(
+        account=accounts[1], title="Two chillers for the new cold store", kind="new_equipment",
+        value=Decimal("148000"), expected_close=day(110), actor=manager, now=now))
+    upgrade = opportunity_create(
+        account=accounts[2], title="Remote monitoring upgrade, all sites", kind="upgrade",
+        value=Decimal("36000"), expected_close=day(45), actor=desk, now=now)
+    made.append(opportunity_move(opportunity=upgrade, to=OpportunityStage.PROPOSE, actor=desk,
+                                 now=now))
+    negotiate = opportunity_create(
+        account=accounts[3], title="Compressor station replacement", kind="new_equipment",
+        value=Decimal("92000"), expected_close=day(25), actor=manager, now=now)
+    negotiate = opportunity_move(opportunity=negotiate, to=OpportunityStage.PROPOSE,
+                                 actor=manager, now=now)
+    made.append(opportunity_move(opportunity=negotiate, to=OpportunityStage.NEGOTIATE,
+                                 actor=manager, now=now, probability_pct=70))
+    at_risk = next((a for a in accounts if account_risk_get(account=a, now=now)[0] > 0), None)
+    if at_risk is not None:
+        made.append(opportunity_start_from_account(
+            account=at_risk, actor=desk, value=Decimal("18500"), expected_close=day(60),
+            now=now))
+    for prefix, years in DEMO_SHORT_LIFE_YEARS.items():
+        m.EquipmentModel.objects.filter(name=MODELS[prefix].name, expected_life_years=15
+                                        ).update(expected_life_years=years)
+    ageing = next((a for a in m.Asset.objects.select_related("equipment_model")
+                   .order_by("install_date", "pk")[:50]
+                   if asset_age_get(asset=a, on=today).ageing), None)
+    if ageing is not None:
+        retrofit = opportunity_start_from_asset(asset=ageing, actor=desk, kind="retrofit",
+                                                value=Decimal("27000"),
+                                                expected_close=day(80), now=now)
+        made.append(opportunity_move(opportunity=retrofit, to=OpportunityStage.PROPOSE,
+                                     actor=desk, now=now))
+    lost = opportunity_create(account=accounts[0], title="Spare pump for the bottling line",
+                              kind="new_equipment", value=Decimal("11000"),
+                              expected_close=day(20), actor=desk, now=now)
+    made.append(opportunity_move(opportunity=lost, to=OpportunityStage.LOST, actor=desk,
+                                 now=now, lost_reason="Budget moved to next year"))
+    won = opportunity_create(account=accounts[0], title="Gold contract for the new line",
+                             kind="contract", value=Decimal("9600"), expected_close=day(10),
+                             actor=desk, now=now)
+    quote = opportunity_quote_create(opportunity=won, actor=desk, now=now, lines=[
+        QuoteLine(OfferLineKind.SERVICE, "Gold maintenance contract, 12 months", Decimal(1),
+                  Decimal("8400")),
+        QuoteLine(OfferLineKind.SERVICE, "Initial inspection and baseline", Decimal(1),
+                  Decimal("1200"))])
+    if m.Contact.objects.filter(account=won.account, offer_consent=True).exists():
+        quote = offer_send(offer=quote, actor=desk, now=now)
+        offer_decide(offer=quote, accepted=True, actor=desk, now=now,
+                     po_reference="PO-DEMO-1")
+    won.refresh_from_db()
+    made.append(won)
+    weighted = sum((o.weighted_value for o in made if o.is_open), Decimal(0))
+    return [f"pipeline: {len(made)} opportunities "
+            f"({'one from an at-risk account, ' if at_risk else ''}"
+            f"{'one from an ageing asset, ' if ageing else ''}one won, one lost), "
+            f"weighted open pipeline {weighted:.2f} {made[0].currency}"]
