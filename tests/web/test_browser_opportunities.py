@@ -16,6 +16,7 @@ from service_crm.services.offers import offer_decide
 from service_crm.services.opportunities import opportunity_create
 from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.web.test_browser_a11y import AXE, _violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -94,6 +95,19 @@ def test_desk_opens_prices_and_wins_an_opportunity(
         assert int(page.get_attribute(sel, "data-drawn") or 0) > 0, chart
         assert int(page.evaluate(BLUE, sel)) > 50, chart
     assert page.inner_text("[data-testid=forecast-weighted-EUR]") == "800.00 EUR"
+    if AXE.exists():  # axe is injected, so not under the app's CSP: a context of its own
+        checked: dict[str, list[str]] = {}
+        axe_ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        axe_page = axe_ctx.new_page()
+        _login(axe_page, base, "desk")
+        axe_page.wait_for_url(f"{base}/desk/")
+        other = m.Opportunity.objects.get(account=world.south.account)
+        for url in (f"/desk/opportunities/{other.pk}/", "/desk/opportunities/forecast/",
+                    "/desk/opportunities/"):
+            axe_page.goto(base + url)
+            checked[url] = _violations(axe_page)
+        assert all(not bad for bad in checked.values()), checked
+        axe_ctx.close()
     page.screenshot(path=ARTIFACTS / "desk-forecast.png", full_page=True)
     assert errors == []
     context.close()

@@ -76,13 +76,18 @@ class MoveForm(forms.Form):
 
 
 class QuoteLineForm(forms.Form):
+    # Rows of a table: each field names itself for screen readers (no visible label).
     kind = forms.ChoiceField(choices=[(OfferLineKind.EQUIPMENT, "Equipment"),
-                                      (OfferLineKind.SERVICE, "Service")])
-    description = forms.CharField(max_length=300, required=False)
+                                      (OfferLineKind.SERVICE, "Service")],
+                             widget=forms.Select(attrs={"aria-label": "Kind"}))
+    description = forms.CharField(max_length=300, required=False, widget=forms.TextInput(
+        attrs={"aria-label": "Description"}))
     quantity = forms.DecimalField(min_value=Decimal("0.01"), max_digits=8, decimal_places=2,
-                                  required=False, initial=1)
+                                  required=False, initial=1, widget=forms.NumberInput(
+                                      attrs={"aria-label": "Quantity"}))
     unit_price = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2,
-                                    required=False)
+                                    required=False, widget=forms.NumberInput(
+                                        attrs={"aria-label": "Unit price"}))
 
 
 QuoteLines = forms.formset_factory(QuoteLineForm, extra=QUOTE_ROWS)
