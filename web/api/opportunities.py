@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -25,6 +24,7 @@ from service_crm.selectors.access import STAFF_ROLES
 from service_crm.services import opportunities as services
 from web.api import filters as f
 from web.api import serializers as s
+from web.api.activities import _in_scope
 from web.api.erp import StrictCharField, StrictDecimalField, StrictIntegerField
 from web.api.views import ReadOnlyScoped, require_role
 
@@ -125,14 +125,6 @@ class ForecastSerializer(serializers.Serializer[Any]):
     by_month = ForecastRowSerializer(many=True)
     by_stage = ForecastRowSerializer(many=True)
     totals = ForecastRowSerializer(many=True)
-
-
-def _in_scope(getter: Any, *, user: Any, pk: Any, field: str) -> Any:
-    """A referenced object the caller may see, or a 400 naming the field."""
-    try:
-        return getter(user=user, pk=pk)
-    except Http404:
-        raise ValidationError({field: f"No {field} {pk} that you may see."}) from None
 
 
 def _staff_user(pk: int | None) -> Any:

@@ -26,7 +26,7 @@ from service_crm.selectors import opportunities as sel
 from service_crm.services import opportunities as services
 from web.desk import charts
 from web.desk.views import STAFF, BadFilter, _bad_filter, _choice, _page
-from web.forms import button_action, call_service
+from web.forms import ButtonResult, button_action, call_service
 from web.roles import role_required
 
 STAGE_FILTER = [("open", "Open"), *OpportunityStage.choices, ("all", "All")]
@@ -242,6 +242,18 @@ def opportunity_new(request: HttpRequest, pk: int) -> HttpResponse:
                   status=400)
 
 
+def _started(request: HttpRequest, done: ButtonResult[Any], *, what: str,
+             refused_to: str) -> HttpResponse:
+    """After a start button: the new opportunity's page, or back with the refusal."""
+    if done.result is not None:
+        messages.success(request, f"{done.result.number} opened for {what}: "
+                                  "give it a value and an expected close.")
+        return _back(done.result)
+    for error in done.form.non_field_errors():
+        messages.error(request, str(error))
+    return HttpResponseRedirect(refused_to)
+
+
 @require_POST
 @role_required(*STAFF)
 def opportunity_from_account(request: HttpRequest, pk: int) -> HttpResponse:
@@ -249,13 +261,8 @@ def opportunity_from_account(request: HttpRequest, pk: int) -> HttpResponse:
     account = access.account_get_for_user(user=request.user, pk=pk)
     done = button_action(lambda: services.opportunity_start_from_account(
         account=account, actor=request.user))
-    if done.result is not None:
-        messages.success(request, f"{done.result.number} opened for {account.name}: "
-                                  "give it a value and an expected close.")
-        return _back(done.result)
-    for error in done.form.non_field_errors():
-        messages.error(request, str(error))
-    return HttpResponseRedirect(reverse("desk:account", args=[account.pk]))
+    return _started(request, done, what=account.name,
+                    refused_to=reverse("desk:account", args=[account.pk]))
 
 
 @require_POST
@@ -267,13 +274,8 @@ def opportunity_from_asset(request: HttpRequest, pk: int) -> HttpResponse:
     kind = form.cleaned_data["kind"] if form.is_valid() else OpportunityKind.NEW_EQUIPMENT
     done = button_action(lambda: services.opportunity_start_from_asset(
         asset=asset, actor=request.user, kind=kind))
-    if done.result is not None:
-        messages.success(request, f"{done.result.number} opened for {asset.serial}: "
-                                  "give it a value and an expected close.")
-        return _back(done.result)
-    for error in done.form.non_field_errors():
-        messages.error(request, str(error))
-    return HttpResponseRedirect(reverse("desk:asset", args=[asset.pk]))
+    return _started(request, done, what=asset.serial,
+                    refused_to=reverse("desk:asset", args=[asset.pk]))
 
 
 @role_required(*STAFF)
