@@ -15,17 +15,28 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    QuerySet,
+    Sum,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 from django.http import Http404
 
 from service_crm.models import Account, Asset, AuditLog, Opportunity
 from service_crm.models.choices import AssetStatus, OpportunityStage
 from service_crm.models.opportunity import OPEN_STAGES, STAGE_PROBABILITY_PCT
+from service_crm.selectors import access
 from service_crm.selectors.access import scope_for
 
 # An asset is ageing once it has used this share of its model's expected life.
 AGEING_FRACTION = 0.8
+DAYS_PER_YEAR = 365.25
 CENT = Decimal("0.01")
 
 
@@ -111,17 +122,21 @@ def stage_default_probability(stage: str) -> int:
 class AssetAge:
     """How far an asset is through its equipment model's expected life."""
 
-    age_years: float
+    age_days: int
     expected_life_years: int
     in_service: bool = True
 
     @property
+    def age_years(self) -> float:
+        return round(self.age_days / DAYS_PER_YEAR, 1)
+
+    @property
     def used_pct(self) -> int:
-        return round(100 * self.age_years / self.expected_life_years)
+        return round(100 * self.age_days / DAYS_PER_YEAR / self.expected_life_years)
 
     @property
     def ageing(self) -> bool:
-        return self.in_service and self.age_years >= AGEING_FRACTION * self.expected_life_years
+        return self.in_service and self.age_days >= ageing_after_days(self.expected_life_years)
 
     @property
     def note(self) -> str:
@@ -132,10 +147,29 @@ class AssetAge:
 def asset_age_get(*, asset: Asset, on: dt.date) -> AssetAge:
     """The asset's age on day ``on`` against its model's expected life (ageing from
     ``AGEING_FRACTION`` of it). A decommissioned asset is never ageing: it is gone."""
-    age = max(0, (on - asset.install_date).days) / 365.25
-    return AssetAge(age_years=round(age, 1),
+    return AssetAge(age_days=max(0, (on - asset.install_date).days),
                     expected_life_years=asset.equipment_model.expected_life_years,
                     in_service=asset.status != AssetStatus.DECOMMISSIONED)
+
+
+def ageing_after_days(expected_life_years: int) -> float:
+    return AGEING_FRACTION * expected_life_years * DAYS_PER_YEAR
+
+
+def asset_list_ageing(*, user: Any, on: dt.date) -> QuerySet[Asset]:
+    """The in-service assets the user may see that are ageing on day ``on`` (the rule of
+    :func:`asset_age_get`, in SQL) and have no open opportunity, oldest first."""
+    age_days = RawSQL("(%s::date - service_crm_asset.install_date)", [on],
+                      output_field=FloatField())
+    threshold = ExpressionWrapper(
+        F("equipment_model__expected_life_years") * AGEING_FRACTION * DAYS_PER_YEAR,
+        output_field=FloatField())
+    return (access.asset_list_for_user(user=user)
+            .exclude(status=AssetStatus.DECOMMISSIONED)
+            .annotate(age_days=age_days).filter(age_days__gte=threshold)
+            .exclude(pk__in=Opportunity.objects.filter(stage__in=OPEN_STAGES, asset__isnull=False)
+                     .values("asset_id"))
+            .order_by("install_date", "pk"))
 
 
 def account_risk_get(*, account: Account, now: dt.datetime) -> tuple[int, list[str]]:

@@ -17,6 +17,7 @@ from service_crm import models as m
 from service_crm.models.choices import OfferLineKind, OfferStatus, OpportunityStage
 from service_crm.selectors.opportunities import (
     asset_age_get,
+    asset_list_ageing,
     opportunity_forecast_get,
     opportunity_get_for_user,
     opportunity_list_for_user,
@@ -204,6 +205,7 @@ def test_start_from_an_account_at_risk(world: Any, desk_agent: Any) -> None:
 def test_start_from_an_ageing_asset(world: Any, desk_agent: Any) -> None:
     asset = world.asset  # installed 2023-01-10: 3.9 years of 15
     assert not asset_age_get(asset=asset, on=TODAY).ageing
+    assert not asset_list_ageing(user=desk_agent, on=TODAY).exists()
     with pytest.raises(ValidationError) as err:
         opportunity_start_from_asset(asset=asset, actor=desk_agent, now=NOW)
     assert "is not ageing: 3.9 of 15 years' expected life (26 %)" in str(err.value)
@@ -211,12 +213,19 @@ def test_start_from_an_ageing_asset(world: Any, desk_agent: Any) -> None:
     model.expected_life_years = 4
     model.save()
     assert asset_age_get(asset=asset, on=TODAY).ageing  # 3.9 >= 0.8 x 4
+    # The list's SQL draws the line on the same day as asset_age_get: 0.8 x 4 x 365.25 days.
+    first_day = asset.install_date + dt.timedelta(days=1169)
+    for day, ageing in ((first_day - dt.timedelta(days=1), False), (first_day, True)):
+        assert asset_age_get(asset=asset, on=day).ageing is ageing
+        assert list(asset_list_ageing(user=desk_agent, on=day)) == ([asset] if ageing else [])
+    assert not asset_list_ageing(user=f.UserFactory(username="nobody"), on=TODAY).exists()
     with pytest.raises(ValidationError):
         opportunity_start_from_asset(asset=asset, actor=desk_agent, now=NOW, kind="contract")
     opp = opportunity_start_from_asset(asset=asset, actor=desk_agent, now=NOW, kind="retrofit")
     assert (opp.asset_id, opp.account_id, opp.kind, opp.source) == (
         asset.pk, world.account.pk, "retrofit", "ageing_asset")
     assert opp.title.startswith(f"Retrofit for {asset.serial}")
+    assert not asset_list_ageing(user=desk_agent, on=TODAY).exists()  # it has one now
     with pytest.raises(ValidationError):
         opportunity_start_from_asset(asset=asset, actor=desk_agent, now=NOW)
     m.Asset.objects.filter(pk=asset.pk).update(status="decommissioned")

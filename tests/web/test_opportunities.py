@@ -157,6 +157,8 @@ def test_desk_pages_and_buttons(world: Any, browser_client: Any, desk_agent: Any
     _age(world.north.pump)
     asset_page = client.get(f"/desk/assets/{world.north.pump.pk}/").content.decode()
     assert "ageing" in asset_page
+    ageing = client.get("/desk/opportunities/").content.decode()
+    assert f"/desk/assets/{world.north.pump.pk}/opportunity/" in ageing
     resp = client.post(f"/desk/assets/{world.north.pump.pk}/opportunity/",
                        {"kind": "upgrade"})
     assert m.Opportunity.objects.get(asset=world.north.pump).kind == "upgrade"

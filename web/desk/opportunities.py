@@ -34,6 +34,7 @@ SCOPES = [("all", "Everyone's"), ("mine", "Mine")]
 ASSET_KINDS = [(k, str(OpportunityKind(k).label)) for k in
                (OpportunityKind.NEW_EQUIPMENT, OpportunityKind.UPGRADE, OpportunityKind.RETROFIT)]
 QUOTE_ROWS = 4
+AGEING_ROWS = 10  # the oldest ageing assets without an opportunity, on the list page
 _DATE = forms.DateInput(attrs={"type": "date"})
 
 
@@ -120,7 +121,9 @@ def opportunity_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(owner_id=request.user.pk)
     return render(request, "desk/opportunity_list.html", {
         "page": _page(request, qs.order_by("expected_close", "pk")), "stage": stage,
-        "stages": STAGE_FILTER, "scope": scope, "scopes": SCOPES})
+        "stages": STAGE_FILTER, "scope": scope, "scopes": SCOPES,
+        "ageing": sel.asset_list_ageing(user=request.user, on=timezone.now().date())[:AGEING_ROWS],
+        "asset_kinds": ASSET_KINDS})
 
 
 def _detail_page(request: HttpRequest, opp: Any, *, status: int = 200,
