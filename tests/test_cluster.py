@@ -280,12 +280,11 @@ def test_cluster_crm_consumers_survive_a_killed_consumer(
 
     from service_crm import models as m
     from tests import factories as f
-    from tests.support.world import build_world
 
-    world = build_world()
+    site = f.SiteFactory(account=f.AccountFactory(name="Clusterwerk"))
+    model = f.FailureModeFactory(code="bearing_wear").equipment_model  # make_event's mode
     for device in CRM_DEVICES:
-        f.AssetFactory(site=world.site, equipment_model=world.failure_mode.equipment_model,
-                       device=device)
+        f.AssetFactory(site=site, equipment_model=model, device=device)
         f.store_device(device)
     s = connection.settings_dict
     dsn = f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT']}/{s['NAME']}"
