@@ -1,6 +1,7 @@
-"""Fixtures for the service CRM: one customer with a monitored compressor (built by
-``tests.support.crm``), alert events the way the anomaly worker publishes them, a manager who
-may approve offers. The desk agent is the suite's one (``tests/conftest.py``)."""
+"""Fixtures for the service CRM: the world before anything has happened (Nordwerk Foods and
+its compressor, ``tests.support.world.build_world``), alert events the way the anomaly worker
+publishes them, a manager who may approve offers. The desk agent is the suite's one
+(``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import pytest
 
 from aftercare.events import AlertEvent
 from tests import factories as f
-from tests.support.crm import World, build_world, make_event
+from tests.support.crm import make_event
+from tests.support.world import World, build_world
 
 
 @pytest.fixture
 def world(db: None) -> World:
-    """Nordwerk Foods, plant in Hamburg (region north), compressor cmp-0001 out of warranty."""
+    """Nordwerk Foods, plant in Hamburg (region north), compressor cmp-n1 out of warranty."""
     return build_world()
 
 

@@ -22,7 +22,7 @@ from service_crm.services.activities import (
 )
 from service_crm.services.housekeeping import housekeeping_run
 from tests import factories as f
-from tests.support.crm import NOW, World
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 TODAY = NOW.date()

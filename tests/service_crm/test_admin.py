@@ -9,7 +9,8 @@ from django.test import Client
 
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from service_crm import models as m
 from tests import factories as f
-from tests.support.crm import World
+from tests.support.world import World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

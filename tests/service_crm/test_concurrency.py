@@ -10,7 +10,8 @@ from aftercare.events import AlertEvent
 from service_crm import models as m
 from service_crm.services import alerts
 from service_crm.services.alerts import alert_ingest
-from tests.support.crm import NOW, World, make_event, race
+from tests.support.crm import make_event, race
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db(transaction=True)]
 THREADS = 6

@@ -14,9 +14,10 @@ from aftercare import broker
 from aftercare.events import ALERTS_TOPIC, AlertEvent
 from service_crm import models as m
 from service_crm.adapters.consumer import Consumer, Stats
-from tests.support.crm import World, make_event
+from tests.support.crm import make_event
 from tests.support.services import DEVICE_SECRET, mqtt_url_for
 from tests.support.wait import wait_for
+from tests.support.world import World
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

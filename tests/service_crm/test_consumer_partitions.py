@@ -16,8 +16,9 @@ from aftercare.event_partitions import partition_of
 from anomaly.publish import AlertPublisher
 from service_crm import models as m
 from service_crm.adapters.consumer import Consumer, Stats
-from tests.support.crm import World, make_event
+from tests.support.crm import make_event
 from tests.support.wait import wait_for
+from tests.support.world import World
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -37,7 +37,8 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)

@@ -16,7 +16,8 @@ from service_crm.models.choices import AssetStatus
 from service_crm.services.devices import device_claim, device_release
 from tests import factories as f
 from tests.factories import store_device
-from tests.support.crm import NOW, World, race
+from tests.support.crm import race
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 STRAY = "stray-0042"
@@ -80,12 +81,12 @@ def test_rejects_malformed_device_key(spare_asset: m.Asset, agent: Any) -> None:
 
 def test_rejects_device_attached_to_another_asset(world: World, spare_asset: m.Asset,
                                                   agent: Any) -> None:
-    store_device("cmp-0001")  # claimed by world.asset in the fixture
+    store_device("cmp-n1")  # claimed by world.asset in the fixture
     with pytest.raises(ValidationError) as err:
-        device_claim(device_key="cmp-0001", asset=spare_asset, actor=agent, now=NOW)
+        device_claim(device_key="cmp-n1", asset=spare_asset, actor=agent, now=NOW)
     assert _field_errors(err)["device_key"] == [
-        f"cmp-0001 is already attached to {world.asset.serial}."]
-    assert m.DeviceLink.objects.get(device_key="cmp-0001").asset_id == world.asset.pk
+        f"cmp-n1 is already attached to {world.asset.serial}."]
+    assert m.DeviceLink.objects.get(device_key="cmp-n1").asset_id == world.asset.pk
     assert not m.AuditLog.objects.filter(action="device.claim").exists()
 
 

@@ -18,7 +18,7 @@ from service_crm.selectors.duplicates import (
 )
 from service_crm.services.merge import account_merge, contact_merge
 from tests import factories as f
-from tests.support.crm import NOW, World
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

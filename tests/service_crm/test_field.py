@@ -11,7 +11,8 @@ from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.field import NOTES_MAX_CHARS, work_order_progress_save
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)

@@ -12,7 +12,8 @@ from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.housekeeping import housekeeping_run
 from service_crm.services.offers import offer_send
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

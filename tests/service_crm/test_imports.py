@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from service_crm import models as m
 from service_crm.services.imports import master_data_import
 from tests import factories as f
-from tests.support.crm import World
+from tests.support.world import World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

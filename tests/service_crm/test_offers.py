@@ -21,7 +21,8 @@ from service_crm.services.offers import (
     offer_send,
     offer_set_discount,
 )
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

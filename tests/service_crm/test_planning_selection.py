@@ -16,7 +16,7 @@ from service_crm.services.planned_maintenance import (
     planned_visits_generate,
 )
 from tests import factories as f
-from tests.support.crm import NOW, World
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 TODAY = NOW.date()  # Monday 23 Nov 2026

@@ -35,7 +35,7 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.support.crm import NOW, World
+from tests.support.world import NOW, World
 from web.roles import Role, assign_role
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]

@@ -12,7 +12,8 @@ from service_crm.selectors.accounts import contract_list_renewal_opportunities
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.contracts import contract_flag_renewals
 from tests import factories as f
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 

@@ -22,8 +22,8 @@ from service_crm import models as m
 from service_crm.services.devices import device_claim
 from tests import factories as f
 from tests.factories import store_device
-from tests.support.crm import NOW, World
 from tests.support.wait import wait_for
+from tests.support.world import NOW, World
 
 SECRET = "reserved-test-secret"
 RESERVED = ["aftercare-service", "aftercare-ingest", "AFTERCARE-SERVICE", "aftercare_x",

@@ -18,7 +18,8 @@ from service_crm.services.tickets import (
     ticket_resume,
     ticket_transition,
 )
-from tests.support.crm import NOW, World, make_event
+from tests.support.crm import make_event
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)

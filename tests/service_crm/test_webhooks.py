@@ -40,7 +40,8 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.support.crm import NOW, World, make_event, race
+from tests.support.crm import make_event, race
+from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 S = dt.timedelta(seconds=1)

@@ -1,34 +1,22 @@
-"""The web tests' world and browser helpers.
-
-Nordwerk Foods (region north) and Südhof Logistik (region south) each have a monitored
-compressor under contract and an uncovered pump. One alert per asset goes through the real
-alert service, which opens episodes, tickets, proposed work orders and draft offers; the
-offers are then sent through the real offer service. Every persona belongs to one side, so
-each test can ask for the other side's object and expect a 404.
-"""
+"""Helpers for the web tests: a PDF to upload, a billable job in the served world
+(``tests.support.world``), and real Chromium for the browser tests."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.utils import timezone
-
 from service_crm import models as m
 from service_crm.models.choices import Outcome
-from service_crm.services.alerts import alert_ingest
-from service_crm.services.offers import offer_send
 from service_crm.services.work_orders import (
     PartUsed,
     work_order_complete,
     work_order_schedule,
     work_order_start,
 )
-from tests import factories as f
 from tests.support.personas import PASSWORD
+from tests.support.world import ServedWorld
 
 
 def minimal_pdf() -> bytes:
@@ -42,77 +30,6 @@ def minimal_pdf() -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-@dataclass
-class Side:
-    """One customer's world: what its users may see and the others may not."""
-
-    account: m.Account
-    asset: m.Asset
-    pump: m.Asset
-    engineer: m.Engineer
-    contact: m.Contact
-    episode: m.Episode
-    alert: m.Alert
-    ticket: m.Ticket
-    work_order: m.WorkOrder
-    offer: m.Offer
-
-
-@dataclass
-class World:
-    north: Side
-    south: Side
-    part: m.SparePart
-    warehouse: m.Warehouse
-    now: dt.datetime
-
-
-# The store's device rows of the world (not Django-managed, so not flushed with the CRM).
-WORLD_DEVICES = ("cmp-n1", "pmp-n1", "cmp-s1", "pmp-s1")
-
-
-def _side(name: str, region: str, tag: str, *, part: m.SparePart, wh: m.Warehouse,
-          now: dt.datetime) -> Side:
-    account = f.AccountFactory(name=name)
-    site = f.SiteFactory(account=account, name=f"{name} plant", region=region)
-    fm = f.FailureModeFactory()
-    m.BomLine.objects.create(failure_mode=fm, part=part, quantity=1)
-    m.ServiceTask.objects.create(equipment_model=fm.equipment_model, name="Check belt tension")
-    asset = f.AssetFactory(site=site, equipment_model=fm.equipment_model, device=f"cmp-{tag}")
-    pump = f.AssetFactory(site=site, equipment_model=fm.equipment_model, device=f"pmp-{tag}")
-    contract = f.ContractFactory(account=account, start=(now - dt.timedelta(days=100)).date(),
-                                 end=(now + dt.timedelta(days=265)).date())
-    contract.assets.add(asset)
-    engineer = f.EngineerFactory(name=f"Engineer {region}", region=region, warehouse=wh)
-    contact = f.ContactFactory(account=account, name=f"Buyer {tag}", offer_consent=True,
-                               consent_given_at=now - dt.timedelta(days=30),
-                               consent_method="web_form")
-    for device in (f"cmp-{tag}", f"pmp-{tag}"):
-        f.store_device(device)
-    covered = alert_ingest(event=f.alert_event(f"cmp-{tag}", at=now), now=now)
-    uncovered = alert_ingest(event=f.alert_event(f"pmp-{tag}", at=now), now=now)
-    assert covered.work_order_id is not None, covered
-    assert uncovered.offer_id is not None, uncovered
-    offer = offer_send(offer=m.Offer.objects.get(pk=uncovered.offer_id), actor=None, now=now)
-    return Side(
-        account=account, asset=asset, pump=pump, engineer=engineer, contact=contact,
-        episode=m.Episode.objects.get(pk=covered.episode_id),
-        alert=m.Alert.objects.get(pk=covered.alert_id),
-        ticket=m.Ticket.objects.get(pk=covered.ticket_id),
-        work_order=m.WorkOrder.objects.get(pk=covered.work_order_id), offer=offer,
-    )
-
-
-def build_world() -> World:
-    now = timezone.now().replace(microsecond=0)
-    part = f.SparePartFactory(sku="BRG-6205", name="Bearing 6205", price=Decimal("84.50"))
-    wh = f.WarehouseFactory()
-    m.Stock.objects.create(part=part, warehouse=wh, quantity=5)
-    north = _side("Nordwerk Foods GmbH", "north", "n1", part=part, wh=wh, now=now)
-    south = _side("Südhof Logistik AG", "south", "s1", part=part, wh=wh, now=now)
-    return World(north=north, south=south, part=part, warehouse=wh, now=now)
 
 
 # --- real Chromium (browser tests) ---------------------------------------------------------
@@ -131,7 +48,7 @@ def browser_login(page: Any, base: str, username: str) -> None:
     page.click("button[type=submit]")
 
 
-def billable_job(world: World, *, minutes: int = 60) -> m.WorkOrder:
+def billable_job(world: ServedWorld, *, minutes: int = 60) -> m.WorkOrder:
     """The north compressor's contract covers nothing, and its work order is done: scheduled
     one hour after the world's now, started, completed an hour later with one part and
     `minutes` of labour, so the part and the labour are billable charges."""

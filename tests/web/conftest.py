@@ -1,5 +1,6 @@
-"""Personas and the two-customer world (``tests.support.web``) for the web tests, and real
-Chromium for the browser tests. The desk agent is the suite's one (``tests/conftest.py``)."""
+"""Personas and the served two-customer world (``tests.support.world.build_served_world``)
+for the web tests, and real Chromium for the browser tests. The desk agent is the suite's one
+(``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from rest_framework.test import APIClient
 
 from service_crm.services.api_tokens import api_token_create
 from tests.support.personas import linked_user, user_with_role
-from tests.support.web import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WORLD_DEVICES, World, build_world
+from tests.support.web import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.world import WORLD_DEVICES, ServedWorld, build_served_world
 from web.roles import Role
 
 
@@ -44,35 +46,35 @@ def _clear_login_limits(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def world(db: None) -> World:
-    return build_world()
+def world(db: None) -> ServedWorld:
+    return build_served_world()
 
 
 @pytest.fixture
-def service_manager(world: World) -> Any:
+def service_manager(world: ServedWorld) -> Any:
     return user_with_role("manager", Role.SERVICE_MANAGER)
 
 
 @pytest.fixture
-def field_engineer(world: World) -> Any:
+def field_engineer(world: ServedWorld) -> Any:
     """Jana, the north engineer: her own work orders, sites in region north."""
     return linked_user("jana", world.north.engineer)
 
 
 @pytest.fixture
-def other_region_engineer(world: World) -> Any:
+def other_region_engineer(world: ServedWorld) -> Any:
     return linked_user("sven", world.south.engineer)
 
 
 @pytest.fixture
-def customer_user(world: World) -> Any:
+def customer_user(world: ServedWorld) -> Any:
     """The Nordwerk buyer's portal login."""
-    return linked_user("nordwerk", world.north.contact)
+    return linked_user("nordwerk", world.north.buyer)
 
 
 @pytest.fixture
-def other_customer_user(world: World) -> Any:
-    return linked_user("suedhof", world.south.contact)
+def other_customer_user(world: ServedWorld) -> Any:
+    return linked_user("suedhof", world.south.buyer)
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def live_world(transactional_db: None, world: World) -> Iterator[World]:
+def live_world(transactional_db: None, world: ServedWorld) -> Iterator[ServedWorld]:
     """The world, committed so the live server's thread sees it; the store's device rows
     (not Django-managed, so not flushed) are removed afterwards."""
     yield world

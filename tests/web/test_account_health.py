@@ -15,7 +15,7 @@ from service_crm import models as m
 from service_crm.selectors import reports
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
@@ -27,7 +27,7 @@ def _health_on(body: str, account: m.Account) -> int:
 
 
 def test_critical_episodes_lower_health_on_every_page(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     for mode in ("bearing_wear", "seal_leak", "motor_overheat"):
         alert_ingest(event=f.alert_event("cmp-n1", at=world.now, severity="critical",
                                          failure_mode=mode), now=world.now)
@@ -50,7 +50,7 @@ def test_critical_episodes_lower_health_on_every_page(
     assert 100 - at_risk[north.pk].score == 70
 
 
-def test_renewals_sets_automatic_renewals_apart(world: World, desk_agent: Any,
+def test_renewals_sets_automatic_renewals_apart(world: ServedWorld, desk_agent: Any,
                                                 browser_client: Any) -> None:
     soon = (world.now + dt.timedelta(days=30)).date()
     m.MaintenanceContract.objects.filter(account=world.south.account).update(end=soon)

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
 
 def test_staff_log_a_visit_with_a_follow_up_and_list_it(
-        world: World, api: Any, desk_agent: Any, service_manager: Any) -> None:
+        world: ServedWorld, api: Any, desk_agent: Any, service_manager: Any) -> None:
     due = str(world.now.date() + dt.timedelta(days=2))
     resp = api(desk_agent).post("/api/v1/activities/", {
         "account": world.north.account.pk, "kind": "visit", "summary": "Walked the line",
-        "contact": world.north.contact.pk,
+        "contact": world.north.buyer.pk,
         "follow_up": {"title": "Quote the retrofit", "assignee": service_manager.pk,
                       "due": due}}, format="json")
     assert resp.status_code == 201, resp.content
@@ -36,12 +36,12 @@ def test_staff_log_a_visit_with_a_follow_up_and_list_it(
     assert api(service_manager).get("/api/v1/tasks/?open=true").json()["count"] == 0
 
 
-def test_bad_bodies_are_400s_naming_the_field(world: World, api: Any,
+def test_bad_bodies_are_400s_naming_the_field(world: ServedWorld, api: Any,
                                              desk_agent: Any) -> None:
     client = api(desk_agent)
     resp = client.post("/api/v1/activities/", {
         "account": world.north.account.pk, "kind": "call", "summary": "x",
-        "contact": world.south.contact.pk}, format="json")
+        "contact": world.south.buyer.pk}, format="json")
     assert resp.status_code == 400
     assert set(resp.json()["errors"]) == {"contact"}
     resp = client.post("/api/v1/activities/", {"account": 999_999, "kind": "call",
@@ -54,7 +54,7 @@ def test_bad_bodies_are_400s_naming_the_field(world: World, api: Any,
     assert not m.Interaction.objects.filter(summary="x").exists()
 
 
-def test_customers_and_engineers_get_nothing(world: World, api: Any, customer_user: Any,
+def test_customers_and_engineers_get_nothing(world: ServedWorld, api: Any, customer_user: Any,
                                              field_engineer: Any) -> None:
     for user in (customer_user, field_engineer):
         client = api(user)

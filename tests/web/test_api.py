@@ -10,7 +10,7 @@ import pytest
 from service_crm import models as m
 from tests import factories as f
 from tests.support.personas import PASSWORD
-from tests.support.web import Side, World
+from tests.support.world import ServedWorld, Side
 
 pytestmark = pytest.mark.db
 
@@ -36,7 +36,7 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_customer_gets_404_for_another_accounts_object(
-        world: World, customer_user: Any, api: Any, endpoint: str) -> None:
+        world: ServedWorld, customer_user: Any, api: Any, endpoint: str) -> None:
     client = api(customer_user)
     own = client.get(_detail_urls(world.north)[endpoint])
     other = client.get(_detail_urls(world.south)[endpoint])
@@ -47,7 +47,7 @@ def test_customer_gets_404_for_another_accounts_object(
 
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e != "offer"])
 def test_engineer_gets_404_for_other_regions_object(
-        world: World, field_engineer: Any, api: Any, endpoint: str) -> None:
+        world: ServedWorld, field_engineer: Any, api: Any, endpoint: str) -> None:
     m.WorkOrder.objects.filter(pk=world.north.work_order.pk).update(
         engineer=world.north.engineer)
     client = api(field_engineer)
@@ -55,21 +55,21 @@ def test_engineer_gets_404_for_other_regions_object(
     assert client.get(_detail_urls(world.south)[endpoint]).status_code == 404
 
 
-def test_engineer_sees_no_offers(world: World, field_engineer: Any, api: Any) -> None:
+def test_engineer_sees_no_offers(world: ServedWorld, field_engineer: Any, api: Any) -> None:
     client = api(field_engineer)
     assert client.get(f"/api/v1/offers/{world.north.offer.pk}/").status_code == 404
     assert client.get("/api/v1/offers/").json()["count"] == 0
 
 
 def test_engineer_cannot_open_another_engineers_work_order_in_own_region(
-        world: World, field_engineer: Any, api: Any) -> None:
+        world: ServedWorld, field_engineer: Any, api: Any) -> None:
     colleague = f.EngineerFactory(name="Colleague", region="north")
     m.WorkOrder.objects.filter(pk=world.north.work_order.pk).update(engineer=colleague)
     response = api(field_engineer).get(f"/api/v1/work-orders/{world.north.work_order.pk}/")
     assert response.status_code == 404
 
 
-def test_customer_does_not_see_draft_offers(world: World, customer_user: Any,
+def test_customer_does_not_see_draft_offers(world: ServedWorld, customer_user: Any,
                                             api: Any) -> None:
     m.Offer.objects.filter(pk=world.north.offer.pk).update(status="draft")
     response = api(customer_user).get(f"/api/v1/offers/{world.north.offer.pk}/")
@@ -78,7 +78,7 @@ def test_customer_does_not_see_draft_offers(world: World, customer_user: Any,
 
 @pytest.mark.parametrize("collection", ["accounts", "assets", "episodes", "alerts", "tickets",
                                         "work-orders", "offers", "devices"])
-def test_customer_lists_hold_only_own_account(world: World, customer_user: Any, api: Any,
+def test_customer_lists_hold_only_own_account(world: ServedWorld, customer_user: Any, api: Any,
                                               collection: str) -> None:
     body = api(customer_user).get(f"/api/v1/{collection}/").json()
     assert body["count"] >= 1
@@ -97,30 +97,30 @@ def test_customer_lists_hold_only_own_account(world: World, customer_user: Any, 
         assert {r[account_of[collection]] for r in body["results"]} == {world.north.account.pk}
 
 
-def test_desk_agent_sees_both_accounts(world: World, desk_agent: Any, api: Any) -> None:
+def test_desk_agent_sees_both_accounts(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     body = api(desk_agent).get("/api/v1/accounts/").json()
     assert {r["name"] for r in body["results"]} == {"Nordwerk Foods GmbH", "Südhof Logistik AG"}
 
 
-def test_user_without_role_sees_nothing(world: World, api: Any) -> None:
+def test_user_without_role_sees_nothing(world: ServedWorld, api: Any) -> None:
     nobody = f.UserFactory(username="nobody")
     client = api(nobody)
     assert client.get("/api/v1/tickets/").json()["count"] == 0
     assert client.get(f"/api/v1/tickets/{world.north.ticket.pk}/").status_code == 404
 
 
-def test_anonymous_is_refused(world: World, client: Any) -> None:
+def test_anonymous_is_refused(world: ServedWorld, client: Any) -> None:
     assert client.get("/api/v1/tickets/").status_code == 401
 
 
-def test_lists_are_paginated(world: World, desk_agent: Any, api: Any) -> None:
+def test_lists_are_paginated(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     body = api(desk_agent).get("/api/v1/tickets/?limit=1").json()
     assert body["count"] == 4
     assert len(body["results"]) == 1
     assert "offset=1" in body["next"]
 
 
-def test_filter_narrows_list(world: World, desk_agent: Any, api: Any) -> None:
+def test_filter_narrows_list(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     client = api(desk_agent)
     body = client.get(f"/api/v1/tickets/?account={world.south.account.pk}").json()
     assert {r["account"] for r in body["results"]} == {world.south.account.pk}
@@ -128,7 +128,7 @@ def test_filter_narrows_list(world: World, desk_agent: Any, api: Any) -> None:
 
 
 def test_bad_filter_value_answers_400_naming_the_parameter(
-        world: World, desk_agent: Any, api: Any) -> None:
+        world: ServedWorld, desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).get("/api/v1/tickets/?status=sideways&account=abc")
     assert response.status_code == 400
     body = response.json()
@@ -137,7 +137,7 @@ def test_bad_filter_value_answers_400_naming_the_parameter(
     assert "sideways" in body["detail"]
 
 
-def test_unclaimed_devices_listed_for_desk_only(world: World, desk_agent: Any,
+def test_unclaimed_devices_listed_for_desk_only(world: ServedWorld, desk_agent: Any,
                                                 customer_user: Any, api: Any) -> None:
     f.store_device("stray-42")
     desk = api(desk_agent).get("/api/v1/devices/?unclaimed=true").json()
@@ -146,7 +146,7 @@ def test_unclaimed_devices_listed_for_desk_only(world: World, desk_agent: Any,
     assert api(customer_user).get("/api/v1/devices/stray-42/").status_code == 404
 
 
-def test_telemetry_returns_rollups_in_window(world: World, customer_user: Any,
+def test_telemetry_returns_rollups_in_window(world: ServedWorld, customer_user: Any,
                                              api: Any) -> None:
     t0 = world.now.replace(minute=0, second=0) - dt.timedelta(hours=5)
     f.store_rollup_1h("cmp-n1", "temperature_c",
@@ -164,7 +164,7 @@ def test_telemetry_returns_rollups_in_window(world: World, customer_user: Any,
     assert rows[0]["max"] == 61.0
 
 
-def test_telemetry_rejects_reversed_window(world: World, desk_agent: Any, api: Any) -> None:
+def test_telemetry_rejects_reversed_window(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).get(
         f"/api/v1/assets/{world.north.asset.pk}/telemetry/",
         {"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"})
@@ -172,7 +172,7 @@ def test_telemetry_rejects_reversed_window(world: World, desk_agent: Any, api: A
     assert "start" in response.json()["errors"]
 
 
-def test_ticket_transition_and_service_rule_as_400(world: World, desk_agent: Any,
+def test_ticket_transition_and_service_rule_as_400(world: ServedWorld, desk_agent: Any,
                                                    api: Any) -> None:
     client = api(desk_agent)
     url = f"/api/v1/tickets/{world.north.ticket.pk}/transition/"
@@ -184,14 +184,14 @@ def test_ticket_transition_and_service_rule_as_400(world: World, desk_agent: Any
     assert ok.json()["status"] == "triaged"
 
 
-def test_customer_cannot_move_tickets(world: World, customer_user: Any, api: Any) -> None:
+def test_customer_cannot_move_tickets(world: ServedWorld, customer_user: Any, api: Any) -> None:
     response = api(customer_user).post(
         f"/api/v1/tickets/{world.north.ticket.pk}/transition/", {"to": "triaged"}, format="json")
     assert response.status_code == 403
 
 
 def test_customer_accepts_own_offer_but_not_anothers(
-        world: World, customer_user: Any, api: Any) -> None:
+        world: ServedWorld, customer_user: Any, api: Any) -> None:
     client = api(customer_user)
     other = client.post(f"/api/v1/offers/{world.south.offer.pk}/decide/", {"accepted": True},
                         format="json")
@@ -203,7 +203,7 @@ def test_customer_accepts_own_offer_but_not_anothers(
 
 
 def test_engineer_completes_own_work_order_and_stock_goes_down(
-        world: World, field_engineer: Any, desk_agent: Any, api: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, api: Any) -> None:
     from service_crm.services.work_orders import work_order_schedule
 
     start = world.now + dt.timedelta(hours=1)
@@ -224,7 +224,7 @@ def test_engineer_completes_own_work_order_and_stock_goes_down(
     assert other.status_code == 404
 
 
-def test_only_a_service_manager_approves(world: World, desk_agent: Any,
+def test_only_a_service_manager_approves(world: ServedWorld, desk_agent: Any,
                                          service_manager: Any, api: Any) -> None:
     m.Offer.objects.filter(pk=world.north.offer.pk).update(status="pending_approval")
     url = f"/api/v1/offers/{world.north.offer.pk}/approve/"
@@ -234,7 +234,7 @@ def test_only_a_service_manager_approves(world: World, desk_agent: Any,
     assert response.json()["approved_at"] is not None
 
 
-def test_token_endpoint_issues_token_and_rate_limits(world: World, desk_agent: Any,
+def test_token_endpoint_issues_token_and_rate_limits(world: ServedWorld, desk_agent: Any,
                                                      client: Any) -> None:
     ok = client.post("/api/v1/token/", {"username": "desk", "password": PASSWORD})
     assert ok.status_code == 200
@@ -247,7 +247,7 @@ def test_token_endpoint_issues_token_and_rate_limits(world: World, desk_agent: A
     assert "Too many" in blocked.json()["detail"]
 
 
-def test_openapi_schema_is_served(world: World, desk_agent: Any, api: Any) -> None:
+def test_openapi_schema_is_served(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).get("/api/v1/schema/?format=json")
     assert response.status_code == 200
     paths = response.json()["paths"]
@@ -265,7 +265,7 @@ def test_openapi_schema_is_served(world: World, desk_agent: Any, api: Any) -> No
     ("offers/{offer}/decide/", {"accepted": False}),
 ])
 def test_actions_on_another_accounts_object_answer_404(
-        world: World, customer_user: Any, api: Any, path: str, body: dict[str, Any]) -> None:
+        world: ServedWorld, customer_user: Any, api: Any, path: str, body: dict[str, Any]) -> None:
     south = world.south
     url = "/api/v1/" + path.format(ticket=south.ticket.pk, work_order=south.work_order.pk,
                                    offer=south.offer.pk)
@@ -276,7 +276,7 @@ def test_actions_on_another_accounts_object_answer_404(
 
 
 def test_customer_opens_portal_ticket_for_own_asset_only(
-        world: World, customer_user: Any, api: Any) -> None:
+        world: ServedWorld, customer_user: Any, api: Any) -> None:
     client = api(customer_user)
     other = client.post("/api/v1/tickets/", {"asset": world.south.asset.pk,
                                              "summary": "Noise"}, format="json")
@@ -289,7 +289,7 @@ def test_customer_opens_portal_ticket_for_own_asset_only(
     assert own.json()["account"] == world.north.account.pk
 
 
-def test_engineer_cannot_open_tickets_via_api(world: World, field_engineer: Any,
+def test_engineer_cannot_open_tickets_via_api(world: ServedWorld, field_engineer: Any,
                                               api: Any) -> None:
     response = api(field_engineer).post(
         "/api/v1/tickets/", {"asset": world.north.asset.pk, "summary": "x"}, format="json")
@@ -297,7 +297,7 @@ def test_engineer_cannot_open_tickets_via_api(world: World, field_engineer: Any,
 
 
 def test_sales_manager_reads_everything_but_neither_approves_nor_moves_tickets(
-        world: World, api: Any) -> None:
+        world: ServedWorld, api: Any) -> None:
     from web.roles import Role, assign_role
 
     user = f.UserFactory(username="sales")
@@ -311,7 +311,7 @@ def test_sales_manager_reads_everything_but_neither_approves_nor_moves_tickets(
     assert moved.status_code == 403
 
 
-def test_api_docs_page_uses_vendored_swagger_ui(world: World, desk_agent: Any,
+def test_api_docs_page_uses_vendored_swagger_ui(world: ServedWorld, desk_agent: Any,
                                                 browser_client: Any) -> None:
     client = browser_client(desk_agent)
     page = client.get("/api/v1/docs/").content.decode()
@@ -330,7 +330,7 @@ def test_openapi_schema_validates_without_warnings(db: None, tmp_path: Any) -> N
     assert "/api/v1/work-orders/{id}/start/" in out.read_text()
 
 
-def test_seed_demo_group_names_grant_roles(world: World, api: Any) -> None:
+def test_seed_demo_group_names_grant_roles(world: ServedWorld, api: Any) -> None:
     from django.contrib.auth.models import Group
 
     user = f.UserFactory(username="demo-desk")
@@ -338,7 +338,7 @@ def test_seed_demo_group_names_grant_roles(world: World, api: Any) -> None:
     assert api(f.fresh(user)).get("/api/v1/accounts/").json()["count"] == 2
 
 
-def _telemetry_world(world: World) -> tuple[dt.datetime, dt.datetime]:
+def _telemetry_world(world: ServedWorld) -> tuple[dt.datetime, dt.datetime]:
     """14 hours of two metrics on the north asset's device, plus an hour with no readings."""
     from django.db import connection
 
@@ -357,7 +357,7 @@ def _telemetry_world(world: World) -> tuple[dt.datetime, dt.datetime]:
     return t0, t0 + dt.timedelta(hours=14)
 
 
-def test_telemetry_json_equals_the_drf_serializers(world: World, customer_user: Any,
+def test_telemetry_json_equals_the_drf_serializers(world: ServedWorld, customer_user: Any,
                                                    api: Any) -> None:
     import json
 
@@ -381,7 +381,7 @@ def test_telemetry_json_equals_the_drf_serializers(world: World, customer_user: 
     assert any(r["mean"] is None for r in old)
 
 
-def test_telemetry_columns_layout_regroups_the_same_rows(world: World, customer_user: Any,
+def test_telemetry_columns_layout_regroups_the_same_rows(world: ServedWorld, customer_user: Any,
                                                          api: Any) -> None:
     start, end = _telemetry_world(world)
     url = f"/api/v1/assets/{world.north.asset.pk}/telemetry/"
@@ -398,7 +398,7 @@ def test_telemetry_columns_layout_regroups_the_same_rows(world: World, customer_
             assert s[k] == [r[k] for r in mine], k
 
 
-def test_telemetry_6h_folds_the_hourly_rollups(world: World, customer_user: Any,
+def test_telemetry_6h_folds_the_hourly_rollups(world: ServedWorld, customer_user: Any,
                                                api: Any) -> None:
     start, end = _telemetry_world(world)
     response = api(customer_user).get(
@@ -418,7 +418,7 @@ def test_telemetry_6h_folds_the_hourly_rollups(world: World, customer_user: Any,
     assert [r["last"] for r in got] == [p[-1] for p in parts]
 
 
-def test_telemetry_names_a_bad_layout_or_resolution(world: World, desk_agent: Any,
+def test_telemetry_names_a_bad_layout_or_resolution(world: ServedWorld, desk_agent: Any,
                                                     api: Any) -> None:
     url = f"/api/v1/assets/{world.north.asset.pk}/telemetry/"
     for params, field in (({"layout": "csv"}, "layout"), ({"resolution": "5m"}, "resolution")):

@@ -23,7 +23,7 @@ from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 
 from service_crm.services.api_tokens import api_token_create
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def _keep_test_connection() -> Iterator[None]:
 @pytest.mark.usefixtures("_keep_test_connection")
 @pytest.mark.parametrize("persona", ["desk_agent", "service_manager", "field_engineer",
                                      "customer_user", None])
-def test_api_answers_match_the_schema(world: World, persona: str | None,
+def test_api_answers_match_the_schema(world: ServedWorld, persona: str | None,
                                       request: pytest.FixtureRequest) -> None:
     headers: dict[str, str] = {}
     if persona is not None:

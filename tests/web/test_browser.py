@@ -14,13 +14,14 @@ from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 def test_desk_agent_dashboard_chart_and_ticket_workflow(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         settings: Any) -> None:
     from playwright.sync_api import expect
 
@@ -64,7 +65,7 @@ def test_desk_agent_dashboard_chart_and_ticket_workflow(
 
 
 def test_engineer_completes_work_order_on_phone(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any) -> None:
     world = live_world
     start = world.now + dt.timedelta(minutes=5)
@@ -103,7 +104,7 @@ def test_engineer_completes_work_order_on_phone(
 
 
 def test_customer_accepts_offer_and_cannot_reach_other_account(
-        browser: Any, live_server: Any, live_world: World, customer_user: Any) -> None:
+        browser: Any, live_server: Any, live_world: ServedWorld, customer_user: Any) -> None:
     world = live_world
     context = browser.new_context(viewport={"width": 1024, "height": 800})
     page = context.new_page()

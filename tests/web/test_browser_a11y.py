@@ -14,8 +14,8 @@ from django.test import Client
 
 from service_crm.services.work_orders import work_order_schedule, work_order_start
 from tests import factories as f
-from tests.support.web import World
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -45,7 +45,7 @@ def _scan(page: Any, base: str, urls: list[str], found: dict[str, list[str]], *,
             found[url] = bad
 
 
-def _booked(world: World, desk_agent: Any) -> Any:
+def _booked(world: ServedWorld, desk_agent: Any) -> Any:
     """The north work order booked five minutes from the world's now, for two hours."""
     start = world.now + dt.timedelta(minutes=5)
     return work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
@@ -58,7 +58,7 @@ VIEWPORTS = pytest.mark.parametrize(("name", "viewport"), [
 
 @VIEWPORTS
 def test_pages_have_no_serious_accessibility_violations(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any, customer_user: Any, name: str,
         viewport: dict[str, int]) -> None:
     if not AXE.exists():
@@ -95,7 +95,7 @@ def test_pages_have_no_serious_accessibility_violations(
 # ticket list with bulk actions, job sheet with photos and the signature pad.
 @VIEWPORTS
 def test_later_pages_have_no_serious_accessibility_violations(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any, customer_user: Any, name: str,
         viewport: dict[str, int]) -> None:
     if not AXE.exists():

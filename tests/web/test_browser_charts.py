@@ -14,8 +14,9 @@ import pytest
 from django.db import connection
 
 from tests import factories as f
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -81,7 +82,7 @@ def _temperatures(t0: dt.datetime, step: dt.timedelta, n: int,
 
 
 @pytest.fixture
-def chart_world(live_world: World) -> Iterator[World]:
+def chart_world(live_world: ServedWorld) -> Iterator[ServedWorld]:
     yield live_world
     with connection.cursor() as cur:
         cur.execute("DELETE FROM telemetry_1m")
@@ -102,7 +103,7 @@ def _check_axis(probe: dict[str, Any], *, lo: float, hi: float, where: str) -> N
 
 
 def test_chart_axis_gap_and_markers_on_desk(
-        browser: Any, live_server: Any, chart_world: World, desk_agent: Any) -> None:
+        browser: Any, live_server: Any, chart_world: ServedWorld, desk_agent: Any) -> None:
     from service_crm.services.work_orders import work_order_schedule
 
     world = chart_world
@@ -157,7 +158,7 @@ def test_chart_axis_gap_and_markers_on_desk(
     context.close()
 
 
-def test_chart_axis_on_phone(browser: Any, live_server: Any, chart_world: World,
+def test_chart_axis_on_phone(browser: Any, live_server: Any, chart_world: ServedWorld,
                              desk_agent: Any, field_engineer: Any) -> None:
     from service_crm.services.work_orders import work_order_schedule
 

@@ -9,15 +9,16 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 
 @pytest.mark.parametrize(("name", "viewport"), [
     ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
-def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live_world: World,
+def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live_world: ServedWorld,
                                             desk_agent: Any, name: str,
                                             viewport: dict[str, int]) -> None:
     world = live_world
@@ -60,7 +61,7 @@ def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live
 
 
 def test_completed_work_order_seen_by_desk_and_on_phone(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any) -> None:
     from tests.web.test_work_order_pages import _completed
 

@@ -12,14 +12,15 @@ import pytest
 from django.test import Client
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 
 @pytest.mark.parametrize(("name", "viewport"), [
     ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
-def test_book_a_waiting_job_from_the_board(browser: Any, live_server: Any, live_world: World,
+def test_book_a_waiting_job_from_the_board(browser: Any, live_server: Any, live_world: ServedWorld,
                                            desk_agent: Any, name: str,
                                            viewport: dict[str, int]) -> None:
     world = live_world
@@ -36,12 +37,12 @@ def test_book_a_waiting_job_from_the_board(browser: Any, live_server: Any, live_
     row = f"[data-testid=dispatch-waiting] article[data-wo='{world.north.work_order.pk}']"
     options = page.eval_on_selector_all(f"{row} select[name=engineer] option",
                                         "els => els.map(e => e.textContent)")
-    assert options == ["Engineer north"]
+    assert options == ["Jana Petersen"]
     start = (world.now + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0)
     page.fill(f"{row} input[name=start]", start.strftime("%Y-%m-%dT%H:%M"))
     page.fill(f"{row} input[name=end]", (start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     page.click(f"{row} button[type=submit]")
-    page.wait_for_selector("text=booked with Engineer north")
+    page.wait_for_selector("text=booked with Jana Petersen")
     grid_row = f"[data-testid=dispatch-grid] tr[data-engineer='{world.north.engineer.pk}']"
     assert "09:00–11:00" in page.inner_text(grid_row)
     page.screenshot(path=ARTIFACTS / f"desk-dispatch-{name}.png", full_page=True)

@@ -15,13 +15,14 @@ from PIL import Image
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 
 def test_photo_signature_and_report_on_a_phone(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any, settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
     world = live_world

@@ -13,13 +13,14 @@ import pytest
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 
-def _job_with_telemetry(world: World, desk_agent: Any) -> m.WorkOrder:
+def _job_with_telemetry(world: ServedWorld, desk_agent: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     if start.date() != world.now.date():
         start = world.now - dt.timedelta(minutes=5)
@@ -33,7 +34,7 @@ def _job_with_telemetry(world: World, desk_agent: Any) -> m.WorkOrder:
 
 
 def test_phone_job_sheet_start_errors_parts_and_times(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         field_engineer: Any) -> None:
     world = live_world
     wo = _job_with_telemetry(world, desk_agent)

@@ -12,7 +12,8 @@ import pytest
 from django.test import Client
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -28,7 +29,7 @@ def _signed_in(browser: Any, base: str, user: Any, **options: Any) -> Any:
 
 
 def test_desk_offer_to_customer_acceptance_and_back(
-        browser: Any, live_server: Any, live_world: World, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
         customer_user: Any) -> None:
     world = live_world
     base = live_server.url
@@ -77,7 +78,7 @@ def test_desk_offer_to_customer_acceptance_and_back(
 
     desk.goto(f"{base}/desk/accounts/{world.north.account.pk}/")
     timeline = desk.inner_text("ol.timeline")
-    assert f"Offer {offer.number} accepted by Buyer n1 (portal), PO PO-2026-118" in timeline
+    assert f"Offer {offer.number} accepted by Petra Einkauf (portal), PO PO-2026-118" in timeline
     assert "Customer" in timeline
     desk.screenshot(path=ARTIFACTS / "desk-account-offer-accepted.png", full_page=True)
     desk.goto(f"{base}/desk/offers/{offer.pk}/")

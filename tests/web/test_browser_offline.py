@@ -12,15 +12,16 @@ import pytest
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
 from tests.support.wait import wait_for
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
-def _schedule_today(world: World, desk_agent: Any) -> m.WorkOrder:
+def _schedule_today(world: ServedWorld, desk_agent: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     if start.date() != world.now.date():
         start = world.now - dt.timedelta(minutes=5)
@@ -56,7 +57,7 @@ def _start_and_complete(page: Any, wo: m.WorkOrder, *, report: str, minutes: int
 
 
 def test_engineer_completes_job_offline_and_it_reaches_the_server(
-        browser: Any, live_server: Any, live_world: World,
+        browser: Any, live_server: Any, live_world: ServedWorld,
         desk_agent: Any, field_engineer: Any) -> None:
     from playwright.sync_api import expect
 
@@ -108,7 +109,7 @@ def test_engineer_completes_job_offline_and_it_reaches_the_server(
 
 
 def test_offline_completion_of_a_job_cancelled_meanwhile_is_refused_with_a_message(
-        browser: Any, live_server: Any, live_world: World,
+        browser: Any, live_server: Any, live_world: ServedWorld,
         desk_agent: Any, field_engineer: Any) -> None:
     wo = _schedule_today(live_world, desk_agent)
     context, page = _jana_on_phone(browser, live_server.url)

@@ -13,14 +13,15 @@ import pytest
 from service_crm import models as m
 from service_crm.models.choices import InvoiceStatus
 from service_crm.services.billing import invoice_drafts_build
-from tests.support.web import ARTIFACTS, World, billable_job
+from tests.support.web import ARTIFACTS, billable_job
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 H = dt.timedelta(hours=1)
 
 
-def _draft(world: World) -> m.Invoice:
+def _draft(world: ServedWorld) -> m.Invoice:
     billable_job(world)
     invoice_drafts_build(now=world.now + 3 * H)
     return m.Invoice.objects.get()
@@ -29,7 +30,7 @@ def _draft(world: World) -> m.Invoice:
 @pytest.mark.parametrize(("name", "viewport"), [
     ("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})])
 def test_desk_approves_an_invoice_and_logs_a_call(browser: Any, live_server: Any,
-                                                  live_world: World, desk_agent: Any,
+                                                  live_world: ServedWorld, desk_agent: Any,
                                                   name: str,
                                                   viewport: dict[str, int]) -> None:
     world = live_world

@@ -13,7 +13,8 @@ import pytest
 from django.test import Client
 
 from tests import factories as f
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -27,7 +28,7 @@ def _serious(page: Any) -> list[str]:
             if v["impact"] in ("serious", "critical")]
 
 
-def test_portal_on_a_phone(browser: Any, live_server: Any, live_world: World,
+def test_portal_on_a_phone(browser: Any, live_server: Any, live_world: ServedWorld,
                            customer_user: Any) -> None:
     world = live_world
     base = live_server.url

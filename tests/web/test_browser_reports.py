@@ -12,8 +12,9 @@ from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_transition
 from tests import factories as f
-from tests.support.web import ARTIFACTS, World
+from tests.support.web import ARTIFACTS
 from tests.support.web import browser_login as _login
+from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -39,7 +40,7 @@ def _pixels(page: Any, selector: str, rgb: tuple[int, int, int]) -> int:
 
 
 def test_reports_page_draws_a_chart_per_report(
-        browser: Any, live_server: Any, live_world: World,
+        browser: Any, live_server: Any, live_world: ServedWorld,
         service_manager: Any) -> None:
     world = live_world
     for side, outcome in ((world.north, Outcome.FAULT_CONFIRMED),
@@ -75,7 +76,7 @@ def test_reports_page_draws_a_chart_per_report(
 
 
 def test_dashboard_fleet_chart_redraws_when_an_alert_arrives(
-        browser: Any, live_server: Any, live_world: World,
+        browser: Any, live_server: Any, live_world: ServedWorld,
         desk_agent: Any, settings: Any) -> None:
     world = live_world
     settings.AFTERCARE_DASHBOARD_POLL_S = 0.5

@@ -12,7 +12,8 @@ from django.core.files.base import ContentFile
 
 from service_crm import models as m
 from service_crm.models import contract as contract_models
-from tests.support.web import World, minimal_pdf
+from tests.support.web import minimal_pdf
+from tests.support.world import ServedWorld
 
 PDF = minimal_pdf()
 
@@ -33,7 +34,7 @@ def _document(account: m.Account, title: str = "Signed agreement") -> m.Contract
 
 
 def test_customer_sees_and_downloads_own_contract_document(
-        world: World, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, browser_client: Any) -> None:
     doc = _document(world.north.account)
     client = browser_client(customer_user)
     page = client.get("/portal/").content.decode()
@@ -50,7 +51,7 @@ def test_customer_sees_and_downloads_own_contract_document(
     assert doc.file.name.endswith(".pdf")
 
 
-def test_another_accounts_document_is_not_found(world: World, other_customer_user: Any,
+def test_another_accounts_document_is_not_found(world: ServedWorld, other_customer_user: Any,
                                                 browser_client: Any) -> None:
     doc = _document(world.north.account)
     client = browser_client(other_customer_user)
@@ -59,14 +60,14 @@ def test_another_accounts_document_is_not_found(world: World, other_customer_use
 
 
 @pytest.mark.parametrize("persona", ["field_engineer", "desk_agent"])
-def test_portal_downloads_are_for_customers(world: World, persona: str, browser_client: Any,
+def test_portal_downloads_are_for_customers(world: ServedWorld, persona: str, browser_client: Any,
                                             request: pytest.FixtureRequest) -> None:
     doc = _document(world.north.account)
     user = request.getfixturevalue(persona)
     assert browser_client(user).get(f"/portal/contract-documents/{doc.pk}/").status_code == 403
 
 
-def test_missing_file_answers_404_with_reason(world: World, customer_user: Any,
+def test_missing_file_answers_404_with_reason(world: ServedWorld, customer_user: Any,
                                               browser_client: Any) -> None:
     doc = _document(world.north.account)
     Path(doc.file.path).unlink()
@@ -74,7 +75,7 @@ def test_missing_file_answers_404_with_reason(world: World, customer_user: Any,
     assert response.status_code == 404
 
 
-def test_only_pdfs_within_the_size_limit_are_accepted(world: World,
+def test_only_pdfs_within_the_size_limit_are_accepted(world: ServedWorld,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     contract = m.MaintenanceContract.objects.filter(account=world.north.account).first()
     assert contract is not None
@@ -102,7 +103,7 @@ def _upload(client: Any, contract: m.MaintenanceContract, name: str, data: bytes
 
 
 def test_desk_agent_adds_a_document_the_customer_then_downloads(
-        world: World, desk_agent: Any, customer_user: Any, browser_client: Any,
+        world: ServedWorld, desk_agent: Any, customer_user: Any, browser_client: Any,
         settings: Any) -> None:
     contract = m.MaintenanceContract.objects.get(account=world.north.account)
     desk = browser_client(desk_agent)
@@ -122,7 +123,7 @@ def test_desk_agent_adds_a_document_the_customer_then_downloads(
 
 
 def test_a_file_that_is_not_a_pdf_is_refused_next_to_the_field_and_not_stored(
-        world: World, desk_agent: Any, browser_client: Any, settings: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any, settings: Any) -> None:
     contract = m.MaintenanceContract.objects.get(account=world.north.account)
     response = _upload(browser_client(desk_agent), contract, "terms.docx", b"PK\x03\x04")
     assert response.status_code == 400
@@ -135,7 +136,7 @@ def test_a_file_that_is_not_a_pdf_is_refused_next_to_the_field_and_not_stored(
 
 
 @pytest.mark.parametrize("persona", ["field_engineer", "customer_user"])
-def test_only_the_desk_adds_documents(world: World, persona: str, browser_client: Any,
+def test_only_the_desk_adds_documents(world: ServedWorld, persona: str, browser_client: Any,
                                       request: pytest.FixtureRequest) -> None:
     contract = m.MaintenanceContract.objects.get(account=world.north.account)
     user = request.getfixturevalue(persona)
@@ -143,7 +144,7 @@ def test_only_the_desk_adds_documents(world: World, persona: str, browser_client
     assert not m.ContractDocument.objects.exists()
 
 
-def test_the_service_refuses_an_actor_without_a_desk_role(world: World,
+def test_the_service_refuses_an_actor_without_a_desk_role(world: ServedWorld,
                                                            field_engineer: Any) -> None:
     from service_crm.services.contracts import contract_document_add
 

@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
 
 def test_desk_logs_a_call_with_a_follow_up_and_pages_the_timeline(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     account = world.north.account
     desk = browser_client(desk_agent)
     tomorrow = world.now.date() + dt.timedelta(days=1)
     resp = desk.post(f"/desk/accounts/{account.pk}/activities/", {
         "kind": "call", "summary": "Buyer asked for a retrofit", "body": "Line 2",
-        "contact": world.north.contact.pk, "follow_up_title": "Send the quote",
+        "contact": world.north.buyer.pk, "follow_up_title": "Send the quote",
         "follow_up_assignee": desk_agent.pk, "follow_up_due": str(tomorrow)})
     assert resp.status_code == 302, resp.content.decode()[:2000]
     task = m.FollowUpTask.objects.get()
@@ -42,16 +42,16 @@ def test_desk_logs_a_call_with_a_follow_up_and_pages_the_timeline(
     assert "A follow-up needs a title and a due date." in half.content.decode()
 
 
-def test_other_accounts_contact_is_refused(world: World, desk_agent: Any,
+def test_other_accounts_contact_is_refused(world: ServedWorld, desk_agent: Any,
                                            browser_client: Any) -> None:
     resp = browser_client(desk_agent).post(
         f"/desk/accounts/{world.north.account.pk}/activities/",
-        {"kind": "call", "summary": "x", "contact": world.south.contact.pk})
+        {"kind": "call", "summary": "x", "contact": world.south.buyer.pk})
     assert resp.status_code == 400
     assert not m.Interaction.objects.filter(kind="call", summary="x").exists()
 
 
-def test_task_list_overdue_and_done(world: World, desk_agent: Any, service_manager: Any,
+def test_task_list_overdue_and_done(world: ServedWorld, desk_agent: Any, service_manager: Any,
                                    browser_client: Any) -> None:
     old = m.FollowUpTask.objects.create(account=world.north.account, title="Call back",
                                         assignee=desk_agent, due=world.now.date()
@@ -70,7 +70,7 @@ def test_task_list_overdue_and_done(world: World, desk_agent: Any, service_manag
     assert "Call back" in desk.get("/desk/tasks/?state=done").content.decode()
 
 
-def test_pipeline_page_and_roles(world: World, desk_agent: Any, customer_user: Any,
+def test_pipeline_page_and_roles(world: ServedWorld, desk_agent: Any, customer_user: Any,
                                  field_engineer: Any, browser_client: Any) -> None:
     page = browser_client(desk_agent).get("/desk/pipeline/").content.decode()
     assert "Offer pipeline and forecast" in page
@@ -84,7 +84,7 @@ def test_pipeline_page_and_roles(world: World, desk_agent: Any, customer_user: A
                            {"kind": "note", "summary": "x"}).status_code == 403
 
 
-def test_account_page_links_the_whole_timeline(world: World, desk_agent: Any,
+def test_account_page_links_the_whole_timeline(world: ServedWorld, desk_agent: Any,
                                                browser_client: Any) -> None:
     account = world.north.account
     page = browser_client(desk_agent).get(f"/desk/accounts/{account.pk}/").content.decode()

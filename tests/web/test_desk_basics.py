@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.db
     ("/desk/alerts/?state=gone", "state"),
 ])
 def test_unknown_filter_is_refused_with_the_values_allowed(
-        world: World, desk_agent: Any, browser_client: Any, url: str, named: str) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any, url: str, named: str) -> None:
     response = browser_client(desk_agent).get(url)
     assert response.status_code == 400
     body = response.content.decode()
@@ -33,7 +33,8 @@ def test_unknown_filter_is_refused_with_the_values_allowed(
     assert world.north.asset.serial not in body
 
 
-def test_known_filters_still_filter(world: World, desk_agent: Any, browser_client: Any) -> None:
+def test_known_filters_still_filter(world: ServedWorld,
+        desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     assert world.north.ticket.number in client.get("/desk/tickets/?status=open").content.decode()
     closed = client.get("/desk/tickets/?status=closed")
@@ -42,7 +43,7 @@ def test_known_filters_still_filter(world: World, desk_agent: Any, browser_clien
 
 
 def test_alerts_page_lists_alerts_by_asset_not_internal_id(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     body = browser_client(desk_agent).get("/desk/alerts/").content.decode()
     assert world.north.asset.serial in body
     assert world.south.asset.serial in body
@@ -53,13 +54,13 @@ def test_alerts_page_lists_alerts_by_asset_not_internal_id(
 
 
 def test_alerts_page_closed_to_engineers_and_customers(
-        world: World, field_engineer: Any, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, customer_user: Any, browser_client: Any) -> None:
     assert browser_client(field_engineer).get("/desk/alerts/").status_code == 403
     assert browser_client(customer_user).get("/desk/alerts/").status_code == 403
 
 
 @pytest.mark.parametrize("query", ["serial", "device", "account", "ticket", "ticket-short"])
-def test_search_opens_the_one_match(world: World, desk_agent: Any, browser_client: Any,
+def test_search_opens_the_one_match(world: ServedWorld, desk_agent: Any, browser_client: Any,
                                     query: str) -> None:
     side = world.north
     q, url = {
@@ -74,7 +75,7 @@ def test_search_opens_the_one_match(world: World, desk_agent: Any, browser_clien
     assert response["Location"] == url
 
 
-def test_search_lists_several_and_says_when_nothing(world: World, desk_agent: Any,
+def test_search_lists_several_and_says_when_nothing(world: ServedWorld, desk_agent: Any,
                                                     browser_client: Any) -> None:
     client = browser_client(desk_agent)
     several = client.get("/desk/search/", {"q": "SN-"}).content.decode()
@@ -84,7 +85,7 @@ def test_search_lists_several_and_says_when_nothing(world: World, desk_agent: An
     assert 'data-testid="search-empty"' in nothing
 
 
-def test_search_stays_in_the_users_scope(world: World, field_engineer: Any) -> None:
+def test_search_stays_in_the_users_scope(world: ServedWorld, field_engineer: Any) -> None:
     from service_crm.selectors.search import desk_search
 
     found = desk_search(user=field_engineer, query=world.south.ticket.number)
@@ -94,7 +95,7 @@ def test_search_stays_in_the_users_scope(world: World, field_engineer: Any) -> N
     assert world.south.asset not in found.assets
 
 
-def test_detach_asks_first_then_detaches(world: World, desk_agent: Any,
+def test_detach_asks_first_then_detaches(world: ServedWorld, desk_agent: Any,
                                          browser_client: Any) -> None:
     client = browser_client(desk_agent)
     asked = client.get("/desk/devices/cmp-n1/release/")
@@ -108,7 +109,7 @@ def test_detach_asks_first_then_detaches(world: World, desk_agent: Any,
     assert not m.DeviceLink.objects.filter(device_key="cmp-n1").exists()
 
 
-def test_error_pages_in_the_sites_look(world: World, customer_user: Any, desk_agent: Any,
+def test_error_pages_in_the_sites_look(world: ServedWorld, customer_user: Any, desk_agent: Any,
                                        browser_client: Any) -> None:
     missing = browser_client(desk_agent).get("/desk/tickets/999999/")
     assert missing.status_code == 404
@@ -123,7 +124,7 @@ def test_error_pages_in_the_sites_look(world: World, customer_user: Any, desk_ag
 
 
 def test_episode_evidence_reads_as_times_not_internal_ids(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     body = browser_client(desk_agent).get(
         f"/desk/episodes/{world.north.episode.pk}/").content.decode()
     alert = world.north.alert
@@ -132,7 +133,7 @@ def test_episode_evidence_reads_as_times_not_internal_ids(
     assert "<td>2.80</td>" in body  # the usual value (baseline) of the evidence
 
 
-def test_pager_keeps_the_filters(world: World, desk_agent: Any, browser_client: Any) -> None:
+def test_pager_keeps_the_filters(world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     from service_crm.services.alerts import alert_ingest
     from tests import factories as f
 
@@ -144,7 +145,7 @@ def test_pager_keeps_the_filters(world: World, desk_agent: Any, browser_client: 
 
 
 def test_asset_list_finds_by_serial_device_or_account(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     everything = client.get("/desk/assets/").content.decode()
     for side in (world.north, world.south):

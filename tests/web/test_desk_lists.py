@@ -13,7 +13,7 @@ import pytest
 from service_crm import models as m
 from service_crm.models.choices import Priority, TicketSource
 from service_crm.services.tickets import ticket_open
-from tests.support.web import World
+from tests.support.world import ServedWorld
 from web.desk.lists import csv_cell
 
 pytestmark = pytest.mark.db
@@ -24,7 +24,7 @@ def _csv(response: Any) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body)))
 
 
-def test_sort_by_account_and_priority(world: World, desk_agent: Any,
+def test_sort_by_account_and_priority(world: ServedWorld, desk_agent: Any,
                                       browser_client: Any) -> None:
     client = browser_client(desk_agent)
     by_account = client.get("/desk/tickets/?sort=account").context["page"]
@@ -36,13 +36,13 @@ def test_sort_by_account_and_priority(world: World, desk_agent: Any,
 
 
 @pytest.mark.parametrize("query", ["sort=bogus", "format=xlsx"])
-def test_unknown_sort_or_format_is_400(world: World, desk_agent: Any, browser_client: Any,
+def test_unknown_sort_or_format_is_400(world: ServedWorld, desk_agent: Any, browser_client: Any,
                                        query: str) -> None:
     response = browser_client(desk_agent).get(f"/desk/tickets/?{query}")
     assert response.status_code == 400
 
 
-def test_csv_has_every_filtered_row_and_inert_formulas(world: World, desk_agent: Any,
+def test_csv_has_every_filtered_row_and_inert_formulas(world: ServedWorld, desk_agent: Any,
                                                        browser_client: Any) -> None:
     ticket_open(asset=world.north.asset, summary="=HYPERLINK(\"http://evil\",\"x\")",
                 source=TicketSource.PHONE, priority=Priority.P3, actor=desk_agent)
@@ -67,7 +67,7 @@ def test_csv_cell(value: object, cell: str) -> None:
 
 
 def test_bulk_move_checks_each_ticket_and_names_the_refused(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     north, south = world.north.ticket, world.south.ticket
     m.Ticket.objects.filter(pk=south.pk).update(status="closed")  # cannot go to triaged
@@ -88,7 +88,7 @@ def test_bulk_move_checks_each_ticket_and_names_the_refused(
 
 @pytest.mark.parametrize("data", [{"to": "resolved", "ticket": ["1"]},
                                   {"to": "triaged"}, {"to": "triaged", "ticket": ["x"]}])
-def test_bulk_refuses_unknown_target_or_nothing_ticked(world: World, desk_agent: Any,
+def test_bulk_refuses_unknown_target_or_nothing_ticked(world: ServedWorld, desk_agent: Any,
                                                        browser_client: Any,
                                                        data: dict[str, Any]) -> None:
     response = browser_client(desk_agent).post("/desk/tickets/bulk/", data, follow=True)
@@ -96,7 +96,7 @@ def test_bulk_refuses_unknown_target_or_nothing_ticked(world: World, desk_agent:
     assert m.Ticket.objects.filter(status="triaged").count() == 0
 
 
-def test_bulk_is_for_desk_roles(world: World, browser_client: Any,
+def test_bulk_is_for_desk_roles(world: ServedWorld, browser_client: Any,
                                 customer_user: Any) -> None:
     response = browser_client(customer_user).post("/desk/tickets/bulk/", {
         "to": "triaged", "ticket": [world.north.ticket.pk]})
@@ -104,7 +104,7 @@ def test_bulk_is_for_desk_roles(world: World, browser_client: Any,
     assert m.Ticket.objects.get(pk=world.north.ticket.pk).status == "new"
 
 
-def test_asset_csv_follows_the_search(world: World, desk_agent: Any,
+def test_asset_csv_follows_the_search(world: ServedWorld, desk_agent: Any,
                                       browser_client: Any) -> None:
     response = browser_client(desk_agent).get("/desk/assets/?q=Nordwerk&format=csv")
     assert response.status_code == 200
@@ -116,6 +116,6 @@ def test_asset_csv_follows_the_search(world: World, desk_agent: Any,
     assert by_serial[world.north.asset.serial]["account"] == "Nordwerk Foods GmbH"
 
 
-def test_asset_csv_is_for_staff(world: World, customer_user: Any,
+def test_asset_csv_is_for_staff(world: ServedWorld, customer_user: Any,
                                 browser_client: Any) -> None:
     assert browser_client(customer_user).get("/desk/assets/?format=csv").status_code == 403

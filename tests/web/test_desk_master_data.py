@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from service_crm import models as m
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
@@ -20,7 +20,7 @@ def _csv(text: str) -> SimpleUploadedFile:
 
 
 def test_desk_sees_duplicates_and_merges_after_confirming(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     dup = f.AccountFactory(name="NORDWERK FOODS")
     f.ContactFactory(account=dup, email="max@nordwerk.example")
     desk = browser_client(desk_agent)
@@ -44,7 +44,7 @@ def test_desk_sees_duplicates_and_merges_after_confirming(
 
 
 def test_merge_and_import_are_for_the_desk_only(
-        world: World, browser_client: Any, customer_user: Any, field_engineer: Any) -> None:
+        world: ServedWorld, browser_client: Any, customer_user: Any, field_engineer: Any) -> None:
     dup = f.AccountFactory(name="NORDWERK FOODS")
     for user in (customer_user, field_engineer):
         client = browser_client(user)
@@ -58,7 +58,7 @@ def test_merge_and_import_are_for_the_desk_only(
     assert not m.Account.objects.filter(name="X GmbH").exists()
 
 
-def test_import_page_dry_run_then_store(world: World, desk_agent: Any,
+def test_import_page_dry_run_then_store(world: ServedWorld, desk_agent: Any,
                                         browser_client: Any) -> None:
     desk = browser_client(desk_agent)
     assert desk.get("/desk/data/import/").status_code == 200

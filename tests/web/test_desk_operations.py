@@ -29,14 +29,15 @@ from service_crm.services.work_orders import (
     work_order_start,
 )
 from tests import factories as f
-from tests.support.web import World, billable_job
+from tests.support.web import billable_job
+from tests.support.world import ServedWorld
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
 H = dt.timedelta(hours=1)
 
 
-def _plan(world: World) -> m.PlannedVisit:
+def _plan(world: ServedWorld) -> m.PlannedVisit:
     c = m.MaintenanceContract.objects.get(account=world.north.account)
     c.start, c.interval_days = world.now.date() - dt.timedelta(days=10), 30
     c.save()
@@ -44,21 +45,21 @@ def _plan(world: World) -> m.PlannedVisit:
     return m.PlannedVisit.objects.get(asset=world.north.asset)
 
 
-def _billable_job(world: World) -> m.Invoice:
+def _billable_job(world: ServedWorld) -> m.Invoice:
     """The north compressor's contract covers nothing: the part and the labour are billed."""
     billable_job(world)
     assert invoice_drafts_build(now=world.now + 3 * H) == 2
     return m.Invoice.objects.get()
 
 
-def _sales(world: World) -> Any:
+def _sales(world: ServedWorld) -> Any:
     user = f.UserFactory(username="sally")
     assign_role(user=user, role=Role.SALES_MANAGER)
     return f.fresh(user)
 
 
 def test_desk_lists_planned_visits_and_drops_one_with_a_reason(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     visit = _plan(world)
     desk = browser_client(desk_agent)
     body = desk.get("/desk/planned-visits/?status=planned").content.decode()
@@ -88,7 +89,7 @@ def test_desk_lists_planned_visits_and_drops_one_with_a_reason(
 
 
 def test_sales_sees_planned_visits_but_cannot_drop_them(
-        world: World, browser_client: Any) -> None:
+        world: ServedWorld, browser_client: Any) -> None:
     visit = _plan(world)
     sales = browser_client(_sales(world))
     page = sales.get(f"/desk/planned-visits/{visit.pk}/")
@@ -101,7 +102,7 @@ def test_sales_sees_planned_visits_but_cannot_drop_them(
 
 
 def test_engineers_and_customers_get_no_operations_pages(
-        world: World, field_engineer: Any, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, customer_user: Any, browser_client: Any) -> None:
     visit = _plan(world)
     invoice = _billable_job(world)
     for user in (field_engineer, customer_user):
@@ -113,7 +114,7 @@ def test_engineers_and_customers_get_no_operations_pages(
         assert client.post(f"/desk/invoices/{invoice.pk}/approve/").status_code == 403
 
 
-def test_charges_page_says_covered_or_billable(world: World, desk_agent: Any,
+def test_charges_page_says_covered_or_billable(world: ServedWorld, desk_agent: Any,
                                                browser_client: Any) -> None:
     invoice = _billable_job(world)
     desk = browser_client(desk_agent)
@@ -126,7 +127,7 @@ def test_charges_page_says_covered_or_billable(world: World, desk_agent: Any,
 
 
 def test_desk_approves_an_invoice_draft_and_the_erp_is_told(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     invoice = _billable_job(world)
     desk = browser_client(desk_agent)
     listing = desk.get("/desk/invoices/?status=draft").content.decode()
@@ -146,7 +147,7 @@ def test_desk_approves_an_invoice_draft_and_the_erp_is_told(
     assert m.OutboxEvent.objects.filter(topic="invoice.approved").count() == 1
 
 
-def test_sales_cannot_approve_invoices(world: World, browser_client: Any) -> None:
+def test_sales_cannot_approve_invoices(world: ServedWorld, browser_client: Any) -> None:
     invoice = _billable_job(world)
     sales = browser_client(_sales(world))
     page = sales.get(f"/desk/invoices/{invoice.pk}/").content.decode()
@@ -156,7 +157,7 @@ def test_sales_cannot_approve_invoices(world: World, browser_client: Any) -> Non
     assert invoice.status == InvoiceStatus.DRAFT
 
 
-def test_sales_order_pages_show_po_and_total(world: World, desk_agent: Any,
+def test_sales_order_pages_show_po_and_total(world: ServedWorld, desk_agent: Any,
                                              browser_client: Any) -> None:
     offer_decide(offer=world.north.offer, accepted=True, actor=None, now=world.now,
                  po_reference="PO-4711")
@@ -171,7 +172,7 @@ def test_sales_order_pages_show_po_and_total(world: World, desk_agent: Any,
 
 
 def test_webhook_log_and_replay_for_managers_only(
-        world: World, desk_agent: Any, service_manager: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, service_manager: Any, browser_client: Any) -> None:
     m.WebhookEndpoint.objects.create(name="ERP", url="https://erp.invalid/hook",
                                      secret="s3cret-not-shown")
     with transaction.atomic():
@@ -199,7 +200,7 @@ def test_webhook_log_and_replay_for_managers_only(
     assert m.AuditLog.objects.get(action="webhook.replay").actor_label == "manager"
 
 
-def test_operations_page_counts_what_waits(world: World, service_manager: Any,
+def test_operations_page_counts_what_waits(world: ServedWorld, service_manager: Any,
                                            browser_client: Any) -> None:
     _plan(world)
     _billable_job(world)
@@ -210,7 +211,7 @@ def test_operations_page_counts_what_waits(world: World, service_manager: Any,
 
 
 def test_desk_quotes_uncovered_work_from_the_charges_page(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     m.MaintenanceContract.objects.filter(account=world.north.account).update(
         covers_parts=False, covers_labour=False)
     wo, now = world.north.work_order, world.now
@@ -232,7 +233,7 @@ def test_desk_quotes_uncovered_work_from_the_charges_page(
     assert "no uncovered work left" in again.content.decode()
 
 
-def test_customer_cannot_quote_work(world: World, customer_user: Any,
+def test_customer_cannot_quote_work(world: ServedWorld, customer_user: Any,
                                     browser_client: Any) -> None:
     wo = world.north.work_order
     assert browser_client(customer_user).post(

@@ -8,17 +8,17 @@ from typing import Any
 from service_crm import models as m
 from service_crm.selectors.dashboard import dashboard_counts_get, dashboard_get
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 
-def _more_assets(world: World, n: int) -> None:
+def _more_assets(world: ServedWorld, n: int) -> None:
     site = world.north.asset.site
     for i in range(n):
         f.AssetFactory(site=site, equipment_model=world.north.asset.equipment_model,
                        device=f"extra-{i:03d}")
 
 
-def test_dashboard_counts_are_cached_for_desk_users(world: World, desk_agent: Any) -> None:
+def test_dashboard_counts_are_cached_for_desk_users(world: ServedWorld, desk_agent: Any) -> None:
     before = dashboard_get(user=f.fresh(desk_agent), now=world.now)
     _more_assets(world, 3)
     # Within the cache's lifetime another desk user gets the same (now stale) figures ...
@@ -31,7 +31,7 @@ def test_dashboard_counts_are_cached_for_desk_users(world: World, desk_agent: An
         before.assets_total + 3
 
 
-def test_dashboard_cache_never_crosses_scopes(world: World, desk_agent: Any,
+def test_dashboard_cache_never_crosses_scopes(world: ServedWorld, desk_agent: Any,
                                               field_engineer: Any, other_region_engineer: Any,
                                               customer_user: Any,
                                               other_customer_user: Any) -> None:
@@ -53,14 +53,15 @@ def test_dashboard_cache_never_crosses_scopes(world: World, desk_agent: Any,
             assert sum(got["devices"].values()) <= expected * 2, user
 
 
-def test_dashboard_cache_can_be_turned_off(world: World, desk_agent: Any, settings: Any) -> None:
+def test_dashboard_cache_can_be_turned_off(world: ServedWorld,
+        desk_agent: Any, settings: Any) -> None:
     settings.AFTERCARE_DASHBOARD_CACHE_S = 0
     before = dashboard_counts_get(user=f.fresh(desk_agent))["assets_total"]
     _more_assets(world, 2)
     assert dashboard_counts_get(user=f.fresh(desk_agent))["assets_total"] == before + 2
 
 
-def test_account_page_pages_its_assets(world: World, desk_agent: Any,
+def test_account_page_pages_its_assets(world: ServedWorld, desk_agent: Any,
                                        browser_client: Any) -> None:
     _more_assets(world, 60)  # 62 on the north account: two pages of 50
     client = browser_client(desk_agent)

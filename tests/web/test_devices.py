@@ -9,7 +9,7 @@ import pytest
 
 from service_crm import models as m
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
@@ -17,13 +17,13 @@ STRAY = "stray-7"
 
 
 @pytest.fixture
-def stray(world: World) -> str:
+def stray(world: ServedWorld) -> str:
     f.store_device(STRAY)
     return STRAY
 
 
 @pytest.fixture
-def sales_manager(world: World) -> Any:
+def sales_manager(world: ServedWorld) -> Any:
     user = f.UserFactory(username="sales")
     assign_role(user=user, role=Role.SALES_MANAGER)
     return f.fresh(user)
@@ -37,7 +37,7 @@ def _row(page: str, device_key: str) -> str:
 
 # --- desk page ---------------------------------------------------------------------------
 
-def test_desk_agent_attaches_device_by_asset_serial(world: World, stray: str, desk_agent: Any,
+def test_desk_agent_attaches_device_by_asset_serial(world: ServedWorld, stray: str, desk_agent: Any,
                                                     browser_client: Any) -> None:
     client = browser_client(desk_agent)
     page = client.get("/desk/devices/unclaimed/").content.decode()
@@ -51,7 +51,7 @@ def test_desk_agent_attaches_device_by_asset_serial(world: World, stray: str, de
 
 
 def test_unknown_serial_is_shown_next_to_that_devices_field(
-        world: World, stray: str, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, stray: str, desk_agent: Any, browser_client: Any) -> None:
     f.store_device("stray-8")
     response = browser_client(desk_agent).post(f"/desk/devices/{stray}/claim/",
                                                {"asset": "NO-SUCH-1"})
@@ -64,7 +64,7 @@ def test_unknown_serial_is_shown_next_to_that_devices_field(
     assert not m.DeviceLink.objects.filter(device_key=stray).exists()
 
 
-def test_device_of_another_asset_is_refused_by_the_field(world: World, desk_agent: Any,
+def test_device_of_another_asset_is_refused_by_the_field(world: ServedWorld, desk_agent: Any,
                                                          browser_client: Any) -> None:
     # The claim view is posted to directly (cmp-s1 is not listed as unclaimed).
     response = browser_client(desk_agent).post("/desk/devices/cmp-s1/claim/",
@@ -76,7 +76,7 @@ def test_device_of_another_asset_is_refused_by_the_field(world: World, desk_agen
 
 
 def test_sales_manager_sees_unclaimed_devices_but_cannot_attach(
-        world: World, stray: str, sales_manager: Any, browser_client: Any) -> None:
+        world: ServedWorld, stray: str, sales_manager: Any, browser_client: Any) -> None:
     client = browser_client(sales_manager)
     page = client.get("/desk/devices/unclaimed/").content.decode()
     assert 'name="asset"' not in _row(page, stray)
@@ -87,7 +87,7 @@ def test_sales_manager_sees_unclaimed_devices_but_cannot_attach(
 
 @pytest.mark.parametrize("persona", ["field_engineer", "customer_user"])
 def test_engineers_and_customers_cannot_attach_devices(
-        world: World, stray: str, persona: str, request: pytest.FixtureRequest,
+        world: ServedWorld, stray: str, persona: str, request: pytest.FixtureRequest,
         browser_client: Any) -> None:
     client = browser_client(request.getfixturevalue(persona))
     response = client.post(f"/desk/devices/{stray}/claim/", {"asset": world.north.pump.serial})
@@ -95,7 +95,7 @@ def test_engineers_and_customers_cannot_attach_devices(
     assert not m.DeviceLink.objects.filter(device_key=stray).exists()
 
 
-def test_desk_agent_detaches_device_from_asset_page(world: World, desk_agent: Any,
+def test_desk_agent_detaches_device_from_asset_page(world: ServedWorld, desk_agent: Any,
                                                     browser_client: Any) -> None:
     client = browser_client(desk_agent)
     page = client.get(f"/desk/assets/{world.north.asset.pk}/").content.decode()
@@ -106,7 +106,7 @@ def test_desk_agent_detaches_device_from_asset_page(world: World, desk_agent: An
     assert 'data-device="cmp-n1"' in client.get("/desk/devices/unclaimed/").content.decode()
 
 
-def test_detaching_an_unclaimed_device_says_why(world: World, stray: str, desk_agent: Any,
+def test_detaching_an_unclaimed_device_says_why(world: ServedWorld, stray: str, desk_agent: Any,
                                                 browser_client: Any) -> None:
     response = browser_client(desk_agent).post(f"/desk/devices/{stray}/release/",
                                                {"confirm": "yes"}, follow=True)
@@ -115,7 +115,8 @@ def test_detaching_an_unclaimed_device_says_why(world: World, stray: str, desk_a
 
 # --- REST API ----------------------------------------------------------------------------
 
-def test_api_claim_attaches_device(world: World, stray: str, desk_agent: Any, api: Any) -> None:
+def test_api_claim_attaches_device(world: ServedWorld, stray: str,
+        desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).post(f"/api/v1/devices/{stray}/claim/",
                                     {"asset": world.north.pump.pk}, format="json")
     assert response.status_code == 200, response.json()
@@ -126,7 +127,7 @@ def test_api_claim_attaches_device(world: World, stray: str, desk_agent: Any, ap
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "asset"), ({"asset": "pump"}, "asset"), ({"asset": 999_999}, "asset")])
 def test_api_claim_bad_asset_is_400_naming_the_field(
-        world: World, stray: str, desk_agent: Any, api: Any, body: dict[str, Any],
+        world: ServedWorld, stray: str, desk_agent: Any, api: Any, body: dict[str, Any],
         field: str) -> None:
     response = api(desk_agent).post(f"/api/v1/devices/{stray}/claim/", body, format="json")
     assert response.status_code == 400
@@ -135,7 +136,7 @@ def test_api_claim_bad_asset_is_400_naming_the_field(
 
 
 def test_api_claim_of_attached_device_is_400_naming_device_key(
-        world: World, desk_agent: Any, api: Any) -> None:
+        world: ServedWorld, desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).post("/api/v1/devices/cmp-s1/claim/",
                                     {"asset": world.north.pump.pk}, format="json")
     assert response.status_code == 400
@@ -145,7 +146,7 @@ def test_api_claim_of_attached_device_is_400_naming_device_key(
 @pytest.mark.parametrize("persona", ["field_engineer", "customer_user", "other_customer_user",
                                      "other_region_engineer"])
 def test_api_claim_is_404_for_customers_and_engineers(
-        world: World, stray: str, persona: str, request: pytest.FixtureRequest,
+        world: ServedWorld, stray: str, persona: str, request: pytest.FixtureRequest,
         api: Any) -> None:
     client = api(request.getfixturevalue(persona))
     assert client.post(f"/api/v1/devices/{stray}/claim/", {"asset": world.north.pump.pk},
@@ -154,13 +155,13 @@ def test_api_claim_is_404_for_customers_and_engineers(
     assert not m.DeviceLink.objects.filter(device_key=stray).exists()
 
 
-def test_api_other_sides_device_is_404_for_engineer(world: World, field_engineer: Any,
+def test_api_other_sides_device_is_404_for_engineer(world: ServedWorld, field_engineer: Any,
                                                     api: Any) -> None:
     assert api(field_engineer).post("/api/v1/devices/cmp-s1/release/").status_code == 404
     assert m.DeviceLink.objects.filter(device_key="cmp-s1").exists()
 
 
-def test_api_sales_manager_may_look_but_not_claim(world: World, stray: str,
+def test_api_sales_manager_may_look_but_not_claim(world: ServedWorld, stray: str,
                                                   sales_manager: Any, api: Any) -> None:
     client = api(sales_manager)
     assert client.get(f"/api/v1/devices/{stray}/").status_code == 200
@@ -168,7 +169,7 @@ def test_api_sales_manager_may_look_but_not_claim(world: World, stray: str,
                        format="json").status_code == 403
 
 
-def test_api_release_detaches_device(world: World, desk_agent: Any, api: Any) -> None:
+def test_api_release_detaches_device(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     response = api(desk_agent).post("/api/v1/devices/cmp-n1/release/")
     assert response.status_code == 200
     assert response.json()["asset_id"] is None

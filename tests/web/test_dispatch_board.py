@@ -13,7 +13,7 @@ import pytest
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
@@ -22,12 +22,12 @@ def _fmt(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M")
 
 
-def _tomorrow_9(world: World) -> dt.datetime:
+def _tomorrow_9(world: ServedWorld) -> dt.datetime:
     return (world.now + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0)
 
 
 def test_board_lists_engineers_by_day_and_waiting_jobs_with_fitting_engineers(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     f.EngineerFactory(name="Pump-only north", region="north", skills=["pump"])
     response = browser_client(desk_agent).get("/desk/dispatch/")
     assert response.status_code == 200
@@ -35,20 +35,20 @@ def test_board_lists_engineers_by_day_and_waiting_jobs_with_fitting_engineers(
     assert len(board.days) == 7
     assert board.days[0] == world.now.date()
     names = [r.engineer.name for r in board.rows]
-    assert {"Engineer north", "Engineer south", "Pump-only north"} <= set(names)
+    assert {"Jana Petersen", "Sven Richter", "Pump-only north"} <= set(names)
     waiting = {w.booking.work_order.pk: w for w in board.waiting}
     north = waiting[world.north.work_order.pk]
     # Same region and the failure mode's skill: not the south engineer, not the pump-only one.
-    assert [e.name for e in north.candidates] == ["Engineer north"]
+    assert [e.name for e in north.candidates] == ["Jana Petersen"]
     assert north.booking.skill == "compressor"
 
 
-def test_board_filters_by_region_and_skill_and_day(world: World, desk_agent: Any,
+def test_board_filters_by_region_and_skill_and_day(world: ServedWorld, desk_agent: Any,
                                                    browser_client: Any) -> None:
     f.EngineerFactory(name="Pump-only north", region="north", skills=["pump"])
     client = browser_client(desk_agent)
     board = client.get("/desk/dispatch/?region=south").context["board"]
-    assert [r.engineer.name for r in board.rows] == ["Engineer south"]
+    assert [r.engineer.name for r in board.rows] == ["Sven Richter"]
     assert [w.booking.work_order.pk for w in board.waiting] == [world.south.work_order.pk]
     board = client.get("/desk/dispatch/?skill=pump").context["board"]
     assert [r.engineer.name for r in board.rows] == ["Pump-only north"]
@@ -60,7 +60,7 @@ def test_board_filters_by_region_and_skill_and_day(world: World, desk_agent: Any
 
 @pytest.mark.parametrize("query", ["region=mars", "skill=juggling", "view=month",
                                    "start=yesterday", "start=1500-01-01"])
-def test_bad_board_filter_is_400(world: World, desk_agent: Any, browser_client: Any,
+def test_bad_board_filter_is_400(world: ServedWorld, desk_agent: Any, browser_client: Any,
                                  query: str) -> None:
     response = browser_client(desk_agent).get(f"/desk/dispatch/?{query}")
     assert response.status_code == 400
@@ -68,7 +68,7 @@ def test_bad_board_filter_is_400(world: World, desk_agent: Any, browser_client: 
 
 
 def test_booking_after_deadline_overlap_and_absence_are_flagged(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     ticket = world.north.ticket
     assert ticket.resolution_due is not None
     late = ticket.resolution_due - dt.timedelta(hours=1)  # ends an hour after the deadline
@@ -86,7 +86,7 @@ def test_booking_after_deadline_overlap_and_absence_are_flagged(
     assert board.conflicts == 1
 
 
-def test_overlapping_bookings_flag_each_other(world: World, desk_agent: Any,
+def test_overlapping_bookings_flag_each_other(world: ServedWorld, desk_agent: Any,
                                              browser_client: Any) -> None:
     start = _tomorrow_9(world)
     work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
@@ -105,7 +105,7 @@ def test_overlapping_bookings_flag_each_other(world: World, desk_agent: Any,
     assert by_wo[other.pk] == [f"overlaps WO-{world.north.work_order.pk:06d}"]
 
 
-def test_book_from_the_board_and_come_back_to_it(world: World, desk_agent: Any,
+def test_book_from_the_board_and_come_back_to_it(world: ServedWorld, desk_agent: Any,
                                                  browser_client: Any) -> None:
     start = _tomorrow_9(world)
     client = browser_client(desk_agent)
@@ -118,14 +118,14 @@ def test_book_from_the_board_and_come_back_to_it(world: World, desk_agent: Any,
     assert (wo.status, wo.engineer_id, wo.scheduled_start) == (
         "scheduled", world.north.engineer.pk, start)
     page = client.get(response["Location"]).content.decode()
-    assert "booked with Engineer north" in page
+    assert "booked with Jana Petersen" in page
 
 
-def test_ticket_lists_only_the_sites_region_engineers(world: World, desk_agent: Any,
+def test_ticket_lists_only_the_sites_region_engineers(world: ServedWorld, desk_agent: Any,
                                                       browser_client: Any) -> None:
     response = browser_client(desk_agent).get(f"/desk/tickets/{world.north.ticket.pk}/")
     choices = [str(e) for e in response.context["schedule_form"].fields["engineer"].queryset]
-    assert choices == ["Engineer north (north)"]
+    assert choices == ["Jana Petersen (north)"]
     refused = browser_client(desk_agent).post(
         f"/desk/work-orders/{world.north.work_order.pk}/schedule/", {
             "engineer": world.south.engineer.pk, "start": _fmt(_tomorrow_9(world)),
@@ -134,7 +134,7 @@ def test_ticket_lists_only_the_sites_region_engineers(world: World, desk_agent: 
     assert refused.context["schedule_form"].errors["engineer"]
 
 
-def test_visit_after_the_deadline_needs_book_anyway(world: World, desk_agent: Any,
+def test_visit_after_the_deadline_needs_book_anyway(world: ServedWorld, desk_agent: Any,
                                                     browser_client: Any) -> None:
     due = m.Ticket.objects.get(pk=world.north.ticket.pk).resolution_due
     assert due is not None
@@ -154,13 +154,13 @@ def test_visit_after_the_deadline_needs_book_anyway(world: World, desk_agent: An
 
 
 @pytest.mark.parametrize("who", ["customer_user", "field_engineer"])
-def test_board_is_for_office_roles(world: World, browser_client: Any, who: str,
+def test_board_is_for_office_roles(world: ServedWorld, browser_client: Any, who: str,
                                    request: pytest.FixtureRequest) -> None:
     client = browser_client(request.getfixturevalue(who))
     assert client.get("/desk/dispatch/").status_code == 403
 
 
-def test_waiting_list_shows_the_most_urgent_fifty(world: World, desk_agent: Any,
+def test_waiting_list_shows_the_most_urgent_fifty(world: ServedWorld, desk_agent: Any,
                                                   browser_client: Any) -> None:
     from service_crm.selectors.dispatch import WAITING_SHOWN
 

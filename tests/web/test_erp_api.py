@@ -12,13 +12,14 @@ import pytest
 
 from service_crm import models as m
 from service_crm.selectors.prices import labour_rate_on, part_price_on
-from tests.support.web import World, billable_job
+from tests.support.web import billable_job
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 H = dt.timedelta(hours=1)
 
 
-def _prices(world: World) -> dict[str, Any]:
+def _prices(world: ServedWorld) -> dict[str, Any]:
     today = world.now.date()
     return {"prices": [
         {"kind": "part", "sku": "BRG-6205", "currency": "EUR", "unit_price": "91.20",
@@ -29,7 +30,7 @@ def _prices(world: World) -> dict[str, Any]:
     ]}
 
 
-def test_erp_posts_prices_idempotently(world: World, api: Any, service_manager: Any) -> None:
+def test_erp_posts_prices_idempotently(world: ServedWorld, api: Any, service_manager: Any) -> None:
     erp = api(service_manager)
     first = erp.post("/api/v1/erp/prices/", _prices(world), format="json")
     assert first.status_code == 200, first.content
@@ -51,7 +52,7 @@ def test_erp_posts_prices_idempotently(world: World, api: Any, service_manager: 
     assert [(p["sku"], p["unit_price"]) for p in listed["results"]] == [("BRG-6205", "92.00")]
 
 
-def test_a_wrong_row_refuses_the_batch_naming_it(world: World, api: Any,
+def test_a_wrong_row_refuses_the_batch_naming_it(world: ServedWorld, api: Any,
                                                  service_manager: Any) -> None:
     body = _prices(world)
     body["prices"].append({"kind": "part", "sku": "NOPE-1", "currency": "EUR",
@@ -78,7 +79,7 @@ def test_a_wrong_row_refuses_the_batch_naming_it(world: World, api: Any,
 
 
 def test_only_managers_and_admins_post_to_the_erp_api(
-        world: World, api: Any, desk_agent: Any, customer_user: Any,
+        world: ServedWorld, api: Any, desk_agent: Any, customer_user: Any,
         field_engineer: Any) -> None:
     for user in (desk_agent, customer_user, field_engineer):
         resp = api(user).post("/api/v1/erp/prices/", _prices(world), format="json")
@@ -94,7 +95,7 @@ def test_only_managers_and_admins_post_to_the_erp_api(
     assert not m.PriceListEntry.objects.exists()
 
 
-def test_erp_sets_stock_levels(world: World, api: Any, service_manager: Any) -> None:
+def test_erp_sets_stock_levels(world: ServedWorld, api: Any, service_manager: Any) -> None:
     other = m.Warehouse.objects.create(code="WH-SOUTH", name="South van stock",
                                        region="south")
     body = {"stock": [{"sku": "BRG-6205", "warehouse": world.warehouse.code, "quantity": 12},
@@ -120,7 +121,7 @@ def test_erp_sets_stock_levels(world: World, api: Any, service_manager: Any) -> 
     assert m.Stock.objects.get(part=world.part, warehouse=world.warehouse).quantity == 12
 
 
-def test_charges_take_the_price_list_rates(world: World, api: Any,
+def test_charges_take_the_price_list_rates(world: ServedWorld, api: Any,
                                            service_manager: Any) -> None:
     assert api(service_manager).post("/api/v1/erp/prices/", _prices(world),
                                      format="json").status_code == 200

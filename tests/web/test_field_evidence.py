@@ -29,7 +29,7 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
@@ -39,7 +39,7 @@ def _media(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
 
 
-def _started(world: World, desk_agent: Any, engineer_user: Any) -> m.WorkOrder:
+def _started(world: ServedWorld, desk_agent: Any, engineer_user: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     wo = work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
                              start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
@@ -67,7 +67,7 @@ def _signature_url(*, ink: bool = True) -> str:
 
 
 def test_photo_is_reencoded_smaller_without_camera_metadata(
-        world: World, desk_agent: Any, field_engineer: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any) -> None:
     wo = _started(world, desk_agent, field_engineer)
     data = _jpeg_with_exif()
     assert b"PhoneMaker" in data
@@ -83,7 +83,7 @@ def test_photo_is_reencoded_smaller_without_camera_metadata(
 
 
 @pytest.mark.parametrize("data", [b"%PDF-1.4 not a picture", b"", b"\x89PNG\r\n\x1a\nbroken"])
-def test_not_a_picture_is_refused(world: World, desk_agent: Any, field_engineer: Any,
+def test_not_a_picture_is_refused(world: ServedWorld, desk_agent: Any, field_engineer: Any,
                                   data: bytes) -> None:
     wo = _started(world, desk_agent, field_engineer)
     with pytest.raises(ValidationError) as exc:
@@ -92,13 +92,13 @@ def test_not_a_picture_is_refused(world: World, desk_agent: Any, field_engineer:
     assert not m.WorkOrderPhoto.objects.exists()
 
 
-def test_photo_needs_the_job_in_progress(world: World, field_engineer: Any) -> None:
+def test_photo_needs_the_job_in_progress(world: ServedWorld, field_engineer: Any) -> None:
     with pytest.raises(ValidationError, match="in progress"):
         work_order_photo_add(work_order=world.north.work_order, actor=field_engineer,
                              data=_jpeg_with_exif((10, 10)))
 
 
-def test_empty_signature_or_no_name_is_refused(world: World, desk_agent: Any,
+def test_empty_signature_or_no_name_is_refused(world: ServedWorld, desk_agent: Any,
                                                field_engineer: Any) -> None:
     wo = _started(world, desk_agent, field_engineer)
     with pytest.raises(ValidationError, match="empty"):
@@ -114,7 +114,7 @@ def test_empty_signature_or_no_name_is_refused(world: World, desk_agent: Any,
 
 
 def test_completion_emails_the_report_with_photo_and_signature(
-        world: World, desk_agent: Any, field_engineer: Any,
+        world: ServedWorld, desk_agent: Any, field_engineer: Any,
         django_capture_on_commit_callbacks: Any) -> None:
     tech = m.Contact.objects.create(account=world.north.account, name="Tech n1",
                                     email="tech@nordwerk.example", roles=["technical"])
@@ -146,7 +146,7 @@ def test_completion_emails_the_report_with_photo_and_signature(
 
 
 def test_pages_scope_photos_signature_and_report(
-        world: World, desk_agent: Any, field_engineer: Any, other_region_engineer: Any,
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, other_region_engineer: Any,
         customer_user: Any, other_customer_user: Any, browser_client: Any) -> None:
     wo = _started(world, desk_agent, field_engineer)
     engineer = browser_client(field_engineer)

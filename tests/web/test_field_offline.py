@@ -12,14 +12,14 @@ import pytest
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.support.web import Side, World
+from tests.support.world import ServedWorld, Side
 from web.field.views import offline_base
 
 pytestmark = pytest.mark.db
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
-def _scheduled(world: World, side: Side, desk_agent: Any) -> m.WorkOrder:
+def _scheduled(world: ServedWorld, side: Side, desk_agent: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     return work_order_schedule(work_order=side.work_order, engineer=side.engineer, start=start,
                                end=start + dt.timedelta(hours=2), actor=desk_agent)
@@ -51,7 +51,7 @@ def test_manifest_and_service_worker_are_served_for_the_field_scope(client: Any,
 
 
 def test_job_pages_link_manifest_and_carry_the_offline_base(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = _scheduled(world, world.north, desk_agent)
     client = browser_client(field_engineer)
     today = client.get("/field/").content.decode()
@@ -64,7 +64,7 @@ def test_job_pages_link_manifest_and_carry_the_offline_base(
     assert 'data-offline-kind="start"' in sheet
 
 
-def test_replayed_start_then_completion_apply(world: World, field_engineer: Any,
+def test_replayed_start_then_completion_apply(world: ServedWorld, field_engineer: Any,
                                               desk_agent: Any, browser_client: Any) -> None:
     wo = _scheduled(world, world.north, desk_agent)
     client = browser_client(field_engineer)
@@ -86,7 +86,7 @@ def test_replayed_start_then_completion_apply(world: World, field_engineer: Any,
 
 
 def test_replayed_completion_of_cancelled_work_order_is_a_conflict(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = work_order_start(work_order=_scheduled(world, world.north, desk_agent),
                           actor=desk_agent)
     m.WorkOrder.objects.filter(pk=wo.pk).update(status="cancelled")
@@ -98,7 +98,7 @@ def test_replayed_completion_of_cancelled_work_order_is_a_conflict(
 
 
 def test_replay_after_checklist_changed_is_a_conflict(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = work_order_start(work_order=_scheduled(world, world.north, desk_agent),
                           actor=desk_agent)
     base = offline_base(wo)
@@ -113,7 +113,7 @@ def test_replay_after_checklist_changed_is_a_conflict(
 
 
 def test_replay_for_work_order_reassigned_away_is_404_with_a_message(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = work_order_start(work_order=_scheduled(world, world.north, desk_agent),
                           actor=desk_agent)
     base = offline_base(wo)
@@ -132,7 +132,7 @@ def test_replay_for_work_order_reassigned_away_is_404_with_a_message(
 
 
 def test_other_regions_work_order_cannot_be_replayed(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = _scheduled(world, world.south, desk_agent)
     client = browser_client(field_engineer)
     for verb, data in (("start", {}), ("progress", {"check_0": "on"}),
@@ -145,7 +145,7 @@ def test_other_regions_work_order_cannot_be_replayed(
 
 @pytest.mark.parametrize("persona", ["customer_user", "other_customer_user"])
 def test_customers_cannot_replay_field_actions(
-        world: World, desk_agent: Any, browser_client: Any, request: pytest.FixtureRequest,
+        world: ServedWorld, desk_agent: Any, browser_client: Any, request: pytest.FixtureRequest,
         persona: str) -> None:
     wo = _scheduled(world, world.north, desk_agent)
     client = browser_client(request.getfixturevalue(persona))

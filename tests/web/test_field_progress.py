@@ -9,13 +9,13 @@ import pytest
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule, work_order_start
-from tests.support.web import Side, World
+from tests.support.world import ServedWorld, Side
 
 pytestmark = pytest.mark.db
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
-def _started(world: World, side: Side, desk_agent: Any) -> m.WorkOrder:
+def _started(world: ServedWorld, side: Side, desk_agent: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     wo = work_order_schedule(work_order=side.work_order, engineer=side.engineer, start=start,
                              end=start + dt.timedelta(hours=2), actor=desk_agent)
@@ -26,7 +26,7 @@ def _url(wo: m.WorkOrder) -> str:
     return f"/field/work-orders/{wo.pk}/progress/"
 
 
-def test_ticks_and_notes_saved_as_the_engineer_goes(world: World, field_engineer: Any,
+def test_ticks_and_notes_saved_as_the_engineer_goes(world: ServedWorld, field_engineer: Any,
                                                     desk_agent: Any, browser_client: Any) -> None:
     wo = _started(world, world.north, desk_agent)
     client = browser_client(field_engineer)
@@ -42,7 +42,7 @@ def test_ticks_and_notes_saved_as_the_engineer_goes(world: World, field_engineer
 
 
 def test_save_button_without_javascript_comes_back_to_the_sheet(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = _started(world, world.north, desk_agent)
     response = browser_client(field_engineer).post(_url(wo), {"check_0": "on", "notes": ""})
     assert response.status_code == 302
@@ -52,7 +52,7 @@ def test_save_button_without_javascript_comes_back_to_the_sheet(
 
 
 def test_progress_on_a_job_not_started_is_refused_with_the_reason(
-        world: World, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, browser_client: Any) -> None:
     wo = world.north.work_order  # proposed, not started
     m.WorkOrder.objects.filter(pk=wo.pk).update(engineer=world.north.engineer)
     response = browser_client(field_engineer).post(_url(wo), {"check_0": "on"}, **JSON)
@@ -60,7 +60,7 @@ def test_progress_on_a_job_not_started_is_refused_with_the_reason(
     assert "start it first" in response.json()["errors"]["__all__"][0]["message"]
 
 
-def test_other_engineers_work_order_is_404(world: World, field_engineer: Any,
+def test_other_engineers_work_order_is_404(world: ServedWorld, field_engineer: Any,
                                            desk_agent: Any, browser_client: Any) -> None:
     wo = _started(world, world.south, desk_agent)
     response = browser_client(field_engineer).post(_url(wo), {"notes": "hijack"}, **JSON)
@@ -69,7 +69,7 @@ def test_other_engineers_work_order_is_404(world: World, field_engineer: Any,
     assert wo.notes == ""
 
 
-def test_notes_kept_even_when_completion_is_refused(world: World, field_engineer: Any,
+def test_notes_kept_even_when_completion_is_refused(world: ServedWorld, field_engineer: Any,
                                                     desk_agent: Any, browser_client: Any) -> None:
     wo = _started(world, world.north, desk_agent)
     response = browser_client(field_engineer).post(

@@ -10,12 +10,12 @@ import pytest
 
 from service_crm.services.alerts import alert_ingest
 from tests import factories as f
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
 
-def test_api_and_admin_give_the_desk_pages_health(world: World, desk_agent: Any, api: Any,
+def test_api_and_admin_give_the_desk_pages_health(world: ServedWorld, desk_agent: Any, api: Any,
                                                   browser_client: Any) -> None:
     for mode in ("bearing_wear", "seal_leak"):
         alert_ingest(event=f.alert_event("cmp-n1", at=world.now, severity="critical",

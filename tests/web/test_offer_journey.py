@@ -15,7 +15,7 @@ from django.core import mail
 from service_crm import models as m
 from tests import factories as f
 from tests.support.personas import user as _user
-from tests.support.web import World
+from tests.support.world import ServedWorld
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
@@ -33,7 +33,7 @@ def _money(d: Decimal) -> str:
     return f"{d:,.2f} EUR"
 
 
-def _draft_from_covered_episode(world: World, client: Any) -> m.Offer:
+def _draft_from_covered_episode(world: ServedWorld, client: Any) -> m.Offer:
     response = client.post(f"/desk/episodes/{world.north.episode.pk}/offer/")
     assert response.status_code == 302
     offer = m.Offer.objects.get(episode=world.north.episode)
@@ -42,7 +42,7 @@ def _draft_from_covered_episode(world: World, client: Any) -> m.Offer:
 
 
 def test_desk_drafts_offer_from_episode_with_parts_and_labour(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     page = client.get(f"/desk/episodes/{world.north.episode.pk}/").content.decode()
     assert "Draft an offer for this repair" in page
@@ -60,7 +60,7 @@ def test_desk_drafts_offer_from_episode_with_parts_and_labour(
 
 
 def test_uncovered_episode_offer_adds_a_contract_and_one_open_offer_per_episode(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     pump_episode = world.north.offer.episode
     assert pump_episode is not None
@@ -75,14 +75,14 @@ def test_uncovered_episode_offer_adds_a_contract_and_one_open_offer_per_episode(
 
 
 @pytest.mark.parametrize("who", ["customer_user", "field_engineer"])
-def test_only_office_roles_draft_offers(world: World, browser_client: Any, who: str,
+def test_only_office_roles_draft_offers(world: ServedWorld, browser_client: Any, who: str,
                                         request: pytest.FixtureRequest) -> None:
     client = browser_client(request.getfixturevalue(who))
     assert client.post(f"/desk/episodes/{world.north.episode.pk}/offer/").status_code == 403
     assert not m.Offer.objects.filter(episode=world.north.episode).exists()
 
 
-def test_sales_manager_drafts_and_discounts(world: World, browser_client: Any) -> None:
+def test_sales_manager_drafts_and_discounts(world: ServedWorld, browser_client: Any) -> None:
     user = _user("sales")
     assign_role(user=user, role=Role.SALES_MANAGER)
     client = browser_client(f.fresh(user))
@@ -99,7 +99,7 @@ def test_sales_manager_drafts_and_discounts(world: World, browser_client: Any) -
 
 
 @pytest.mark.parametrize("value", ["-1", "101", "abc", ""])
-def test_bad_discount_is_a_field_error(world: World, desk_agent: Any, browser_client: Any,
+def test_bad_discount_is_a_field_error(world: ServedWorld, desk_agent: Any, browser_client: Any,
                                        value: str) -> None:
     client = browser_client(desk_agent)
     offer = _draft_from_covered_episode(world, client)
@@ -109,7 +109,7 @@ def test_bad_discount_is_a_field_error(world: World, desk_agent: Any, browser_cl
     assert m.Offer.objects.get(pk=offer.pk).discount_pct == 0
 
 
-def test_sent_offer_discount_cannot_change(world: World, desk_agent: Any,
+def test_sent_offer_discount_cannot_change(world: ServedWorld, desk_agent: Any,
                                            browser_client: Any) -> None:
     response = browser_client(desk_agent).post(
         f"/desk/offers/{world.north.offer.pk}/discount/", {"discount_pct": "3"})
@@ -118,7 +118,7 @@ def test_sent_offer_discount_cannot_change(world: World, desk_agent: Any,
 
 
 def test_sent_email_links_the_portal_and_states_the_total(
-        world: World, desk_agent: Any, browser_client: Any,
+        world: ServedWorld, desk_agent: Any, browser_client: Any,
         django_capture_on_commit_callbacks: Any, settings: Any) -> None:
     settings.AFTERCARE_PUBLIC_URL = "https://service.example.com"
     client = browser_client(desk_agent)
@@ -128,14 +128,14 @@ def test_sent_email_links_the_portal_and_states_the_total(
         assert client.post(f"/desk/offers/{offer.pk}/send/").status_code == 302
     assert m.Offer.objects.get(pk=offer.pk).status == "sent"
     [email] = mail.outbox
-    assert email.to == [world.north.contact.email]
+    assert email.to == [world.north.buyer.email]
     assert f"https://service.example.com/portal/offers/{offer.pk}/" in email.body
     assert f"Total: {_money(_expected_total(offer))}" in email.body
     assert "purchase-order number" in email.body
 
 
 def test_customer_sees_total_and_accepts_with_po_after_confirming(
-        world: World, customer_user: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, desk_agent: Any, browser_client: Any) -> None:
     offer = world.north.offer
     client = browser_client(customer_user)
     page = client.get(f"/portal/offers/{offer.pk}/").content.decode()
@@ -160,9 +160,9 @@ def test_customer_sees_total_and_accepts_with_po_after_confirming(
     # The desk: who answered, on the offer and on the account timeline.
     entry = m.Interaction.objects.filter(account=world.north.account,
                                          summary__contains="accepted").get()
-    assert entry.summary == f"Offer {offer.number} accepted by Buyer n1 (portal), PO PO-4711"
+    assert entry.summary == f"Offer {offer.number} accepted by Petra Einkauf (portal), PO PO-4711"
     assert entry.kind == "note"
-    assert entry.contact_id == world.north.contact.pk
+    assert entry.contact_id == world.north.buyer.pk
     desk = browser_client(desk_agent)
     account_page = desk.get(f"/desk/accounts/{world.north.account.pk}/").content.decode()
     assert entry.summary in account_page
@@ -172,7 +172,7 @@ def test_customer_sees_total_and_accepts_with_po_after_confirming(
 
 
 def test_too_long_po_number_is_refused_and_nothing_decided(
-        world: World, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, browser_client: Any) -> None:
     response = browser_client(customer_user).post(
         f"/portal/offers/{world.north.offer.pk}/decide/",
         {"accepted": "yes", "po_reference": "P" * 61, "confirm": "on"})
@@ -181,7 +181,7 @@ def test_too_long_po_number_is_refused_and_nothing_decided(
     assert m.Offer.objects.get(pk=world.north.offer.pk).status == "sent"
 
 
-def test_answered_offer_cannot_be_answered_again(world: World, customer_user: Any,
+def test_answered_offer_cannot_be_answered_again(world: ServedWorld, customer_user: Any,
                                                  browser_client: Any) -> None:
     client = browser_client(customer_user)
     url = f"/portal/offers/{world.north.offer.pk}/decide/"
@@ -193,7 +193,7 @@ def test_answered_offer_cannot_be_answered_again(world: World, customer_user: An
     assert not m.SalesOrder.objects.filter(offer=world.north.offer).exists()
 
 
-def test_renewal_offer_drafted_from_the_renewals_page(world: World, desk_agent: Any,
+def test_renewal_offer_drafted_from_the_renewals_page(world: ServedWorld, desk_agent: Any,
                                                       browser_client: Any) -> None:
     ending = f.ContractFactory(account=world.north.account, auto_renew=False,
                                start=(world.now - dt.timedelta(days=330)).date(),
@@ -215,7 +215,7 @@ def test_renewal_offer_drafted_from_the_renewals_page(world: World, desk_agent: 
     assert m.Offer.objects.filter(renews=ending).count() == 1
 
 
-def test_customers_cannot_draft_renewal_offers(world: World, customer_user: Any,
+def test_customers_cannot_draft_renewal_offers(world: ServedWorld, customer_user: Any,
                                                browser_client: Any) -> None:
     own = m.MaintenanceContract.objects.filter(account=world.north.account).get()
     response = browser_client(customer_user).post(f"/desk/contracts/{own.pk}/renewal-offer/")

@@ -13,7 +13,7 @@ from django.test import Client
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule, work_order_start
 from tests.support.personas import PASSWORD
-from tests.support.web import Side, World
+from tests.support.world import ServedWorld, Side
 
 pytestmark = pytest.mark.db
 
@@ -28,7 +28,7 @@ def _wo(side: Side) -> str:
     return f"WO-{side.work_order.pk:06d}"
 
 
-def _schedule_today(world: World, side: Side, actor: Any) -> m.WorkOrder:
+def _schedule_today(world: ServedWorld, side: Side, actor: Any) -> m.WorkOrder:
     start = world.now + dt.timedelta(minutes=5)
     if start.date() != world.now.date():  # just before midnight: keep it "today"
         start = world.now - dt.timedelta(minutes=5)
@@ -38,13 +38,14 @@ def _schedule_today(world: World, side: Side, actor: Any) -> m.WorkOrder:
 
 # --- login, rate limit, headers ----------------------------------------------------------
 
-def test_login_lands_desk_agent_on_dashboard(world: World, desk_agent: Any, client: Client) -> None:
+def test_login_lands_desk_agent_on_dashboard(world: ServedWorld,
+        desk_agent: Any, client: Client) -> None:
     response = client.post("/login/", {"username": "desk", "password": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/desk/"
 
 
-def test_login_lands_customer_in_portal(world: World, customer_user: Any,
+def test_login_lands_customer_in_portal(world: ServedWorld, customer_user: Any,
                                         client: Client) -> None:
     response = client.post("/login/", {"username": "nordwerk", "password": PASSWORD},
                            follow=True)
@@ -52,7 +53,7 @@ def test_login_lands_customer_in_portal(world: World, customer_user: Any,
     assert "Nordwerk Foods GmbH" in response.content.decode()
 
 
-def test_login_is_rate_limited_after_five_failures(world: World, desk_agent: Any,
+def test_login_is_rate_limited_after_five_failures(world: ServedWorld, desk_agent: Any,
                                                    client: Client) -> None:
     for _ in range(5):
         r = client.post("/login/", {"username": "desk", "password": "nope"})
@@ -63,7 +64,7 @@ def test_login_is_rate_limited_after_five_failures(world: World, desk_agent: Any
     assert "_auth_user_id" not in client.session
 
 
-def test_logout_ends_session_and_clears_browser_storage(world: World, desk_agent: Any,
+def test_logout_ends_session_and_clears_browser_storage(world: ServedWorld, desk_agent: Any,
                                                          client: Client) -> None:
     client.post("/login/", {"username": "desk", "password": PASSWORD})
     assert client.get("/desk/").status_code == 200
@@ -72,7 +73,7 @@ def test_logout_ends_session_and_clears_browser_storage(world: World, desk_agent
     assert client.get("/desk/").status_code == 302
 
 
-def test_login_form_needs_csrf_token(world: World, desk_agent: Any) -> None:
+def test_login_form_needs_csrf_token(world: ServedWorld, desk_agent: Any) -> None:
     client = Client(enforce_csrf_checks=True)
     response = client.post("/login/", {"username": "desk", "password": PASSWORD})
     assert response.status_code == 403
@@ -99,7 +100,7 @@ def test_pages_need_login(client: Client, db: None) -> None:
 
 @pytest.mark.parametrize("persona", ["customer_user", "field_engineer"])
 def test_desk_pages_closed_to_customers_and_engineers(
-        world: World, browser_client: Any, request: pytest.FixtureRequest,
+        world: ServedWorld, browser_client: Any, request: pytest.FixtureRequest,
         persona: str) -> None:
     client = browser_client(request.getfixturevalue(persona))
     for url in ["/desk/", "/desk/panel/", "/desk/tickets/", "/desk/devices/unclaimed/",
@@ -110,7 +111,7 @@ def test_desk_pages_closed_to_customers_and_engineers(
 
 
 def test_engineer_work_order_page_404_for_other_engineer(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     _schedule_today(world, world.north, desk_agent)
     _schedule_today(world, world.south, desk_agent)
     client = browser_client(field_engineer)
@@ -120,7 +121,7 @@ def test_engineer_work_order_page_404_for_other_engineer(
         f"/field/work-orders/{world.south.work_order.pk}/start/").status_code == 404
 
 
-def test_portal_offer_404_for_other_account(world: World, customer_user: Any,
+def test_portal_offer_404_for_other_account(world: ServedWorld, customer_user: Any,
                                             browser_client: Any) -> None:
     client = browser_client(customer_user)
     assert client.get(f"/portal/offers/{world.north.offer.pk}/").status_code == 200
@@ -130,7 +131,7 @@ def test_portal_offer_404_for_other_account(world: World, customer_user: Any,
     assert m.Offer.objects.get(pk=world.south.offer.pk).status == "sent"
 
 
-def test_portal_closed_to_desk_agent(world: World, desk_agent: Any,
+def test_portal_closed_to_desk_agent(world: ServedWorld, desk_agent: Any,
                                      browser_client: Any) -> None:
     assert browser_client(desk_agent).get("/portal/").status_code == 403
 
@@ -138,7 +139,7 @@ def test_portal_closed_to_desk_agent(world: World, desk_agent: Any,
 # --- service desk ------------------------------------------------------------------------
 
 def test_dashboard_shows_fleet_episodes_sla_and_todays_work(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     _schedule_today(world, world.north, desk_agent)
     m.Ticket.objects.filter(pk=world.south.ticket.pk).update(resolution_breached=True)
     client = browser_client(desk_agent)
@@ -153,7 +154,7 @@ def test_dashboard_shows_fleet_episodes_sla_and_todays_work(
     assert _wo(world.north) in panel.split("Today's work orders")[1]
 
 
-def test_dashboard_lists_ticket_at_risk(world: World, desk_agent: Any,
+def test_dashboard_lists_ticket_at_risk(world: ServedWorld, desk_agent: Any,
                                         browser_client: Any) -> None:
     # 10 % of the resolution time left: under the 25 % at-risk threshold.
     m.Ticket.objects.filter(pk=world.north.ticket.pk).update(
@@ -165,7 +166,7 @@ def test_dashboard_lists_ticket_at_risk(world: World, desk_agent: Any,
     assert world.south.ticket.number not in at_risk
 
 
-def test_desk_pages_render(world: World, desk_agent: Any, browser_client: Any) -> None:
+def test_desk_pages_render(world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     for url in ["/desk/episodes/", "/desk/tickets/", "/desk/accounts/", "/desk/offers/",
                 "/desk/devices/unclaimed/", *_desk_urls(world.north)]:
@@ -179,7 +180,7 @@ def test_desk_pages_render(world: World, desk_agent: Any, browser_client: Any) -
 
 
 def test_ticket_workflow_form_moves_ticket_and_shows_rule_by_field(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(desk_agent)
     url = f"/desk/tickets/{world.north.ticket.pk}/transition/"
     refused = client.post(url, {"to": "closed"})
@@ -190,7 +191,7 @@ def test_ticket_workflow_form_moves_ticket_and_shows_rule_by_field(
     assert m.Ticket.objects.get(pk=world.north.ticket.pk).status == "triaged"
 
 
-def test_dispatch_schedules_engineer(world: World, desk_agent: Any,
+def test_dispatch_schedules_engineer(world: ServedWorld, desk_agent: Any,
                                      browser_client: Any) -> None:
     start = (world.now + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0)
     response = browser_client(desk_agent).post(
@@ -204,7 +205,7 @@ def test_dispatch_schedules_engineer(world: World, desk_agent: Any,
     assert m.Ticket.objects.get(pk=world.north.ticket.pk).status == "scheduled"
 
 
-def test_offer_approval_flow(world: World, desk_agent: Any, service_manager: Any,
+def test_offer_approval_flow(world: ServedWorld, desk_agent: Any, service_manager: Any,
                              browser_client: Any) -> None:
     m.Offer.objects.filter(pk=world.north.offer.pk).update(status="draft", sent_at=None)
     desk, manager = browser_client(desk_agent), browser_client(service_manager)
@@ -215,7 +216,7 @@ def test_offer_approval_flow(world: World, desk_agent: Any, service_manager: Any
     assert m.Offer.objects.get(pk=world.north.offer.pk).approved_by_id == service_manager.pk
 
 
-def test_unclaimed_devices_page_lists_only_unclaimed(world: World, desk_agent: Any,
+def test_unclaimed_devices_page_lists_only_unclaimed(world: ServedWorld, desk_agent: Any,
                                                      browser_client: Any) -> None:
     from tests.factories import store_device
 
@@ -227,7 +228,7 @@ def test_unclaimed_devices_page_lists_only_unclaimed(world: World, desk_agent: A
 
 # --- field engineer ----------------------------------------------------------------------
 
-def test_engineer_today_lists_own_jobs_only(world: World, field_engineer: Any,
+def test_engineer_today_lists_own_jobs_only(world: ServedWorld, field_engineer: Any,
                                             desk_agent: Any, browser_client: Any) -> None:
     _schedule_today(world, world.north, desk_agent)
     _schedule_today(world, world.south, desk_agent)
@@ -237,7 +238,7 @@ def test_engineer_today_lists_own_jobs_only(world: World, field_engineer: Any,
 
 
 def test_engineer_completes_with_parts_and_stock_goes_down(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = _schedule_today(world, world.north, desk_agent)
     work_order_start(work_order=wo, actor=field_engineer)
     stock = m.Stock.objects.get(part=world.part, warehouse=world.warehouse)
@@ -258,7 +259,7 @@ def test_engineer_completes_with_parts_and_stock_goes_down(
 
 # --- customer portal ---------------------------------------------------------------------
 
-def test_portal_shows_own_assets_and_tickets_only(world: World, customer_user: Any,
+def test_portal_shows_own_assets_and_tickets_only(world: ServedWorld, customer_user: Any,
                                                   browser_client: Any) -> None:
     page = browser_client(customer_user).get("/portal/").content.decode()
     assert world.north.asset.serial in page
@@ -268,7 +269,7 @@ def test_portal_shows_own_assets_and_tickets_only(world: World, customer_user: A
     assert "being handled" in page
 
 
-def test_customer_declines_offer(world: World, customer_user: Any,
+def test_customer_declines_offer(world: ServedWorld, customer_user: Any,
                                  browser_client: Any) -> None:
     client = browser_client(customer_user)
     url = f"/portal/offers/{world.north.offer.pk}/decide/"
@@ -281,15 +282,15 @@ def test_customer_declines_offer(world: World, customer_user: Any,
     assert m.Offer.objects.get(pk=world.north.offer.pk).status == "declined"
 
 
-def test_personal_data_download_holds_own_data_only(world: World, customer_user: Any,
+def test_personal_data_download_holds_own_data_only(world: ServedWorld, customer_user: Any,
                                                     browser_client: Any) -> None:
     response = browser_client(customer_user).get("/portal/personal-data/")
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment")
     data = json.loads(response.content)
-    assert data["contact"]["name"] == "Buyer n1"
+    assert data["contact"]["name"] == "Petra Einkauf"
     assert [o["number"] for o in data["offers_received"]] == [world.north.offer.number]
-    assert "Buyer s1" not in response.content.decode()
+    assert "Sabine Kauf" not in response.content.decode()
 
 
 def test_admin_login_goes_through_rate_limited_form(client: Client, db: None) -> None:
@@ -300,7 +301,7 @@ def test_admin_login_goes_through_rate_limited_form(client: Client, db: None) ->
     assert evil["Location"] == "/login/?next=%2Fadmin%2F"
 
 
-def test_customer_reports_problem_for_own_asset_only(world: World, customer_user: Any,
+def test_customer_reports_problem_for_own_asset_only(world: ServedWorld, customer_user: Any,
                                                      browser_client: Any) -> None:
     client = browser_client(customer_user)
     other = client.post("/portal/tickets/report/", {"asset": world.south.asset.pk,
@@ -315,16 +316,16 @@ def test_customer_reports_problem_for_own_asset_only(world: World, customer_user
 
 
 def test_dispatch_board_lists_proposed_work_orders_by_engineer(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     page = browser_client(desk_agent).get("/desk/dispatch/").content.decode()
     assert _wo(world.north) in page
     assert _wo(world.south) in page
-    assert "Engineer north" in page
-    assert "Engineer south" in page
+    assert "Jana Petersen" in page
+    assert "Sven Richter" in page
 
 
 def test_reports_show_sla_compliance_and_alert_precision(
-        world: World, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, field_engineer: Any, desk_agent: Any, browser_client: Any) -> None:
     wo = _schedule_today(world, world.north, desk_agent)
     work_order_start(work_order=wo, actor=field_engineer)
     from service_crm.services.work_orders import work_order_complete
@@ -336,7 +337,7 @@ def test_reports_show_sla_compliance_and_alert_precision(
     assert "<td>zscore</td><td>bearing_wear</td><td>1</td><td>0</td><td>100 %</td>" in page
 
 
-def test_renewals_lists_contract_ending_soon(world: World, desk_agent: Any,
+def test_renewals_lists_contract_ending_soon(world: ServedWorld, desk_agent: Any,
                                              browser_client: Any) -> None:
     m.MaintenanceContract.objects.filter(account=world.south.account).update(
         end=(world.now + dt.timedelta(days=30)).date())
@@ -345,7 +346,7 @@ def test_renewals_lists_contract_ending_soon(world: World, desk_agent: Any,
     assert "Nordwerk Foods GmbH" not in page
 
 
-def test_pause_and_resume_sla_clock(world: World, desk_agent: Any,
+def test_pause_and_resume_sla_clock(world: ServedWorld, desk_agent: Any,
                                     browser_client: Any) -> None:
     client = browser_client(desk_agent)
     base = f"/desk/tickets/{world.north.ticket.pk}"
@@ -359,10 +360,10 @@ def test_pause_and_resume_sla_clock(world: World, desk_agent: Any,
     assert "not paused" in again.content.decode()
 
 
-def test_deletion_request_goes_on_own_account_timeline(world: World, customer_user: Any,
+def test_deletion_request_goes_on_own_account_timeline(world: ServedWorld, customer_user: Any,
                                                        browser_client: Any) -> None:
     response = browser_client(customer_user).post("/portal/personal-data/deletion/")
     assert response.status_code == 302
     note = m.Interaction.objects.get(summary__contains="asked for their personal data")
     assert (note.account_id, note.contact_id) == (world.north.account.pk,
-                                                  world.north.contact.pk)
+                                                  world.north.buyer.pk)

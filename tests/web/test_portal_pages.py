@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import World
+from tests.support.world import ServedWorld
 from tests.web.test_work_order_pages import _completed
 
 pytestmark = pytest.mark.db
 
 
 def test_home_links_assets_and_tickets_and_keeps_health_and_sla_on_phones(
-        world: World, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, browser_client: Any) -> None:
     page = browser_client(customer_user).get("/portal/").content.decode()
     assert f'href="/portal/assets/{world.north.asset.pk}/"' in page
     assert f'href="/portal/tickets/{world.north.ticket.pk}/"' in page
@@ -28,7 +28,7 @@ def test_home_links_assets_and_tickets_and_keeps_health_and_sla_on_phones(
 
 
 def test_customer_asset_page_has_health_trend_issues_and_tickets(
-        world: World, customer_user: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, browser_client: Any) -> None:
     response = browser_client(customer_user).get(f"/portal/assets/{world.north.asset.pk}/")
     assert response.status_code == 200
     page = response.content.decode()
@@ -41,7 +41,7 @@ def test_customer_asset_page_has_health_trend_issues_and_tickets(
     assert [mk["kind"] for mk in markers] == ["alert", "work_order"]
 
 
-def test_customer_telemetry_is_scoped(world: World, customer_user: Any,
+def test_customer_telemetry_is_scoped(world: ServedWorld, customer_user: Any,
                                       browser_client: Any) -> None:
     client = browser_client(customer_user)
     own = client.get(f"/api/v1/assets/{world.north.asset.pk}/telemetry/")
@@ -50,7 +50,7 @@ def test_customer_telemetry_is_scoped(world: World, customer_user: Any,
 
 
 def test_other_customers_pages_are_404_and_staff_get_403(
-        world: World, customer_user: Any, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, customer_user: Any, desk_agent: Any, browser_client: Any) -> None:
     client = browser_client(customer_user)
     assert client.get(f"/portal/assets/{world.south.asset.pk}/").status_code == 404
     assert client.get(f"/portal/tickets/{world.south.ticket.pk}/").status_code == 404
@@ -61,7 +61,7 @@ def test_other_customers_pages_are_404_and_staff_get_403(
 
 
 def test_ticket_page_shows_visit_and_sla_before_and_after_completion(
-        world: World, customer_user: Any, desk_agent: Any, field_engineer: Any,
+        world: ServedWorld, customer_user: Any, desk_agent: Any, field_engineer: Any,
         browser_client: Any) -> None:
     client = browser_client(customer_user)
     url = f"/portal/tickets/{world.north.ticket.pk}/"

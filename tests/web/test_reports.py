@@ -20,7 +20,7 @@ from service_crm.selectors.dashboard import dashboard_counts_get
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_check_sla, ticket_transition
 from tests import factories as f
-from tests.support.web import Side, World
+from tests.support.world import ServedWorld, Side
 from web.roles import Role, assign_role
 
 pytestmark = pytest.mark.db
@@ -34,7 +34,7 @@ def _resolve(side: Side, *, outcome: str, at: dt.datetime) -> m.Ticket:
                              now=at)
 
 
-def _verdicts(world: World) -> dt.datetime:
+def _verdicts(world: ServedWorld) -> dt.datetime:
     """North resolved in time with the fault confirmed, south late with no fault found;
     returns a `now` after both."""
     north_due = world.north.ticket.resolution_due
@@ -55,7 +55,8 @@ def _chart(page: str, element_id: str) -> Any:
 
 # --- SLA compliance -----------------------------------------------------------------------
 
-def test_sla_compliance_counts_met_and_breached_per_week(world: World, desk_agent: Any) -> None:
+def test_sla_compliance_counts_met_and_breached_per_week(world: ServedWorld,
+        desk_agent: Any) -> None:
     now = _verdicts(world)
     sla = reports.sla_compliance_by_week(user=desk_agent, now=now, days=90)
     assert (sla.resolution_total, sla.resolution_breached) == (2, 1)
@@ -69,13 +70,13 @@ def test_sla_compliance_counts_met_and_breached_per_week(world: World, desk_agen
 
 
 def test_sla_compliance_is_scoped_to_the_engineers_region(
-        world: World, field_engineer: Any) -> None:
+        world: ServedWorld, field_engineer: Any) -> None:
     now = _verdicts(world)
     sla = reports.sla_compliance_by_week(user=field_engineer, now=now)
     assert (sla.resolution_total, sla.resolution_breached) == (1, 0)
 
 
-def test_sla_compliance_empty_and_bad_window(world: World, desk_agent: Any) -> None:
+def test_sla_compliance_empty_and_bad_window(world: ServedWorld, desk_agent: Any) -> None:
     sla = reports.sla_compliance_by_week(user=desk_agent, now=world.now)
     assert sla.resolution_met_pct is None
     assert sla.response_met_pct is None
@@ -88,7 +89,7 @@ def test_sla_compliance_empty_and_bad_window(world: World, desk_agent: Any) -> N
 
 # --- MTBF ---------------------------------------------------------------------------------
 
-def test_mtbf_is_operating_hours_per_confirmed_failure(world: World, desk_agent: Any) -> None:
+def test_mtbf_is_operating_hours_per_confirmed_failure(world: ServedWorld, desk_agent: Any) -> None:
     now = _verdicts(world)
     rows = {r.equipment_model_id: r for r in
             reports.mtbf_by_equipment_model(user=desk_agent, now=now, days=365)}
@@ -110,7 +111,7 @@ def test_mtbf_is_operating_hours_per_confirmed_failure(world: World, desk_agent:
 
 
 def test_mtbf_counts_recently_installed_and_skips_decommissioned(
-        world: World, desk_agent: Any) -> None:
+        world: ServedWorld, desk_agent: Any) -> None:
     model = world.north.asset.equipment_model
     f.AssetFactory(site=world.north.asset.site, equipment_model=model, device="new-n1",
                    install_date=world.now.date() - dt.timedelta(days=10))
@@ -122,7 +123,7 @@ def test_mtbf_counts_recently_installed_and_skips_decommissioned(
     assert row.in_service_h == pytest.approx((2 * 365 + 10) * 24)
 
 
-def test_mtbf_scoped_to_the_engineers_region(world: World, field_engineer: Any) -> None:
+def test_mtbf_scoped_to_the_engineers_region(world: ServedWorld, field_engineer: Any) -> None:
     ids = {r.equipment_model_id for r in
            reports.mtbf_by_equipment_model(user=field_engineer, now=world.now)}
     assert ids == {world.north.asset.equipment_model_id}
@@ -130,7 +131,7 @@ def test_mtbf_scoped_to_the_engineers_region(world: World, field_engineer: Any) 
 
 # --- precision ----------------------------------------------------------------------------
 
-def test_precision_per_detector_is_scoped(world: World, desk_agent: Any,
+def test_precision_per_detector_is_scoped(world: ServedWorld, desk_agent: Any,
                                           field_engineer: Any) -> None:
     _verdicts(world)
     [zscore] = reports.alert_precision_by_detector(user=desk_agent)
@@ -142,7 +143,7 @@ def test_precision_per_detector_is_scoped(world: World, desk_agent: Any,
 
 # --- at-risk accounts ---------------------------------------------------------------------
 
-def test_at_risk_accounts_ranked_with_reasons(world: World, desk_agent: Any) -> None:
+def test_at_risk_accounts_ranked_with_reasons(world: ServedWorld, desk_agent: Any) -> None:
     south_due = world.south.ticket.resolution_due
     assert south_due is not None
     ticket_check_sla(now=south_due + H)  # both compressor tickets breach their resolution
@@ -161,7 +162,7 @@ def test_at_risk_accounts_ranked_with_reasons(world: World, desk_agent: Any) -> 
     assert south.reasons == ["1 SLA breach in 90 days"]
 
 
-def test_dashboard_tile_counts_the_reports_at_risk_accounts(world: World, desk_agent: Any,
+def test_dashboard_tile_counts_the_reports_at_risk_accounts(world: ServedWorld, desk_agent: Any,
                                                              settings: Any) -> None:
     settings.AFTERCARE_DASHBOARD_CACHE_S = 0
     assert dashboard_counts_get(user=desk_agent, now=world.now)["accounts_at_risk"] == 0
@@ -174,7 +175,7 @@ def test_dashboard_tile_counts_the_reports_at_risk_accounts(world: World, desk_a
     assert reports.account_count_at_risk(user=desk_agent, now=world.now) == 2
 
 
-def test_at_risk_repeated_failures_count_per_asset(world: World, desk_agent: Any) -> None:
+def test_at_risk_repeated_failures_count_per_asset(world: ServedWorld, desk_agent: Any) -> None:
     now = _verdicts(world)
     # A second confirmed failure on the north compressor (a phone ticket, resolved).
     t = m.Ticket.objects.create(account=world.north.account, asset=world.north.asset,
@@ -189,7 +190,7 @@ def test_at_risk_repeated_failures_count_per_asset(world: World, desk_agent: Any
     assert north.points["repeat"] == 10
 
 
-def test_no_risk_signal_no_row_and_scoped(world: World, desk_agent: Any,
+def test_no_risk_signal_no_row_and_scoped(world: ServedWorld, desk_agent: Any,
                                           customer_user: Any) -> None:
     assert reports.account_list_at_risk(user=desk_agent, now=world.now) == []
     f.ContractFactory(account=world.south.account, start=world.now.date() - dt.timedelta(300),
@@ -203,7 +204,7 @@ def test_no_risk_signal_no_row_and_scoped(world: World, desk_agent: Any,
 
 # --- fleet health -------------------------------------------------------------------------
 
-def test_fleet_health_states(world: World, desk_agent: Any, field_engineer: Any) -> None:
+def test_fleet_health_states(world: ServedWorld, desk_agent: Any, field_engineer: Any) -> None:
     assert reports.fleet_health_get(user=desk_agent).counts == {
         "ok": 0, "warning": 4, "critical": 0, "device_problem": 0, "offline": 0}
     alert_ingest(event=f.alert_event("cmp-s1", at=world.now, severity="critical",
@@ -239,7 +240,7 @@ def test_fleet_health_states(world: World, desk_agent: Any, field_engineer: Any)
 
 # --- pages --------------------------------------------------------------------------------
 
-def test_reports_page_shows_charts_and_definitions(world: World, service_manager: Any,
+def test_reports_page_shows_charts_and_definitions(world: ServedWorld, service_manager: Any,
                                                    browser_client: Any) -> None:
     # Both resolved in time, as the page reads them at the real clock's now.
     _resolve(world.north, outcome=Outcome.FAULT_CONFIRMED, at=world.now)
@@ -260,7 +261,7 @@ def test_reports_page_shows_charts_and_definitions(world: World, service_manager
     assert "Risk score 0–100" in page
 
 
-def test_dashboard_panel_has_fleet_chart_data(world: World, desk_agent: Any,
+def test_dashboard_panel_has_fleet_chart_data(world: ServedWorld, desk_agent: Any,
                                               browser_client: Any) -> None:
     panel = browser_client(desk_agent).get("/desk/panel/").content.decode()
     fleet = _chart(panel, "fleet-chart-data")
@@ -273,7 +274,7 @@ def test_dashboard_panel_has_fleet_chart_data(world: World, desk_agent: Any,
 @pytest.mark.parametrize("persona", ["customer_user", "other_customer_user", "field_engineer",
                                      "other_region_engineer"])
 def test_reports_and_panel_closed_to_customers_and_engineers(
-        world: World, browser_client: Any, request: pytest.FixtureRequest,
+        world: ServedWorld, browser_client: Any, request: pytest.FixtureRequest,
         persona: str) -> None:
     client = browser_client(request.getfixturevalue(persona))
     for url in ("/desk/reports/", "/desk/panel/", "/desk/"):
@@ -286,7 +287,7 @@ def test_reports_need_login(client: Client, db: None) -> None:
     assert response["Location"].startswith("/login/")
 
 
-def test_reports_open_to_sales_and_service_managers(world: World, service_manager: Any,
+def test_reports_open_to_sales_and_service_managers(world: ServedWorld, service_manager: Any,
                                                     browser_client: Any) -> None:
     sales = f.UserFactory(username="sales")
     assign_role(user=sales, role=Role.SALES_MANAGER)

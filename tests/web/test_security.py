@@ -35,7 +35,8 @@ from service_crm.services.login_throttle import (
 from tests import factories as f
 from tests.factories import store_device
 from tests.support.personas import PASSWORD
-from tests.support.web import World, minimal_pdf
+from tests.support.web import minimal_pdf
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- 1. reserved service identities ---------------------------------------------------------
 
 @pytest.mark.parametrize("key", ["aftercare-service", "aftercare-ingest"])
-def test_api_claim_of_a_service_account_name_is_a_400(world: World, desk_agent: Any, api: Any,
+def test_api_claim_of_a_service_account_name_is_a_400(world: ServedWorld, desk_agent: Any, api: Any,
                                                       key: str) -> None:
     store_device(key)  # the store may hold such a row (a service account published under it)
     response = api(desk_agent).post(f"/api/v1/devices/{key}/claim/",
@@ -54,7 +55,7 @@ def test_api_claim_of_a_service_account_name_is_a_400(world: World, desk_agent: 
     assert not m.DeviceLink.objects.filter(device_key=key).exists()
 
 
-def test_desk_claim_of_a_service_account_name_is_refused(world: World, desk_agent: Any,
+def test_desk_claim_of_a_service_account_name_is_refused(world: ServedWorld, desk_agent: Any,
                                                          browser_client: Any) -> None:
     store_device("aftercare-service")
     response = browser_client(desk_agent).post("/desk/devices/aftercare-service/claim/",
@@ -81,7 +82,7 @@ def _with(key: str) -> APIClient:
 
 
 def test_each_token_request_makes_a_new_named_expiring_token_stored_as_a_hash(
-        world: World, desk_agent: Any) -> None:
+        world: ServedWorld, desk_agent: Any) -> None:
     client = APIClient()
     one = _get_token(client, "desk", name="erp sync", expires_in_days=7)
     two = _get_token(client, "desk")
@@ -100,7 +101,7 @@ def test_each_token_request_makes_a_new_named_expiring_token_stored_as_a_hash(
                    for a in m.AuditLog.objects.filter(object_type="apitoken"))
 
 
-def test_delete_token_revokes_the_token_used(world: World, desk_agent: Any) -> None:
+def test_delete_token_revokes_the_token_used(world: ServedWorld, desk_agent: Any) -> None:
     key = _get_token(APIClient(), "desk")["token"]
     other = _get_token(APIClient(), "desk")["token"]
     assert _with(key).get("/api/v1/accounts/").status_code == 200
@@ -109,7 +110,7 @@ def test_delete_token_revokes_the_token_used(world: World, desk_agent: Any) -> N
     assert _with(other).get("/api/v1/accounts/").status_code == 200
 
 
-def test_expired_token_is_refused(world: World, desk_agent: Any) -> None:
+def test_expired_token_is_refused(world: ServedWorld, desk_agent: Any) -> None:
     body = _get_token(APIClient(), "desk")
     m.ApiToken.objects.filter(pk=body["id"]).update(expires_at=timezone.now())
     response = _with(body["token"]).get("/api/v1/accounts/")
@@ -117,7 +118,7 @@ def test_expired_token_is_refused(world: World, desk_agent: Any) -> None:
     assert "expired" in response.json()["detail"]
 
 
-def test_owner_revokes_and_rotates_but_not_anothers(world: World, desk_agent: Any,
+def test_owner_revokes_and_rotates_but_not_anothers(world: ServedWorld, desk_agent: Any,
                                                      customer_user: Any) -> None:
     desk = _get_token(APIClient(), "desk", name="script")
     cust = _get_token(APIClient(), "nordwerk")
@@ -135,7 +136,7 @@ def test_owner_revokes_and_rotates_but_not_anothers(world: World, desk_agent: An
     assert _with(new["token"]).get("/api/v1/accounts/").status_code == 401
 
 
-def test_admin_lists_and_revokes_anyones_token(world: World, customer_user: Any) -> None:
+def test_admin_lists_and_revokes_anyones_token(world: ServedWorld, customer_user: Any) -> None:
     boss = f.UserFactory(username="boss", is_superuser=True, is_staff=True)
     boss.set_password(PASSWORD)
     boss.save()
@@ -149,7 +150,7 @@ def test_admin_lists_and_revokes_anyones_token(world: World, customer_user: Any)
     assert audit.actor_label == "boss"
 
 
-def test_password_change_revokes_every_token(world: World, desk_agent: Any) -> None:
+def test_password_change_revokes_every_token(world: ServedWorld, desk_agent: Any) -> None:
     keys = [_get_token(APIClient(), "desk")["token"] for _ in range(2)]
     desk_agent.set_password("a brand new passphrase")
     desk_agent.save()
@@ -162,7 +163,7 @@ def test_password_change_revokes_every_token(world: World, desk_agent: Any) -> N
     assert m.ApiToken.objects.filter(revoked_reason="password changed").count() >= 1
 
 
-def test_deactivation_in_the_admin_revokes_every_token(world: World, desk_agent: Any,
+def test_deactivation_in_the_admin_revokes_every_token(world: ServedWorld, desk_agent: Any,
                                                        client: Any) -> None:
     key = _get_token(APIClient(), "desk")["token"]
     boss = f.UserFactory(username="boss", is_superuser=True, is_staff=True)
@@ -181,7 +182,7 @@ def test_deactivation_in_the_admin_revokes_every_token(world: World, desk_agent:
     assert _with(key).get("/api/v1/accounts/").status_code == 401
 
 
-def test_drf_tokens_are_imported_hashed_and_their_plain_keys_dropped(world: World,
+def test_drf_tokens_are_imported_hashed_and_their_plain_keys_dropped(world: ServedWorld,
                                                                       desk_agent: Any) -> None:
     import importlib
 
@@ -287,7 +288,7 @@ def test_parallel_wrong_passwords_on_the_login_form_are_checked_exactly_to_the_l
     assert sorted(statuses) == [200] * 5 + [429] * 35  # 200: the form again, "wrong password"
 
 
-def test_a_stranger_cannot_lock_the_user_out(world: World, desk_agent: Any) -> None:
+def test_a_stranger_cannot_lock_the_user_out(world: ServedWorld, desk_agent: Any) -> None:
     stranger = Client(REMOTE_ADDR="203.0.113.9")
     for _ in range(5):
         assert stranger.post("/login/", {"username": "desk", "password": "guess"}
@@ -349,7 +350,7 @@ def test_one_address_guessing_many_users_is_blocked(db: None) -> None:
     ({"accepted": [True]}, "json", "Must be a valid boolean."),
 ])
 def test_offer_decision_without_a_valid_answer_is_a_400_naming_the_field(
-        world: World, customer_user: Any, api: Any, body: dict[str, Any], fmt: str,
+        world: ServedWorld, customer_user: Any, api: Any, body: dict[str, Any], fmt: str,
         message: str) -> None:
     response = api(customer_user).post(f"/api/v1/offers/{world.north.offer.pk}/decide/", body,
                                        format=fmt)
@@ -360,7 +361,7 @@ def test_offer_decision_without_a_valid_answer_is_a_400_naming_the_field(
     assert world.north.offer.status == "sent"
 
 
-def test_offer_decision_as_a_form_with_false_declines(world: World, customer_user: Any,
+def test_offer_decision_as_a_form_with_false_declines(world: ServedWorld, customer_user: Any,
                                                        api: Any) -> None:
     response = api(customer_user).post(f"/api/v1/offers/{world.north.offer.pk}/decide/",
                                        {"accepted": "false"}, format="multipart")
@@ -382,7 +383,7 @@ LISTS = ["alerts", "accounts", "assets", "episodes", "offers", "work-orders", "t
     ("offset=1000001", "offset"), ("offset=x", "offset"),
 ])
 def test_bad_page_bounds_answer_400_naming_the_parameter(
-        world: World, desk_agent: Any, api: Any, endpoint: str, query: str,
+        world: ServedWorld, desk_agent: Any, api: Any, endpoint: str, query: str,
         param: str) -> None:
     response = api(desk_agent).get(f"/api/v1/{endpoint}/?{query}")
     assert response.status_code == 400, (query, response.content)
@@ -390,7 +391,7 @@ def test_bad_page_bounds_answer_400_naming_the_parameter(
     assert response.json()["detail"].startswith(f"{param}: A whole number from")
 
 
-def test_page_size_is_honoured_up_to_the_cap(world: World, desk_agent: Any, api: Any) -> None:
+def test_page_size_is_honoured_up_to_the_cap(world: ServedWorld, desk_agent: Any, api: Any) -> None:
     client = api(desk_agent)
     assert len(client.get("/api/v1/alerts/?limit=1").json()["results"]) == 1
     assert client.get("/api/v1/alerts/?limit=500&offset=1000000").json()["results"] == []
@@ -398,14 +399,15 @@ def test_page_size_is_honoured_up_to_the_cap(world: World, desk_agent: Any, api:
 
 
 @pytest.mark.parametrize("value", ["banana", "2", "maybe"])
-def test_unclaimed_must_be_true_or_false(world: World, desk_agent: Any, api: Any,
+def test_unclaimed_must_be_true_or_false(world: ServedWorld, desk_agent: Any, api: Any,
                                          value: str) -> None:
     response = api(desk_agent).get(f"/api/v1/devices/?unclaimed={value}")
     assert response.status_code == 400
     assert response.json()["errors"] == {"unclaimed": ["Give true or false."]}
 
 
-def test_unclaimed_false_lists_claimed_devices(world: World, desk_agent: Any, api: Any) -> None:
+def test_unclaimed_false_lists_claimed_devices(world: ServedWorld,
+        desk_agent: Any, api: Any) -> None:
     store_device("stray-1")
     keys = {d["device_key"] for d in
             api(desk_agent).get("/api/v1/devices/?unclaimed=false").json()["results"]}
@@ -417,7 +419,7 @@ def test_unclaimed_false_lists_claimed_devices(world: World, desk_agent: Any, ap
     ("start=0001-01-01T00:00:00Z", "start"), ("end=0001-01-01T00:00:00Z", "end"),
     ("end=9999-12-31T23:59:59Z", "end"), ("start=yesterday", "start"),
 ])
-def test_telemetry_window_out_of_range_is_a_400(world: World, desk_agent: Any, api: Any,
+def test_telemetry_window_out_of_range_is_a_400(world: ServedWorld, desk_agent: Any, api: Any,
                                                 query: str, param: str) -> None:
     response = api(desk_agent).get(f"/api/v1/assets/{world.north.asset.pk}/telemetry/?{query}")
     assert response.status_code == 400, response.content
@@ -425,7 +427,7 @@ def test_telemetry_window_out_of_range_is_a_400(world: World, desk_agent: Any, a
 
 
 @pytest.mark.parametrize("endpoint", ["assets", "tickets", "episodes", "offers"])
-def test_an_id_filter_beyond_bigint_is_a_400(world: World, desk_agent: Any, api: Any,
+def test_an_id_filter_beyond_bigint_is_a_400(world: ServedWorld, desk_agent: Any, api: Any,
                                              endpoint: str) -> None:
     response = api(desk_agent).get(f"/api/v1/{endpoint}/?account=99999999999999999999")
     assert response.status_code == 400
@@ -436,14 +438,14 @@ def test_an_id_filter_beyond_bigint_is_a_400(world: World, desk_agent: Any, api:
 
 @pytest.mark.parametrize("url", ["/api/v1/schema/", "/api/v1/schema/?format=json",
                                  "/api/v1/docs/", "/api/v1/docs/?script="])
-def test_api_schema_and_docs_need_a_login(world: World, desk_agent: Any, api: Any,
+def test_api_schema_and_docs_need_a_login(world: ServedWorld, desk_agent: Any, api: Any,
                                          url: str) -> None:
     assert Client().get(url).status_code == 401
     assert api(desk_agent).get(url).status_code == 200
 
 
 def test_a_refusal_is_logged_in_one_line_without_traceback(
-        world: World, customer_user: Any, browser_client: Any,
+        world: ServedWorld, customer_user: Any, browser_client: Any,
         caplog: pytest.LogCaptureFixture) -> None:
     """Django attaches the PermissionDenied traceback to its "Forbidden" warning; the console
     handler's filter (web.settings LOGGING) removes it before any handler formats it."""
@@ -539,7 +541,7 @@ def media(settings: Any, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("case", list(BAD_UPLOADS) + ["javascript on open", "javascript names",
                                                        "embedded file"])
 def test_an_upload_that_is_not_a_clean_pdf_is_refused_before_storing(
-        world: World, desk_agent: Any, browser_client: Any, media: Path, case: str) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any, media: Path, case: str) -> None:
     from pypdf.generic import DictionaryObject, NameObject
 
     if case == "javascript on open":
@@ -559,7 +561,7 @@ def test_an_upload_that_is_not_a_clean_pdf_is_refused_before_storing(
     assert _nothing_stored(media)
 
 
-def test_a_real_pdf_is_accepted(world: World, desk_agent: Any, browser_client: Any,
+def test_a_real_pdf_is_accepted(world: ServedWorld, desk_agent: Any, browser_client: Any,
                                 media: Path) -> None:
     contract = m.MaintenanceContract.objects.get(account=world.north.account)
     data = _pdf_with({"/OpenAction": _pdf_page_destination()})
@@ -574,7 +576,7 @@ def _pdf_page_destination() -> Any:
     return ArrayObject([NumberObject(0), NameObject("/Fit")])
 
 
-def test_the_admin_path_checks_content_too(world: World, media: Path) -> None:
+def test_the_admin_path_checks_content_too(world: ServedWorld, media: Path) -> None:
     from django.core.exceptions import ValidationError
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -588,7 +590,7 @@ def test_the_admin_path_checks_content_too(world: World, media: Path) -> None:
 
 
 def test_an_upload_past_the_size_limit_is_stopped_while_it_arrives(
-        world: World, desk_agent: Any, browser_client: Any, media: Path,
+        world: ServedWorld, desk_agent: Any, browser_client: Any, media: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from web import uploads
 
@@ -635,14 +637,14 @@ def _admin_form_data(response: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def boss_client(world: World, client: Client) -> Client:
+def boss_client(world: ServedWorld, client: Client) -> Client:
     client.force_login(f.UserFactory(username="boss", is_superuser=True, is_staff=True))
     return client
 
 
-def test_consent_withdrawn_in_the_admin_writes_an_audit_row(world: World,
+def test_consent_withdrawn_in_the_admin_writes_an_audit_row(world: ServedWorld,
                                                              boss_client: Client) -> None:
-    contact = world.north.contact
+    contact = world.north.buyer
     url = f"/admin/service_crm/contact/{contact.pk}/change/"
     data = _admin_form_data(boss_client.get(url))
     data.pop("offer_consent")
@@ -654,7 +656,7 @@ def test_consent_withdrawn_in_the_admin_writes_an_audit_row(world: World,
     assert audit.after["offer_consent"] is False
 
 
-def test_admin_add_and_delete_are_audited(world: World, boss_client: Client) -> None:
+def test_admin_add_and_delete_are_audited(world: ServedWorld, boss_client: Client) -> None:
     response = boss_client.post("/admin/service_crm/warehouse/add/",
                                 {"code": "WH-X", "name": "Spare store", "region": "north"})
     assert response.status_code == 302, response.context["adminform"].form.errors
@@ -668,7 +670,7 @@ def test_admin_add_and_delete_are_audited(world: World, boss_client: Client) -> 
 
 
 def test_a_password_set_in_the_admin_is_audited_without_the_hash(
-        world: World, boss_client: Client, desk_agent: Any) -> None:
+        world: ServedWorld, boss_client: Client, desk_agent: Any) -> None:
     url = f"/admin/auth/user/{desk_agent.pk}/change/"
     data = _admin_form_data(boss_client.get(url))
     data["first_name"] = "Dora"
@@ -682,23 +684,23 @@ def test_a_password_set_in_the_admin_is_audited_without_the_hash(
 
 # --- 6. privacy: consent withdrawal and erasure ---------------------------------------------
 
-def test_a_contact_withdraws_consent_in_the_portal(world: World, customer_user: Any,
+def test_a_contact_withdraws_consent_in_the_portal(world: ServedWorld, customer_user: Any,
                                                    browser_client: Any) -> None:
     client = browser_client(customer_user)
     assert 'data-testid="consent-withdraw"' in client.get("/portal/").content.decode()
     assert client.post("/portal/consent/withdraw/").status_code == 302
-    contact = m.Contact.objects.get(pk=world.north.contact.pk)
+    contact = m.Contact.objects.get(pk=world.north.buyer.pk)
     assert contact.offer_consent is False
     audit = m.AuditLog.objects.get(action="contact.consent_withdraw")
     assert audit.actor_label == "nordwerk"
     assert (audit.before["offer_consent"], audit.after["offer_consent"]) == (True, False)
     assert "You receive no offers from us." in client.get("/portal/").content.decode()
     # The other account's contact keeps theirs.
-    assert m.Contact.objects.get(pk=world.south.contact.pk).offer_consent is True
+    assert m.Contact.objects.get(pk=world.south.buyer.pk).offer_consent is True
 
 
 def test_only_customers_withdraw_their_own_consent_in_the_portal(
-        world: World, desk_agent: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, browser_client: Any) -> None:
     assert browser_client(desk_agent).post("/portal/consent/withdraw/").status_code == 403
 
 
@@ -731,14 +733,14 @@ def _mentions(text: str) -> list[str]:
 
 
 def test_the_desk_erases_a_contact_everywhere_and_keeps_the_business_records(
-        world: World, desk_agent: Any, customer_user: Any, browser_client: Any,
+        world: ServedWorld, desk_agent: Any, customer_user: Any, browser_client: Any,
         mail_log: Path, media: Path, boss_client: Client) -> None:
     from django.core.files.base import ContentFile
     from django.core.mail import EmailMessage
 
     from service_crm.services.tickets import ticket_open
 
-    contact = world.north.contact
+    contact = world.north.buyer
     name, email = contact.name, contact.email
     portal = browser_client(customer_user)
     key = _get_token(APIClient(), "nordwerk")["token"]
@@ -789,16 +791,16 @@ def test_the_desk_erases_a_contact_everywhere_and_keeps_the_business_records(
     assert m.AuditLog.objects.filter(action="contact.erase").count() == 1
 
 
-def test_only_desk_roles_erase(world: World, customer_user: Any, field_engineer: Any,
+def test_only_desk_roles_erase(world: ServedWorld, customer_user: Any, field_engineer: Any,
                                browser_client: Any) -> None:
     for user in (customer_user, field_engineer):
-        response = browser_client(user).post(f"/desk/contacts/{world.north.contact.pk}/erase/",
-                                             {"confirm": str(world.north.contact.pk)})
+        response = browser_client(user).post(f"/desk/contacts/{world.north.buyer.pk}/erase/",
+                                             {"confirm": str(world.north.buyer.pk)})
         assert response.status_code == 403
-    assert m.Contact.objects.get(pk=world.north.contact.pk).name == world.north.contact.name
+    assert m.Contact.objects.get(pk=world.north.buyer.pk).name == world.north.buyer.name
 
 
-def test_the_audit_log_stays_append_only_outside_an_erasure(world: World) -> None:
+def test_the_audit_log_stays_append_only_outside_an_erasure(world: ServedWorld) -> None:
     from django.db import DatabaseError, connection, transaction
 
     row = m.AuditLog.objects.create(at=timezone.now(), actor_label="x", action="a",
@@ -816,7 +818,7 @@ def test_the_audit_log_stays_append_only_outside_an_erasure(world: World) -> Non
 
 
 def test_erasing_a_contact_named_like_the_company_leaves_other_text_alone(
-        world: World, desk_agent: Any) -> None:
+        world: ServedWorld, desk_agent: Any) -> None:
     from service_crm.services.privacy import contact_erase
 
     contact = f.ContactFactory(account=world.north.account, name="Nordwerk", email="x@y.zz",
@@ -835,7 +837,7 @@ def test_erasing_a_contact_named_like_the_company_leaves_other_text_alone(
     "/api/v1/alerts/?since=2026-06-18T22:10:55-17:24",
 ])
 def test_a_time_offset_postgresql_cannot_store_is_no_server_error(
-        world: World, desk_agent: Any, api: Any, url: str) -> None:
+        world: ServedWorld, desk_agent: Any, api: Any, url: str) -> None:
     """Found by schemathesis: Python takes offsets up to 24 h, PostgreSQL only up to 16 h."""
     response = api(desk_agent).get(url.format(asset=world.north.asset.pk))
     assert response.status_code in (200, 400), response.content
@@ -844,7 +846,7 @@ def test_a_time_offset_postgresql_cannot_store_is_no_server_error(
 # --- 6. password reset ------------------------------------------------------------------------
 
 def test_password_reset_by_email_sets_a_new_password_and_ends_old_tokens(
-        world: World, desk_agent: Any, mailoutbox: Any) -> None:
+        world: ServedWorld, desk_agent: Any, mailoutbox: Any) -> None:
     import re
 
     desk_agent.email = "desk@example.com"
@@ -873,7 +875,7 @@ def test_password_reset_by_email_sets_a_new_password_and_ends_old_tokens(
 
 
 def test_password_reset_says_the_same_for_unknown_addresses_and_is_limited(
-        world: World, desk_agent: Any, mailoutbox: Any) -> None:
+        world: ServedWorld, desk_agent: Any, mailoutbox: Any) -> None:
     desk_agent.email = "desk@example.com"
     desk_agent.save()
     unknown = Client().post("/password-reset/", {"email": "nobody@example.com"})
@@ -887,7 +889,7 @@ def test_password_reset_says_the_same_for_unknown_addresses_and_is_limited(
 
 
 def test_the_admin_revokes_tokens_and_a_password_it_sets_is_audited(
-        world: World, desk_agent: Any, boss_client: Client) -> None:
+        world: ServedWorld, desk_agent: Any, boss_client: Client) -> None:
     one = _get_token(APIClient(), "desk")
     two = _get_token(APIClient(), "desk")
     response = boss_client.post("/admin/service_crm/apitoken/", {
@@ -923,7 +925,7 @@ def test_idle_login_counts_are_pruned_and_blocked_ones_kept(db: None) -> None:
     assert list(m.LoginThrottle.objects.values_list("failures", flat=True)) == [1]
 
 
-def test_live_tokens_per_user_are_capped(world: World, desk_agent: Any,
+def test_live_tokens_per_user_are_capped(world: ServedWorld, desk_agent: Any,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from service_crm.services import api_tokens
 
@@ -937,12 +939,12 @@ def test_live_tokens_per_user_are_capped(world: World, desk_agent: Any,
     assert _get_token(APIClient(), "desk")["token"]
 
 
-def test_the_admin_erases_a_contact_through_the_same_service(world: World,
+def test_the_admin_erases_a_contact_through_the_same_service(world: ServedWorld,
                                                               boss_client: Client) -> None:
-    contact = world.north.contact
+    contact = world.north.buyer
     response = boss_client.post("/admin/service_crm/contact/", {
         "action": "erase_personal_data", "_selected_action": [contact.pk]})
     assert response.status_code == 302
     assert m.Contact.objects.get(pk=contact.pk).name == f"Erased contact #{contact.pk}"
     assert m.AuditLog.objects.get(action="contact.erase").actor_label == "boss"
-    assert m.Contact.objects.get(pk=world.south.contact.pk).name == world.south.contact.name
+    assert m.Contact.objects.get(pk=world.south.buyer.pk).name == world.south.buyer.name

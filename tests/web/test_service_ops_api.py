@@ -18,12 +18,12 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
 
-def _plan(world: World) -> None:
+def _plan(world: ServedWorld) -> None:
     for side in (world.north, world.south):
         c = m.MaintenanceContract.objects.get(account=side.account)
         c.start, c.interval_days = world.now.date() - dt.timedelta(days=10), 30
@@ -31,7 +31,7 @@ def _plan(world: World) -> None:
     planned_visits_generate(now=world.now)
 
 
-def test_planned_visits_scoped_by_persona(world: World, api: Any, desk_agent: Any,
+def test_planned_visits_scoped_by_persona(world: ServedWorld, api: Any, desk_agent: Any,
                                           customer_user: Any, other_customer_user: Any) -> None:
     _plan(world)
     everything = api(desk_agent).get("/api/v1/planned-visits/").json()
@@ -43,7 +43,7 @@ def test_planned_visits_scoped_by_persona(world: World, api: Any, desk_agent: An
     assert api(desk_agent).get("/api/v1/planned-visits/?status=bogus").status_code == 400
 
 
-def test_work_order_charges_show_what_is_billable(world: World, api: Any, desk_agent: Any,
+def test_work_order_charges_show_what_is_billable(world: ServedWorld, api: Any, desk_agent: Any,
                                                   other_customer_user: Any) -> None:
     wo, now = world.north.work_order, world.now
     work_order_schedule(work_order=wo, engineer=world.north.engineer,
@@ -59,7 +59,7 @@ def test_work_order_charges_show_what_is_billable(world: World, api: Any, desk_a
     assert api(other_customer_user).get("/api/v1/work-order-charges/").json()["count"] == 0
 
 
-def test_webhook_log_and_replay_for_managers_only(world: World, api: Any, desk_agent: Any,
+def test_webhook_log_and_replay_for_managers_only(world: ServedWorld, api: Any, desk_agent: Any,
                                                   service_manager: Any,
                                                   customer_user: Any) -> None:
     m.WebhookEndpoint.objects.create(name="ERP", url="https://erp.invalid/hook")
@@ -80,7 +80,7 @@ def test_webhook_log_and_replay_for_managers_only(world: World, api: Any, desk_a
     assert m.AuditLog.objects.get(action="webhook.replay").actor_label == "manager"
 
 
-def test_customer_accepts_offer_with_a_po_reference(world: World, api: Any,
+def test_customer_accepts_offer_with_a_po_reference(world: ServedWorld, api: Any,
                                                     customer_user: Any) -> None:
     url = f"/api/v1/offers/{world.north.offer.pk}/decide/"
     long = api(customer_user).post(url, {"accepted": True, "po_reference": "x" * 61},

@@ -17,12 +17,12 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
-from tests.support.web import World
+from tests.support.world import ServedWorld
 
 pytestmark = pytest.mark.db
 
 
-def _completed(world: World, desk_agent: Any, engineer_user: Any, *,
+def _completed(world: ServedWorld, desk_agent: Any, engineer_user: Any, *,
                at: dt.datetime | None = None) -> m.WorkOrder:
     side = world.north
     start = world.now + dt.timedelta(minutes=5)
@@ -38,7 +38,7 @@ def _completed(world: World, desk_agent: Any, engineer_user: Any, *,
 
 
 def test_desk_work_order_page_shows_what_the_engineer_recorded(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     wo = _completed(world, desk_agent, field_engineer)
     body = browser_client(desk_agent).get(f"/desk/work-orders/{wo.pk}/").content.decode()
     assert "Replaced the drive-end bearing." in body
@@ -53,7 +53,7 @@ def test_desk_work_order_page_shows_what_the_engineer_recorded(
 
 
 def test_ticket_links_work_order_and_says_sla_met(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     wo = _completed(world, desk_agent, field_engineer)
     body = browser_client(desk_agent).get(f"/desk/tickets/{wo.ticket_id}/").content.decode()
     assert f'href="/desk/work-orders/{wo.pk}/"' in body
@@ -62,7 +62,7 @@ def test_ticket_links_work_order_and_says_sla_met(
 
 
 def test_ticket_says_sla_breached_when_resolved_late(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     ticket = world.north.ticket
     late = ticket.resolution_due + dt.timedelta(hours=3)
     wo = _completed(world, desk_agent, field_engineer, at=late)
@@ -71,7 +71,7 @@ def test_ticket_says_sla_breached_when_resolved_late(
     assert 'data-testid="sla-resolution">met<' not in body
 
 
-def test_work_order_page_is_scoped(world: World, desk_agent: Any, customer_user: Any,
+def test_work_order_page_is_scoped(world: ServedWorld, desk_agent: Any, customer_user: Any,
                                    field_engineer: Any, browser_client: Any) -> None:
     wo = world.south.work_order
     assert browser_client(desk_agent).get(f"/desk/work-orders/{wo.pk}/").status_code == 200
@@ -79,7 +79,7 @@ def test_work_order_page_is_scoped(world: World, desk_agent: Any, customer_user:
     assert browser_client(desk_agent).get("/desk/work-orders/999999/").status_code == 404
 
 
-def test_search_by_work_order_number_opens_it(world: World, desk_agent: Any,
+def test_search_by_work_order_number_opens_it(world: ServedWorld, desk_agent: Any,
                                               browser_client: Any) -> None:
     wo = world.north.work_order
     response = browser_client(desk_agent).get("/desk/search/", {"q": f"WO-{wo.pk:06d}"})
@@ -88,7 +88,7 @@ def test_search_by_work_order_number_opens_it(world: World, desk_agent: Any,
 
 
 def test_field_job_sheet_shows_the_record_once_done(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     wo = _completed(world, desk_agent, field_engineer)
     body = browser_client(field_engineer).get(f"/field/work-orders/{wo.pk}/").content.decode()
     assert 'data-testid="wo-record"' in body
@@ -97,7 +97,7 @@ def test_field_job_sheet_shows_the_record_once_done(
 
 
 def test_field_job_sheet_links_the_site_to_the_phones_maps(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     from urllib.parse import quote
 
     side = world.north
@@ -110,7 +110,7 @@ def test_field_job_sheet_links_the_site_to_the_phones_maps(
 
 
 def test_record_times_are_the_sites_local_time_with_zone(
-        world: World, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
+        world: ServedWorld, desk_agent: Any, field_engineer: Any, browser_client: Any) -> None:
     from zoneinfo import ZoneInfo
 
     wo = _completed(world, desk_agent, field_engineer)
