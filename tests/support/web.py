@@ -48,6 +48,37 @@ def browser_login(page: Any, base: str, username: str) -> None:
     page.click("button[type=submit]")
 
 
+def desk_page(browser: Any, base: str, errors: list[str], *, username: str = "desk",
+              **context_options: Any) -> tuple[Any, Any]:
+    """A new browser context (``context_options``: viewport, is_mobile, ...) and its page, the
+    page's script errors collected in ``errors``, with ``username`` logged in through the form
+    and on the desk's dashboard."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    browser_login(page, base, username)
+    page.wait_for_url(f"{base}/desk/")
+    return context, page
+
+
+def session_page(browser: Any, base: str, user: Any, errors: list[str] | None,
+                 **context_options: Any) -> tuple[Any, Any]:
+    """A new browser context (``context_options``) and its page, the page's script errors
+    collected in ``errors`` (unless None), signed in as ``user`` by a session cookie (no login
+    page)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(**context_options)
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                          "url": base}])
+    page = context.new_page()
+    if errors is not None:
+        page.on("pageerror", lambda e: errors.append(str(e)))
+    return context, page
+
+
 def billable_job(world: ServedWorld, *, minutes: int = 60) -> m.WorkOrder:
     """The north compressor's contract covers nothing, and its work order is done: scheduled
     one hour after the world's now, started, completed an hour later with one part and

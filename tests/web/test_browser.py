@@ -14,7 +14,7 @@ from service_crm import models as m
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.work_orders import work_order_schedule
 from tests import factories as f
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, desk_page
 from tests.support.web import browser_login as _login
 from tests.support.world import ServedWorld
 
@@ -30,12 +30,9 @@ def test_desk_agent_dashboard_chart_and_ticket_workflow(
     t0 = world.now.replace(minute=0, second=0) - dt.timedelta(hours=6)
     f.store_rollup_1h("cmp-n1", "temperature_c",
                       [(t0 + dt.timedelta(hours=i), 60.0 + i) for i in range(6)])
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport={"width": 1280, "height": 900})
     assert page.inner_text("[data-testid=episodes-warning]") == "4"
     assert page.inner_text("[data-testid=episodes-critical]") == "0"
     # A fresh critical alert shows up on the open dashboard without a reload.

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from service_crm.services.work_orders import work_order_schedule, work_order_start
 from tests import factories as f
 from tests.support.web import browser_login as _login
+from tests.support.web import session_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -45,8 +45,13 @@ def _scan(page: Any, base: str, urls: list[str], found: dict[str, list[str]], *,
             found[url] = bad
 
 
-def _booked(world: ServedWorld, desk_agent: Any) -> Any:
-    """The north work order booked five minutes from the world's now, for two hours."""
+@pytest.fixture
+def booked(live_world: ServedWorld, desk_agent: Any) -> Any:
+    """The north work order booked five minutes from the world's now, for two hours (the
+    test skips first where axe-core is not installed)."""
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
+    world = live_world
     start = world.now + dt.timedelta(minutes=5)
     return work_order_schedule(work_order=world.north.work_order, engineer=world.north.engineer,
                                start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
@@ -58,13 +63,10 @@ VIEWPORTS = pytest.mark.parametrize(("name", "viewport"), [
 
 @VIEWPORTS
 def test_pages_have_no_serious_accessibility_violations(
-        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, booked: Any, desk_agent: Any,
         field_engineer: Any, customer_user: Any, name: str,
         viewport: dict[str, int]) -> None:
-    if not AXE.exists():
-        pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
-    world = live_world
-    wo = _booked(world, desk_agent)
+    world, wo = live_world, booked
     t0 = world.now.replace(minute=0, second=0) - dt.timedelta(hours=5)
     f.store_rollup_1h("cmp-n1", "temperature_c",
                       [(t0 + dt.timedelta(hours=i), 21.0 + i / 4) for i in range(5)])
@@ -95,13 +97,10 @@ def test_pages_have_no_serious_accessibility_violations(
 # ticket list with bulk actions, job sheet with photos and the signature pad.
 @VIEWPORTS
 def test_later_pages_have_no_serious_accessibility_violations(
-        browser: Any, live_server: Any, live_world: ServedWorld, desk_agent: Any,
+        browser: Any, live_server: Any, live_world: ServedWorld, booked: Any, desk_agent: Any,
         field_engineer: Any, customer_user: Any, name: str,
         viewport: dict[str, int]) -> None:
-    if not AXE.exists():
-        pytest.skip(f"{AXE} is missing: run `npm ci` in tests/web/axe")
-    world = live_world
-    wo = _booked(world, desk_agent)
+    world, wo = live_world, booked
     work_order_start(work_order=wo, actor=field_engineer)
     found: dict[str, list[str]] = {}
     for user, pages in [
@@ -112,14 +111,9 @@ def test_later_pages_have_no_serious_accessibility_violations(
                          f"/portal/assets/{world.north.asset.pk}/",
                          f"/portal/tickets/{world.north.ticket.pk}/"]),
     ]:
-        client = Client()
-        client.force_login(user)
         # bypass_csp: axe is injected as an inline script, which the site's CSP refuses.
-        context = browser.new_context(viewport=viewport, bypass_csp=True,
-                                      is_mobile=name == "phone")
-        context.add_cookies([{"name": "sessionid",
-                              "value": client.cookies["sessionid"].value,
-                              "url": live_server.url}])
-        _scan(context.new_page(), live_server.url, pages, found, all_ok=True)
+        context, page = session_page(browser, live_server.url, user, None, viewport=viewport,
+                                     bypass_csp=True, is_mobile=name == "phone")
+        _scan(page, live_server.url, pages, found, all_ok=True)
         context.close()
     assert found == {}

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from tests import factories as f
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, desk_page
 from tests.support.web import browser_login as _login
 from tests.support.world import ServedWorld
 
@@ -118,12 +118,9 @@ def test_chart_axis_gap_and_markers_on_desk(
     m0 = world.north.episode.opened_at.replace(second=0) - 60 * minute
     _rollups("telemetry_1m", "cmp-n1", "temperature_c",
              _temperatures(m0, minute, 120, missing=range(30, 34)))
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport={"width": 1280, "height": 900})
 
     page.goto(f"{live_server.url}/desk/assets/{world.north.asset.pk}/")
     page.click("button[data-range-hours='168']")
@@ -189,12 +186,9 @@ def test_chart_axis_on_phone(browser: Any, live_server: Any, chart_world: Served
     context.close()
 
     # The desk's asset page on the same phone: the axis fits there too.
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  has_touch=True, device_scale_factor=3)
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport={"width": 390, "height": 844}, is_mobile=True,
+                              has_touch=True, device_scale_factor=3)
     page.goto(f"{live_server.url}/desk/assets/{world.north.asset.pk}/")
     page.click("button[data-range-hours='168']")
     page.wait_for_selector(".chart[data-loaded='1'] .chart-one canvas")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, desk_page
 from tests.support.web import browser_login as _login
 from tests.support.world import ServedWorld
 
@@ -22,12 +22,9 @@ def test_desk_search_filters_detach_and_404(browser: Any, live_server: Any, live
                                             desk_agent: Any, name: str,
                                             viewport: dict[str, int]) -> None:
     world = live_world
-    context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport=viewport, is_mobile=name == "phone")
 
     page.fill("header form.search input[name=q]", world.north.asset.serial)
     page.press("header form.search input[name=q]", "Enter")

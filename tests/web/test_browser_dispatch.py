@@ -9,10 +9,9 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, session_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -25,14 +24,9 @@ def test_book_a_waiting_job_from_the_board(browser: Any, live_server: Any, live_
                                            viewport: dict[str, int]) -> None:
     world = live_world
     base = live_server.url
-    client = Client()
-    client.force_login(desk_agent)
-    context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                          "url": base}])
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    context, page = session_page(browser, base, desk_agent, errors,
+                                 viewport=viewport, is_mobile=name == "phone")
     page.goto(f"{base}/desk/dispatch/?region=north")
     row = f"[data-testid=dispatch-waiting] article[data-wo='{world.north.work_order.pk}']"
     options = page.eval_on_selector_all(f"{row} select[name=engineer] option",

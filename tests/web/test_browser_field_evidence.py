@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 from PIL import Image
 
 from service_crm import models as m
 from service_crm.services.work_orders import work_order_schedule
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, session_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -32,15 +31,10 @@ def test_photo_signature_and_report_on_a_phone(
                              start=start, end=start + dt.timedelta(hours=2), actor=desk_agent)
     picture = tmp_path / "IMG_0042.jpg"
     Image.new("RGB", (1200, 900), (40, 90, 160)).save(picture, format="JPEG")
-    client = Client()
-    client.force_login(field_engineer)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  accept_downloads=True)
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                          "url": base}])
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    context, page = session_page(browser, base, field_engineer, errors,
+                                 viewport={"width": 390, "height": 844}, is_mobile=True,
+                                 accept_downloads=True)
     page.goto(f"{base}/field/work-orders/{wo.pk}/")
     page.click("text=Start job")
     page.wait_for_selector("[data-testid=wo-photos]")

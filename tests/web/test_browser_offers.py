@@ -9,23 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from service_crm import models as m
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, session_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
-
-
-def _signed_in(browser: Any, base: str, user: Any, **options: Any) -> Any:
-    """A browser context with the user's session (the log-in form has its own tests)."""
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(**options)
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                          "url": base}])
-    return context
 
 
 def test_desk_offer_to_customer_acceptance_and_back(
@@ -35,9 +24,8 @@ def test_desk_offer_to_customer_acceptance_and_back(
     base = live_server.url
     errors: list[str] = []
 
-    desk_ctx = _signed_in(browser, base, desk_agent, viewport={"width": 1280, "height": 900})
-    desk = desk_ctx.new_page()
-    desk.on("pageerror", lambda e: errors.append(str(e)))
+    desk_ctx, desk = session_page(browser, base, desk_agent, errors,
+                                  viewport={"width": 1280, "height": 900})
     desk.goto(f"{base}/desk/episodes/{world.north.episode.pk}/")
     desk.click("[data-testid=episode-offer-create]")
     desk.wait_for_selector("[data-testid=offer-status]")
@@ -55,10 +43,8 @@ def test_desk_offer_to_customer_acceptance_and_back(
     desk.screenshot(path=ARTIFACTS / "desk-offer-sent.png", full_page=True)
     assert m.Offer.objects.get(pk=offer.pk).status == "sent"
 
-    phone_ctx = _signed_in(browser, base, customer_user,
-                           viewport={"width": 390, "height": 844}, is_mobile=True)
-    phone = phone_ctx.new_page()
-    phone.on("pageerror", lambda e: errors.append(str(e)))
+    phone_ctx, phone = session_page(browser, base, customer_user, errors,
+                                    viewport={"width": 390, "height": 844}, is_mobile=True)
     phone.goto(f"{base}/portal/")
     phone.click(f"a[href$='/portal/offers/{offer.pk}/']")
     # The total is on the phone's screen, not hidden like a fourth column used to be.

@@ -13,8 +13,7 @@ import pytest
 from service_crm import models as m
 from service_crm.models.choices import InvoiceStatus
 from service_crm.services.billing import invoice_drafts_build
-from tests.support.web import ARTIFACTS, billable_job
-from tests.support.web import browser_login as _login
+from tests.support.web import ARTIFACTS, billable_job, desk_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -35,12 +34,9 @@ def test_desk_approves_an_invoice_and_logs_a_call(browser: Any, live_server: Any
                                                   viewport: dict[str, int]) -> None:
     world = live_world
     invoice = _draft(world)
-    context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport=viewport, is_mobile=name == "phone")
 
     page.goto(f"{live_server.url}/desk/operations/")
     assert page.inner_text("[data-testid=ops-drafts]") == "1"

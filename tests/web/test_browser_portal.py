@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from tests import factories as f
-from tests.support.web import ARTIFACTS
+from tests.support.web import ARTIFACTS, session_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -35,16 +34,11 @@ def test_portal_on_a_phone(browser: Any, live_server: Any, live_world: ServedWor
     t0 = world.now.replace(minute=0, second=0) - dt.timedelta(hours=30)
     f.store_rollup_1h("cmp-n1", "temperature_c",
                       [(t0 + dt.timedelta(hours=i), 21.0 + i / 8) for i in range(30)])
-    client = Client()
-    client.force_login(customer_user)
-    # bypass_csp: axe is injected as an inline script, which the site's CSP refuses.
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  bypass_csp=True)
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                          "url": base}])
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    # bypass_csp: axe is injected as an inline script, which the site's CSP refuses.
+    context, page = session_page(browser, base, customer_user, errors,
+                                 viewport={"width": 390, "height": 844}, is_mobile=True,
+                                 bypass_csp=True)
     page.goto(f"{base}/portal/")
     assert page.is_visible("[data-testid=portal-assets] .badge")  # Health, on the phone
     assert page.is_visible("[data-testid=portal-tickets] td:nth-child(3)")  # SLA

@@ -12,8 +12,7 @@ from service_crm.models.choices import Outcome
 from service_crm.services.alerts import alert_ingest
 from service_crm.services.tickets import ticket_transition
 from tests import factories as f
-from tests.support.web import ARTIFACTS
-from tests.support.web import browser_login as _login
+from tests.support.web import ARTIFACTS, desk_page
 from tests.support.world import ServedWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -53,12 +52,9 @@ def test_reports_page_draws_a_chart_per_report(
                                      failure_mode="seal leak"))
     for name, viewport in (("desk", {"width": 1280, "height": 900}),
                            ("phone", {"width": 390, "height": 844})):
-        context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
-        page = context.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        _login(page, live_server.url, "manager")
-        page.wait_for_url(f"{live_server.url}/desk/")
+        context, page = desk_page(browser, live_server.url, errors,
+                                  username="manager", viewport=viewport, is_mobile=name == "phone")
         page.goto(f"{live_server.url}/desk/reports/")
         for chart in ("sla-resolution", "sla-response", "mtbf", "precision", "risk"):
             sel = f"[data-testid=chart-{chart}]"
@@ -80,12 +76,9 @@ def test_dashboard_fleet_chart_redraws_when_an_alert_arrives(
         desk_agent: Any, settings: Any) -> None:
     world = live_world
     settings.AFTERCARE_DASHBOARD_POLL_S = 0.5
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, live_server.url, "desk")
-    page.wait_for_url(f"{live_server.url}/desk/")
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport={"width": 1280, "height": 900})
     fleet = "[data-testid=fleet-chart]"
     page.wait_for_selector(f"{fleet} .uplot canvas")
     assert page.get_attribute(f"{fleet} li[data-key=critical]", "data-total") == "0"
