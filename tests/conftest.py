@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from aftercare import broker, store
-from tests.support.services import DEVICE_SECRET, admin_connection, dsn_for, mqtt_url_for
+from tests.support.services import DEVICE_SECRET, dsn_for, mqtt_url_for, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -53,29 +53,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def store_template() -> Iterator[str]:
     """A database with the native-backend store schema, used as a template for clones."""
-    name = f"aftercare_tpl_{RUN_ID}"
-    with admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database(f"aftercare_tpl_{RUN_ID}") as name:
         with psycopg.connect(dsn_for(name)) as conn:
             store.migrate(conn, requested_backend="native")
         yield name
-    finally:
-        with admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def store_dsn(store_template: str) -> Iterator[str]:
     """DSN of a fresh, migrated store database for this test alone."""
-    name = f"aftercare_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    with admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{store_template}" STRATEGY FILE_COPY')
-    try:
+    with scratch_database(f"aftercare_t_{RUN_ID}", template=store_template) as name:
         yield dsn_for(name)
-    finally:
-        with admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -87,14 +75,8 @@ def store_conn(store_dsn: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture
 def empty_db() -> Iterator[str]:
     """DSN of an empty database (for migration tests)."""
-    name = f"aftercare_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    with admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database(f"aftercare_e_{RUN_ID}") as name:
         yield dsn_for(name)
-    finally:
-        with admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

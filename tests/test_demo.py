@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from aftercare import broker
-from tests.support.services import admin_connection, dsn_for
+from tests.support.services import drop_database, dsn_for
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
@@ -27,8 +27,7 @@ def demo_db() -> Iterator[str]:
     try:
         yield dsn_for(name)  # the demo creates it, as on a fresh machine
     finally:
-        with admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 def test_demo_runs_the_pipeline_and_serves_the_login_page(demo_db: str, tmp_path: Path) -> None:

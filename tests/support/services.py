@@ -4,6 +4,9 @@ databases the fixtures create) and the private Mosquitto's credentials."""
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -31,6 +34,26 @@ def admin_connection() -> psycopg.Connection[Any]:
             f"PostgreSQL is not reachable at {ADMIN_DSN}: {exc}\n"
             "Run the tests through `make test`, which starts it.", returncode=3
         )
+
+
+def drop_database(name: str) -> None:
+    """Drop database ``name`` if it is there, whoever is still connected to it."""
+    with admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_database(prefix: str, *, template: str | None = None) -> Iterator[str]:
+    """A database of its own (``prefix`` and a random suffix; a file copy of ``template``, or
+    empty) for as long as the block runs, dropped afterwards; yields its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    clone = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+    with admin_connection() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{clone}')
+    try:
+        yield name
+    finally:
+        drop_database(name)
 
 
 def mqtt_url_for(files: broker.BrokerFiles, user: str, password: str) -> str:
