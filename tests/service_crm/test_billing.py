@@ -12,44 +12,21 @@ from django.core.exceptions import ValidationError
 from service_crm import models as m
 from service_crm.models.choices import (
     InvoiceStatus,
-    Outcome,
-    Priority,
-    TicketSource,
-    WorkOrderStatus,
 )
 from service_crm.services.billing import invoice_approve, invoice_drafts_build
 from service_crm.services.housekeeping import housekeeping_run
-from service_crm.services.tickets import ticket_open
-from service_crm.services.work_orders import (
-    PartUsed,
-    work_order_complete,
-    work_order_schedule,
-    work_order_start,
-)
 from tests import factories as f
-from tests.support.crm import race
+from tests.support.crm import completed_job, race
 from tests.support.world import NOW, World
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 H = dt.timedelta(hours=1)
 
 
-def _job(world: World, *, at: dt.datetime) -> m.WorkOrder:
-    ticket = ticket_open(asset=world.asset, summary="Noise", source=TicketSource.PHONE,
-                         priority=Priority.P3, now=at)
-    wo = m.WorkOrder.objects.create(ticket=ticket, status=WorkOrderStatus.PROPOSED)
-    work_order_schedule(work_order=wo, engineer=world.engineer, start=at + H, end=at + 3 * H,
-                        actor=None, now=at)
-    work_order_start(work_order=wo, actor=None, now=at + H)
-    return work_order_complete(work_order=wo, actor=None, report="Fixed", time_spent_min=60,
-                               outcome=Outcome.FAULT_CONFIRMED, now=at + 2 * H,
-                               parts=[PartUsed(world.part, world.warehouse, 1)])
-
-
 def test_billable_lines_gather_on_one_draft_per_account(world: World) -> None:
     world.cover_by_contract(covers_parts=False, covers_labour=True)
-    _job(world, at=NOW)
-    _job(world, at=NOW + dt.timedelta(days=2))
+    completed_job(world, at=NOW)
+    completed_job(world, at=NOW + dt.timedelta(days=2))
     assert invoice_drafts_build(now=NOW + dt.timedelta(days=3)) == 2  # two parts, no labour
     assert invoice_drafts_build(now=NOW + dt.timedelta(days=3)) == 0  # each line once
     draft = m.Invoice.objects.get()
@@ -59,7 +36,7 @@ def test_billable_lines_gather_on_one_draft_per_account(world: World) -> None:
 
 
 def test_desk_approves_and_the_erp_is_told(world: World, desk_agent: Any) -> None:
-    _job(world, at=NOW)  # not covered at all: parts and labour billable
+    completed_job(world, at=NOW)  # not covered at all: parts and labour billable
     report = housekeeping_run(now=NOW + dt.timedelta(days=1))
     assert report.invoice_lines_drafted == 2
     draft = m.Invoice.objects.get()
@@ -81,14 +58,14 @@ def test_desk_approves_and_the_erp_is_told(world: World, desk_agent: Any) -> Non
     with pytest.raises(ValidationError):
         invoice_approve(invoice=draft, actor=desk, now=NOW + dt.timedelta(days=1))
 
-    _job(world, at=NOW + dt.timedelta(days=5))
+    completed_job(world, at=NOW + dt.timedelta(days=5))
     invoice_drafts_build(now=NOW + dt.timedelta(days=6))
     assert m.Invoice.objects.filter(status=InvoiceStatus.DRAFT).count() == 1  # a new draft
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_builders_put_each_line_on_one_invoice(world: World) -> None:
-    _job(world, at=NOW)
+    completed_job(world, at=NOW)
     results = race([lambda: invoice_drafts_build(now=NOW + H * 5)] * 4)
     assert all(not isinstance(r, BaseException) for r in results), results
     assert sum(results) == 2
@@ -96,7 +73,7 @@ def test_concurrent_builders_put_each_line_on_one_invoice(world: World) -> None:
 
 
 def test_admin_approves_a_draft_through_the_service(world: World, client: Any) -> None:
-    _job(world, at=NOW)
+    completed_job(world, at=NOW)
     invoice_drafts_build(now=NOW + H * 5)
     draft = m.Invoice.objects.get()
     boss = f.UserFactory(username="boss", is_superuser=True, is_staff=True)

@@ -14,11 +14,7 @@ from service_crm import models as m
 from service_crm.models.choices import (
     OfferLineKind,
     OfferStatus,
-    Outcome,
-    Priority,
     RenewalStatus,
-    TicketSource,
-    WorkOrderStatus,
 )
 from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.housekeeping import housekeeping_run
@@ -27,14 +23,8 @@ from service_crm.services.renewal_offers import (
     offer_create_for_uncovered_work,
     renewal_offers_draft_due,
 )
-from service_crm.services.tickets import ticket_open
-from service_crm.services.work_orders import (
-    PartUsed,
-    work_order_complete,
-    work_order_schedule,
-    work_order_start,
-)
 from tests import factories as f
+from tests.support.crm import completed_job
 from tests.support.world import NOW, World
 from web.roles import Role, assign_role
 
@@ -81,18 +71,6 @@ def test_no_renewal_offer_for_auto_renewing_far_or_lapsed_contracts(world: World
     assert renewal_offers_draft_due(now=NOW) == 0  # switched off
 
 
-def _billable_job(world: World) -> m.WorkOrder:
-    ticket = ticket_open(asset=world.asset, summary="Noise", source=TicketSource.PHONE,
-                         priority=Priority.P3, now=NOW)
-    wo = m.WorkOrder.objects.create(ticket=ticket, status=WorkOrderStatus.PROPOSED)
-    work_order_schedule(work_order=wo, engineer=world.engineer, start=NOW + H, end=NOW + 3 * H,
-                        actor=None, now=NOW)
-    work_order_start(work_order=wo, actor=None, now=NOW + H)
-    return work_order_complete(work_order=wo, actor=None, report="Fixed", time_spent_min=60,
-                               outcome=Outcome.FAULT_CONFIRMED, now=NOW + 2 * H,
-                               parts=[PartUsed(world.part, world.warehouse, 1)])
-
-
 def _desk() -> Any:
     user = f.UserFactory(username="desk2")
     assign_role(user=user, role=Role.DESK_AGENT)
@@ -100,7 +78,7 @@ def _desk() -> Any:
 
 
 def test_uncovered_work_becomes_an_offer_instead_of_an_invoice(world: World) -> None:
-    wo = _billable_job(world)  # no contract: part and labour billable
+    wo = completed_job(world)  # no contract: part and labour billable
     desk = _desk()
     offer = offer_create_for_uncovered_work(work_order=wo, actor=desk, now=NOW + 3 * H)
     assert [(ln.kind, ln.quantity, ln.unit_price) for ln in offer.lines.order_by("pk")] == [
@@ -118,7 +96,7 @@ def test_uncovered_work_becomes_an_offer_instead_of_an_invoice(world: World) -> 
 
 
 def test_only_office_staff_quote_uncovered_work(world: World) -> None:
-    wo = _billable_job(world)
+    wo = completed_job(world)
     nobody = f.UserFactory(username="nobody")
     with pytest.raises(ValidationError) as err:
         offer_create_for_uncovered_work(work_order=wo, actor=nobody, now=NOW + 3 * H)

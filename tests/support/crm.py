@@ -1,5 +1,5 @@
 """For the service CRM tests: alert events as the anomaly worker publishes them, for the
-world's compressor (``tests.support.world``), and running calls at once."""
+world's compressor (``tests.support.world``), a completed job, and running calls at once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ from typing import Any
 from django.db import connection
 
 from aftercare.events import AlertEvent, Evidence
-from tests.support.world import NOW
+from service_crm import models as m
+from service_crm.models.choices import Outcome, Priority, TicketSource, WorkOrderStatus
+from service_crm.services.tickets import ticket_open
+from service_crm.services.work_orders import (
+    PartUsed,
+    work_order_complete,
+    work_order_schedule,
+    work_order_start,
+)
+from tests.support.world import NOW, World
+
+H = dt.timedelta(hours=1)
 
 _ids = itertools.count(1)
 
@@ -53,3 +64,18 @@ def make_event(device: str = "cmp-n1", *, alert_id: str | None = None, revision:
                            value=7.1, baseline=2.8),),
         detectors={detector: 0.9},
     )
+
+
+def completed_job(world: World, *, at: dt.datetime = NOW) -> m.WorkOrder:
+    """A phone ticket on the world's compressor opened at ``at``, its work order booked for the
+    next two hours, started an hour later, completed an hour after that: one bearing and an
+    hour's labour, the fault confirmed (billable where no contract covers them)."""
+    ticket = ticket_open(asset=world.asset, summary="Noise", source=TicketSource.PHONE,
+                         priority=Priority.P3, now=at)
+    wo = m.WorkOrder.objects.create(ticket=ticket, status=WorkOrderStatus.PROPOSED)
+    work_order_schedule(work_order=wo, engineer=world.engineer, start=at + H, end=at + 3 * H,
+                        actor=None, now=at)
+    work_order_start(work_order=wo, actor=None, now=at + H)
+    return work_order_complete(work_order=wo, actor=None, report="Fixed", time_spent_min=60,
+                               outcome=Outcome.FAULT_CONFIRMED, now=at + 2 * H,
+                               parts=[PartUsed(world.part, world.warehouse, 1)])
