@@ -55,15 +55,22 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
     region = serializers.CharField(source="site.region", read_only=True)
     equipment_model_name = serializers.CharField(source="equipment_model.name", read_only=True)
     device_keys = serializers.SerializerMethodField()
+    parent_serial = serializers.CharField(source="parent.serial", read_only=True,
+                                          allow_null=True, default=None)
+    children = serializers.SerializerMethodField(
+        help_text="ids of the assets that name this one as their parent (that you may see)")
 
     class Meta:
         model = Asset
         fields = ["id", "serial", "account", "site", "site_name", "region", "equipment_model",
                   "equipment_model_name", "install_date", "warranty_end", "status",
-                  "device_keys"]
+                  "device_keys", "parent", "parent_serial", "children"]
 
     def get_device_keys(self, obj: Asset) -> list[str]:
         return [d.device_key for d in obj.devices.all()]
+
+    def get_children(self, obj: Asset) -> list[int]:
+        return [c.pk for c in obj.children.all()]
 
 
 class AlertSerializer(serializers.ModelSerializer[Alert]):

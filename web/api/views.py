@@ -122,18 +122,22 @@ TELEMETRY_RESPONSE = {"oneOf": [
 
 
 class AssetViewSet(ReadOnlyScoped):
-    """Installed equipment; filter by `account`, `site`, `status`, `region`, `serial`."""
+    """Installed equipment; filter by `account`, `site`, `status`, `region`, `serial`,
+    `parent` (the machines of a line)."""
 
     serializer_class = s.AssetSerializer
     list_selector = staticmethod(access.asset_list_for_user)
     get_selector = staticmethod(access.asset_get_for_user)
     filters = (f.integer("account", "site__account_id"), f.integer("site", "site_id"),
                f.choice("status", "status", AssetStatus.choices),
-               f.text("region", "site__region"), f.text("serial", "serial__icontains"))
+               f.text("region", "site__region"), f.text("serial", "serial__icontains"),
+               f.integer("parent", "parent_id"))
 
     def get_queryset(self) -> QuerySet[Any]:
-        return super().get_queryset().prefetch_related(
-            Prefetch("devices", queryset=DeviceLink.objects.order_by("device_key")))
+        visible = access.asset_list_for_user(user=self.request.user)
+        return super().get_queryset().select_related("parent").prefetch_related(
+            Prefetch("devices", queryset=DeviceLink.objects.order_by("device_key")),
+            Prefetch("children", queryset=visible.order_by("serial")))
 
     @extend_schema(
         parameters=[

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -397,7 +397,8 @@ def account_detail(request: HttpRequest, pk: int, *, failed_contract: int | None
     # A big account has hundreds of assets: page them (PAGE per page, ?page=N) and keep the
     # timeline to the latest ACCOUNT_TIMELINE entries, so the page costs the same for any size.
     assets = access.asset_list_for_user(user=request.user).filter(
-        site__account=account).order_by("serial", "pk")
+        site__account=account).select_related("parent").annotate(
+        n_children=Count("children")).order_by("serial", "pk")
     return render(request, "desk/account_detail.html", {
         "account": account,
         "page": _page(request, assets),
@@ -494,8 +495,12 @@ def asset_list(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 @role_required(*STAFF)
 def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     asset = access.asset_get_for_user(user=request.user, pk=pk)
+    visible = access.asset_list_for_user(user=request.user)
     return render(request, "desk/asset_detail.html", {
         "asset": asset, "devices": asset.devices.all(),
+        # The line it belongs to and its machines, as far as this user may see them.
+        "parent": visible.filter(pk=asset.parent_id).first() if asset.parent_id else None,
+        "children": visible.filter(parent=asset).order_by("serial"),
         "episodes": access.episode_list_for_user(user=request.user).filter(asset=asset)[:20],
         "tickets": access.ticket_list_for_user(user=request.user).filter(
             asset=asset).order_by("-opened_at")[:20],
