@@ -5,7 +5,7 @@ timeline."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -17,6 +17,7 @@ from service_crm.selectors.access import Role, has_role
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 
 MERGE_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
+M = TypeVar("M", bound=models.Model)
 
 
 def _check(actor: Any, keep: models.Model, merge: models.Model, what: str) -> None:
@@ -24,6 +25,16 @@ def _check(actor: Any, keep: models.Model, merge: models.Model, what: str) -> No
         raise ValidationError({"actor": f"Only the service desk merges {what}s."})
     if keep.pk == merge.pk:
         raise ValidationError({"merge": f"Choose two different {what}s."})
+
+
+def _lock_both(model: type[M], keep: M, merge: M, what: str) -> tuple[M, M]:
+    """``keep`` and ``merge`` read again under a row lock (in primary-key order, so two merges
+    of the same pair cannot deadlock); refused if either is gone meanwhile."""
+    locked = {o.pk: o for o in model._default_manager.select_for_update().filter(
+        pk__in=[keep.pk, merge.pk]).order_by("pk")}
+    if len(locked) != 2:
+        raise ValidationError({"merge": f"One of the {what}s no longer exists."})
+    return locked[keep.pk], locked[merge.pk]
 
 
 def _move_reverse_fks(*, model: type[models.Model], keep: models.Model, merge: models.Model,
@@ -81,11 +92,7 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: Any,
     """The desk merges two contacts of one account (see :func:`contact_merge_internal`)."""
     now = now or timezone.now()
     _check(actor, keep, merge, "contact")
-    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(
-        pk__in=[keep.pk, merge.pk]).order_by("pk")}
-    if len(locked) != 2:
-        raise ValidationError({"merge": "One of the contacts no longer exists."})
-    keep, merge = locked[keep.pk], locked[merge.pk]
+    keep, merge = _lock_both(Contact, keep, merge, "contact")
     if keep.account_id != merge.account_id:
         raise ValidationError({"merge": "The contacts are at two accounts: merge the accounts "
                                         "(their contacts with the same email merge with "
@@ -115,11 +122,7 @@ def account_merge(*, keep: Account, merge: Account, actor: Any,
     values."""
     now = now or timezone.now()
     _check(actor, keep, merge, "account")
-    locked = {a.pk: a for a in Account.objects.select_for_update().filter(
-        pk__in=[keep.pk, merge.pk]).order_by("pk")}
-    if len(locked) != 2:
-        raise ValidationError({"merge": "One of the accounts no longer exists."})
-    keep, merge = locked[keep.pk], locked[merge.pk]
+    keep, merge = _lock_both(Account, keep, merge, "account")
     moved: dict[str, int] = {}
     for c in Contact.objects.select_for_update().filter(account=merge).order_by("pk"):
         twin = Contact.objects.select_for_update().filter(
