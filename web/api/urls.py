@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from web.api import activities, erp, opportunities, service_ops, views
+from web.api import activities, data_quality, erp, opportunities, service_ops, views
 
 router = DefaultRouter()
 router.register("accounts", views.AccountViewSet, basename="account")
@@ -19,6 +19,7 @@ router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 service_ops.register(router)  # planned visits, work-order charges, webhook log
 erp.register(router)  # inbound prices and stock; the price list
 activities.register(router)  # timeline activities, follow-up tasks
+data_quality.register(router)  # master data to fix
 opportunities.register(router)  # the sales pipeline: opportunities, quotes, forecast
 router.register("equipment-models", views.EquipmentModelViewSet, basename="equipmentmodel")
 

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
 
 from service_crm.selectors import access
+from service_crm.selectors.data_quality import Finding, data_quality_report
 from service_crm.selectors.duplicates import account_duplicates_find, contact_duplicates_find
 from service_crm.services import imports as import_services
 from service_crm.services import merge as merge_services
@@ -54,6 +55,21 @@ def duplicates(request: HttpRequest) -> HttpResponse:
         "accounts": account_duplicates_find(user=request.user),
         "contacts": contact_duplicates_find(user=request.user),
         "can_merge": access.has_role(user=request.user, roles=merge_services.MERGE_ROLES)})
+
+
+def finding_url(finding: Finding) -> str:
+    """Where the desk fixes a finding: the asset's page, otherwise the account's."""
+    if finding.kind == "asset":
+        return reverse("desk:asset", args=[finding.id])
+    return reverse("desk:account", args=[finding.account_id])
+
+
+@role_required(*STAFF)
+def data_quality(request: HttpRequest) -> HttpResponse:
+    checks = data_quality_report(user=request.user)
+    rows = [(c, [(f, finding_url(f)) for f in c.findings]) for c in checks]
+    return render(request, "desk/data_quality.html", {
+        "checks": rows, "total": sum(c.count for c in checks)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -106,6 +122,7 @@ def url_patterns() -> list[Any]:
     """The data-hygiene pages, included by :mod:`web.desk.urls`."""
     return [
         path("data/duplicates/", duplicates, name="duplicates"),
+        path("data/quality/", data_quality, name="data-quality"),
         path("data/merge/", merge, name="merge"),
         path("data/import/", data_import, name="import"),
     ]
