@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.db, pytest.mark.django_db]
 def test_seed_builds_a_fleet_matching_the_simulator_ids_and_is_rerunnable() -> None:
     out = io.StringIO()
     call_command("seed_demo", "--assets", "48", stdout=out)
-    assert m.Asset.objects.count() == 48
+    assert m.Asset.objects.exclude(equipment_model__name="Process line PL-1").count() == 48
     keys = set(m.DeviceLink.objects.values_list("device_key", flat=True))
     assert {"cmp-0001", "pmp-0001", "chl-0001", "cnc-0001", "cnc-0012"} <= keys
     assert set(m.MaintenanceContract.objects.values_list("tier", flat=True)) == \
@@ -66,3 +66,26 @@ def test_seed_demo_fills_the_sales_pipeline_once() -> None:
     n = m.Opportunity.objects.count()
     call_command("seed_demo", "--assets", "48", stdout=io.StringIO())
     assert m.Opportunity.objects.count() == n
+
+
+def test_seed_demo_gives_the_hygiene_pages_something_to_show() -> None:
+    from service_crm.selectors.data_quality import data_quality_report
+    from tests.support.personas import user_with_role
+    from web.roles import Role
+
+    out = io.StringIO()
+    call_command("seed_demo", "--assets", "48", stdout=out)
+    assert "master data: line LINE-" in out.getvalue()
+    line = m.Asset.objects.get(equipment_model__name="Process line PL-1")
+    assert line.children.count() >= 2
+    checks = {c.key: c for c in data_quality_report(
+        user=user_with_role("auditor", Role.DESK_AGENT))}
+    assert {x.label for x in checks["account_duplicate"].findings} == {"NORDWERK FOODS"}
+    assert any("Technicall at Hanse" in x.label for x in checks["contact_duplicate"].findings)
+    assert checks["contact_invalid"].count == 1
+    assert checks["account_no_site"].count == 1
+    assert checks["asset_parent_other_site"].count >= 1
+    again = io.StringIO()
+    call_command("seed_demo", "--assets", "48", stdout=again)
+    assert "master data" not in again.getvalue()
+    assert m.Account.objects.filter(name="NORDWERK FOODS").count() == 1

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from anomaly.profiles import EquipmentProfile, load_profiles
@@ -93,6 +94,8 @@ class Command(BaseCommand):
         for line in seed_first_minutes():
             self.stdout.write(line)
         for line in seed_pipeline():
+            self.stdout.write(line)
+        for line in seed_master_data():
             self.stdout.write(line)
         self.stdout.write("demo logins (user / password):")
         for user, password, role in DEMO_USERS:
@@ -436,3 +439,60 @@ def seed_pipeline(*, now: dt.datetime | None = None) -> list[str]:
             f"({'one from an at-risk account, ' if at_risk else ''}"
             f"{'one from an ageing asset, ' if ageing else ''}one won, one lost), "
             f"weighted open pipeline {weighted:.2f} {made[0].currency}"]
+
+
+DEMO_LINE_MODEL = "Process line PL-1"
+
+
+@transaction.atomic
+def seed_master_data() -> list[str]:
+    """Master data for the desk's hygiene pages to show: a process line with its machines at
+    the account with the most (a machine at another site than its line is a data-quality
+    finding); a second spelling of the first account with a contact at its email domain and
+    no site (a likely duplicate, and an account without a site); at the second account the
+    same person typed twice, the second time with a phone number as a legacy import wrote it
+    (a likely duplicate contact with an invalid phone). Rows written as a bulk load would (the
+    desk finds them, which is the point); once (nothing is added once the line's model
+    exists)."""
+    if m.EquipmentModel.objects.filter(name=DEMO_LINE_MODEL).exists():
+        return []
+    accounts = list(m.Account.objects.filter(name__in=[a for a, _ in ACCOUNTS[:2]])
+                    .order_by("name"))
+    first = next((a for a in accounts if a.name == ACCOUNTS[0][0]), None)
+    second = next((a for a in accounts if a.name == ACCOUNTS[1][0]), None)
+    if first is None or second is None:
+        return ["master data: the named demo accounts are missing, nothing added"]
+    said: list[str] = []
+    model = m.EquipmentModel.objects.create(name=DEMO_LINE_MODEL, manufacturer="Aftercare demo",
+                                            equipment_type="line", expected_life_years=20)
+    # The line stands at the account with the most machines (assets are spread at random):
+    # three machines at its site, one from another site of the account if it has one.
+    biggest = m.Account.objects.annotate(n=Count("sites__assets")).order_by("-n", "pk").first()
+    home = m.Site.objects.filter(account=biggest).annotate(n=Count("assets")).order_by(
+        "-n", "pk").first()
+    at_home = list(m.Asset.objects.filter(site=home, parent=None).order_by("pk")[:3])
+    machines = at_home + list(m.Asset.objects.filter(site__account=biggest, parent=None)
+                              .exclude(site=home).order_by("pk")[:1])
+    if home is not None and len(machines) >= 2:
+        line = m.Asset.objects.create(
+            serial=f"LINE-{home.account_id:03d}-1", equipment_model=model, site=home,
+            install_date=min(a.install_date for a in machines))
+        m.Asset.objects.filter(pk__in=[a.pk for a in machines]).update(parent=line)
+        elsewhere = sum(a.site_id != home.pk for a in machines)
+        said.append(f"master data: line {line.serial} at {home.name} with {len(machines)} "
+                    f"machines ({elsewhere} at another site)")
+    twin = m.Account.objects.filter(name__iexact=first.name.replace(" GmbH", "")).first()
+    if twin is None:
+        twin = m.Account.objects.create(name=first.name.replace(" GmbH", "").upper(),
+                                        industry=first.industry, segment=first.segment)
+        domain = first.contacts.values_list("email", flat=True).first() or "@nordwerk.example"
+        m.Contact.objects.create(account=twin, name="Einkauf Nordwerk",
+                                 email="einkauf@" + domain.rpartition("@")[2])
+        said.append(f"master data: likely duplicate account {twin.name!r} of {first.name!r}")
+    original = second.contacts.order_by("pk").first()
+    if original is not None and "Technical" in original.name:
+        typo = original.name.replace("Technical", "Technicall", 1)
+        m.Contact.objects.create(account=second, name=typo,
+                                 email="t." + original.email, phone="040 12")
+        said.append(f"master data: likely duplicate contact {typo!r} at {second.name}")
+    return said
