@@ -23,6 +23,18 @@ def upload_refusal(request: Any) -> str | None:
     return None if reason is None else str(reason)
 
 
+def upload_form_valid(request: Any, form: Any, field: str) -> bool:
+    """Validate ``form``, whose file is ``field``; where the request's upload was stopped, the
+    reason stands as that field's only error and the form is not valid."""
+    refused = upload_refusal(request)
+    if refused is None:
+        return bool(form.is_valid())
+    form.is_valid()
+    form.errors.pop(field, None)
+    form.add_error(field, refused)
+    return False
+
+
 class SizeLimitedUploadHandler(FileUploadHandler):
     """First in FILE_UPLOAD_HANDLERS: counts each file's bytes and stops the upload past
     MAX_DOCUMENT_BYTES, before the next handler stores the chunk."""

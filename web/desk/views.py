@@ -64,7 +64,7 @@ from web.forms import (
     call_service,
 )
 from web.roles import role_required
-from web.uploads import upload_refusal
+from web.uploads import upload_form_valid
 
 DESK = (Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 STAFF = tuple(STAFF_ROLES)
@@ -441,14 +441,10 @@ def contract_document_add(request: HttpRequest, pk: int) -> HttpResponse:
     on the account page."""
     contract = access.contract_get_for_user(user=request.user, pk=pk)
     form = ContractDocumentForm(request.POST, request.FILES)
-    refused = upload_refusal(request)
-    if refused is not None:
-        form.is_valid()
-        form.errors.pop("file", None)
-        form.add_error("file", refused)
-    elif form.is_valid() and call_service(form, lambda: contract_services.contract_document_add(
-            contract=contract, title=form.cleaned_data["title"],
-            file=form.cleaned_data["file"], actor=request.user)):
+    if upload_form_valid(request, form, "file") and call_service(
+            form, lambda: contract_services.contract_document_add(
+                contract=contract, title=form.cleaned_data["title"],
+                file=form.cleaned_data["file"], actor=request.user)):
         messages.success(request, f"Document added to {contract.number}.")
         return HttpResponseRedirect(reverse("desk:account", args=[contract.account_id]))
     return account_detail(request, contract.account_id, failed_contract=contract.pk,

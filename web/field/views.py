@@ -48,7 +48,7 @@ from service_crm.services import field_evidence as evidence_services
 from service_crm.services import work_orders as work_order_services
 from web.forms import CompleteForm, PhotoForm, ProgressForm, button_action, call_service
 from web.roles import role_required
-from web.uploads import upload_refusal
+from web.uploads import upload_form_valid
 
 FIELD = (Role.FIELD_ENGINEER, Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER)
 PART_ROWS = 3
@@ -368,12 +368,7 @@ def work_order_photo(request: HttpRequest, pk: int) -> HttpResponse:
     re-encoded by the service; a refusal is listed at the top of the sheet)."""
     wo = access.work_order_get_for_user(user=request.user, pk=pk)
     form = PhotoForm(request.POST, request.FILES)
-    refused = upload_refusal(request)
-    if refused is not None:
-        form.is_valid()
-        form.errors.pop("image", None)
-        form.add_error("image", refused)
-    elif form.is_valid():
+    if upload_form_valid(request, form, "image"):
         upload = form.cleaned_data["image"]
         if upload.size > MAX_PHOTO_BYTES:
             form.add_error("image", f"A photo may be at most {MAX_PHOTO_BYTES // 2**20} MB.")
