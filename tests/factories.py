@@ -163,16 +163,17 @@ class EngineerFactory(factory.django.DjangoModelFactory):
 _ids = itertools.count(1)
 
 
-def alert_event(device: str, *, at: dt.datetime, severity: str = "warning",
-                failure_mode: str = "bearing_wear") -> AlertEvent:
-    """An 'open' alert as the anomaly worker publishes it."""
+def alert_event(device: str, *, at: dt.datetime, alert_id: str | None = None, revision: int = 1,
+                state: str = "open", severity: str = "warning",
+                failure_mode: str = "bearing_wear", detector: str = "zscore") -> AlertEvent:
+    """An alert (by default a new, open one) as the anomaly worker publishes it."""
     return AlertEvent(
-        alert_id=f"web-{next(_ids)}", revision=1, state="open", device=device,
-        kind="equipment", severity=severity,  # type: ignore[arg-type]
+        alert_id=alert_id or f"a-{next(_ids)}", revision=revision, state=state,  # type: ignore[arg-type]
+        device=device, kind="equipment", severity=severity,  # type: ignore[arg-type]
         failure_mode=failure_mode, score=0.9, opened_at=at, at=at,
-        evidence=(Evidence(metric="vibration_rms_mm_s", detector="zscore", score=0.9,
+        evidence=(Evidence(metric="vibration_rms_mm_s", detector=detector, score=0.9,
                            value=7.1, baseline=2.8),),
-        detectors={"zscore": 0.9},
+        detectors={detector: 0.9},
     )
 
 

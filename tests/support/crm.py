@@ -4,14 +4,13 @@ world's compressor (``tests.support.world``), a completed job, and running calls
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
 
-from aftercare.events import AlertEvent, Evidence
+from aftercare.events import AlertEvent
 from service_crm import models as m
 from service_crm.models.choices import Outcome, Priority, TicketSource, WorkOrderStatus
 from service_crm.services.tickets import ticket_open
@@ -21,11 +20,10 @@ from service_crm.services.work_orders import (
     work_order_schedule,
     work_order_start,
 )
+from tests import factories as f
 from tests.support.world import NOW, World
 
 H = dt.timedelta(hours=1)
-
-_ids = itertools.count(1)
 
 
 def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
@@ -52,18 +50,10 @@ def race(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     return outcomes
 
 
-def make_event(device: str = "cmp-n1", *, alert_id: str | None = None, revision: int = 1,
-               state: str = "open", severity: str = "warning",
-               failure_mode: str = "bearing_wear", at: dt.datetime = NOW,
-               detector: str = "zscore") -> AlertEvent:
-    return AlertEvent(
-        alert_id=alert_id or f"a-{next(_ids)}", revision=revision, state=state,  # type: ignore[arg-type]
-        device=device, kind="equipment", severity=severity,  # type: ignore[arg-type]
-        failure_mode=failure_mode, score=0.9, opened_at=at, at=at,
-        evidence=(Evidence(metric="vibration_rms_mm_s", detector=detector, score=0.9,
-                           value=7.1, baseline=2.8),),
-        detectors={detector: 0.9},
-    )
+def make_event(device: str = "cmp-n1", *, at: dt.datetime = NOW, **options: Any) -> AlertEvent:
+    """:func:`tests.factories.alert_event` for the world's compressor at :data:`NOW` unless
+    told otherwise."""
+    return f.alert_event(device, at=at, **options)
 
 
 def completed_job(world: World, *, at: dt.datetime = NOW) -> m.WorkOrder:
