@@ -17,22 +17,18 @@ from service_crm.services.devices import device_claim, device_release
 from tests import factories as f
 from tests.factories import store_device
 from tests.support.crm import race
+from tests.support.personas import user_with_role
 from tests.support.world import NOW, World
+from web.roles import Role
 
 pytestmark = [pytest.mark.db, pytest.mark.django_db]
 STRAY = "stray-0042"
 
 
-def _desk_user(username: str) -> Any:
-    user = f.UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name="desk_agent")[0])
-    return type(user).objects.get(pk=user.pk)
-
-
 @pytest.fixture
 def agent(world: World) -> Any:
-    """A desk agent (the service_crm `desk_agent` fixture is a user without a role)."""
-    return _desk_user("dora")
+    """Dora, a desk agent (a second one, Dirk, races her below)."""
+    return user_with_role("dora", Role.DESK_AGENT)
 
 
 @pytest.fixture
@@ -175,7 +171,8 @@ def test_two_agents_claiming_one_device_at_once_one_wins(committed_stray: str,
                                                          world: World) -> None:
     first = f.AssetFactory(site=world.site, equipment_model=world.asset.equipment_model)
     second = f.AssetFactory(site=world.site, equipment_model=world.asset.equipment_model)
-    claims = [(_desk_user("dora"), first), (_desk_user("dirk"), second)]
+    claims = [(user_with_role("dora", Role.DESK_AGENT), first),
+              (user_with_role("dirk", Role.DESK_AGENT), second)]
     outcomes = race([
         lambda actor=actor, asset=asset: device_claim(device_key=committed_stray, asset=asset,
                                                       actor=actor, now=NOW)

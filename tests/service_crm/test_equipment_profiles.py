@@ -16,7 +16,6 @@ import numpy as np
 import psycopg
 import pytest
 import yaml
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -37,6 +36,8 @@ from service_crm.services.alerts import alert_ingest
 from service_crm.services.devices import device_claim
 from tests import factories as f
 from tests.support.anomaly import run_until_caught_up
+from tests.support.personas import user_with_role
+from web.roles import Role
 
 pytestmark = pytest.mark.db
 
@@ -58,12 +59,10 @@ failure_modes:
 """
 
 
-def _desk(username: str = "dora", group: str = "desk_agent") -> Any:
-    """Dora on the service desk (the role that claims devices); with `group`
+def _desk(username: str = "dora", role: str = "desk_agent") -> Any:
+    """Dora on the service desk (the role that claims devices); with `role`
     "service_manager", Sven who keeps the equipment catalogue."""
-    user = f.UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name=group)[0])
-    return type(user).objects.get(pk=user.pk)
+    return user_with_role(username, Role(role))
 
 
 def _client(user: Any) -> Client:
