@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,6 +41,13 @@ def main() -> int:
     ap.add_argument("--no-numbers", action="store_true",
                     help="names without a number (the selector cannot split the book by "
                          "numbers, only by shared words)")
+    ap.add_argument("--contacts-only", action="store_true",
+                    help="skip the account search and its all-pairs baseline")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the top of a cProfile of the contact search")
+    ap.add_argument("--baseline-rev", metavar="REV",
+                    help="also time the contact search as committed at git revision REV, "
+                         "in this process on the same data (before/after)")
     args = ap.parse_args()
     with django_scratch_database():
         return run(args)
@@ -51,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     from service_crm import models as m
-    from service_crm.selectors.duplicates import account_duplicates_find, contact_duplicates_find
 
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(42)
@@ -102,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
           f"{time.perf_counter() - t0:.1f} s", flush=True)
     admin = get_user_model().objects.create_superuser("bench", "b@bench.test", "x")
 
+    if not args.contacts_only:
+        _accounts(admin, planted_accounts)
+    return _contacts(args, admin, n_cdup)
+
+
+def _accounts(admin: object, planted_accounts: list[tuple[str, str]]) -> None:
+    from service_crm import models as m
+    from service_crm.selectors.duplicates import account_duplicates_find
+
     t0 = time.perf_counter()
     pairs = account_duplicates_find(user=admin, limit=100_000)
     took = time.perf_counter() - t0
@@ -119,10 +135,52 @@ def run(args: argparse.Namespace) -> int:
     base = time.perf_counter() - t1
     print(f"accounts, all pairs compared (baseline): {base:.2f} s, {n_all} candidate pairs; "
           f"ratio baseline / selector {base / took:.1f}", flush=True)
+
+
+def _selector_at(rev: str) -> Any:
+    """service_crm/selectors/duplicates.py as committed at ``rev``, loaded as a module."""
+    import subprocess
+    import types
+
+    src = subprocess.run(["git", "show", f"{rev}:service_crm/selectors/duplicates.py"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"duplicates_at_{rev}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(src, f"duplicates.py@{rev}", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def _contacts(args: argparse.Namespace, admin: object, n_cdup: int) -> int:
+    from service_crm.selectors.data_quality import data_quality_report
+    from service_crm.selectors.duplicates import contact_duplicates_find
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        contact_duplicates_find(user=admin, limit=1_000_000)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(18)
     t0 = time.perf_counter()
     cpairs = contact_duplicates_find(user=admin, limit=1_000_000)
     took = time.perf_counter() - t0
     print(f"contacts: {took:.2f} s, {len(cpairs)} pairs (planted {n_cdup})", flush=True)
+    if args.baseline_rev:
+        old = _selector_at(args.baseline_rev)
+        t0 = time.perf_counter()
+        before = old.contact_duplicates_find(user=admin, limit=1_000_000)
+        base = time.perf_counter() - t0
+        same = [(p.a_id, p.b_id, p.score) for p in before] == \
+            [(p.a_id, p.b_id, p.score) for p in cpairs]
+        print(f"contacts, selector at {args.baseline_rev}: {base:.2f} s, {len(before)} pairs; "
+              f"same pairs and scores: {same}; ratio {base / took:.1f}", flush=True)
+    t0 = time.perf_counter()
+    checks = data_quality_report(user=admin)
+    print(f"data-quality report (every check, duplicates included): "
+          f"{time.perf_counter() - t0:.2f} s, "
+          + ", ".join(f"{c.key} {c.count}" for c in checks), flush=True)
     return 0
 
 

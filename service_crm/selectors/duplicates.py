@@ -156,39 +156,48 @@ def _account_pair(found: dict[tuple[int, int], DuplicatePair], rows: list[tuple[
 def contact_duplicates_find(*, user: object, threshold: int = 90,
                             limit: int = 200) -> list[DuplicatePair]:
     """Likely duplicate contacts, most alike first: the same email at two accounts (the
-    accounts may be one), or at one account a similar name or the same phone number."""
+    accounts may be one), or at one account a similar name or the same phone number.
+
+    Blocked by the normalised email and by account, read as plain rows (no model instances:
+    building 100 k of them was four fifths of the time); labels only for the pairs found."""
     if not scope_for(user=user).everything:
         return []
-    contacts = list(Contact.objects.select_related("account").order_by("pk"))
-    by_email: dict[str, list[Contact]] = defaultdict(list)
-    by_account: dict[int, list[Contact]] = defaultdict(list)
-    for c in contacts:
-        by_email[c.email.lower()].append(c)
-        by_account[c.account_id].append(c)
-    found: dict[tuple[int, int], DuplicatePair] = {}
-
-    def label(c: Contact) -> str:
-        return f"{c.name} <{c.email}> ({c.account.name})"
-
+    rows = list(Contact.objects.order_by("pk").values_list(
+        "pk", "account_id", "name", "email", "phone"))
+    by_email: dict[str, list[int]] = defaultdict(list)
+    by_account: dict[int, list[int]] = defaultdict(list)
+    for k, (_, account_id, _, email, _) in enumerate(rows):
+        by_email[email.lower()].append(k)
+        by_account[account_id].append(k)
+    found: dict[tuple[int, int], tuple[int, int, int, tuple[str, ...]]] = {}
     for same in by_email.values():
-        for k, a in enumerate(same):
-            for b in same[k + 1:]:
-                found[(a.pk, b.pk)] = DuplicatePair(
-                    "contact", a.pk, b.pk, label(a), label(b), 100,
-                    ("same email at two accounts: merge the accounts",))
+        for n, i in enumerate(same):
+            for j in same[n + 1:]:
+                found[(rows[i][0], rows[j][0])] = (
+                    i, j, 100, ("same email at two accounts: merge the accounts",))
     for people in by_account.values():
         if len(people) < 2:
             continue
-        names = [" ".join(p.name.casefold().split()) for p in people]
-        for i, j, score in _similar_pairs(names, 0):
-            a, b = people[i], people[j]
+        names = [" ".join(rows[k][2].casefold().split()) for k in people]
+        for gi, gj, score in _similar_pairs(names, 0):
+            i, j = people[gi], people[gj]
+            a, b = rows[i], rows[j]
             reasons = []
             if score >= threshold:
                 reasons.append(f"names {score} % alike")
-            if a.phone and a.phone == b.phone:
-                reasons.append(f"same phone {a.phone}")
-            if reasons and (a.pk, b.pk) not in found:
-                found[(a.pk, b.pk)] = DuplicatePair("contact", a.pk, b.pk, label(a), label(b),
-                                                    max(score, 95 if a.phone == b.phone
-                                                        and a.phone else 0), tuple(reasons))
-    return sorted(found.values(), key=lambda p: (-p.score, p.a_id, p.b_id))[:limit]
+            same_phone = bool(a[4]) and a[4] == b[4]
+            if same_phone:
+                reasons.append(f"same phone {a[4]}")
+            if reasons and (a[0], b[0]) not in found:
+                found[(a[0], b[0])] = (i, j, max(score, 95 if same_phone else 0),
+                                       tuple(reasons))
+    best = sorted(found.items(), key=lambda kv: (-kv[1][2], kv[0]))[:limit]
+    account_names = dict(Account.objects.filter(pk__in={
+        rows[k][1] for _, (i, j, _, _) in best for k in (i, j)}).values_list("pk", "name"))
+
+    def label(k: int) -> str:
+        _, account_id, name, email, _ = rows[k]
+        return f"{name} <{email}> ({account_names[account_id]})"
+
+    return [DuplicatePair("contact", a_id, b_id, label(i), label(j), score, reasons)
+            for (a_id, b_id), (i, j, score, reasons) in best]
