@@ -1,8 +1,10 @@
-"""CSV import of accounts, sites and assets: checked line by line, all or nothing.
+"""CSV import of accounts, contacts, sites and assets: checked line by line, all or nothing.
 
 One kind per file, with a header row (columns in any order, unknown columns refused):
 
 * ``accounts``: ``name`` (required), ``industry``, ``segment``
+* ``contacts``: ``account`` (the account's name), ``name``, ``email`` (required), ``phone``
+  (read in the account's country unless it starts with +), ``roles`` (separated by ``;``)
 * ``sites``: ``account`` (the account's name), ``name``, ``region`` (required), ``address``,
   ``city``, ``country`` (ISO 3166), ``timezone``
 * ``assets``: ``serial``, ``account``, ``site`` (the site's name at that account),
@@ -10,7 +12,8 @@ One kind per file, with a header row (columns in any order, unknown columns refu
   ``status``, ``parent`` (the serial of the line or unit the asset belongs to: another row of
   the file, in any order, or an asset already stored; blank for none)
 
-A row whose key exists (account name, site name at its account, asset serial) updates that
+A row whose key exists (account name, email at its account, site name at its account, asset
+serial) updates that
 record, otherwise one is created; importing the same file twice changes nothing the second
 time. Every line is checked, each problem reported with its line number and column; if there
 is any, nothing is stored. A dry run checks and counts without storing."""
@@ -27,8 +30,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from service_crm.master_data import normalise_name
-from service_crm.models import Account, Asset, EquipmentModel, Site
+from service_crm.master_data import normalise_email, normalise_name
+from service_crm.models import Account, Asset, Contact, EquipmentModel, Site
 from service_crm.selectors.access import Role, has_role
 from service_crm.services.audit import audit_record, snapshot
 
@@ -36,13 +39,14 @@ IMPORT_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
 MAX_ROWS = 10_000
 COLUMNS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # kind: (required, optional)
     "accounts": (frozenset({"name"}), frozenset({"industry", "segment"})),
+    "contacts": (frozenset({"account", "name", "email"}), frozenset({"phone", "roles"})),
     "sites": (frozenset({"account", "name", "region"}),
               frozenset({"address", "city", "country", "timezone"})),
     "assets": (frozenset({"serial", "account", "site", "equipment_model", "install_date"}),
                frozenset({"warranty_end", "status", "parent"})),
 }
 
-KEY_COLUMN = {"accounts": "name", "sites": "name", "assets": "serial"}
+KEY_COLUMN = {"accounts": "name", "contacts": "email", "sites": "name", "assets": "serial"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,17 @@ def _build(kind: str, row: dict[str, str]) -> models.Model:
             if row.get(col):
                 setattr(obj, col, row[col])
         return obj
+    if kind == "contacts":
+        account = _account(row["account"])
+        email = normalise_email(row["email"])
+        contact = (Contact.objects.filter(account=account, email__iexact=email).first()
+                   or Contact(account=account, email=email))
+        contact.name = row["name"]
+        if "phone" in row:
+            contact.phone = row["phone"]
+        if "roles" in row:
+            contact.roles = sorted({r.strip() for r in row["roles"].split(";") if r.strip()})
+        return contact
     if kind == "sites":
         account = _account(row["account"])
         name = normalise_name(row["name"])
@@ -140,6 +155,9 @@ def _key(kind: str, row: dict[str, str]) -> tuple[str, ...]:
     if kind == "sites":
         return (normalise_name(row.get("account", "")).casefold(),
                 normalise_name(row.get("name", "")).casefold())
+    if kind == "contacts":
+        return (normalise_name(row.get("account", "")).casefold(),
+                normalise_email(row.get("email", "")))
     return (row.get("serial", "").strip(),)
 
 
@@ -233,7 +251,8 @@ def master_data_import(*, kind: str, text: str, actor: Any, dry_run: bool = Fals
     if not has_role(user=actor, roles=IMPORT_ROLES):
         raise ValidationError({"actor": "Only the service desk imports master data."})
     if kind not in COLUMNS:
-        raise ValidationError({"kind": f"Import accounts, sites or assets, not {kind!r}."})
+        raise ValidationError({"kind": f"Import accounts, contacts, sites or assets, not "
+                                       f"{kind!r}."})
     report = ImportReport(kind=kind, dry_run=dry_run)
     # newline="": the csv module reads line ends itself (quoted fields may hold them).
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))

@@ -151,3 +151,26 @@ def test_unknown_parent_cycle_and_other_account_reported_by_line(
     assert "another account" in by_line[5]
     assert "own parent" in by_line[6]
     assert not m.Asset.objects.filter(serial="A-1").exists()
+
+
+def test_contacts_imported_normalised_updated_and_checked_by_line(
+        world: World, desk_agent: Any) -> None:
+    text = ("account,name,email,phone,roles\n"
+            f"{world.account.name}, Jo  Meier ,JO@Nordwerk.example,040 1234567,technical;finance\n"
+            f"{world.account.name},Bad Phone,bad@nordwerk.example,12,\n"
+            "Nobody GmbH,X,x@nobody.example,,\n"
+            f"{world.account.name},Jo again,jo@nordwerk.example,,\n"
+            f"{world.account.name},Wrong Role,r@nordwerk.example,,astronaut\n")
+    report = master_data_import(kind="contacts", text=text, actor=desk_agent)
+    assert {(e.line, e.column) for e in report.errors} == {
+        (3, "phone"), (4, "account"), (5, "email"), (6, "roles")}
+    assert not m.Contact.objects.filter(email="jo@nordwerk.example").exists()
+    good = text.split("\n")[0] + "\n" + text.split("\n")[1] + "\n"
+    report = master_data_import(kind="contacts", text=good, actor=desk_agent)
+    assert (report.created, report.errors) == (1, [])
+    jo = m.Contact.objects.get(email="jo@nordwerk.example")
+    assert (jo.name, jo.phone, jo.roles) == ("Jo Meier", "+49401234567", ["finance", "technical"])
+    renamed = master_data_import(kind="contacts", text=good.replace(" Jo  Meier ", "Jo Meyer"),
+                                 actor=desk_agent)
+    assert (renamed.created, renamed.updated) == (0, 1)
+    assert m.Contact.objects.get(pk=jo.pk).name == "Jo Meyer"

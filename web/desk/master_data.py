@@ -1,5 +1,6 @@
 """Desk pages for data hygiene: likely duplicate accounts and contacts with a merge (asked
-first, audited), and the CSV import of accounts, sites and assets (dry run, errors by line)."""
+first, audited), the data-quality report, and the CSV import of accounts, contacts, sites
+and assets (dry run, errors by line)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ class MergeForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    kind = forms.ChoiceField(choices=[("accounts", "Accounts"), ("sites", "Sites"),
-                                      ("assets", "Assets")])
+    kind = forms.ChoiceField(choices=[("accounts", "Accounts"), ("contacts", "Contacts"),
+                                      ("sites", "Sites"), ("assets", "Assets")])
     file = forms.FileField(label="CSV file (UTF-8, header row)")
     dry_run = forms.BooleanField(required=False, initial=True,
                                  label="Dry run: check only, store nothing")
