@@ -47,6 +47,7 @@ from anomaly.health import CounterLearner, HealthResult, ReportingSilence, Senso
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
+from anomaly.spread import SpreadChange
 from anomaly.state import LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
 
@@ -169,6 +170,9 @@ class BankConfig:
     seasonal_halflife: float = 10.0
     seasonal_warmup: int = 3
     seasonal_support: float = 1.0
+    # ... unless the plain baseline's own calibrated z (in long-run standard deviations) is at
+    # or above `seasonal_override`: a deviation that extreme is not the cycle (inf: never).
+    seasonal_override: float = float("inf")
     # > 0 (with `calibrate`): a change against the recent past is a third calibrated source:
     # the z-score against a short-memory baseline (this half-life in samples) or the CUSUM
     # score, whichever is larger (a level shift the slow baseline absorbs only gradually, a
@@ -181,6 +185,12 @@ class BankConfig:
     # a load spike that comes back every few hours alerts the first times, not every time.
     recurrence_count: float = 0.0
     recurrence_halflife: float = 2000.0
+    # > 0 (with `calibrate`): a change in how the channel moves is a fourth calibrated source
+    # (anomaly.spread.SpreadChange): its recent mean square step (this half-life in samples)
+    # against its long-run one (`likelihood_long`), so bursts that stop, or noise that grows,
+    # count even where no value leaves its usual range. Gated by the time of day like the
+    # plain baseline.
+    spread_halflife: float = 0.0
     # Severity: adaptive (learned-behaviour) evidence scores at most `adaptive_max_score`,
     # below the alert trackers' critical level (0.8): a warning; a limit that fires scores
     # `limit_score` (critical), as may the per-asset checks (bearing bursts, T² / SPE) far past
@@ -284,10 +294,14 @@ class DetectorBank:
                                    else 1.0, warmup=c.baseline_warmup,
                                    var_halflife=c.baseline_var_halflife,
                                    var_clip=c.baseline_var_clip)
-        self.likelihood, self.likelihood_seasonal, self.likelihood_change = (
+        (self.likelihood, self.likelihood_seasonal, self.likelihood_change,
+         self.likelihood_spread) = (
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
-                              decades=c.likelihood_decades) for _ in range(3))
+                              decades=c.likelihood_decades) for _ in range(4))
+        self.spread = SpreadChange(0, short=c.spread_halflife if c.spread_halflife > 0
+                                   else 1.0, long=c.likelihood_long,
+                                   warmup=c.likelihood_warmup)
         self.recurrence = Recurrence(0, count=c.recurrence_count if c.recurrence_count > 0
                                      else 1.0, halflife=c.recurrence_halflife,
                                      min_duration_s=c.open_hold_s)
@@ -397,6 +411,9 @@ class DetectorBank:
             self.seasonal.add_channels(n, min_std=col["min_std"])
         if self.config.change_halflife > 0:
             self.change.add_channels(n, min_std=col["min_std"])
+        if self.config.spread_halflife > 0:
+            self.spread.add_channels(n)
+            self.likelihood_spread.add_channels(n)
         self.specs += specs
         self._index()
 
@@ -539,7 +556,8 @@ class DetectorBank:
             ratio_to_score(np.fmax(base_ratio, drift)), c.adaptive_max_score)))
         if self.calibrated.any():
             adaptive = ratio_to_score(np.fmax(base_ratio, drift))
-            cal = self.likelihood.update(t, np.where(ignored, np.nan, adaptive)).score
+            plain = self.likelihood.update(t, np.where(ignored, np.nan, adaptive))
+            cal = plain.score
             if seasonal_z is not None:
                 sr = ratio_to_score(np.abs(seasonal_z) / c.z_limit)
                 sl = self.likelihood_seasonal.update(t, np.where(ignored, np.nan, sr))
@@ -547,6 +565,8 @@ class DetectorBank:
                 # the sample unusual too (else it is the cycle); one from the time of day alone
                 # counts as it is (a missing daily peak).
                 cyclic = sl.z <= c.seasonal_support
+                if np.isfinite(c.seasonal_override):
+                    cyclic &= ~(plain.z >= c.seasonal_override)
                 cal = np.fmax(sl.score, np.where(~cyclic, cal, 0.0))
             else:
                 cyclic = np.zeros(x.shape, bool)
@@ -555,6 +575,10 @@ class DetectorBank:
                 cr = ratio_to_score(np.fmax(np.abs(fz) / c.z_limit, cu.score))
                 cc = self.likelihood_change.update(t, np.where(ignored, np.nan, cr)).score
                 cal = np.fmax(cal, np.where(cyclic, 0.0, cc))
+            if c.spread_halflife > 0:
+                sp = self.spread.update(t, x)
+                cs = self.likelihood_spread.update(t, np.where(ignored, np.nan, sp)).score
+                cal = np.fmax(cal, np.where(cyclic, 0.0, cs))
             if c.recurrence_count > 0:
                 cal = self.recurrence.update(t, cal)
             chan = np.where(~self.calibrated[:, None], chan,
@@ -782,7 +806,9 @@ class DetectorBank:
                 "counters": self.counters,
                 "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
-                **({"change": self.change} if self.config.change_halflife > 0 else {})}
+                **({"change": self.change} if self.config.change_halflife > 0 else {}),
+                **({"spread": self.spread, "likelihood_spread": self.likelihood_spread}
+                   if self.config.spread_halflife > 0 else {})}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""

@@ -29,14 +29,16 @@ OPEN_LEVEL = 0.5
 
 #: The grid searched for NAB (every combination).
 #: The short-memory change source (half-life 10) and hourly time-of-day slots are fixed: every
-#: fold of the earlier 144-point grid (change source on/off, 24/48 slots) chose them.
+#: fold of the earlier 144-point grid (change source on/off, 24/48 slots) chose them; so are the
+#: calibration's tail decades (5) and the recurrence half-life (300), which every fold of the
+#: 216-point grid before this one chose.
 NAB_GRID: dict[str, tuple[float, ...]] = {
-    "likelihood_decades": (4.0, 5.0, 6.0),
     "clear_hold_s": (1800.0, 4 * 3600.0),
     "seasonal_support": (0.5, 1.0, 1.5),
     "seasonal_halflife": (10.0, 20.0),
     "recurrence_count": (0.0, 4.0, 6.0),
-    "recurrence_halflife": (300.0, 1000.0),
+    "spread_halflife": (0.0, 12.0),
+    "seasonal_override": (float("inf"), 3.0, 4.0),
 }
 #: The grid searched for SKAB.
 SKAB_GRID: dict[str, tuple[float, ...]] = {

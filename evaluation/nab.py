@@ -87,7 +87,10 @@ class NabSettings:
     short-memory baseline's half-life (``BankConfig.change_halflife``, samples), the
     time-of-day baseline's slots per day and half-life (samples of a slot), and after how many
     separate excursions (decayed with a half-life in samples) a level is routine for a channel
-    (``BankConfig.recurrence_count``, :class:`anomaly.likelihood.Recurrence`)."""
+    (``BankConfig.recurrence_count``, :class:`anomaly.likelihood.Recurrence`), the half-life
+    (samples) of the recent step spread against the long-run one (``BankConfig.spread_halflife``,
+    :class:`anomaly.spread.SpreadChange`) and the plain baseline's calibrated z from which the
+    time of day no longer gates it (``BankConfig.seasonal_override``)."""
 
     likelihood_decades: float = 5.0
     likelihood_min_std: float = 0.05
@@ -99,6 +102,8 @@ class NabSettings:
     seasonal_halflife: float = 20.0
     recurrence_count: float = 4.0
     recurrence_halflife: float = 300.0
+    spread_halflife: float = 12.0
+    seasonal_override: float = float("inf")
 
     def config(self) -> BankConfig:
         inf = float("inf")
@@ -112,6 +117,8 @@ class NabSettings:
                           clear_hold_s=self.clear_hold_s, seasonal_support=self.seasonal_support,
                           recurrence_count=self.recurrence_count,
                           recurrence_halflife=self.recurrence_halflife,
+                          spread_halflife=self.spread_halflife,
+                          seasonal_override=self.seasonal_override,
                           no_data_s=inf, stuck_s=inf)
 
 

@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 
 from anomaly.bank import BankConfig, ChannelSpec
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
+from anomaly.spread import SpreadChange
 from evaluation.crossval import NabCounts, grid, nab_category
 from evaluation.nab import NabSettings
 from evaluation.nab_score import PROFILES
@@ -143,8 +144,10 @@ def test_the_change_source_sees_a_small_lasting_shift_without_false_alerts() -> 
     x[3000:] += 1.5
     t = np.arange(n, dtype=np.int64) * 300 * 1_000_000        # NAB's 5-minute steps
     spec = [ChannelSpec("m", "value", stuck=False, steps=True, drift=False)]
-    without = run_bank(spec, t, x[None, :], NabSettings(change_halflife=0.0).config())
-    with_change = run_bank(spec, t, x[None, :], NabSettings(change_halflife=10.0).config())
+    without = run_bank(spec, t, x[None, :],
+                       NabSettings(change_halflife=0.0, spread_halflife=0.0).config())
+    with_change = run_bank(spec, t, x[None, :],
+                           NabSettings(change_halflife=10.0, spread_halflife=0.0).config())
     assert not without.alert.any()
     assert not with_change.alert[0, :3000].any()
     assert with_change.alert[0, 3000:3100].any()
@@ -211,3 +214,68 @@ def test_routine_bursts_open_fewer_alerts_through_the_bank() -> None:
     plain, routine = opens
     assert routine.size < plain.size / 2
     assert np.any((routine >= 3800) & (routine < 3830))   # the lasting rise is news
+
+
+def test_spread_change_scores_the_movement_not_the_level_nor_the_units() -> None:
+    rng = np.random.default_rng(42)
+    n = 3000
+    x = rng.normal(0.0, 1.0, (1, n)) * np.array([[1.0], [500.0]])
+    x[:, 1500:] += np.array([[20.0], [10_000.0]])     # a level step: one big step, then calm
+    x[:, 2500:] *= 0.05                               # then the channel falls quiet
+    sc = SpreadChange(2, short=6, long=1000, warmup=200)
+    s = sc.update(_t(n), x)
+    assert_allclose(s[0], s[1], atol=1e-6)            # same movement, other units: same score
+    assert np.isnan(s[:, :150]).all()
+    assert np.nanmax(s[0, 1530:2500]) < 3.0           # the level shift left no lasting change
+    assert np.nanmin(s[0, 2560:2700]) > 3.5           # quiet now: log(1 / 0.05**2) ~ 6
+    # Blocks equal one pass; a gap is bridged from the last reading before it.
+    y = x.copy()
+    y[1, 700:720] = np.nan
+    one = SpreadChange(2, short=6, long=1000, warmup=200).update(_t(n), y)
+    part = SpreadChange(2, short=6, long=1000, warmup=200)
+    chunks = [part.update(_t(n)[lo:lo + 600], y[:, lo:lo + 600]) for lo in range(0, n, 600)]
+    assert_allclose(np.concatenate(chunks, axis=1), one, equal_nan=True)
+    assert np.isnan(one[1, 700:720]).all()
+    assert np.isfinite(one[1, 720])
+    with pytest.raises(ValueError, match="short"):
+        SpreadChange(1, short=0)
+
+
+def test_the_spread_source_sees_bursts_that_stop() -> None:
+    """A server whose load bursts every hour and a half falls quiet: no value leaves its usual
+    range, so only the spread source says anything, and nothing before the change."""
+    rng = np.random.default_rng(42)
+    n = 4000
+    x = rng.normal(10.0, 1.0, n)
+    for start in range(0, 3000, 18):
+        x[start:start + 4] += rng.uniform(20.0, 60.0)
+    t = np.arange(n, dtype=np.int64) * 300_000_000
+    spec = [ChannelSpec("srv", "load", stuck=False, steps=True, drift=False)]
+    without = run_bank(spec, t, x[None, :], NabSettings(spread_halflife=0.0).config())
+    with_spread = run_bank(spec, t, x[None, :], NabSettings(spread_halflife=6.0).config())
+    assert not without.alert[0, 3000:].any()
+    assert not with_spread.alert[0, 600:3000].any()
+    assert with_spread.alert[0, 3000:3100].any()
+
+
+
+def test_the_override_lets_the_plain_baseline_past_the_time_of_day() -> None:
+    """From the override's z on, the plain baseline counts whatever the time of day says: an
+    override below every z is the same as no time-of-day gate at all; an infinite one changes
+    nothing."""
+    rng = np.random.default_rng(42)
+    n = 4000
+    day = 288                                       # 5-minute samples
+    x = 10.0 + 5.0 * np.sin(2 * np.pi * np.arange(n) / day) + rng.normal(0.0, 1.0, n)
+    x[3000:3004] += 30.0
+    x[3500:3520] -= 8.0
+    t = np.arange(n, dtype=np.int64) * 300_000_000
+    spec = [ChannelSpec("srv", "load", stuck=False, steps=True, drift=False)]
+    base = NabSettings(seasonal_support=50.0)
+    gated = run_bank(spec, t, x[None, :], base.config())
+    no_gate = run_bank(spec, t, x[None, :], replace(base, seasonal_support=-np.inf).config())
+    low = run_bank(spec, t, x[None, :], replace(base, seasonal_override=-1e9).config())
+    high = run_bank(spec, t, x[None, :], replace(base, seasonal_override=np.inf).config())
+    assert_allclose(low.score, no_gate.score)
+    assert_allclose(high.score, gated.score)
+    assert not np.allclose(gated.score, no_gate.score)
