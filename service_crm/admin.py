@@ -104,7 +104,7 @@ class InteractionInline(TabularInline[m.Interaction, Any]):
 class AccountAdmin(ModelAdmin[m.Account]):
     list_display = ("name", "industry", "segment", "account_manager", "health")
     list_filter = ("industry", "segment")
-    search_fields = ("name", "contacts__name", "contacts__email")
+    search_fields = ("name", "vat_id", "contacts__name", "contacts__email")
     inlines = [SiteInline, ContactInline, InteractionInline]
 
     @admin.display(description="health")

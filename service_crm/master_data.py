@@ -1,4 +1,5 @@
-"""Master-data normalisation: the one place names, emails, phone numbers and country codes get
+"""Master-data normalisation: the one place names, emails, phone numbers, country codes and VAT
+ids get
 their stored form, so "Acme GmbH " and "Acme GmbH", or jo@acme.de and JO@ACME.DE, are the same.
 
 Pure functions (no database): each returns the normalised value or raises ``ValueError`` with
@@ -12,6 +13,8 @@ a message for the person who typed it; models' ``clean()`` key it by their field
 '+49401234567'
 >>> normalise_country(" de ")
 'DE'
+>>> normalise_vat_id("de 136 695 976")
+'DE136695976'
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import re
 
 import phonenumbers
+from stdnum import vatin
+from stdnum.exceptions import ValidationError as NumberError
 
 _SPACES = re.compile(r"\s+")
 # ISO 3166-1 alpha-2 codes of the regions libphonenumber knows: every country we could have a
@@ -60,3 +65,17 @@ def normalise_phone(value: str, *, region: str) -> str:
                          f"{'' if raw.startswith('+') else f' in {region}'}; "
                          "give it with its country code, e.g. +49 40 1234567.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_vat_id(value: str) -> str:
+    """A VAT identification number with its country prefix, compact and upper-cased
+    (``DE136695976``), its check digits verified by python-stdnum for the countries it knows
+    (the EU's, Switzerland's, the UK's and more). Empty stays empty."""
+    raw = value.strip()
+    if not raw:
+        return ""
+    try:
+        return str(vatin.validate(raw))
+    except NumberError:
+        raise ValueError(f"{raw!r} is not a valid VAT number; give it with its country "
+                         "prefix, e.g. DE136695976.") from None

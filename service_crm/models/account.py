@@ -8,7 +8,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
-from service_crm.master_data import normalise_email, normalise_name, normalise_phone
+from service_crm.master_data import (
+    normalise_email,
+    normalise_name,
+    normalise_phone,
+    normalise_vat_id,
+)
 from service_crm.models.choices import ConsentMethod, ContactRole, Industry, Segment
 
 
@@ -18,6 +23,10 @@ class Account(models.Model):
     name = models.CharField(max_length=200, unique=True)
     industry = models.CharField(max_length=20, choices=Industry.choices, default=Industry.OTHER)
     segment = models.CharField(max_length=20, choices=Segment.choices, default=Segment.MIDMARKET)
+    vat_id = models.CharField(
+        "VAT id", max_length=20, blank=True, default="", db_index=True,
+        help_text="VAT identification number with its country prefix, e.g. DE136695976; "
+                  "accounts sharing one are shown as likely duplicates")
     account_manager = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="managed_accounts",
@@ -32,6 +41,10 @@ class Account(models.Model):
 
     def clean(self) -> None:
         self.name = normalise_name(self.name or "")
+        try:
+            self.vat_id = normalise_vat_id(self.vat_id or "")
+        except ValueError as exc:
+            raise ValidationError({"vat_id": str(exc)}) from None
         same = Account.objects.filter(name__iexact=self.name).exclude(pk=self.pk)
         if self.name and same.exists():
             raise ValidationError({"name": f"An account named {same[0].name!r} already exists."})

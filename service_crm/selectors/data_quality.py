@@ -1,8 +1,8 @@
 """The data-quality report: master data the desk should fix, check by check, each finding
 naming the record to open. Office staff only (others get no checks).
 
-Accounts have no VAT id or country of their own in this model: an account's country and
-address are its sites', so "an account without a country" is an account without a site.
+Accounts have no country of their own in this model: an account's country and address are its
+sites', so "an account without a country" is an account without a site.
 Assets cannot lack an equipment model or a site (both are required references); a serial
 can be blank when a row was written around the forms, and a machine can hang under a line at
 another site."""
@@ -60,6 +60,10 @@ def data_quality_report(*, user: object, limit: int = LIMIT,
     checks.append(_check("account_no_site", "Accounts without a site (no address or country)",
                          [Finding("account", a.pk, a.pk, a.name, "no site")
                           for a in no_site[:limit]], no_site.count()))
+    no_vat = Account.objects.filter(vat_id="").order_by("name")
+    checks.append(_check("account_no_vat", "Accounts without a VAT id",
+                         [Finding("account", a.pk, a.pk, a.name, "no VAT id")
+                          for a in no_vat[:limit]], no_vat.count()))
     no_contact = Account.objects.annotate(n=Count("contacts")).filter(n=0).order_by("name")
     checks.append(_check("account_no_contact", "Accounts without a contact",
                          [Finding("account", a.pk, a.pk, a.name, "no contact")

@@ -103,7 +103,8 @@ def account_duplicates_find(*, user: object, threshold: int = 90, domain_thresho
     """Likely duplicate accounts, most alike first (office staff; others get none)."""
     if not scope_for(user=user).everything:
         return []
-    rows = list(Account.objects.order_by("pk").values_list("pk", "name"))
+    rows_vat = list(Account.objects.order_by("pk").values_list("pk", "name", "vat_id"))
+    rows = [(pk, name) for pk, name, _ in rows_vat]
     keys = [name_key(name) for _, name in rows]
     domains: dict[int, set[str]] = defaultdict(set)
     for account_id, email in Contact.objects.values_list("account_id", "email"):
@@ -132,6 +133,20 @@ def account_duplicates_find(*, user: object, threshold: int = 90, domain_thresho
                 continue
             seen.add((i, j))
             _account_pair(found, rows, keys, domains, i, j, score, threshold, domain_threshold)
+    # One VAT id is one legal entity: its accounts are a pair whatever their names.
+    by_vat: dict[str, list[int]] = defaultdict(list)
+    for i, (_, _, vat) in enumerate(rows_vat):
+        if vat:
+            by_vat[vat].append(i)
+    for vat, group in by_vat.items():
+        for gi, i in enumerate(group[:BLOCK]):
+            for j in group[gi + 1:BLOCK]:
+                (a_id, a_name), (b_id, b_name) = rows[i], rows[j]
+                pair = found.get((a_id, b_id))
+                reasons = (*(pair.reasons if pair else ()), f"same VAT id {vat}")
+                score = pair.score if pair else int(fuzz.token_sort_ratio(keys[i], keys[j]))
+                found[(a_id, b_id)] = DuplicatePair("account", a_id, b_id, a_name, b_name,
+                                                    score, reasons)
     return sorted(found.values(), key=lambda p: (-p.score, p.a_id, p.b_id))[:limit]
 
 

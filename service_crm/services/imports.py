@@ -2,7 +2,7 @@
 
 One kind per file, with a header row (columns in any order, unknown columns refused):
 
-* ``accounts``: ``name`` (required), ``industry``, ``segment``
+* ``accounts``: ``name`` (required), ``vat_id``, ``industry``, ``segment``
 * ``contacts``: ``account`` (the account's name), ``name``, ``email`` (required), ``phone``
   (read in the account's country unless it starts with +), ``roles`` (separated by ``;``)
 * ``sites``: ``account`` (the account's name), ``name``, ``region`` (required), ``address``,
@@ -38,7 +38,7 @@ from service_crm.services.audit import audit_record, snapshot
 IMPORT_ROLES = frozenset({Role.ADMIN, Role.DESK_AGENT, Role.SERVICE_MANAGER})
 MAX_ROWS = 10_000
 COLUMNS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # kind: (required, optional)
-    "accounts": (frozenset({"name"}), frozenset({"industry", "segment"})),
+    "accounts": (frozenset({"name"}), frozenset({"vat_id", "industry", "segment"})),
     "contacts": (frozenset({"account", "name", "email"}), frozenset({"phone", "roles"})),
     "sites": (frozenset({"account", "name", "region"}),
               frozenset({"address", "city", "country", "timezone"})),
@@ -102,7 +102,7 @@ def _build(kind: str, row: dict[str, str]) -> models.Model:
         name = normalise_name(row["name"])
         obj = Account.objects.filter(name__iexact=name).first() or Account(name=name)
         obj.name = name
-        for col in ("industry", "segment"):
+        for col in ("vat_id", "industry", "segment"):
             if row.get(col):
                 setattr(obj, col, row[col])
         return obj

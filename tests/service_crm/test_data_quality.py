@@ -35,10 +35,12 @@ def test_each_check_finds_its_records(world: World, desk_agent: Any) -> None:
                            equipment_model=world.asset.equipment_model)
     m.Asset.objects.filter(pk=blank.pk).update(serial="")
     twin = f.AccountFactory(name="NORDWERK FOODS")
+    m.Account.objects.filter(pk=world.account.pk).update(vat_id="DE136695976")
     report = data_quality_report(user=desk_agent)
     found = {c.key: {(x.kind, x.id) for x in c.findings} for c in report}
     assert found["account_no_site"] == {("account", bare.pk), ("account", twin.pk)}
     assert found["account_no_contact"] == {("account", bare.pk), ("account", twin.pk)}
+    assert found["account_no_vat"] == {("account", bare.pk), ("account", twin.pk)}
     assert found["site_no_address"] == {("site", world.site.pk)}
     assert ("contact", world.technical.pk) in found["contact_no_phone"]
     assert found["contact_invalid"] == {("contact", world.buyer.pk)}
@@ -55,6 +57,7 @@ def test_clean_book_has_no_findings_and_duplicates_may_be_left_out(
         world: World, desk_agent: Any) -> None:
     m.Site.objects.filter(pk=world.site.pk).update(address="Hafenstr. 1", city="Hamburg")
     m.Contact.objects.filter(account=world.account).update(phone="+49401234567")
+    m.Account.objects.filter(pk=world.account.pk).update(vat_id="DE136695976")
     found = _found(desk_agent, with_duplicates=False)
     assert "account_duplicate" not in found
     assert all(not v for v in found.values()), found

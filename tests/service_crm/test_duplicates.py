@@ -132,3 +132,17 @@ def test_numbered_branches_are_not_duplicates(world: World, desk_agent: Any) -> 
     assert (a.pk, c.pk) in pairs
     assert (a.pk, b.pk) not in pairs
     assert (b.pk, c.pk) not in pairs
+
+
+def test_accounts_sharing_a_vat_id_are_a_pair_whatever_their_names(
+        world: World, desk_agent: Any) -> None:
+    a = f.AccountFactory(name="Brandt Anlagenbau GmbH", vat_id="DE136695976")
+    b = f.AccountFactory(name="BAB Kältetechnik", vat_id="DE136695976")
+    c = f.AccountFactory(name="Brandt Anlagenbau", vat_id="DE136695976")  # alike and same VAT
+    f.AccountFactory(name="Zeta Pumpen KG", vat_id="ATU13585627")
+    pairs = {(p.a_id, p.b_id): p for p in account_duplicates_find(user=desk_agent)}
+    assert pairs[(a.pk, b.pk)].reasons == ("same VAT id DE136695976",)
+    assert pairs[(a.pk, c.pk)].reasons[-1] == "same VAT id DE136695976"
+    assert pairs[(a.pk, c.pk)].score == 100  # the name rule found it too
+    assert len(pairs[(a.pk, c.pk)].reasons) == 2
+    assert not [p for p in pairs.values() if "Zeta" in p.a_label + p.b_label]

@@ -174,3 +174,16 @@ def test_contacts_imported_normalised_updated_and_checked_by_line(
                                  actor=desk_agent)
     assert (renamed.created, renamed.updated) == (0, 1)
     assert m.Contact.objects.get(pk=jo.pk).name == "Jo Meyer"
+
+
+def test_account_vat_ids_imported_normalised_and_checked_by_line(
+        world: World, desk_agent: Any) -> None:
+    text = ("name,vat_id\nBrandt Anlagenbau GmbH,de 136 695 976\n"
+            "Kältetechnik Ost,DE136695977\n")
+    report = master_data_import(kind="accounts", text=text, actor=desk_agent)
+    assert [(e.line, e.column) for e in report.errors] == [(3, "vat_id")]
+    assert not m.Account.objects.filter(name="Brandt Anlagenbau GmbH").exists()
+    ok = master_data_import(kind="accounts", text=text.splitlines()[0] + "\n"
+                            + text.splitlines()[1] + "\n", actor=desk_agent)
+    assert ok.errors == []
+    assert m.Account.objects.get(name="Brandt Anlagenbau GmbH").vat_id == "DE136695976"

@@ -135,3 +135,14 @@ def test_module_examples_run() -> None:
     from service_crm import master_data
 
     assert doctest.testmod(master_data).failed == 0
+
+
+def test_vat_id_compact_checked_and_keyed_by_its_field() -> None:
+    acme = m.Account(name="Acme Kompressoren GmbH", vat_id=" de 136 695 976 ")
+    acme.full_clean()
+    assert acme.vat_id == "DE136695976"
+    assert "vat_id" in _errors(m.Account(name="Wrong digit GmbH", vat_id="DE136695977"))
+    assert "vat_id" in _errors(m.Account(name="No prefix GmbH", vat_id="136695976"))
+    blank = m.Account(name="Blank GmbH", vat_id="  ")
+    blank.full_clean()
+    assert blank.vat_id == ""

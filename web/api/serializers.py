@@ -40,7 +40,7 @@ class AccountSerializer(serializers.ModelSerializer[Account]):
 
     class Meta:
         model = Account
-        fields = ["id", "name", "industry", "segment", "health_score", "created_at"]
+        fields = ["id", "name", "vat_id", "industry", "segment", "health_score", "created_at"]
         list_serializer_class = _AccountListSerializer
 
     def get_health_score(self, obj: Account) -> int:

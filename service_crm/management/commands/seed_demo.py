@@ -483,8 +483,12 @@ def seed_master_data() -> list[str]:
                     f"machines ({elsewhere} at another site)")
     twin = m.Account.objects.filter(name__iexact=first.name.replace(" GmbH", "")).first()
     if twin is None:
+        # One VAT id, one company: the first account's, written on the twin too.
+        if not first.vat_id:
+            m.Account.objects.filter(pk=first.pk).update(vat_id="DE136695976")
         twin = m.Account.objects.create(name=first.name.replace(" GmbH", "").upper(),
-                                        industry=first.industry, segment=first.segment)
+                                        industry=first.industry, segment=first.segment,
+                                        vat_id="DE136695976")
         domain = first.contacts.values_list("email", flat=True).first() or "@nordwerk.example"
         m.Contact.objects.create(account=twin, name="Einkauf Nordwerk",
                                  email="einkauf@" + domain.rpartition("@")[2])
