@@ -337,3 +337,46 @@ def test_time_budget_releases_what_it_did_not_send(receiver: Receiver) -> None:
                                             leased_until__isnull=True).count() == 2
     assert webhook_deliver_due(now=NOW).delivered == 2  # released at once, not after the lease
     assert sorted(receiver.keys()) == sorted(ids)
+
+
+def test_a_pass_records_each_answer_on_its_own_delivery(httpserver: HTTPServer) -> None:
+    # Successes are marked in batches (one UPDATE per status code): each delivery must still
+    # end with its own answer, and a failure in the middle of a pass stays a retry.
+    answers = iter([200, 204, 503, 200, 202])
+
+    def handle(request: Request) -> Response:
+        return Response("", status=next(answers))
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handle)
+    _endpoint(httpserver.url_for("/hook"))
+    ids = _emit(5)
+    report = webhook_deliver_due(now=NOW)
+    assert (report.delivered, report.failed, report.dead) == (4, 1, 0)
+    by_event = {str(d.event_id): d for d in m.WebhookDelivery.objects.all()}
+    got = [(by_event[i].status, by_event[i].last_status_code, by_event[i].attempts)
+           for i in ids]
+    assert got == [(DeliveryStatus.DELIVERED, 200, 1), (DeliveryStatus.DELIVERED, 204, 1),
+                   (DeliveryStatus.PENDING, 503, 1), (DeliveryStatus.DELIVERED, 200, 1),
+                   (DeliveryStatus.DELIVERED, 202, 1)]
+    assert all(by_event[i].leased_until is None for i in ids)
+
+
+def test_deliveries_answered_before_a_crash_stay_delivered(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service_crm.services import webhooks
+
+    _endpoint(receiver.url)
+    _emit(3)
+    real_post, calls = webhooks._post, []
+
+    def post_then_crash(d: m.WebhookDelivery, *, now: dt.datetime) -> tuple[int | None, str]:
+        calls.append(d.pk)
+        if len(calls) == 3:
+            raise RuntimeError("worker bug")
+        return real_post(d, now=now)
+
+    monkeypatch.setattr(webhooks, "_post", post_then_crash)
+    with pytest.raises(RuntimeError):
+        webhook_deliver_due(now=NOW)
+    assert m.WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 2
+    assert len(receiver.calls) == 2
