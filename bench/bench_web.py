@@ -259,9 +259,22 @@ def check_paths(base: str, paths: list[str], headers: dict[str, str]) -> int:
         return len(r.read())
 
 
+def object_ids(url: str, limit: int = 50) -> dict[str, list[int]]:
+    """Up to ``limit`` ids of the seeded work orders, episodes, offers and tickets (their
+    pages are load-tested too)."""
+    tables = {"work_orders": "service_crm_workorder", "episodes": "service_crm_episode",
+              "offers": "service_crm_offer", "tickets": "service_crm_ticket"}
+    with psycopg.connect(url) as c:
+        return {k: [r[0] for r in c.execute(
+            f"SELECT id FROM {t} ORDER BY id DESC LIMIT %s", (limit,))]  # noqa: S608
+            for k, t in tables.items()}
+
+
 def endpoints(seeded: dict[str, Any], *, cookie: str, token: str, end: dt.datetime,
-              sample: int, seed: int) -> list[tuple[str, list[str], dict[str, str]]]:
+              sample: int, seed: int, ids: dict[str, list[int]] | None = None,
+              ) -> list[tuple[str, list[str], dict[str, str]]]:
     rng = np.random.default_rng(seed)
+    ids = ids or {}
     accounts = [pk for pk, _ in seeded["accounts"]]
     assets = [int(x) for x in rng.choice(seeded["assets"], size=min(sample, len(
         seeded["assets"])), replace=False)]
@@ -295,6 +308,27 @@ def endpoints(seeded: dict[str, Any], *, cookie: str, token: str, end: dt.dateti
                                                    "/desk/dispatch/?view=day"], sess),
         ("ticket list /desk/tickets/ sorted", ["/desk/tickets/?sort=account",
                                                "/desk/tickets/?sort=-opened"], sess),
+        ("alerts /desk/alerts/", ["/desk/alerts/"], sess),
+        ("asset list /desk/assets/ (search by serial)",
+         ["/desk/assets/", "/desk/assets/?q=CMP-20", "/desk/assets/?q=PMP"], sess),
+        ("global search /desk/search/?q=", [f"/desk/search/?q={q}" for q in (
+            "CMP-20", "kompressor", "T-", "pmp-00", "GmbH")], sess),
+        ("episodes /desk/episodes/", ["/desk/episodes/"], sess),
+        ("offers /desk/offers/", ["/desk/offers/"], sess),
+        ("renewals /desk/renewals/", ["/desk/renewals/"], sess),
+        ("reports /desk/reports/", ["/desk/reports/"], sess),
+        ("operations /desk/operations/", ["/desk/operations/"], sess),
+        ("tasks /desk/tasks/", ["/desk/tasks/"], sess),
+        ("opportunities + forecast", ["/desk/opportunities/",
+                                      "/desk/opportunities/forecast/"], sess),
+        ("data quality /desk/data/quality/", ["/desk/data/quality/"], sess),
+        ("account timeline /desk/accounts/<id>/timeline/",
+         [f"/desk/accounts/{a}/timeline/" for a in accounts], sess),
+        *[(f"{label} page /desk/{part}/<id>/", [f"/desk/{part}/{pk}/" for pk in ids[key]], sess)
+          for label, part, key in (("ticket", "tickets", "tickets"),
+                                   ("work-order", "work-orders", "work_orders"),
+                                   ("episode", "episodes", "episodes"),
+                                   ("offer", "offers", "offers")) if ids.get(key)],
     ]
 
 
@@ -316,7 +350,8 @@ def load_test(args: argparse.Namespace, env: dict[str, str], url: str, workdir: 
         results = []
         report["loadavg_before"] = os.getloadavg()
         for label, paths, headers in endpoints(seeded, cookie=cookie, token=token, end=end,
-                                               sample=args.sample, seed=args.seed):
+                                               sample=args.sample, seed=args.seed,
+                                               ids=object_ids(url)):
             size = check_paths(base, paths, headers)
             for conns in [int(x) for x in args.connections.split(",")]:
                 r = run_wrk(base, paths, headers, connections=conns, duration=args.duration,
