@@ -46,7 +46,9 @@ VARIABLES: tuple[Variable, ...] = (
              "?protocol=3.1.1 for a broker without MQTT 5"),
     Variable("EVENTS_URL", "",
              "FastStream broker for alert events (mqtt://, nats://, amqp://, or the mqtts://, "
-             "amqps:// TLS forms); empty = MQTT_URL"),
+             "amqps:// TLS forms); a cluster as host1:port1,host2:port2 (the detect worker's "
+             "publisher and the CRM consumer move to the next node when theirs stops "
+             "answering); empty = MQTT_URL"),
     Variable("EVENTS_PARTITIONS", "1",
              "Alert events split by device into this many queues, each with a single active "
              "consumer, so several CRM consumers share them in order (amqp:// only)"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -30,6 +30,21 @@ def transport_of(url: str) -> Transport:
     except KeyError:
         raise ConfigError(f"EVENTS_URL scheme {scheme!r} is not supported "
                           f"(use one of {', '.join(EVENT_TRANSPORTS)})") from None
+
+
+def node_urls(url: str) -> list[str]:
+    """One URL per node of ``scheme://user:pw@host1:port1,host2:port2/path?query`` (a broker
+    cluster, the same spelling as ``MQTT_URL``), in order; a one-node URL is itself.
+
+    >>> node_urls("amqp://u:p@h1:5672,h2:5673/vh")
+    ['amqp://u:p@h1:5672/vh', 'amqp://u:p@h2:5673/vh']
+    """
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    nodes = [h for h in hosts.split(",") if h]
+    if len(nodes) <= 1:
+        return [url]
+    return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{h}")) for h in nodes]
 
 
 def event_broker(url: str, **options: Any) -> Any:

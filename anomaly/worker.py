@@ -51,6 +51,7 @@ from aftercare.store import detect_state, telemetry
 from anomaly.bank import BankConfig, BankResult, DetectorBank
 from anomaly.catalogue import Catalogue, catalogue_version, read_catalogue
 from anomaly.fusion import DEVICE_PROBLEMS, Transition, ratio_to_score
+from anomaly.publish import AlertPublisher, PublishUnavailable
 from anomaly.spectral import DEFECTS, BearingCheck, HeldScore, spectral_extra
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -337,21 +338,33 @@ class DetectWorker:
             detect_state.outbox_mark_published(self.conn, ids)
 
 
-async def publish_pending(worker: DetectWorker, publisher: Any) -> int:
-    """Publish every queued event in order, marking each batch once sent; returns the count."""
+async def publish_pending(worker: DetectWorker, publisher: AlertPublisher) -> int:
+    """Publish every queued event in order, marking each batch once sent; returns the count.
+
+    With no broker node taking events (:class:`PublishUnavailable`) it marks what went out
+    and returns: the rest waits in the outbox, in order, for the next pass, and the caller
+    goes on detecting."""
     sent = 0
-    while batch := await asyncio.to_thread(worker.pending):
-        for _, payload in batch:
-            await publisher.send(payload)
-        await asyncio.to_thread(worker.mark_published, [i for i, _ in batch])
-        sent += len(batch)
+    while publisher.due() and (batch := await asyncio.to_thread(worker.pending)):
+        done: list[int] = []
+        try:
+            for i, payload in batch:
+                await publisher.send(payload)
+                done.append(i)
+        except PublishUnavailable:
+            return sent + await _marked(worker, done)
+        sent += await _marked(worker, done)
     return sent
+
+
+async def _marked(worker: DetectWorker, ids: list[int]) -> int:
+    if ids:
+        await asyncio.to_thread(worker.mark_published, ids)
+    return len(ids)
 
 
 async def run(database_url: str, events_url: str, options: WorkerOptions, *, once: bool,
               poll_s: float) -> None:
-    from anomaly.publish import AlertPublisher
-
     async with AlertPublisher(events_url) as publisher:
         with psycopg.connect(database_url) as conn:
             worker = await asyncio.to_thread(DetectWorker, conn, options, None)

@@ -173,7 +173,9 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
         # until this commit the new partitions' locks would hold the detect workers' reads.
         conn.commit()
         end_us = start_us + (N_S - 1) * S
-        events_url = _accepting_amqp_node(rc)
+        # Every node, the killed one first: the publisher skips it (and any node that
+        # stops answering later) instead of waiting on one host.
+        events_url = rc.cluster_amqp_url([victim] + [n for n in rc.nodes if n is not victim])
         a = _detect(store_dsn, events_url, tmp_path / "detect-a.log")
         b = _detect(store_dsn, events_url, tmp_path / "detect-b.log")
         try:

@@ -34,6 +34,7 @@ from aftercare.events import (
     EventError,
     event_broker,
     nats_subject,
+    node_urls,
     transport_of,
 )
 from service_crm.models import AuditLog
@@ -94,8 +95,16 @@ class Consumer:
 
     def __init__(self, url: str, *, client_id: str = "aftercare-crm",
                  housekeeping_every_s: float = 0,
-                 partitions: tuple[int, list[int]] | None = None) -> None:
-        self.url = url
+                 partitions: tuple[int, list[int]] | None = None,
+                 failover_after_s: float = 15.0, watch_every_s: float = 5.0) -> None:
+        # A cluster URL (amqp://u:p@h1:5672,h2:5672/) names several nodes: the consumer
+        # starts on the first that takes it and, once its node has been unreachable for
+        # `failover_after_s` (checked every `watch_every_s`), moves to the next. Unacked
+        # deliveries go back to the queue and reach it there (consumers are idempotent).
+        self.nodes = node_urls(url)
+        self._turn = 0
+        self.url = self.nodes[0]
+        self.failover_after_s, self.watch_every_s = failover_after_s, watch_every_s
         self.client_id = client_id
         # (EVENTS_PARTITIONS, the partitions this consumer takes): RabbitMQ only, see
         # aftercare.event_partitions. None: the one queue ALERTS_TOPIC.
@@ -173,27 +182,83 @@ class Consumer:
                                    ack_policy=AckPolicy.MANUAL))
         return broker
 
+    async def _start(self, *, raise_if_none: bool) -> bool:
+        """Start on a node, trying each once from the current one; False (or the last error)
+        when none takes us."""
+        for attempt in range(len(self.nodes)):
+            if attempt:  # the previous node refused: build on the next one
+                self._turn += 1
+                self.url = self.nodes[self._turn % len(self.nodes)]
+                self.broker = self._build()
+            try:
+                await asyncio.wait_for(self.broker.start(), 30)
+            except Exception as exc:
+                log.warning("event broker %s refused (%s: %s)", _node(self.url),
+                            type(exc).__name__, exc)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.broker.stop(), 5)
+                if raise_if_none and attempt == len(self.nodes) - 1:
+                    raise
+                continue
+            log.info("consuming %s from %s", ALERTS_TOPIC, _node(self.url))
+            return True
+        return False
+
+    async def _watch(self, down_since: float | None) -> float | None:
+        """Ping the node; after `failover_after_s` unreachable, move to another. Returns when
+        the node was first seen down (None while it answers)."""
+        now = time.monotonic()
+        try:
+            up = bool(await self.broker.ping(2))
+        except Exception:
+            up = False
+        if up:
+            return None
+        if down_since is None:
+            log.warning("event broker %s not answering", _node(self.url))
+            return now
+        if now - down_since < self.failover_after_s:
+            return down_since
+        log.warning("event broker %s unreachable for %.0f s; moving to the next node",
+                    _node(self.url), now - down_since)
+        await self._detach()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.broker.stop(), 5)
+        self._turn += 1
+        self.url = self.nodes[self._turn % len(self.nodes)]
+        self.broker = self._build()
+        return None if await self._start(raise_if_none=False) else now
+
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None
                   = None) -> Stats:
-        await self.broker.start()
-        log.info("consuming %s from %s", ALERTS_TOPIC, urlsplit(self.url).hostname)
+        await self._start(raise_if_none=True)
+        loop = asyncio.get_running_loop()
+        watch = len(self.nodes) > 1
+        inf = float("inf")
+        next_hk = loop.time() + self.housekeeping_every_s if self.housekeeping_every_s > 0 \
+            else inf
+        down_since: float | None = None
         try:
             if on_started is not None:
                 await on_started()
             while not stop.is_set():
-                if self.housekeeping_every_s <= 0:
-                    await stop.wait()
-                    break
+                wake = min(next_hk, loop.time() + self.watch_every_s if watch else inf)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.housekeeping_every_s)
-                if not stop.is_set():
+                    await asyncio.wait_for(stop.wait(),
+                                           None if wake == inf else max(0, wake - loop.time()))
+                if stop.is_set():
+                    break
+                if watch:
+                    down_since = await self._watch(down_since)
+                if loop.time() >= next_hk:
                     # Same DB thread as the events: housekeeping never races an ingestion.
-                    report = await asyncio.get_running_loop().run_in_executor(
-                        self._db, _housekeeping)
+                    report = await loop.run_in_executor(self._db, _housekeeping)
                     log.info("housekeeping: %s", report)
+                    next_hk = loop.time() + self.housekeeping_every_s
         finally:
             await self._detach()
-            await self.broker.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), 10)
             # Close the DB thread's connection so the database can be dropped/restarted cleanly.
             await asyncio.get_running_loop().run_in_executor(self._db, connections.close_all)
             self._db.shutdown(wait=True)
@@ -211,6 +276,11 @@ class Consumer:
         if zsub is not None and hasattr(zsub, "detach"):
             await zsub.detach()
             self._subscriber._subscription = None
+
+
+def _node(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def _housekeeping() -> str:

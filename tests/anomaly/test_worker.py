@@ -166,3 +166,38 @@ def test_detect_command_runs_until_caught_up_and_publishes(
                               "WHERE worker = 'default'").fetchone()
     assert rows is not None
     assert rows[0] == rows[1] > 0
+
+
+@pytest.mark.broker
+def test_detection_goes_on_while_no_event_broker_answers(
+        store_conn: psycopg.Connection[Any]) -> None:
+    """No event broker node reachable: the worker keeps detecting into its outbox (publishing
+    fails at once, marks nothing), and once a node answers the backlog goes out in order."""
+    import uuid
+
+    from tests.anomaly.test_publish import _drain, need_server
+    from tests.support.relay import free_port
+
+    need_server(5672, "RabbitMQ")
+    write_fleet(store_conn)
+    worker = DetectWorker(store_conn, WorkerOptions(name="nobroker", settle_s=0,
+                                                    max_span_s=600), CONFIG)
+    topic = f"aftercare/test-{uuid.uuid4().hex[:8]}"
+    dead = free_port()
+
+    async def scenario() -> tuple[list[AlertEvent], int, list[bytes]]:
+        url = f"amqp://guest:guest@127.0.0.1:{dead}/"
+        async with AlertPublisher(url, topic=topic, partitions=1, first_wait_s=0) as pub:
+            events = await asyncio.to_thread(run_until_caught_up, worker)
+            sent_while_down = await publish_pending(worker, pub)
+        cluster = f"amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:5672/"
+        async with AlertPublisher(cluster, topic=topic, partitions=1) as pub:
+            sent = await publish_pending(worker, pub)
+        assert sent == len(events)
+        return events, sent_while_down, await _drain(topic)
+
+    events, sent_while_down, got = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert events
+    assert sent_while_down == 0
+    assert [AlertEvent.from_json(p) for p in got] == events
+    assert worker.pending() == []

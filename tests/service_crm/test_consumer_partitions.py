@@ -42,7 +42,7 @@ def empty_queues() -> None:
 
 
 @contextmanager
-def consumers(parts: list[list[int]]) -> Iterator[list[Stats]]:
+def consumers(parts: list[list[int]], url: str = URL, **kw: Any) -> Iterator[list[Stats]]:
     """One consumer per entry of `parts` (its partitions), each on its own thread and loop."""
     boxes: list[dict[str, Any]] = []
     threads = []
@@ -52,7 +52,7 @@ def consumers(parts: list[list[int]]) -> Iterator[list[Stats]]:
         def run(box: dict[str, Any] = box, mine: list[int] = mine) -> None:
             async def go() -> None:
                 box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-                consumer = Consumer(URL, partitions=(K, mine))
+                consumer = Consumer(url, partitions=(K, mine), **kw)
                 box["stats"] = consumer.stats
 
                 async def ready() -> None:
@@ -115,3 +115,26 @@ def test_a_second_consumer_of_the_same_partitions_is_a_standby(world: World) -> 
         publish([make_event(device, alert_id="part-2").to_json()])
         wait_for("the event", lambda: first.applied + standby.applied >= 1)
     assert (first.applied, standby.applied) == (1, 0)     # single active consumer
+
+
+def test_a_consumer_moves_to_another_node_when_its_node_dies(world: World) -> None:
+    """A cluster URL: the consumer starts on the first node (a relay to the real server);
+    the relay dies; within the failover time the consumer is on the next node and applies
+    what is published after, and a node that never answered at start is skipped."""
+    from tests.support.relay import Relay, free_port
+
+    device = m.DeviceLink.objects.get(asset=world.asset).device_key
+    relay = Relay(5672).start()
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()},127.0.0.1:{relay.port},127.0.0.1:5672/"
+    try:
+        with consumers([list(range(K))], url=url, failover_after_s=1,
+                       watch_every_s=0.5) as (stats,):
+            publish([make_event(device, alert_id="fo-1").to_json()])
+            wait_for("the first event", lambda: stats.applied >= 1)
+            relay.kill()
+            publish([make_event(device, alert_id="fo-1", revision=2, state="clear").to_json()])
+            wait_for("the event after the node died", lambda: stats.applied >= 2,
+                     timeout_s=60)
+    finally:
+        relay.kill()
+    assert m.Alert.objects.get(alert_id="fo-1").revision == 2

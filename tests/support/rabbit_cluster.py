@@ -242,6 +242,12 @@ class RabbitCluster:
         """AMQP URL of one node (FastStream takes one host) for a service account."""
         return f"amqp://{user}:{self.users[user]}@127.0.0.1:{node.amqp_port}/"
 
+    def cluster_amqp_url(self, nodes: list[Node], user: str = broker.SERVICE_USER) -> str:
+        """One EVENTS_URL naming `nodes` in this order (the publisher and the consumer move
+        along it when a node stops answering)."""
+        hosts = ",".join(f"127.0.0.1:{n.amqp_port}" for n in nodes)
+        return f"amqp://{user}:{self.users[user]}@{hosts}/"
+
 
 @contextmanager
 def rabbit_cluster(directory: Path, devices: list[str], size: int = 3) -> Iterator[RabbitCluster]:
