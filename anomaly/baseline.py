@@ -15,7 +15,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.signal import lfilter
 
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_channel_param, as_times, check_positive
+from anomaly.validation import (
+    as_block,
+    as_channel_param,
+    as_times,
+    check_at_least,
+    halflife_alpha,
+)
 
 _US_PER_DAY = 86_400 * 1_000_000
 # Samples per chunk of rows (256 KiB of float64): the few temporaries of a chunk stay in cache
@@ -135,16 +141,14 @@ class EwmaBaseline(StreamingDetector):
         var_halflife: float | None = None,
         var_clip: float = np.inf,
     ) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
-        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        check_at_least(channels, 0, name="channels")
+        self.alpha = halflife_alpha(halflife, name="halflife")
         vh = halflife if var_halflife is None else var_halflife
-        self.var_alpha = 1.0 - 0.5 ** (1.0 / check_positive(vh, name="var_halflife"))
+        self.var_alpha = halflife_alpha(vh, name="var_halflife")
         if not var_clip > 0:
             raise ValueError(f"`var_clip` must be > 0, got {var_clip}")
         self.var_clip = float(var_clip)
-        if warmup < 1:
-            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        check_at_least(warmup, 1, name="warmup")
         if slots_per_day < 1 or _US_PER_DAY % slots_per_day:
             raise ValueError(f"`slots_per_day` must divide a day evenly, got {slots_per_day}")
         self.warmup = int(warmup)
@@ -243,9 +247,9 @@ class EwmaBaseline(StreamingDetector):
         n_c, n = x.shape
         z, mean, std = np.empty((n_c, n)), np.empty((n_c, n)), np.empty((n_c, n))
         # (1-a)**t for t = 0..n-1: the weight sum before sample t is 1 - (1-a)**t * (1 - w0).
-        decay = (1.0 - self.alpha) ** np.arange(n)
+        decay = np.power(1.0 - self.alpha, np.arange(n), dtype=np.float64)
         decay_v = decay if self.var_alpha == self.alpha else (
-            (1.0 - self.var_alpha) ** np.arange(n))
+            np.power(1.0 - self.var_alpha, np.arange(n), dtype=np.float64))
         limit = None if np.isinf(self.var_clip) else self._var_limit(s)
         step = max(1, _CHUNK_SAMPLES // n)
         if rows is None:

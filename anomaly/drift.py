@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_channel_param, as_times, check_positive
+from anomaly.validation import as_block, as_channel_param, as_times, check_at_least, check_positive
 
 # Samples per chunk of rows (256 KiB of float64): the few temporaries of a chunk stay in cache
 # (L2/L3) between passes; measured best among 8-64 Ki on this machine.
@@ -99,14 +99,12 @@ class Cusum(StreamingDetector):
         min_std: ArrayLike = 1e-9,
         z_clip: float = np.inf,
     ) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        check_at_least(channels, 0, name="channels")
         if not k >= 0:
             raise ValueError(f"`k` must be >= 0, got {k}")
         self.k = float(k)
         self.h = check_positive(h, name="h")
-        if warmup < 2:
-            raise ValueError(f"`warmup` must be >= 2, got {warmup}")
+        check_at_least(warmup, 2, name="warmup")
         self.warmup = int(warmup)
         self.z_clip = float(z_clip)
         if not self.z_clip > self.k:

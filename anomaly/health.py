@@ -14,7 +14,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from anomaly.baseline import _CHUNK_SAMPLES, _weight_before, ewma_with_prior, lagged_ewma
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_channel_param, as_times, check_positive
+from anomaly.validation import (
+    as_block,
+    as_channel_param,
+    as_times,
+    check_at_least,
+    check_positive,
+    halflife_alpha,
+)
 
 _NEVER = np.iinfo(np.int64).min
 
@@ -110,10 +117,9 @@ class SensorHealth(StreamingDetector):
         step_halflife: float = 100.0,
         warmup: int = 20,
     ) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        check_at_least(channels, 0, name="channels")
         self.spike_k = check_positive(spike_k, name="spike_k")
-        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(step_halflife, name="step_halflife"))
+        self.alpha = halflife_alpha(step_halflife, name="step_halflife")
         self.warmup = int(warmup)
         state = self._initial_state(channels)
         state["phys_min"] = as_channel_param(phys_min, name="phys_min", channels=channels)
@@ -217,7 +223,7 @@ class SensorHealth(StreamingDetector):
         step = np.abs(step_out)
         prev_sum, last_sum = lagged_ewma(step, self.alpha, self.step_sum[rows])
         prior_w = self.step_w[rows]
-        decay = (1.0 - self.alpha) ** np.arange(n_t)
+        decay = np.power(1.0 - self.alpha, np.arange(n_t), dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             typical = np.divide(prev_sum, _weight_before(decay, prior_w), out=prev_sum)
         np.maximum(typical, 1e-12, out=typical)
@@ -341,12 +347,10 @@ class ReportingSilence(StreamingDetector):
 
     def __init__(self, devices: int = 0, *, intervals: float = 3.0, halflife: float = 50.0,
                  warmup: int = 10, min_silence_s: float = 30.0) -> None:
-        if devices < 0:
-            raise ValueError(f"`devices` must be >= 0, got {devices}")
+        check_at_least(devices, 0, name="devices")
         self.intervals = check_positive(intervals, name="intervals")
-        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
-        if warmup < 1:
-            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        self.alpha = halflife_alpha(halflife, name="halflife")
+        check_at_least(warmup, 1, name="warmup")
         self.warmup = int(warmup)
         if not min_silence_s >= 0:
             raise ValueError(f"`min_silence_s` must be >= 0, got {min_silence_s}")
@@ -429,10 +433,8 @@ class CounterLearner(StreamingDetector):
     moves: NDArray[Any]
 
     def __init__(self, channels: int = 0, *, min_rises: int = 60) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
-        if min_rises < 1:
-            raise ValueError(f"`min_rises` must be >= 1, got {min_rises}")
+        check_at_least(channels, 0, name="channels")
+        check_at_least(min_rises, 1, name="min_rises")
         self.min_rises = int(min_rises)
         self._set_state(self._initial_state(channels))
 

@@ -27,7 +27,14 @@ from scipy.special import log_ndtr
 from anomaly.baseline import ewma_with_prior, lagged_ewma
 from anomaly.limits import hysteresis, run_start
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_times, check_positive
+from anomaly.validation import (
+    as_block,
+    as_times,
+    check_at_least,
+    check_positive,
+    halflife_alpha,
+    halflife_decay,
+)
 
 _LN10 = float(np.log(10.0))
 
@@ -88,12 +95,10 @@ class AnomalyLikelihood(StreamingDetector):
 
     def __init__(self, channels: int = 0, *, short: float = 5.0, long: float = 2000.0,
                  warmup: int = 300, min_std: float = 0.02, decades: float = 10.0) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
-        self.alpha_short = 1.0 - 0.5 ** (1.0 / check_positive(short, name="short"))
-        self.alpha_long = 1.0 - 0.5 ** (1.0 / check_positive(long, name="long"))
-        if warmup < 1:
-            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        check_at_least(channels, 0, name="channels")
+        self.alpha_short = halflife_alpha(short, name="short")
+        self.alpha_long = halflife_alpha(long, name="long")
+        check_at_least(warmup, 1, name="warmup")
         self.warmup = int(warmup)
         self.min_std = check_positive(min_std, name="min_std")
         self.decades = check_positive(decades, name="decades")
@@ -200,10 +205,9 @@ class Recurrence(StreamingDetector):
 
     def __init__(self, channels: int = 0, *, count: float = 3.0, halflife: float = 2000.0,
                  gap: float = 0.2, min_duration_s: float = 0.0) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        check_at_least(channels, 0, name="channels")
         self.count = check_positive(count, name="count")
-        self.decay = 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        self.decay = halflife_decay(halflife, name="halflife")
         self.gap = check_positive(gap, name="gap")
         if not min_duration_s >= 0:
             raise ValueError(f"`min_duration_s` must be >= 0, got {min_duration_s}")

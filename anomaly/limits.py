@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_channel_param, as_times
+from anomaly.validation import as_block, as_channel_param, as_times, check_at_least
 
 _NO_START = np.iinfo(np.int64).min
 
@@ -164,8 +164,7 @@ class LimitRule(StreamingDetector):
         clear_low: ArrayLike | None = None,
         duration_s: ArrayLike = 0.0,
     ) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        check_at_least(channels, 0, name="channels")
         hi = as_channel_param(high, name="high", channels=channels)
         lo = as_channel_param(low, name="low", channels=channels)
         chi = hi if clear_high is None else as_channel_param(

@@ -19,7 +19,13 @@ from scipy import stats
 from anomaly.baseline import ewma_with_prior
 from anomaly.limits import hysteresis, run_start
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_times, check_positive
+from anomaly.validation import (
+    as_times,
+    check_at_least,
+    check_positive,
+    halflife_alpha,
+    halflife_decay,
+)
 
 
 def _as_fleet_block(values: ArrayLike, *, name: str, k: int | None = None) -> NDArray[np.float64]:
@@ -109,10 +115,9 @@ class SmoothedT2(StreamingDetector):
             raise ValueError(f"`quantile` must be in (0, 1), got {quantile}")
         if not 0 < clear <= 1:
             raise ValueError(f"`clear` must be in (0, 1], got {clear}")
-        if skip < 0:
-            raise ValueError(f"`skip` must be >= 0, got {skip}")
+        check_at_least(skip, 0, name="skip")
         self.k = int(k)
-        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        self.alpha = halflife_alpha(halflife, name="halflife")
         self.quantile = float(quantile)
         self.margin = check_positive(margin, name="margin")
         self.clear = float(clear)
@@ -274,18 +279,16 @@ class AssetT2(StreamingDetector):
         duration_s: float = 120.0,
         rel_floor: float = 1e-3,
     ) -> None:
-        if assets < 0:
-            raise ValueError(f"`assets` must be >= 0, got {assets}")
+        check_at_least(assets, 0, name="assets")
         if learn < GROUP_WIDTH + 2:
             raise ValueError(f"`learn` must be >= {GROUP_WIDTH + 2}, got {learn}")
         if not 0 < variance < 1:
             raise ValueError(f"`variance` must be in (0, 1), got {variance}")
         if not 0 < alpha < 1:
             raise ValueError(f"`alpha` must be in (0, 1), got {alpha}")
-        if duration_s < 0:
-            raise ValueError(f"`duration_s` must be >= 0, got {duration_s}")
+        check_at_least(duration_s, 0, name="duration_s")
         self.learn = int(learn)
-        self.decay = 0.5 ** (1.0 / check_positive(halflife, name="halflife"))
+        self.decay = halflife_decay(halflife, name="halflife")
         self.variance = float(variance)
         self.alpha = float(alpha)
         self.t2_margin = check_positive(t2_margin, name="t2_margin")

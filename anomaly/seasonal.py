@@ -19,7 +19,14 @@ from scipy.ndimage import maximum_filter1d
 
 from anomaly.baseline import ewma_with_prior
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_1d_float, as_block, as_times, check_positive
+from anomaly.validation import (
+    as_1d_float,
+    as_block,
+    as_times,
+    check_at_least,
+    check_positive,
+    halflife_alpha,
+)
 
 
 def estimate_period(values: ArrayLike, *, min_acf: float = 0.5) -> int:
@@ -116,12 +123,11 @@ class SeasonalChange(StreamingDetector):
         floor_rel: float = 0.05,
         softness: float = 8.0,
     ) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
+        check_at_least(channels, 0, name="channels")
         if max_lag < 1 or refractory < 1:
             raise ValueError("`max_lag` and `refractory` must be >= 1")
         self.max_lag = int(max_lag)
-        self.alpha = 1.0 - 0.5 ** (1.0 / check_positive(scale_halflife, name="scale_halflife"))
+        self.alpha = halflife_alpha(scale_halflife, name="scale_halflife")
         self.refractory = int(refractory)
         self.floor_rel = float(floor_rel)
         self.softness = check_positive(softness, name="softness")

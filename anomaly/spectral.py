@@ -19,7 +19,7 @@ from scipy.signal import welch
 
 from anomaly.fusion import ratio_to_score
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_times, check_positive
+from anomaly.validation import as_times, check_at_least, check_positive
 
 if TYPE_CHECKING:
     from anomaly.bank import DetectorBank
@@ -220,8 +220,7 @@ class BearingCheck(StreamingDetector):
 
     def __init__(self, assets: int = 0, *, warmup: int = 5, ratio: float = 4.0,
                  hold_s: float = 1800.0) -> None:
-        if warmup < 1:
-            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        check_at_least(warmup, 1, name="warmup")
         if ratio <= 1:
             raise ValueError(f"`ratio` must be > 1, got {ratio}")
         self.warmup = int(warmup)

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from anomaly.baseline import ewma_with_prior, lagged_ewma
 from anomaly.state import StreamingDetector
-from anomaly.validation import as_block, as_times, check_positive
+from anomaly.validation import as_block, as_times, check_at_least, check_positive, halflife_alpha
 
 
 class SpreadChange(StreamingDetector):
@@ -66,12 +66,10 @@ class SpreadChange(StreamingDetector):
 
     def __init__(self, channels: int = 0, *, short: float = 12.0, long: float = 2000.0,
                  warmup: int = 150, floor: float = 1e-4) -> None:
-        if channels < 0:
-            raise ValueError(f"`channels` must be >= 0, got {channels}")
-        self.alpha_short = 1.0 - 0.5 ** (1.0 / check_positive(short, name="short"))
-        self.alpha_long = 1.0 - 0.5 ** (1.0 / check_positive(long, name="long"))
-        if warmup < 1:
-            raise ValueError(f"`warmup` must be >= 1, got {warmup}")
+        check_at_least(channels, 0, name="channels")
+        self.alpha_short = halflife_alpha(short, name="short")
+        self.alpha_long = halflife_alpha(long, name="long")
+        check_at_least(warmup, 1, name="warmup")
         self.warmup = int(warmup)
         self.floor = check_positive(floor, name="floor")
         self._set_state(self._initial_state(channels))

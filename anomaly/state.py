@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from anomaly.validation import check_at_least
+
 
 class StreamingDetector:
     """Base class: per-channel state arrays named in ``_state_names``.
@@ -130,8 +132,7 @@ class StreamingDetector:
 
         A scalar applies to every new channel, an array must be shaped ``(n, ...)``.
         """
-        if n < 0:
-            raise ValueError(f"`n` must be >= 0, got {n}")
+        check_at_least(n, 0, name="n")
         fresh = self._initial_state(n)
         for key, value in params.items():
             if key not in fresh:
@@ -169,8 +170,7 @@ class LastTrue(StreamingDetector):
     last: NDArray[Any]
 
     def __init__(self, rows: int = 0) -> None:
-        if rows < 0:
-            raise ValueError(f"`rows` must be >= 0, got {rows}")
+        check_at_least(rows, 0, name="rows")
         self._set_state(self._initial_state(rows))
 
     def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:

@@ -93,3 +93,32 @@ def check_positive(value: float, *, name: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
     return v
+
+
+def halflife_decay(halflife: float, *, name: str) -> float:
+    """The per-sample weight kept by an exponential memory with this half-life (samples).
+
+    >>> halflife_decay(1, name="halflife")
+    0.5
+    """
+    return float(0.5 ** (1.0 / check_positive(halflife, name=name)))
+
+
+def halflife_alpha(halflife: float, *, name: str) -> float:
+    """The EWMA weight of the newest sample for this half-life: ``1 - halflife_decay``.
+
+    >>> halflife_alpha(1, name="halflife")
+    0.5
+    """
+    return 1.0 - halflife_decay(halflife, name=name)
+
+
+def check_at_least(value: float, minimum: float, *, name: str) -> None:
+    """Raise ``ValueError`` naming `name` unless `value` >= `minimum`.
+
+    >>> check_at_least(0, 1, name="warmup")
+    Traceback (most recent call last):
+    ValueError: `warmup` must be >= 1, got 0
+    """
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
