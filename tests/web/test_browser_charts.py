@@ -198,3 +198,46 @@ def test_chart_axis_on_phone(browser: Any, live_server: Any, chart_world: Served
     page.screenshot(path=ARTIFACTS / "chart-desk-asset-phone.png", full_page=True)
     assert errors == []
     context.close()
+
+
+def test_a_late_answer_for_the_old_range_does_not_replace_the_one_picked(
+        browser: Any, live_server: Any, chart_world: ServedWorld, desk_agent: Any) -> None:
+    """The page's first (24 h, 1 min) telemetry request is held back until after the user
+    picked 7 days: the chart must end up showing the 7-day answer, not the late 24 h one."""
+    import time
+
+    world = chart_world
+    hour, minute = dt.timedelta(hours=1), dt.timedelta(minutes=1)
+    t0 = world.now.replace(minute=0, second=0) - 20 * hour
+    _rollups("telemetry_1h", "cmp-n1", "temperature_c", _temperatures(t0, hour, 21, range(0)))
+    _rollups("telemetry_1m", "cmp-n1", "temperature_c",
+             _temperatures(world.now - 60 * minute, minute, 50, range(0)))
+    errors: list[str] = []
+    context, page = desk_page(browser, live_server.url, errors,
+                              viewport={"width": 1280, "height": 900})
+    held: list[Any] = []
+
+    def hold_first(route: Any) -> None:
+        if not held:
+            held.append(route)   # answered below, after the 7-day one
+        else:
+            route.continue_()
+
+    page.route("**/telemetry/*", hold_first)
+    page.goto(f"{live_server.url}/desk/assets/{world.north.asset.pk}/")
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the first telemetry request never came"
+    page.click("button[data-range-hours='168']")
+    page.wait_for_selector(".chart[data-loaded='1'] .chart-one canvas")
+    held[0].continue_()          # the stale 24 h answer arrives last
+    page.wait_for_timeout(1500)
+    span_h = page.evaluate("""() => {
+      const u = document.querySelector('.chart .chart-one')._uplot;
+      return (u.scales.x.max - u.scales.x.min) / 3600; }""")
+    context.close()
+    # The x axis spans the data drawn: ~20 h of hourly rollups for the 7-day answer, ~1 h of
+    # minute rollups had the stale 24 h answer replaced it.
+    assert span_h > 10, span_h
+    assert errors == []

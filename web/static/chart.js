@@ -139,13 +139,20 @@
     var markers = markersEl ? JSON.parse(markersEl.textContent) : [];
     el.innerHTML = '<p class="empty">Loading…</p>';
     delete el.dataset.loaded;
+    // Only the newest request draws: a slow answer for the range shown before a click must
+    // not replace the range the user picked.
+    var seq = el.chartSeq = (el.chartSeq || 0) + 1;
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (body) {
+        if (seq !== el.chartSeq) { return; }
         draw(el, body.series, markers, [start.getTime() / 1000, end.getTime() / 1000]);
         el.dataset.loaded = "1";
       })
-      .catch(function (e) { el.innerHTML = '<p class="empty">Could not load telemetry (' + e.message + ').</p>'; });
+      .catch(function (e) {
+        if (seq !== el.chartSeq) { return; }
+        el.innerHTML = '<p class="empty">Could not load telemetry (' + e.message + ').</p>';
+      });
   }
 
   document.querySelectorAll(".chart[data-telemetry-url]").forEach(function (el) {
