@@ -65,6 +65,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("INGEST_BATCH_MS", "250", "Longest wait before a partial batch is written"),
     Variable("INGEST_CLIENT_ID", "",
              "Stable MQTT client id of an ingest worker (default: aftercare-ingest-HOST-0)"),
+    Variable("INGEST_AMQP_URL", "",
+             "RabbitMQ cluster: ingest workers consume one quorum queue over AMQP as competing "
+             "consumers (amqp://u:p@h1:5672,h2:5672/) instead of each holding an MQTT session "
+             "that receives everything; empty = MQTT_URL"),
     Variable("INGEST_METRICS_PORT", "9108", "Prometheus metrics port of an ingest worker (0=off)"),
     Variable("INGEST_SPOOL_DIR", "",
              "Durable local spool of an ingest worker (default: DATA_DIR/spool/CLIENT_ID)"),
@@ -294,6 +298,7 @@ class Settings:
     ingest_batch_size: int
     ingest_batch_ms: int
     ingest_client_id: str
+    ingest_amqp_url: str
     ingest_metrics_port: int
     ingest_spool_dir: str
     ingest_spool_max_mb: int
@@ -365,6 +370,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ingest_batch_size=_parse("INGEST_BATCH_SIZE", _positive_int, env),
         ingest_batch_ms=_parse("INGEST_BATCH_MS", _positive_int, env),
         ingest_client_id=raw("INGEST_CLIENT_ID", env),
+        ingest_amqp_url=_parse("INGEST_AMQP_URL", _optional(_url(("amqp", "amqps"))), env),
         ingest_metrics_port=_parse("INGEST_METRICS_PORT", _port, env),
         ingest_spool_dir=raw("INGEST_SPOOL_DIR", env),
         ingest_spool_max_mb=_parse("INGEST_SPOOL_MAX_MB", _positive_int, env),

@@ -58,6 +58,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from aftercare import config, contract
 from aftercare.mqtt import connect_async, make_client, protocol
 from ingest import decode, writer
+from ingest.amqp import QUEUE, AmqpReceiver, declare_queue
 from ingest.records import BadMessage, StatusChange, Waveform
 from ingest.spool import Position, Record, Spool
 
@@ -273,6 +274,7 @@ class IngestWorker:
         shared: bool = False,
         share_group: str = SHARE_GROUP,
         device_max_readings_per_s: float = 0.0,
+        amqp_url: str | None = None,
     ) -> None:
         if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535:
             raise ValueError("batch_size, batch_ms >= 1 and 1 <= receive_maximum <= 65535")
@@ -310,6 +312,12 @@ class IngestWorker:
         self._spooler_done = threading.Event()
         self._generation = 0
         self._conn: psycopg.Connection[Any] | None = None
+        # amqp_url: competing consumers on one RabbitMQ quorum queue (ingest.amqp) instead of
+        # an MQTT session of our own; the spool and the ack after fsync are the same.
+        self._amqp = AmqpReceiver(
+            amqp_url, on_message=self._on_amqp_message, prefetch=receive_maximum,
+            on_connected=self._on_amqp_connected, on_disconnected=self._on_amqp_disconnected,
+        ) if amqp_url else None
         # clean_session=False: the persistent session on an MQTT 3.1.1 broker (a cluster).
         self._client = make_client(mqtt_url, client_id, manual_ack=True, clean_session=False)
         self._client.on_connect = self._on_connect
@@ -361,6 +369,23 @@ class IngestWorker:
         if not self._inbox_ready.is_set():
             self._inbox_ready.set()
 
+    # -- AMQP side (ingest.amqp's thread) ---------------------------------------------------
+
+    def _on_amqp_message(self, topic: str, payload: bytes, tag: int, generation: int) -> None:
+        self._inbox.append(Incoming(topic, payload, tag, 1, generation,
+                                    time.time_ns() // 1000))
+        if not self._inbox_ready.is_set():
+            self._inbox_ready.set()
+
+    def _on_amqp_connected(self) -> None:
+        log.info("subscribed: receiving")
+        self.connected.set()
+        self.subscribed.set()
+
+    def _on_amqp_disconnected(self) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+
     # -- spooler (its own thread): received -> on disk -> acknowledged ----------------------
 
     def _spool_loop(self, spool: Spool) -> None:
@@ -398,6 +423,14 @@ class IngestWorker:
         the profile); a chunk's PUBACKs are concatenated and queued as one packet instead,
         which the loop sends in one ``send`` (a partial send is resumed, as for any packet).
         """
+        if self._amqp is not None:
+            # One basic_ack(multiple) for the chunk: every delivery up to its last tag of
+            # the current connection (older ones the broker has requeued).
+            gen = self._amqp.generation
+            tags = [m.mid for m in messages if m.generation == gen]
+            if tags:
+                self._amqp.ack(max(tags), gen)
+            return
         current = self._generation
         # After a reconnect the broker redelivers what was unacked on the old connection;
         # an old packet id must not ack a different new message.
@@ -525,7 +558,9 @@ class IngestWorker:
         spooler = threading.Thread(target=self._spool_loop, args=(spool,), daemon=True,
                                    name="ingest-spooler")
         spooler.start()
-        if protocol(self.mqtt_url) == mqtt.MQTTv5:
+        if self._amqp is not None:
+            self._amqp.start()
+        elif protocol(self.mqtt_url) == mqtt.MQTTv5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry_s
             props.ReceiveMaximum = self.receive_maximum
@@ -535,7 +570,8 @@ class IngestWorker:
             # MQTT 3.1.1 (a RabbitMQ cluster): the session is kept by clean_session=False, the
             # broker bounds unacknowledged deliveries itself (RabbitMQ's mqtt.prefetch).
             connect_async(self._client, self.mqtt_url, keepalive=30)
-        self._client.loop_start()
+        if self._amqp is None:
+            self._client.loop_start()
         last_log = time.monotonic()
         logged = 0
         pos = spool.committed
@@ -577,8 +613,13 @@ class IngestWorker:
                     last_log, logged = time.monotonic(), c.messages
         finally:
             self._stop.set()
-            self._client.disconnect()
-            self._client.loop_stop()
+            if self._amqp is not None:
+                # Stop receiving first; what the spooler acknowledges after is dropped with
+                # the connection and redelivered (the store keeps each reading once).
+                self._amqp.stop()
+            else:
+                self._client.disconnect()
+                self._client.loop_stop()
             spooler.join(5)
             spool.close()
             self._drop_conn()
@@ -739,7 +780,18 @@ def main(argv: list[str]) -> int:
                         "while it is away")
     p.add_argument("--no-share", action="store_true",
                    help="(the default) subscribe without the $share group")
+    p.add_argument("--amqp-url", default=settings.ingest_amqp_url,
+                   help="consume the RabbitMQ quorum queue as one of several competing workers "
+                        "(INGEST_AMQP_URL; see ingest.amqp) instead of an MQTT session")
+    p.add_argument("--declare-only", action="store_true",
+                   help="with --amqp-url: declare the queue and its bindings, then exit (run "
+                        "once before devices publish)")
     args = p.parse_args(argv)
+    if args.declare_only:
+        if not args.amqp_url:
+            p.error("--declare-only needs --amqp-url (or INGEST_AMQP_URL)")
+        log.info("queue %s declared on %s", QUEUE, declare_queue(args.amqp_url))
+        return 0
     client_id = args.client_id or default_client_id(args.instance)
     spool_dir = Path(args.spool_dir) if args.spool_dir else \
         Path(settings.data_dir or ".aftercare") / "spool" / client_id
@@ -760,6 +812,7 @@ def main(argv: list[str]) -> int:
         max_future_s=float(settings.ingest_max_future_s),
         max_age_s=settings.retention_days * 86_400.0,
         device_max_readings_per_s=float(settings.ingest_device_max_readings_per_s),
+        amqp_url=args.amqp_url or None,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -340,3 +340,52 @@ def test_cluster_crm_consumers_survive_a_killed_consumer(
     assert set(tickets.values()) == {1}, tickets              # ...once
     assert m.Alert.objects.filter(severity="critical", alert_id__endswith="-z").count() == len(
         CRM_DEVICES)
+
+
+# -- ingest over AMQP: competing workers on one quorum queue split the load
+
+
+def test_cluster_ingest_workers_share_one_quorum_queue(
+        cluster: RabbitCluster, store_dsn: str, tmp_path: Path) -> None:
+    """Two `aftercare ingest --amqp-url` workers consume one quorum queue (every node in the
+    URL, a dead one first if the first test killed one): each gets a share of the flood, one
+    is SIGKILLed mid-flood and restarted on its spool, and every acknowledged reading is
+    stored exactly once."""
+    rc = cluster
+    nodes = sorted(rc.nodes, key=rc.alive)  # a dead node (if any) first: skipped
+    amqp = rc.cluster_amqp_url(nodes, user=broker.INGEST_USER)
+    env = {**os.environ, "DATABASE_URL": store_dsn, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "aftercare_cli", "ingest", "--amqp-url", amqp,
+                    "--declare-only"], env=env, check=True, timeout=120)
+    workers = [WorkerProcess(tmp_path, dsn=store_dsn, mqtt_url=rc.url(broker.INGEST_USER),
+                             client_id=f"amqp-ingest-{i}", extra=("--amqp-url", amqp))
+               for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.wait_subscribed(90)
+    flood = Flood(rc, FLOOD, 400.0)
+    flood.start()
+    try:
+        wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 90)
+        workers[0].kill()
+        acked_at_kill = len(flood.acked)
+        wait_for("300 more acknowledged with one worker", lambda: len(flood.acked) >=
+                 acked_at_kill + 300, 90)
+        workers[0].start()                      # supervised: back on its spool
+        workers[0].wait_subscribed(90)
+        wait_for("300 more with both again", lambda: len(flood.acked) >= acked_at_kill + 600,
+                 90)
+    finally:
+        flood.stop()
+    t = tally(store_dsn, flood, workers, 0.0, settle_s=90)
+    for w in workers:
+        w.stop()
+    logs = [w.log.read_text() for w in workers]
+    assert t.lost == 0, (t, logs[0][-1500:], logs[1][-1500:])
+    assert t.duplicated == 0, t
+    # The survivor stopped cleanly and says how many messages it took: fewer than were
+    # stored, so the other worker took a share (each message here carries one reading).
+    took = [int(n) for n in re.findall(r"stopped: (\d+) messages", logs[1])]
+    assert took, logs[1][-2000:]
+    assert 0 < took[-1] < t.stored, (took, t)
