@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,7 @@ def main() -> int:
     import psycopg
 
     from aftercare import broker, store
+    from ingest.amqp import declare_queue
     from tests.ingest.chaos import TABLE_HEAD, Flood, WorkerProcess, tally
     from tests.support.rabbit_cluster import rabbit_cluster
 
@@ -41,6 +43,9 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=20)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--no-kill", action="store_true", help="no node killed (the baseline)")
+    ap.add_argument("--amqp", action="store_true",
+                    help="workers as competing AMQP consumers of one quorum queue "
+                         "(INGEST_AMQP_URL) instead of one MQTT session each")
     args = ap.parse_args()
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     parts = urlsplit(base)
@@ -58,8 +63,13 @@ def main() -> int:
         with rabbit_cluster(directory / "rmq", devices) as rc:
             print(f"cluster of 3 up in {time.perf_counter() - t0:.1f} s; load average "
                   f"{os.getloadavg()[0]:.1f}")
+            extra: tuple[str, ...] = ()
+            if args.amqp:
+                amqp = rc.cluster_amqp_url(rc.nodes, user=broker.INGEST_USER)
+                declare_queue(amqp)
+                extra = ("--amqp-url", amqp)
             workers = [WorkerProcess(directory, dsn=dsn, mqtt_url=rc.url(broker.INGEST_USER),
-                                     client_id=f"bench-ingest-{i}")
+                                     client_id=f"bench-ingest-{i}", extra=extra)
                        for i in range(args.workers)]
             for w in workers:
                 w.start()
@@ -75,11 +85,17 @@ def main() -> int:
             finally:
                 flood.stop()
             t = tally(dsn, flood, workers, 0.0, settle_s=120)
+            cpu = [_cpu_s(w.proc.pid) if w.proc else float("nan") for w in workers]
             for w in workers:
                 w.stop()
+            took = [re.findall(r"stopped: (\d+) messages", w.log.read_text())[-1:]
+                    for w in workers]
         fault = "none" if args.no_kill else "node kill -9 x1"
+        mode = "AMQP competing consumers" if args.amqp else "MQTT sessions"
         print(f"acknowledged {t.acknowledged / args.seconds:,.0f} msg/s of {args.rate:,.0f} "
-              f"offered, {args.workers} worker(s), {args.devices} devices")
+              f"offered, {args.workers} worker(s) ({mode}), {args.devices} devices")
+        print("per worker: messages taken " + ", ".join(x[0] if x else "?" for x in took)
+              + "; CPU s " + ", ".join(f"{c:.1f}" for c in cpu))
         print(TABLE_HEAD)
         print(t.row(fault))
     finally:
@@ -87,6 +103,12 @@ def main() -> int:
             a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(directory, ignore_errors=True)
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from service_crm.selectors.access import STAFF_ROLES, Role, has_role
 from service_crm.selectors.offers import offer_totals_get
 from service_crm.selectors.opportunities import account_risk_get, asset_age_get
 from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.webhooks import outbox_emit
 
 S = OpportunityStage
 MANAGERS = frozenset({Role.ADMIN, Role.SALES_MANAGER, Role.SERVICE_MANAGER})
@@ -239,7 +240,18 @@ def opportunity_move(*, opportunity: Opportunity, to: str, actor: Any,
                        summary=f"Opportunity {opp.number} moved from {old} to "
                                f"{opp.get_stage_display().lower()} ({opp.probability_pct} %)"
                                + (f": {opp.lost_reason}" if to == S.LOST else ""))
+    if to == S.LOST:
+        outbox_emit(topic="opportunity.lost", now=now, data=_event(opp))
     return opp
+
+
+def _event(opp: Opportunity) -> dict[str, Any]:
+    """An opportunity as its webhook events carry it (the ERP's or the sales system's view)."""
+    return {"opportunity": opp.number, "opportunity_id": opp.pk, "account_id": opp.account_id,
+            "account": opp.account.name, "kind": opp.kind, "title": opp.title,
+            "asset_serial": opp.asset.serial if opp.asset else None, "value": opp.value,
+            "currency": opp.currency, "lost_reason": opp.lost_reason or None,
+            "closed_at": opp.closed_at}
 
 
 @transaction.atomic(durable=True)
@@ -365,6 +377,7 @@ def opportunity_win_internal(*, offer: Offer, actor: Any, now: dt.datetime) -> N
     opp.closed_at, opp.lost_reason = now, ""
     opp.save()
     audit_record(actor=actor, action="opportunity.won", obj=opp, before=before, at=now)
+    outbox_emit(topic="opportunity.won", now=now, data={**_event(opp), "offer": offer.number})
     interaction_record(account=opp.account, asset=opp.asset, at=now, by=actor,
                        summary=f"Opportunity {opp.number} won: quote {offer.number} accepted "
                                f"({opp.value} {opp.currency})")

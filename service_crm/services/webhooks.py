@@ -45,7 +45,7 @@ from service_crm.services.audit import audit_record, snapshot
 D = DeliveryStatus
 TOPICS = frozenset({"offer.accepted", "work_order.completed", "ticket.sla_breached",
                     "contract.renewed", "contract.lapsed", "invoice.approved",
-                    "order.created"})
+                    "order.created", "opportunity.won", "opportunity.lost"})
 # Who may replay a delivery: the people who run the integration.
 REPLAY_ROLES = frozenset({Role.ADMIN, Role.SERVICE_MANAGER})
 

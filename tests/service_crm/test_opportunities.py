@@ -81,6 +81,9 @@ def test_stages_move_by_the_rules_with_default_probabilities(world: Any,
                        "opportunity.stage"]
     assert m.Interaction.objects.filter(
         account=world.account, summary__contains="moved from negotiate to lost").exists()
+    lost = m.OutboxEvent.objects.get(topic="opportunity.lost")
+    assert (lost.payload["opportunity"], lost.payload["lost_reason"]) == (
+        opp.number, "Bought from a competitor")
 
 
 def test_probability_override_and_reset(world: Any, desk_agent: Any) -> None:
@@ -158,6 +161,10 @@ def test_quote_goes_through_the_offer_approval_and_wins_when_accepted(
     assert m.AuditLog.objects.filter(action="opportunity.won", object_id=str(opp.pk)).exists()
     assert m.Interaction.objects.filter(
         summary__startswith=f"Opportunity {opp.number} won: quote {offer.number}").exists()
+    won = m.OutboxEvent.objects.get(topic="opportunity.won")  # for the ERP / sales system
+    assert (won.payload["opportunity"], won.payload["offer"], won.payload["value"]) == (
+        opp.number, offer.number, "17000.00")
+    assert won.payload["asset_serial"] == world.asset.serial
 
 
 def test_declined_quote_leaves_the_opportunity_open_and_quote_rules(
