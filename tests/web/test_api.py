@@ -234,6 +234,29 @@ def test_only_a_service_manager_approves(world: ServedWorld, desk_agent: Any,
     assert response.json()["approved_at"] is not None
 
 
+def test_staff_send_a_draft_offer_through_the_api_under_the_desks_rules(
+        world: ServedWorld, desk_agent: Any, customer_user: Any, service_manager: Any,
+        api: Any) -> None:
+    from decimal import Decimal
+
+    offer = world.north.offer
+    m.Offer.objects.filter(pk=offer.pk).update(status="draft", sent_at=None,
+                                               discount_pct=Decimal("25"))
+    url = f"/api/v1/offers/{offer.pk}"
+    assert api(customer_user).post(f"{url}/send/").status_code == 404  # drafts: not theirs
+    refused = api(desk_agent).post(f"{url}/send/")  # 25 % needs a manager's approval first
+    assert refused.status_code == 400, refused.content
+    assert "discount_pct" in refused.json()["errors"]
+    asked = api(desk_agent).post(f"{url}/request-approval/")
+    assert asked.status_code == 200, asked.content
+    assert asked.json()["status"] == "pending_approval"
+    assert api(service_manager).post(f"{url}/approve/").status_code == 200
+    sent = api(desk_agent).post(f"{url}/send/")
+    assert sent.status_code == 200, sent.content
+    assert sent.json()["status"] == "sent"
+    assert m.AuditLog.objects.filter(action="offer.send", object_id=str(offer.pk)).exists()
+
+
 def test_token_endpoint_issues_token_and_rate_limits(world: ServedWorld, desk_agent: Any,
                                                      client: Any) -> None:
     ok = client.post("/api/v1/token/", {"username": "desk", "password": PASSWORD})
@@ -263,6 +286,8 @@ def test_openapi_schema_is_served(world: ServedWorld, desk_agent: Any, api: Any)
                                             "time_spent_min": 5}),
     ("offers/{offer}/approve/", {}),
     ("offers/{offer}/decide/", {"accepted": False}),
+    ("offers/{offer}/send/", {}),
+    ("offers/{offer}/request-approval/", {}),
 ])
 def test_actions_on_another_accounts_object_answer_404(
         world: ServedWorld, customer_user: Any, api: Any, path: str, body: dict[str, Any]) -> None:

@@ -350,6 +350,25 @@ class OfferViewSet(ReadOnlyScoped):
             Prefetch("lines", queryset=OfferLine.objects.order_by("pk")))
 
     @extend_schema(request=None, responses=s.OfferSerializer)
+    @action(detail=True, methods=["post"], url_path="request-approval")
+    def request_approval(self, request: Request, pk: str) -> Response:
+        """Staff ask a service manager to approve a draft's discount (above the free limit)."""
+        offer = self.get_object()
+        require_role(request, STAFF_ROLES)
+        offer = offer_services.offer_request_approval(offer=offer, actor=request.user)  # type: ignore[arg-type]
+        return Response(s.OfferSerializer(offer).data)
+
+    @extend_schema(request=None, responses=s.OfferSerializer)
+    @action(detail=True, methods=["post"])
+    def send(self, request: Request, pk: str) -> Response:
+        """Staff send a draft (or approved) offer to the customer: emailed with its portal
+        link; the same rules as the desk (a discount above the limit needs approval first)."""
+        offer = self.get_object()
+        require_role(request, STAFF_ROLES)
+        offer = offer_services.offer_send(offer=offer, actor=request.user)  # type: ignore[arg-type]
+        return Response(s.OfferSerializer(offer).data)
+
+    @extend_schema(request=None, responses=s.OfferSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         """A service manager approves the discount of an offer pending approval."""
