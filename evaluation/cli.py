@@ -40,10 +40,14 @@ def _parser() -> argparse.ArgumentParser:
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
     v.add_argument("--skab", type=Path, help="SKAB data folder (with valve1/ and valve2/)")
+    v.add_argument("--select", default="pooled",
+                   help="how the NAB grid point is chosen on the training categories: pooled "
+                        "(their files pooled), mean (each category weighs the same), or both "
+                        "as 'pooled,mean' (one run of the grid)")
     return p
 
 
-def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
+def _crossval(nab_dir: Path | None, skab_dir: Path | None, select: str = "pooled") -> int:
     from evaluation import crossval
 
     if nab_dir is None and skab_dir is None:
@@ -51,17 +55,21 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None) -> int:
         return 2
     try:
         if nab_dir is not None:
-            cv = crossval.nab_crossval(nab_dir, progress=lambda m: print("  grid", m,
-                                                                          flush=True))
-            print("NAB leave-one-category-out (left-out category at the open level 0.5):")
-            for f in cv.folds:
-                held = " / ".join(f"{v:.1f}" for v in f.held_out.values())
-                print(f"  {f.name}: held-out {held} (standard / low FP / low FN); "
-                      f"train {f.train:.1f}; chosen {crossval.describe(f.settings)}")
-            print("  pooled held-out: " + " / ".join(f"{v:.1f}" for v in cv.pooled.values()))
-            print("  tuned on all files (in-sample): "
-                  + " / ".join(f"{v:.1f}" for v in cv.tuned.values())
-                  + f"; {crossval.describe(cv.tuned_settings)}")
+            by = crossval.nab_crossval_by(
+                nab_dir, progress=lambda m: print("  grid", m, flush=True),
+                selects=[x.strip() for x in select.split(",") if x.strip()])
+            for rule, cv in by.items():
+                print(f"NAB leave-one-category-out (left-out category at the open level 0.5; "
+                      f"grid point chosen by the {rule} training score):")
+                for f in cv.folds:
+                    held = " / ".join(f"{v:.1f}" for v in f.held_out.values())
+                    print(f"  {f.name}: held-out {held} (standard / low FP / low FN); "
+                          f"train {f.train:.1f}; chosen {crossval.describe(f.settings)}")
+                print("  pooled held-out: "
+                      + " / ".join(f"{v:.1f}" for v in cv.pooled.values()))
+                print("  tuned on all files (in-sample): "
+                      + " / ".join(f"{v:.1f}" for v in cv.tuned.values())
+                      + f"; {crossval.describe(cv.tuned_settings)}")
         if skab_dir is not None:
             print("SKAB valve cross-validation (F1 / FAR % / MAR %):")
             *folds, tuned = crossval.skab_crossval(skab_dir)
@@ -110,7 +118,7 @@ def main(argv: list[str]) -> int:
         return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models,
                           args.seed_shift)
     if args.command == "crossval":
-        return _crossval(args.nab, args.skab)
+        return _crossval(args.nab, args.skab, args.select)
     data: Path = args.data
     if not data.is_dir():
         print(f"--data {data}: not a directory", file=sys.stderr)

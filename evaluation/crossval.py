@@ -112,10 +112,31 @@ class NabCrossval:
     tuned_settings: Any
 
 
+SELECTIONS = ("pooled", "mean")
+
+
 def nab_crossval(data: Path, axes: dict[str, tuple[float, ...]] | None = None,
-                 progress: Callable[[str], None] | None = None) -> NabCrossval:
+                 progress: Callable[[str], None] | None = None,
+                 select: str = "pooled") -> NabCrossval:
     """Leave-one-category-out over the NAB files under `data` (a NAB repository or its
-    ``data/`` folder)."""
+    ``data/`` folder); see :func:`nab_crossval_by` for `select`."""
+    return nab_crossval_by(data, axes, progress, selects=(select,))[select]
+
+
+def nab_crossval_by(data: Path, axes: dict[str, tuple[float, ...]] | None = None,
+                    progress: Callable[[str], None] | None = None,
+                    selects: Sequence[str] = SELECTIONS) -> dict[str, NabCrossval]:
+    """The cross-validation under each rule in `selects` for choosing a grid point on the
+    training categories, from one run of the grid:
+
+    * ``pooled``: the best standard score of the training files pooled (categories weigh by
+      their windows);
+    * ``mean``: the best mean of the training categories' standard scores (each category,
+      a kind of data, weighs the same).
+    """
+    unknown = [x for x in selects if x not in SELECTIONS]
+    if unknown:
+        raise ValueError(f"selection rule(s) {unknown}: use {', '.join(SELECTIONS)}")
     if (data / "data").is_dir():
         data = data / "data"
     windows = nab.find_windows(data)
@@ -132,25 +153,35 @@ def nab_crossval(data: Path, axes: dict[str, tuple[float, ...]] | None = None,
                      for f in files})
     std = PROFILES["standard"]
     keys_of = {c: [f.key for f in files if nab_category(f.key) == c] for c in cats}
-    folds, pooled = [], dict.fromkeys(PROFILES, NabCounts(0.0, 0))
-    for c in cats:
-        train = [key for other in cats if other != c for key in keys_of[other]]
-        train_scores = [nab_counts(r, train, std).normalised(std) for r in runs]
-        best = int(np.argmax(train_scores))
-        held = {}
-        for name, prof in PROFILES.items():
-            counts = nab_counts(runs[best], keys_of[c], prof)
-            pooled[name] = pooled[name] + counts
-            held[name] = counts.normalised(prof)
-        folds.append(Fold(c, points[best], train_scores[best], held))
-    all_keys = [f.key for f in files]
-    in_sample = [nab_counts(r, all_keys, std).normalised(std) for r in runs]
-    best_all = int(np.argmax(in_sample))
-    tuned = {name: nab_counts(runs[best_all], all_keys, prof).normalised(prof)
-             for name, prof in PROFILES.items()}
-    return NabCrossval(folds=folds,
-                       pooled={n: c.normalised(PROFILES[n]) for n, c in pooled.items()},
-                       tuned=tuned, tuned_settings=points[best_all])
+    by_cat = {c: [nab_counts(r, keys_of[c], std).normalised(std) for r in runs] for c in cats}
+
+    def score(select: str, among: list[str]) -> list[float]:
+        if select == "mean":
+            return [float(np.mean([by_cat[c][i] for c in among])) for i in range(len(runs))]
+        keys = [key for c in among for key in keys_of[c]]
+        return [nab_counts(r, keys, std).normalised(std) for r in runs]
+
+    out = {}
+    for select in selects:
+        folds, pooled = [], dict.fromkeys(PROFILES, NabCounts(0.0, 0))
+        for c in cats:
+            train_scores = score(select, [o for o in cats if o != c])
+            best = int(np.argmax(train_scores))
+            held = {}
+            for name, prof in PROFILES.items():
+                counts = nab_counts(runs[best], keys_of[c], prof)
+                pooled[name] = pooled[name] + counts
+                held[name] = counts.normalised(prof)
+            folds.append(Fold(c, points[best], train_scores[best], held))
+        best_all = int(np.argmax(score(select, cats)))
+        all_keys = [f.key for f in files]
+        tuned = {name: nab_counts(runs[best_all], all_keys, prof).normalised(prof)
+                 for name, prof in PROFILES.items()}
+        out[select] = NabCrossval(folds=folds,
+                                  pooled={n: c.normalised(PROFILES[n])
+                                          for n, c in pooled.items()},
+                                  tuned=tuned, tuned_settings=points[best_all])
+    return out
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ and the cross-validation helpers (evaluation.crossval)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,3 +280,45 @@ def test_the_override_lets_the_plain_baseline_past_the_time_of_day() -> None:
     assert_allclose(low.score, no_gate.score)
     assert_allclose(high.score, gated.score)
     assert not np.allclose(gated.score, no_gate.score)
+
+
+def _fake_nab(root: Path, cats: dict[str, int]) -> None:
+    """A NAB-shaped folder: one 5-minute file per category with `n` level shifts each, and
+    its windows in labels/combined_windows.json."""
+    import datetime as dt
+    import json
+
+    rng = np.random.default_rng(3)
+    windows = {}
+    for cat, shifts in cats.items():
+        (root / "data" / cat).mkdir(parents=True)
+        t0 = dt.datetime(2026, 1, 1)  # noqa: DTZ001 (NAB timestamps carry no zone)
+        x = 10 + rng.normal(size=3000)
+        wins = []
+        for k in range(shifts):
+            at = 1200 + 600 * k
+            x[at:at + 40] += 12
+            wins.append([str(t0 + dt.timedelta(minutes=5 * (at - 20))),
+                         str(t0 + dt.timedelta(minutes=5 * (at + 60)))])
+        rows = [f"{t0 + dt.timedelta(minutes=5 * i)},{v:.4f}" for i, v in enumerate(x)]
+        (root / "data" / cat / "f.csv").write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+        windows[f"{cat}/f.csv"] = wins
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+
+
+def test_crossval_selection_rules_share_one_grid_run(tmp_path: Path) -> None:
+    from evaluation.crossval import nab_crossval, nab_crossval_by
+
+    _fake_nab(tmp_path, {"artificialWithAnomaly": 2, "realTraffic": 1, "realAdExchange": 3})
+    axes = {"clear_hold_s": (1800.0, 4 * 3600.0)}
+    calls: list[str] = []
+    by = nab_crossval_by(tmp_path, axes, progress=calls.append)
+    assert len(calls) == 2                       # the grid ran once for both rules
+    assert set(by) == {"pooled", "mean"}
+    for cv in by.values():
+        assert [f.name for f in cv.folds] == ["realAdExchange", "realTraffic", "synthetic"]
+        assert all(np.isfinite(v) for v in cv.pooled.values())
+    assert by["pooled"] == nab_crossval(tmp_path, axes, select="pooled")
+    with pytest.raises(ValueError, match="selection rule"):
+        nab_crossval_by(tmp_path, axes, selects=("median",))
