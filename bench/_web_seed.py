@@ -29,9 +29,11 @@ from django.db import transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from aftercare.events import AlertEvent, Evidence  # noqa: E402
 from service_crm import models as m  # noqa: E402
 from service_crm.management.commands.seed_demo import MODELS  # noqa: E402
 from service_crm.models.choices import Priority, TicketSource  # noqa: E402
+from service_crm.services.alerts import alert_ingest  # noqa: E402
 from service_crm.services.tickets import ticket_open  # noqa: E402
 
 PREFIXES = ["cmp", "pmp", "chl", "cnc"]
@@ -43,6 +45,8 @@ def main() -> int:
     p.add_argument("--assets", type=int, required=True)
     p.add_argument("--tickets", type=int, required=True)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--episodes", type=int, default=50,
+                   help="equipment alerts ingested as the detect worker would send them")
     a = p.parse_args()
     rng = random.Random(a.seed)
     t0 = time.perf_counter()
@@ -85,6 +89,26 @@ def main() -> int:
                     priority=rng.choice(list(Priority)),
                     now=now - dt.timedelta(hours=rng.randrange(0, 24 * 20)))
     print(f"tickets {a.tickets}: {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
+
+    # Episodes (and their tickets and work orders) through the real alert path, so the
+    # episode pages and lists have something to show.
+    t2 = time.perf_counter()
+    links = list(m.DeviceLink.objects.select_related("asset__equipment_model")
+                 .order_by("pk")[:5000])
+    modes = {em: list(em.failure_modes.values_list("code", flat=True))
+             for em in {ln.asset.equipment_model for ln in links}}
+    for n in range(a.episodes):
+        ln = links[rng.randrange(len(links))]
+        codes = modes.get(ln.asset.equipment_model) or ["unclassified"]
+        at = now - dt.timedelta(minutes=rng.randrange(10, 60 * 24 * 5))
+        alert_ingest(event=AlertEvent(
+            alert_id=f"bench-{n}", revision=1, state="open", device=ln.device_key,
+            kind="equipment", severity=rng.choice(["warning", "critical"]),
+            failure_mode=rng.choice(codes), score=0.9, opened_at=at, at=at,
+            evidence=(Evidence(metric="vibration_rms_mm_s", detector="zscore", score=0.9,
+                               value=7.1, baseline=2.8),), detectors={"zscore": 0.9}), now=at)
+    print(f"episodes {a.episodes}: {time.perf_counter() - t2:.1f} s", file=sys.stderr,
+          flush=True)
 
     metrics = {MODELS[pfx].name: [mt[0] for mt in MODELS[pfx].metrics] for pfx in PREFIXES}
     devices = [[k, metrics[name]] for k, name in m.DeviceLink.objects.order_by(
