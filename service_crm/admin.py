@@ -273,6 +273,8 @@ class AssetAdmin(ModelAdmin[m.Asset]):
     list_display = ("serial", "equipment_model", "site", "install_date", "warranty_end", "status")
     list_filter = ("status", "equipment_model", "site__region")
     search_fields = ("serial", "devices__device_key", "site__name", "site__account__name")
+    # A line's machines name it as parent: searched by serial, not a select of every asset.
+    autocomplete_fields = ("parent",)
     inlines = [DeviceInline]
     list_select_related = ("equipment_model", "site__account")
 

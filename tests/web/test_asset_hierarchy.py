@@ -44,3 +44,18 @@ def test_api_gives_parent_children_and_filters_by_parent(world: ServedWorld, des
     assert (child["parent"], child["parent_serial"]) == (line.pk, "LINE-N1")
     listed = client.get(f"/api/v1/assets/?parent={line.pk}").json()
     assert [a["id"] for a in listed["results"]] == [world.north.asset.pk]
+
+
+def test_admin_picks_a_parent_by_searching_its_serial(world: ServedWorld, client: Any) -> None:
+    """The admin's parent field is a search (autocomplete), not a select of every asset."""
+    line = _line(world)
+    client.force_login(f.UserFactory(username="root", is_superuser=True, is_staff=True))
+    page = client.get(f"/admin/service_crm/asset/{world.north.asset.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'class="admin-autocomplete' in html
+    assert 'name="parent"' in html
+    found = client.get("/admin/autocomplete/", {"term": "LINE-N", "app_label": "service_crm",
+                                                "model_name": "asset", "field_name": "parent"})
+    assert found.status_code == 200, found.content
+    assert [r["id"] for r in found.json()["results"]] == [str(line.pk)]
