@@ -48,6 +48,9 @@ def main() -> int:
     ap.add_argument("--paced", type=int, default=300)
     ap.add_argument("--rate", type=float, default=50.0, help="paced alerts per second")
     ap.add_argument("--direct", type=int, default=300, help="alert_ingest calls without broker")
+    ap.add_argument("--mail-delay-ms", type=float, default=0.0,
+                    help="each email waits this long, as for a mail server's round trip "
+                         "(bench/_slow_mail.py); 0 = in memory at once")
     args = ap.parse_args()
     if args.burst + args.paced + args.direct > args.devices:
         ap.error("--devices must be at least --burst + --paced + --direct (one asset each)")
@@ -70,6 +73,11 @@ def run(args: argparse.Namespace, url: str) -> int:
 
     # Emails go to memory: the bench measures the automation, not an SMTP server.
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    if args.mail_delay_ms > 0:
+        import os
+
+        os.environ["BENCH_MAIL_DELAY_MS"] = str(args.mail_delay_ms)
+        settings.EMAIL_BACKEND = "bench._slow_mail.EmailBackend"
     connection.ensure_connection()
     store.migrate(connection.connection, requested_backend="native")
     call_command("migrate", verbosity=0)

@@ -18,6 +18,7 @@ from service_crm import conf
 from service_crm.models import Account, Asset, Contact, FollowUpTask, Interaction, Ticket
 from service_crm.models.choices import InteractionKind
 from service_crm.selectors.access import STAFF_ROLES, has_role
+from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 
 K = InteractionKind
@@ -128,6 +129,6 @@ def tasks_remind_due(*, now: dt.datetime | None = None) -> int:
                .order_by("pk"))
     for t in due:
         FollowUpTask.objects.filter(pk=t.pk).update(reminded_at=now)
-        transaction.on_commit(functools.partial(_send_reminder, task_id=t.pk), robust=True)
+        notifications.after_commit(functools.partial(_send_reminder, task_id=t.pk))
     return len(due)
 

@@ -129,8 +129,7 @@ def contract_expire_due(*, now: dt.datetime | None = None) -> ExpiryReport:
                                summary=f"Contract {c.number} lapsed on {c.end}: not renewed; "
                                        "desk asked to call the customer")
             cid = c.pk
-            transaction.on_commit(
-                functools.partial(notifications.notify_desk_contract_lapsed, contract_id=cid),
-                robust=True)
+            notifications.after_commit(
+                functools.partial(notifications.notify_desk_contract_lapsed, contract_id=cid))
             lapsed += 1
     return ExpiryReport(renewed=renewed, lapsed=lapsed)

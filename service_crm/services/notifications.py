@@ -1,19 +1,57 @@
 """Emails the automation sends, through Django's email framework (SMTP set by EMAIL_* settings).
 
-Each function loads what it needs by id and is meant to run ``on_commit``: nobody is told about
-something that was rolled back.
+Each function loads what it needs by id and is handed to :func:`after_commit`: nobody is told
+about something that was rolled back. Emails go out inline (a web request, a test), or, in a
+process that called :func:`send_in_background` (the CRM consumer, whose one DB thread applies
+every alert event in order), from a thread of their own, so an alert's ticket never waits on
+the mail server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
 
 from django.core.mail import EmailMessage
+from django.db import close_old_connections, transaction
 from django.urls import reverse
 
 from service_crm import conf
 from service_crm.models import Contact, MaintenanceContract, Offer, Ticket, WorkOrder
 from service_crm.selectors.offers import offer_totals_get
+
+log = logging.getLogger("service_crm.notifications")
+_background: Executor | None = None
+
+
+def send_in_background(executor: Executor | None) -> None:
+    """Send every later notification of this process through `executor` (None: inline)."""
+    global _background
+    _background = executor
+
+
+def after_commit(send: Callable[[], None]) -> None:
+    """Run `send` once the caller's transaction commits (never after a rollback); a failing
+    send is logged, never raised into the change that caused it."""
+    transaction.on_commit(lambda: _dispatch(send), robust=True)
+
+
+def _dispatch(send: Callable[[], None]) -> None:
+    executor = _background
+    if executor is None:
+        send()
+        return
+    executor.submit(_in_background, send)
+
+
+def _in_background(send: Callable[[], None]) -> None:
+    close_old_connections()
+    try:
+        send()
+    except Exception:  # an SMTP or rendering error costs that email, not the worker
+        log.exception("notification failed")
 
 
 def _ics_time(t: dt.datetime) -> str:

@@ -220,8 +220,7 @@ def offer_send(*, offer: Offer, actor: AbstractBaseUser | None,
         interaction_record(account=offer.account, contact=c, asset=offer.asset, at=now,
                            kind="email", by=actor, summary=f"Offer {offer.number} sent to {c.name}")
     oid, ids = offer.pk, [c.pk for c in recipients]
-    transaction.on_commit(lambda: notifications.notify_offer(offer_id=oid, contact_ids=ids),
-                          robust=True)
+    notifications.after_commit(lambda: notifications.notify_offer(offer_id=oid, contact_ids=ids))
     return offer
 
 

@@ -94,8 +94,8 @@ def ticket_open_internal(
     )
     if cover.coverage != Coverage.NONE:
         ticket_id = ticket.pk
-        transaction.on_commit(lambda: notifications.notify_customer_ticket(ticket_id=ticket_id),
-                              robust=True)
+        notifications.after_commit(
+            lambda: notifications.notify_customer_ticket(ticket_id=ticket_id))
     return ticket
 
 
@@ -279,9 +279,8 @@ def ticket_check_sla(*, now: dt.datetime | None = None) -> SlaCheck:
             t.at_risk_notified = changed = True
             at_risk += 1
             tid = t.pk
-            transaction.on_commit(
-                functools.partial(notifications.notify_desk_sla_at_risk, ticket_id=tid),
-                robust=True)
+            notifications.after_commit(
+                functools.partial(notifications.notify_desk_sla_at_risk, ticket_id=tid))
             interaction_record(account=t.account, asset=t.asset, ticket=t, at=now,
                                summary=f"SLA at risk on {t.number}: desk notified")
         if changed:

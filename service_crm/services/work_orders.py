@@ -34,8 +34,8 @@ W = WorkOrderStatus
 
 def _notify_engineer(work_order: WorkOrder, now: dt.datetime) -> None:
     wid = work_order.pk
-    transaction.on_commit(
-        lambda: notifications.notify_engineer_work_order(work_order_id=wid, now=now), robust=True)
+    notifications.after_commit(
+        lambda: notifications.notify_engineer_work_order(work_order_id=wid, now=now))
 
 
 def work_order_propose_internal(*, ticket: Ticket, now: dt.datetime) -> WorkOrder:
@@ -187,6 +187,6 @@ def work_order_complete(
                     for c in charges],
     })
     wo_id = wo.pk
-    transaction.on_commit(
-        lambda: notifications.notify_customer_service_report(work_order_id=wo_id), robust=True)
+    notifications.after_commit(
+        lambda: notifications.notify_customer_service_report(work_order_id=wo_id))
     return wo
