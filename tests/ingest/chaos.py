@@ -257,6 +257,24 @@ class Broker(Protocol):
     def url(self, user: str) -> str: ...
 
 
+NOW_MS = int(time.time() * 1000)
+# Payloads that once stopped or crashed a worker (or could): each must become one reject with
+# its reason while the fleet's readings go on being stored.
+POISON: list[bytes] = [
+    b'{"ts": %d, "metrics": {"a\\u0000b": 1}}' % NOW_MS,
+    b'{"ts": %d, "metrics": {"ok": 1, "\\u0000": 2}}' % (NOW_MS - 1),
+    b'{"ts": "\\u0000", "metrics": {"a": 1}}',
+    b'{"ts": -9007199254740991, "metrics": {"a": 1}}',
+    b'{"ts": 9007199254740991, "metrics": {"a": 1}}',
+    b'{"ts": "0001-01-01T00:00:00+23:59", "metrics": {"a": 1}}',
+    b'{"ts": "9999-12-31T23:59:59-23:59", "metrics": {"a": 1}}',
+    orjson.dumps({"readings": [{"ts": f"19{y:02d}-01-01T00:00:00Z", "metrics": {"a": 1}}
+                               for y in range(100)]}),
+    b"\xff\xfe\x00garbage",
+    b"x" * (200 * 1024),
+]
+
+
 @dataclass
 class Flood:
     """QoS 1 publishers, one per device, each reading (device, ts) unique; counts PUBACKs."""
@@ -266,7 +284,6 @@ class Flood:
     rate_per_s: float
     acked: set[tuple[str, int]] = field(default_factory=set)
     published: int = 0
-    extra: list[tuple[str, bytes]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.ingest.chaos import (
+    POISON,
     Flood,
     PrivateMosquitto,
     PrivatePostgres,
@@ -139,20 +140,6 @@ def test_outage_longer_than_the_broker_queue_loses_nothing(
             w.stop()
 
 
-NOW_MS = int(time.time() * 1000)
-POISON: list[bytes] = [
-    b'{"ts": %d, "metrics": {"a\\u0000b": 1}}' % NOW_MS,
-    b'{"ts": %d, "metrics": {"ok": 1, "\\u0000": 2}}' % (NOW_MS - 1),
-    b'{"ts": "\\u0000", "metrics": {"a": 1}}',
-    b'{"ts": -9007199254740991, "metrics": {"a": 1}}',
-    b'{"ts": 9007199254740991, "metrics": {"a": 1}}',
-    b'{"ts": "0001-01-01T00:00:00+23:59", "metrics": {"a": 1}}',
-    b'{"ts": "9999-12-31T23:59:59-23:59", "metrics": {"a": 1}}',
-    orjson.dumps({"readings": [{"ts": f"19{y:02d}-01-01T00:00:00Z", "metrics": {"a": 1}}
-                               for y in range(100)]}),
-    b"\xff\xfe\x00garbage",
-    b"x" * (200 * 1024),
-]
 
 
 def test_poison_payloads_are_kept_as_rejects_and_ingest_goes_on(
