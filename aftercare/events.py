@@ -47,6 +47,18 @@ def node_urls(url: str) -> list[str]:
     return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{h}")) for h in nodes]
 
 
+def node_name(url: str) -> str:
+    """``host:port`` of a one-node URL, for logs: never the credentials.
+
+    >>> node_name("amqp://u:secret@h1:5672/vh"), node_name("nats://h2"), node_name("x")
+    ('h1:5672', 'h2', 'x')
+    """
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return url
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
 def event_broker(url: str, **options: Any) -> Any:
     """A FastStream broker for ``EVENTS_URL``; `options` go to the transport's broker class.
 

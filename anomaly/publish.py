@@ -15,11 +15,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
-from aftercare.events import ALERTS_TOPIC, event_broker, nats_subject, node_urls, transport_of
+from aftercare.events import (
+    ALERTS_TOPIC,
+    event_broker,
+    nats_subject,
+    node_name,
+    node_urls,
+    transport_of,
+)
 
 __all__ = ["AlertPublisher", "PublishUnavailable", "nats_subject"]
 
@@ -54,8 +60,11 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             partitions = config.load().events_partitions
         if partitions > 1 and self.transport != "rabbit":
             raise ValueError("alert-event partitions need RabbitMQ (an amqp:// EVENTS_URL)")
-        # > 1: each event goes to its device's partition queue (aftercare.event_partitions)
+        # > 1: each event goes to its asset's partition queue (aftercare.event_partitions);
+        # `event_key` maps the event's device to what orders it (the worker sets it from its
+        # catalogue: the device's asset; by default the device itself).
         self.partitions = partitions
+        self.event_key: Callable[[str], str] = str
         self.first_wait_s, self.connect_timeout_s = first_wait_s, connect_timeout_s
         self.send_timeout_s, self.max_retry_s = send_timeout_s, max_retry_s
         self._turn = 0                      # the node to try next
@@ -83,7 +92,7 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
                 return self
             if time.monotonic() + self._delay > deadline:
                 log.warning("no event broker node reachable (%s); detecting into the outbox "
-                            "meanwhile", ", ".join(map(_redact, self.nodes)))
+                            "meanwhile", ", ".join(map(node_name, self.nodes)))
                 return self
             await asyncio.sleep(max(0.0, self._retry_at - time.monotonic()))
 
@@ -98,12 +107,12 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
                 broker, send = await asyncio.wait_for(self._open(node),
                                                       self.connect_timeout_s)
             except Exception as exc:  # refused, reset, timed out, authentication
-                errors.append(f"{_redact(node)}: {type(exc).__name__}: {exc}"[:200])
+                errors.append(f"{node_name(node)}: {type(exc).__name__}: {exc}"[:200])
                 continue
             self._broker, self._send = broker, send
             self._delay = 0.5
             if len(self.nodes) > 1 or errors:
-                log.info("publishing alert events to %s", _redact(node))
+                log.info("publishing alert events to %s", node_name(node))
             return
         self._retry_at = time.monotonic() + self._delay
         log.warning("event broker not reachable (%s); retrying in %.1f s", "; ".join(errors),
@@ -165,8 +174,8 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             await rabbit.declare_queue(q)
 
         async def send_partitioned(payload: bytes) -> None:
-            device = str(orjson.loads(payload)["device"])
-            await rabbit.publish(payload, queue=queues[partition_of(device, self.partitions)],
+            key = self.event_key(str(orjson.loads(payload)["device"]))
+            await rabbit.publish(payload, queue=queues[partition_of(key, self.partitions)],
                                  persist=True)
 
         return send_partitioned
@@ -186,7 +195,7 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
             await asyncio.wait_for(send(payload), self.send_timeout_s)
         except Exception as exc:
             log.warning("publishing to %s failed (%s: %s); trying the next node",
-                        _redact(self.nodes[(self._turn - 1) % len(self.nodes)]),
+                        node_name(self.nodes[(self._turn - 1) % len(self.nodes)]),
                         type(exc).__name__, exc)
             await self._drop()
             raise PublishUnavailable(str(exc)) from exc
@@ -198,7 +207,3 @@ class AlertPublisher(AbstractAsyncContextManager["AlertPublisher"]):
         await self._drop()
         self._entered = False
 
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.hostname else url

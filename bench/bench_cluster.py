@@ -33,6 +33,7 @@ def main() -> int:
     import psycopg
 
     from aftercare import broker, store
+    from bench.bench_ingest import cpu_s
     from ingest.amqp import declare_queue
     from tests.ingest.chaos import TABLE_HEAD, Flood, WorkerProcess, tally
     from tests.support.rabbit_cluster import rabbit_cluster
@@ -85,7 +86,7 @@ def main() -> int:
             finally:
                 flood.stop()
             t = tally(dsn, flood, workers, 0.0, settle_s=120)
-            cpu = [_cpu_s(w.proc.pid) if w.proc else float("nan") for w in workers]
+            cpu = [cpu_s(w.proc.pid) if w.proc else float("nan") for w in workers]
             for w in workers:
                 w.stop()
             took = [re.findall(r"stopped: (\d+) messages", w.log.read_text())[-1:]
@@ -104,11 +105,6 @@ def main() -> int:
         shutil.rmtree(directory, ignore_errors=True)
     return 0
 
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from aftercare import contract
-from aftercare.events import node_urls
+from aftercare.events import node_name, node_urls
 
 log = logging.getLogger("aftercare.ingest")
 
@@ -66,13 +65,13 @@ def declare_queue(url: str, queue: str = QUEUE) -> str:
             try:
                 conn = await asyncio.wait_for(aiormq.connect(node), 15)
             except Exception as exc:
-                errors.append(f"{_host(node)}: {exc}")
+                errors.append(f"{node_name(node)}: {exc}")
                 continue
             try:
                 await declare(await conn.channel(), queue)
             finally:
                 await conn.close()
-            return _host(node)
+            return node_name(node)
         raise ConnectionError("; ".join(errors))
 
     return asyncio.run(go())
@@ -129,7 +128,7 @@ class AmqpReceiver:
                 conn = await asyncio.wait_for(aiormq.connect(node), 15)
             except Exception as exc:
                 log.warning("could not reach the broker at %s (%s); trying the next node",
-                            _host(node), exc)
+                            node_name(node), exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), delay)
                 delay = min(delay * 2, 5.0)
@@ -148,7 +147,7 @@ class AmqpReceiver:
 
                 self._channel = channel
                 await channel.basic_consume(self.queue, deliver, no_ack=False)
-                log.info("consuming %s on %s (competing consumers)", self.queue, _host(node))
+                log.info("consuming %s on %s (competing consumers)", self.queue, node_name(node))
                 delay = 0.5
                 if self.on_connected:
                     self.on_connected()
@@ -159,9 +158,9 @@ class AmqpReceiver:
                 if not closing.done():
                     closing.cancel()
                     continue  # stopping: the connection is closed below
-                log.warning("connection to %s closed; trying the next node", _host(node))
+                log.warning("connection to %s closed; trying the next node", node_name(node))
             except Exception as exc:
-                log.warning("broker %s: %s: %s; trying the next node", _host(node),
+                log.warning("broker %s: %s: %s; trying the next node", node_name(node),
                             type(exc).__name__, exc)
             finally:
                 self._channel = None
@@ -189,7 +188,3 @@ class AmqpReceiver:
         if self._thread is not None:
             self._thread.join(10)
 
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}"

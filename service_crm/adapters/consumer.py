@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
@@ -35,6 +34,7 @@ from aftercare.events import (
     EventError,
     event_broker,
     nats_subject,
+    node_name,
     node_urls,
     transport_of,
 )
@@ -196,14 +196,14 @@ class Consumer:
             try:
                 await asyncio.wait_for(self.broker.start(), 30)
             except Exception as exc:
-                log.warning("event broker %s refused (%s: %s)", _node(self.url),
+                log.warning("event broker %s refused (%s: %s)", node_name(self.url),
                             type(exc).__name__, exc)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.broker.stop(), 5)
                 if raise_if_none and attempt == len(self.nodes) - 1:
                     raise
                 continue
-            log.info("consuming %s from %s", ALERTS_TOPIC, _node(self.url))
+            log.info("consuming %s from %s", ALERTS_TOPIC, node_name(self.url))
             return True
         return False
 
@@ -218,12 +218,12 @@ class Consumer:
         if up:
             return None
         if down_since is None:
-            log.warning("event broker %s not answering", _node(self.url))
+            log.warning("event broker %s not answering", node_name(self.url))
             return now
         if now - down_since < self.failover_after_s:
             return down_since
         log.warning("event broker %s unreachable for %.0f s; moving to the next node",
-                    _node(self.url), now - down_since)
+                    node_name(self.url), now - down_since)
         await self._detach()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.broker.stop(), 5)
@@ -304,10 +304,6 @@ class Consumer:
             await zsub.detach()
             self._subscriber._subscription = None
 
-
-def _node(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def _housekeeping() -> str:
