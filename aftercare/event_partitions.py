@@ -1,12 +1,16 @@
-"""Alert events split into partitions by device, so several CRM consumers share the load while
-each device's events stay in order.
+"""Alert events split into partitions by asset, so several CRM consumers share the load while
+each asset's events stay in order.
 
 On RabbitMQ (``EVENTS_URL=amqp://...``) with ``EVENTS_PARTITIONS=K`` > 1, the publisher sends
-each event to the quorum queue of its device's partition, ``aftercare/alerts.{i}of{K}``. Each
-queue has a *single active consumer*. A consumer process takes a set of partitions
-(``aftercare crm-consumer --partitions 0,1``); a second process given the same partitions is a
-standby, which RabbitMQ makes active, in order, when the first one dies. An asset's events stay in
-order as long as the asset has one device (the event names the device, not the asset).
+each event to the quorum queue of its asset's partition, ``aftercare/alerts.{i}of{K}``: the key
+is ``asset:<id>`` for a device an asset claimed (the detect worker's catalogue,
+:meth:`anomaly.catalogue.Catalogue.event_key`), so an asset with several devices has all its
+events in one queue, and the device id for a device no asset claimed. Each queue has a *single
+active consumer*. A consumer process takes a set of partitions (``aftercare crm-consumer
+--partitions 0,1``); a second process given the same partitions is a standby, which RabbitMQ
+makes active, in order, when the first one dies. A device moved to another asset takes its
+later events to that asset's partition (events already queued are applied first only within
+each partition).
 
 >>> partition_of("pump-1", 4) == partition_of("pump-1", 4), 0 <= partition_of("x", 3) < 3
 (True, True)
@@ -24,9 +28,9 @@ from typing import Any
 from aftercare.events import ALERTS_TOPIC
 
 
-def partition_of(device: str, partitions: int) -> int:
-    """The partition of a device's events (CRC-32 of its id: the same in every process)."""
-    return zlib.crc32(device.encode("utf-8")) % partitions
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of an event key (CRC-32: the same in every process)."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
 
 
 def queue_name(part: int, partitions: int) -> str:

@@ -47,6 +47,7 @@ class Catalogue:
     device_model: Mapping[str, int] = field(default_factory=dict)
     version: tuple[Any, ...] = ()
     metric_modes: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    device_asset: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, devices: Mapping[str, EquipmentProfile]) -> Catalogue:
@@ -80,6 +81,17 @@ class Catalogue:
         """
         p = self.profile(device)
         return (p is not None and metric in p.metrics) or bool(self._named_mode(device, metric))
+
+    def event_key(self, device: str) -> str:
+        """What orders a device's alert events: its asset when one claimed it (every device
+        of an asset in one partition), else the device itself.
+
+        >>> c = Catalogue(device_asset={"p-1": 7, "p-2": 7})
+        >>> c.event_key("p-1") == c.event_key("p-2") == "asset:7", c.event_key("p-9")
+        (True, 'p-9')
+        """
+        asset = self.device_asset.get(device)
+        return device if asset is None else f"asset:{asset}"
 
     def bearing_orders(self, device: str) -> NDArray[np.float64]:
         """Defect orders of the device's bearing; NaN when its profile has none."""
@@ -134,7 +146,8 @@ def read_catalogue(conn: Conn) -> Catalogue:
             f"SELECT equipment_model_id, metric, {', '.join(METRIC_COLUMNS)}, settings "  # noqa: S608
             "FROM service_crm_metricspec ORDER BY equipment_model_id, metric").fetchall()
         links = cur.execute(
-            "SELECT l.device_key, a.equipment_model_id FROM service_crm_devicelink l "
+            "SELECT l.device_key, l.asset_id, a.equipment_model_id "
+            "FROM service_crm_devicelink l "
             "JOIN service_crm_asset a ON a.id = l.asset_id").fetchall()
     conn.commit()
     by_model: dict[int, list[dict[str, Any]]] = {}
@@ -154,5 +167,6 @@ def read_catalogue(conn: Conn) -> Catalogue:
         except ValueError as exc:
             print(f"catalogue: {exc}; its devices get generic detection", file=sys.stderr)
     return Catalogue(profiles, {str(r["device_key"]): int(r["equipment_model_id"])
-                                for r in links}, version, modes)
+                                for r in links}, version, modes,
+                     {str(r["device_key"]): int(r["asset_id"]) for r in links})
 

@@ -368,6 +368,8 @@ async def run(database_url: str, events_url: str, options: WorkerOptions, *, onc
     async with AlertPublisher(events_url) as publisher:
         with psycopg.connect(database_url) as conn:
             worker = await asyncio.to_thread(DetectWorker, conn, options, None)
+            # Partitioned events by asset, from the catalogue as it is at each send.
+            publisher.event_key = lambda device: worker.catalogue.event_key(device)
             await publish_pending(worker, publisher)        # left over from a crash
             while True:
                 before = worker.watermark_us

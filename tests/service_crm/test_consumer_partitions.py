@@ -1,6 +1,6 @@
-"""Alert events partitioned by device on RabbitMQ (EVENTS_PARTITIONS): each partition is a quorum
-queue with a single active consumer, so consumers split the partitions and one device's events
-are applied in order by one consumer."""
+"""Alert events partitioned by asset on RabbitMQ (EVENTS_PARTITIONS): each partition is a quorum
+queue with a single active consumer, so consumers split the partitions and one asset's events
+(from any of its devices) are applied in order by one consumer."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import connection
 
 from aftercare.event_partitions import partition_of
+from anomaly.catalogue import read_catalogue
 from anomaly.publish import AlertPublisher
 from service_crm import models as m
 from service_crm.adapters.consumer import Consumer, Stats
@@ -82,9 +85,10 @@ def consumers(parts: list[list[int]], url: str = URL, **kw: Any) -> Iterator[lis
             t.join(30)
 
 
-def publish(payloads: list[bytes]) -> None:
+def publish(payloads: list[bytes], event_key: Any = str) -> None:
     async def go() -> None:
         async with AlertPublisher(URL, partitions=K) as pub:
+            pub.event_key = event_key
             for p in payloads:
                 await pub.send(p)
 
@@ -107,6 +111,28 @@ def test_a_devices_events_go_to_its_partitions_consumer_in_order(world: World) -
     alert = m.Alert.objects.get(alert_id="part-1")
     assert alert.revision == 5
     assert m.Ticket.objects.count() == 1
+
+
+def test_an_assets_devices_share_its_partition(world: World) -> None:
+    """An asset with two devices whose ids fall in different partitions: keyed by the asset
+    (the detect worker's catalogue), both devices' events reach one consumer, in order."""
+    first = m.DeviceLink.objects.get(asset=world.asset).device_key
+    second = next(d for d in (f"{first}-aux{i}" for i in range(100))
+                  if partition_of(d, K) != partition_of(first, K))
+    m.DeviceLink.objects.create(asset=world.asset, device_key=second)
+    s = connection.settings_dict
+    with psycopg.connect(f"postgresql://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}") as c:
+        catalogue = read_catalogue(c)
+    key = catalogue.event_key(first)
+    assert key == catalogue.event_key(second) == f"asset:{world.asset.pk}"
+    mine = partition_of(key, K)
+    events = [make_event(dev, alert_id=f"two-{dev}").to_json() for dev in (first, second)]
+    others = [p for p in range(K) if p != mine]
+    with consumers([[mine], others]) as (owner, other):
+        publish(events, catalogue.event_key)
+        wait_for("both events applied", lambda: owner.applied + owner.duplicates >= 2)
+    assert (owner.applied, other.applied) == (2, 0)
+    assert set(m.Alert.objects.values_list("asset", flat=True)) == {world.asset.pk}
 
 
 def test_a_second_consumer_of_the_same_partitions_is_a_standby(world: World) -> None:
