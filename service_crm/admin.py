@@ -441,6 +441,16 @@ class WebhookDeliveryAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.WebhookDelivery]
     actions = [replay_deliveries]
 
 
+@admin.register(m.Notification)
+class NotificationAdmin(GeneratedReadOnlyAdmin, ModelAdmin[m.Notification]):
+    """The emails the automation owed: sent, waiting for a retry, or given up (with why)."""
+
+    list_display = ("kind", "args", "status", "attempts", "last_error", "created_at",
+                    "next_attempt_at", "sent_at")
+    list_filter = ("status", "kind")
+    date_hierarchy = "created_at"
+
+
 @admin.action(description="Approve the selected invoice drafts")
 def approve_invoices(modeladmin: Any, request: HttpRequest, queryset: Any) -> None:
     from django.contrib import messages

@@ -26,7 +26,7 @@ from service_crm.models.invoice import Invoice, SalesOrder
 from service_crm.models.login_throttle import LoginThrottle
 from service_crm.models.offer import Offer, OfferLine
 from service_crm.models.opportunity import Opportunity
-from service_crm.models.outbox import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from service_crm.models.outbox import Notification, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from service_crm.models.part import SparePart, Stock, Warehouse
 from service_crm.models.planned_visit import PlannedVisit
 from service_crm.models.price import PriceListEntry
@@ -44,6 +44,6 @@ __all__ = [
     "Site", "SlaTarget", "SparePart", "Stock", "Ticket", "TicketPause", "Unavailability",
     "Warehouse", "WorkOrder", "WorkOrderPart",
     "PlannedVisit", "WarrantySlaTarget", "WorkOrderCharge",
-    "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
+    "Notification", "OutboxEvent", "WebhookDelivery", "WebhookEndpoint", "Invoice",
     "SalesOrder", "PriceListEntry", "FollowUpTask", "WorkOrderPhoto", "WorkOrderSignature",
 ]

@@ -84,3 +84,29 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.topic} -> {self.endpoint} ({self.status})"
+
+
+class Notification(models.Model):
+    """An email the automation owes someone, written in the same transaction as the change
+    that causes it: sent if and only if the change committed, and retried until the mail
+    server takes it (``services.notifications``). It holds ids, never the message: the email
+    is built from the records when it is sent."""
+
+    kind = models.CharField(max_length=60)
+    args = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices,
+                              default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-next_attempt_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"],
+                                name="notification_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.args} ({self.status})"

@@ -5,16 +5,13 @@ due tasks are emailed to their assignee once; completing one goes on the timelin
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
-from service_crm import conf
 from service_crm.models import Account, Asset, Contact, FollowUpTask, Interaction, Ticket
 from service_crm.models.choices import InteractionKind
 from service_crm.selectors.access import STAFF_ROLES, has_role
@@ -107,18 +104,6 @@ def task_complete(*, task: FollowUpTask, actor: Any,
     return t
 
 
-def _send_reminder(*, task_id: int) -> None:
-    t = FollowUpTask.objects.select_related("account", "assignee").get(pk=task_id)
-    if not t.assignee.email:
-        return
-    EmailMessage(
-        subject=f"[Aftercare] Follow-up due {t.due}: {t.title}",
-        body=(f"{t.title}\nAccount: {t.account}\nDue: {t.due}\n\n"
-              f"{conf.public_url()}/desk/tasks/?state=open\n"),
-        from_email=conf.from_email(), to=[t.assignee.email],
-    ).send()
-
-
 @transaction.atomic(durable=True)
 def tasks_remind_due(*, now: dt.datetime | None = None) -> int:
     """Email each open task due today or earlier to its assignee, once; returns how many.
@@ -129,6 +114,6 @@ def tasks_remind_due(*, now: dt.datetime | None = None) -> int:
                .order_by("pk"))
     for t in due:
         FollowUpTask.objects.filter(pk=t.pk).update(reminded_at=now)
-        notifications.after_commit(functools.partial(_send_reminder, task_id=t.pk))
+        notifications.notify("task.reminder", now=now, task_id=t.pk)
     return len(due)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,8 +127,6 @@ def contract_expire_due(*, now: dt.datetime | None = None) -> ExpiryReport:
             interaction_record(account=c.account, at=now,
                                summary=f"Contract {c.number} lapsed on {c.end}: not renewed; "
                                        "desk asked to call the customer")
-            cid = c.pk
-            notifications.after_commit(
-                functools.partial(notifications.notify_desk_contract_lapsed, contract_id=cid))
+            notifications.notify("contract.lapsed", now=now, contract_id=c.pk)
             lapsed += 1
     return ExpiryReport(renewed=renewed, lapsed=lapsed)

@@ -14,6 +14,7 @@ from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
 from service_crm.services.login_throttle import login_throttle_prune
+from service_crm.services.notifications import notifications_send_due
 from service_crm.services.offers import offer_expire_due
 from service_crm.services.planned_maintenance import planned_visits_generate
 from service_crm.services.renewal_offers import renewal_offers_draft_due
@@ -39,6 +40,7 @@ class HousekeepingReport:
     invoice_lines_drafted: int = 0
     renewal_offers_drafted: int = 0
     task_reminders: int = 0
+    emails_retried: int = 0
 
     def __str__(self) -> str:
         return (f"SLA breached {self.sla_breached}, at risk {self.sla_at_risk}; offers expired "
@@ -50,7 +52,8 @@ class HousekeepingReport:
                 f"{self.visits_cancelled}; webhooks delivered {self.webhooks_delivered}, failed "
                 f"{self.webhooks_failed}; billable lines put on invoice drafts "
                 f"{self.invoice_lines_drafted}; renewal offers drafted "
-                f"{self.renewal_offers_drafted}; follow-up reminders {self.task_reminders}")
+                f"{self.renewal_offers_drafted}; follow-up reminders {self.task_reminders}; "
+                f"emails retried {self.emails_retried}")
 
 
 def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
@@ -67,6 +70,10 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     # At most ~10 s of HTTP per pass: the consumer runs this in its ingestion thread
     # (`manage.py crm_webhooks` is the dedicated worker).
     hooks = webhook_deliver_due(now=now, budget_s=10)
+    reminders = tasks_remind_due(now=now)
+    # Emails whose send failed or never happened (a process died after its commit); in the
+    # consumer they go to its mail thread, not this one.
+    emails = notifications_send_due(now=now)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
         offers_expired=offer_expire_due(now=now),
@@ -79,5 +86,5 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
         visits_cancelled=plan.cancelled,
         webhooks_delivered=hooks.delivered, webhooks_failed=hooks.failed + hooks.dead,
         invoice_lines_drafted=drafted, renewal_offers_drafted=renewal_offers,
-        task_reminders=tasks_remind_due(now=now),
+        task_reminders=reminders, emails_retried=emails.dispatched,
     )

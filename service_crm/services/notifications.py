@@ -1,10 +1,16 @@
 """Emails the automation sends, through Django's email framework (SMTP set by EMAIL_* settings).
 
-Each function loads what it needs by id and is handed to :func:`after_commit`: nobody is told
-about something that was rolled back. Emails go out inline (a web request, a test), or, in a
+Each email is owed through :func:`notify`, inside the transaction of the change that causes
+it: a :class:`~service_crm.models.Notification` row (a kind and the ids the email is built
+from) commits or rolls back with the change, so nobody is told about something that was
+rolled back and nothing is forgotten because a process died after its commit. Once the
+transaction commits the email is built and sent inline (a web request, a test) or, in a
 process that called :func:`send_in_background` (the CRM consumer, whose one DB thread applies
-every alert event in order), from a thread of their own, so an alert's ticket never waits on
-the mail server.
+every alert event in order), from a thread of its own, so an alert's ticket never waits on the
+mail server. A send that fails (the mail server down) or never happened (the process died) is
+retried by :func:`notifications_send_due` (housekeeping) with the outbox's backoff, then given
+up ("dead") and audited. Sending is at least once: a process that dies between the mail
+server's answer and marking the row sent sends that email again after the lease.
 """
 
 from __future__ import annotations
@@ -13,17 +19,37 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
 
 from django.core.mail import EmailMessage
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from service_crm import conf
-from service_crm.models import Contact, MaintenanceContract, Offer, Ticket, WorkOrder
+from service_crm.models import (
+    Contact,
+    FollowUpTask,
+    MaintenanceContract,
+    Notification,
+    Offer,
+    Ticket,
+    WorkOrder,
+)
+from service_crm.models.choices import DeliveryStatus
 from service_crm.selectors.offers import offer_totals_get
+from service_crm.services.audit import audit_record
 
 log = logging.getLogger("service_crm.notifications")
 _background: Executor | None = None
+D = DeliveryStatus
+
+# A claimed notification is someone's for this long; then another pass may send it.
+LEASE = dt.timedelta(minutes=5)
+# Sent rows are kept this long (what went out, to whom it was owed), then pruned.
+KEEP_SENT = dt.timedelta(days=30)
 
 
 def send_in_background(executor: Executor | None) -> None:
@@ -32,26 +58,98 @@ def send_in_background(executor: Executor | None) -> None:
     _background = executor
 
 
-def after_commit(send: Callable[[], None]) -> None:
-    """Run `send` once the caller's transaction commits (never after a rollback); a failing
-    send is logged, never raised into the change that caused it."""
-    transaction.on_commit(lambda: _dispatch(send), robust=True)
+def notify(kind: str, *, now: dt.datetime | None = None, **args: Any) -> Notification:
+    """Owe the email `kind`, built from `args` (ids), in the caller's transaction; it is
+    sent once that transaction commits (see the module doc)."""
+    if kind not in SENDERS:
+        raise ValueError(f"unknown notification {kind!r}")
+    now = now or timezone.now()
+    lease = now + LEASE
+    row = Notification.objects.create(kind=kind, args=args, created_at=now,
+                                      next_attempt_at=now, leased_until=lease)
+    pk = row.pk
+    transaction.on_commit(lambda: _dispatch(pk, lease), robust=True)
+    return row
 
 
-def _dispatch(send: Callable[[], None]) -> None:
+def _dispatch(pk: int, lease: dt.datetime) -> None:
     executor = _background
     if executor is None:
-        send()
+        notification_send(pk, lease)
         return
-    executor.submit(_in_background, send)
+    executor.submit(_in_background, pk, lease)
 
 
-def _in_background(send: Callable[[], None]) -> None:
+def _in_background(pk: int, lease: dt.datetime) -> None:
     close_old_connections()
+    notification_send(pk, lease)
+
+
+def notification_send(pk: int, lease: dt.datetime, *, now: dt.datetime | None = None) -> str:
+    """Build and send one notification claimed until `lease`; record the outcome.
+
+    The lease is the claim's token: if the row was claimed again since (this send waited in a
+    queue past its lease and a housekeeping pass took it), this one does nothing. Never
+    raises: an SMTP or rendering error costs an attempt, not the caller."""
+    now = now or timezone.now()
     try:
-        send()
-    except Exception:  # an SMTP or rendering error costs that email, not the worker
-        log.exception("notification failed")
+        row = Notification.objects.get(pk=pk, status=D.PENDING, leased_until=lease)
+    except Notification.DoesNotExist:
+        return "gone"
+    try:
+        SENDERS[row.kind](**row.args)
+    except Exception as exc:  # noqa: BLE001 - recorded on the row and retried
+        log.exception("notification %s (%s) failed", pk, row.kind)
+        return _record_failure(pk=pk, error=f"{type(exc).__name__}: {exc}", now=now)
+    with transaction.atomic():
+        # Not waiting for the WAL flush: a mark lost in a crash only sends the email again,
+        # which at-least-once allows, and the event thread's commits do not queue behind it.
+        with connection.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")
+        Notification.objects.filter(pk=pk).update(
+            status=D.DELIVERED, sent_at=timezone.now(), attempts=F("attempts") + 1,
+            leased_until=None, last_error="")
+    return str(D.DELIVERED)
+
+
+@transaction.atomic(durable=True)
+def _record_failure(*, pk: int, error: str, now: dt.datetime) -> str:
+    row = Notification.objects.select_for_update().get(pk=pk)
+    row.attempts += 1
+    row.leased_until = None
+    row.last_error = error[:300]
+    if row.attempts >= conf.webhook_max_attempts():
+        row.status = D.DEAD
+        audit_record(actor=None, action="notification.dead", obj=row, before=None, at=now)
+    else:
+        row.next_attempt_at = now + conf.webhook_backoff(row.attempts)
+    row.save()
+    return str(row.status)
+
+
+@dataclass(frozen=True)
+class NotificationReport:
+    dispatched: int = 0
+    pruned: int = 0
+
+
+def notifications_send_due(*, now: dt.datetime | None = None,
+                           limit: int = 200) -> NotificationReport:
+    """Hand every due notification (a failed send whose backoff passed, or one whose process
+    died before sending it) to the sender, inline or in the background; prune old sent rows."""
+    now = now or timezone.now()
+    lease = now + LEASE
+    with transaction.atomic(durable=not connection.in_atomic_block):
+        ids = list(Notification.objects.select_for_update(skip_locked=True)
+                   .filter(status=D.PENDING, next_attempt_at__lte=now)
+                   .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+                   .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+        Notification.objects.filter(pk__in=ids).update(leased_until=lease)
+    for pk in ids:
+        _dispatch(pk, lease)
+    pruned, _ = Notification.objects.filter(
+        status=D.DELIVERED, next_attempt_at__lt=now - KEEP_SENT).delete()
+    return NotificationReport(dispatched=len(ids), pruned=pruned)
 
 
 def _ics_time(t: dt.datetime) -> str:
@@ -82,7 +180,7 @@ def work_order_ics(work_order: WorkOrder, *, now: dt.datetime) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def notify_engineer_work_order(*, work_order_id: int, now: dt.datetime) -> None:
+def notify_engineer_work_order(*, work_order_id: int, now: dt.datetime | None = None) -> None:
     wo = WorkOrder.objects.select_related(
         "engineer", "ticket__asset__site__account", "ticket__asset__equipment_model").get(
         pk=work_order_id)
@@ -97,7 +195,7 @@ def notify_engineer_work_order(*, work_order_id: int, now: dt.datetime) -> None:
         from_email=conf.from_email(), to=[wo.engineer.email],
     )
     if wo.scheduled_start is not None and wo.scheduled_end is not None:
-        msg.attach(f"work-order-{wo.pk}.ics", work_order_ics(wo, now=now),
+        msg.attach(f"work-order-{wo.pk}.ics", work_order_ics(wo, now=now or timezone.now()),
                    "text/calendar; method=REQUEST")
     msg.send()
 
@@ -182,3 +280,27 @@ def notify_desk_contract_lapsed(*, contract_id: int) -> None:
               "customer.\n"),
         from_email=conf.from_email(), to=[conf.desk_email()],
     ).send()
+
+
+def notify_assignee_task_reminder(*, task_id: int) -> None:
+    t = FollowUpTask.objects.select_related("account", "assignee").get(pk=task_id)
+    if not t.assignee.email:
+        return
+    EmailMessage(
+        subject=f"[Aftercare] Follow-up due {t.due}: {t.title}",
+        body=(f"{t.title}\nAccount: {t.account}\nDue: {t.due}\n\n"
+              f"{conf.public_url()}/desk/tasks/?state=open\n"),
+        from_email=conf.from_email(), to=[t.assignee.email],
+    ).send()
+
+
+# What each kind of notification sends: a function taking the row's args as keywords.
+SENDERS: dict[str, Callable[..., None]] = {
+    "work_order.assigned": notify_engineer_work_order,
+    "work_order.report": notify_customer_service_report,
+    "ticket.opened": notify_customer_ticket,
+    "ticket.sla_at_risk": notify_desk_sla_at_risk,
+    "offer.sent": notify_offer,
+    "contract.lapsed": notify_desk_contract_lapsed,
+    "task.reminder": notify_assignee_task_reminder,
+}

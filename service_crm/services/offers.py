@@ -219,8 +219,8 @@ def offer_send(*, offer: Offer, actor: AbstractBaseUser | None,
     for c in recipients:
         interaction_record(account=offer.account, contact=c, asset=offer.asset, at=now,
                            kind="email", by=actor, summary=f"Offer {offer.number} sent to {c.name}")
-    oid, ids = offer.pk, [c.pk for c in recipients]
-    notifications.after_commit(lambda: notifications.notify_offer(offer_id=oid, contact_ids=ids))
+    notifications.notify("offer.sent", now=now, offer_id=offer.pk,
+                         contact_ids=[c.pk for c in recipients])
     return offer
 
 

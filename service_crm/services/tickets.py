@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -93,9 +92,7 @@ def ticket_open_internal(
         by=actor,
     )
     if cover.coverage != Coverage.NONE:
-        ticket_id = ticket.pk
-        notifications.after_commit(
-            lambda: notifications.notify_customer_ticket(ticket_id=ticket_id))
+        notifications.notify("ticket.opened", now=now, ticket_id=ticket.pk)
     return ticket
 
 
@@ -278,9 +275,7 @@ def ticket_check_sla(*, now: dt.datetime | None = None) -> SlaCheck:
         if not t.at_risk_notified and t.pk in newly_at_risk:
             t.at_risk_notified = changed = True
             at_risk += 1
-            tid = t.pk
-            notifications.after_commit(
-                functools.partial(notifications.notify_desk_sla_at_risk, ticket_id=tid))
+            notifications.notify("ticket.sla_at_risk", now=now, ticket_id=t.pk)
             interaction_record(account=t.account, asset=t.asset, ticket=t, at=now,
                                summary=f"SLA at risk on {t.number}: desk notified")
         if changed:

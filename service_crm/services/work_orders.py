@@ -33,9 +33,7 @@ W = WorkOrderStatus
 
 
 def _notify_engineer(work_order: WorkOrder, now: dt.datetime) -> None:
-    wid = work_order.pk
-    notifications.after_commit(
-        lambda: notifications.notify_engineer_work_order(work_order_id=wid, now=now))
+    notifications.notify("work_order.assigned", now=now, work_order_id=work_order.pk)
 
 
 def work_order_propose_internal(*, ticket: Ticket, now: dt.datetime) -> WorkOrder:
@@ -186,7 +184,5 @@ def work_order_complete(
                      "unit_price": c.unit_price, "amount": c.amount, "covered": c.covered}
                     for c in charges],
     })
-    wo_id = wo.pk
-    notifications.after_commit(
-        lambda: notifications.notify_customer_service_report(work_order_id=wo_id))
+    notifications.notify("work_order.report", now=now, work_order_id=wo.pk)
     return wo
