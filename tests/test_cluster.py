@@ -379,7 +379,8 @@ def test_cluster_ingest_workers_share_one_quorum_queue(
         wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 90)
         # Hostile payloads through the cluster's MQTT plugin and the quorum queue: each is
         # kept as a reject with its reason and neither worker stops.
-        with device_client(rc.url(FLOOD[0]), f"{FLOOD[0]}-poison") as client:
+        alive = [n for n in rc.nodes if rc.alive(n)]
+        with device_client(rc.url(FLOOD[0], alive), f"{FLOOD[0]}-poison") as client:
             for p in POISON:
                 client.publish(f"devices/{FLOOD[0]}/telemetry", p, qos=1).wait_for_publish(30)
         workers[0].kill()
