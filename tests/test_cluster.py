@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -36,7 +34,7 @@ from ingest.writer import write_columns
 from tests.ingest.chaos import POISON, ROOT, Flood, WorkerProcess, tally
 from tests.ingest.chaos import device as device_client
 from tests.support.anomaly import run_until_caught_up
-from tests.support.rabbit_cluster import RABBIT_BIN, RabbitCluster, rabbit_cluster
+from tests.support.rabbit_cluster import RabbitCluster, scratch_cluster
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.db, pytest.mark.broker]
@@ -51,14 +49,8 @@ N_S = 1500
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RabbitCluster]:
-    if not (RABBIT_BIN / "rabbitmq-server").exists():
-        pytest.skip("Debian's rabbitmq-server is not installed")
-    directory = Path(tempfile.mkdtemp(prefix="aftercare-cluster-"))
-    try:
-        with rabbit_cluster(directory / "rmq", FLOOD) as rc:
-            yield rc
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with scratch_cluster(FLOOD) as rc:
+        yield rc
 
 
 def write_pumps(conn: psycopg.Connection[Any], start_us: int) -> None:

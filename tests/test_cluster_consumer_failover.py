@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from anomaly.publish import AlertPublisher
-from tests.support.rabbit_cluster import RABBIT_BIN, RabbitCluster, rabbit_cluster
+from tests.support.rabbit_cluster import RabbitCluster, scratch_cluster
 from tests.support.wait import wait_for
 from tests.test_cluster import P, _consumer, _crm_events, _publish
 
@@ -25,14 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.db, pytest.mark
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RabbitCluster]:
-    if not (RABBIT_BIN / "rabbitmq-server").exists():
-        pytest.skip("Debian's rabbitmq-server is not installed")
-    directory = Path(tempfile.mkdtemp(prefix="aftercare-cluster-"))
-    try:
-        with rabbit_cluster(directory / "rmq", []) as rc:
-            yield rc
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with scratch_cluster([]) as rc:
+        yield rc
 
 
 def _publish_until_taken(url: str, payloads: list[bytes], timeout_s: float = 90.0) -> int:

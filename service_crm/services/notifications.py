@@ -40,7 +40,7 @@ from service_crm.models import (
 )
 from service_crm.models.choices import DeliveryStatus
 from service_crm.selectors.offers import offer_totals_get
-from service_crm.services.audit import audit_record
+from service_crm.services.webhooks import retry_or_give_up
 
 log = logging.getLogger("service_crm.notifications")
 _background: Executor | None = None
@@ -115,16 +115,7 @@ def notification_send(pk: int, lease: dt.datetime, *, now: dt.datetime | None = 
 @transaction.atomic(durable=True)
 def _record_failure(*, pk: int, error: str, now: dt.datetime) -> str:
     row = Notification.objects.select_for_update().get(pk=pk)
-    row.attempts += 1
-    row.leased_until = None
-    row.last_error = error[:300]
-    if row.attempts >= conf.webhook_max_attempts():
-        row.status = D.DEAD
-        audit_record(actor=None, action="notification.dead", obj=row, before=None, at=now)
-    else:
-        row.next_attempt_at = now + conf.webhook_backoff(row.attempts)
-    row.save()
-    return str(row.status)
+    return retry_or_give_up(row, error=error, now=now, dead_action="notification.dead")
 
 
 @dataclass(frozen=True)

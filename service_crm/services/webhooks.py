@@ -158,21 +158,30 @@ class _Delivered:
         self.flushed_at = time.monotonic()
 
 
+def retry_or_give_up(row: Any, *, error: str, now: dt.datetime, dead_action: str) -> str:
+    """After a failed attempt at an outbox row (a webhook delivery, a notification): count it,
+    release the lease, and either schedule the next attempt after the backoff or, after
+    ``conf.webhook_max_attempts()``, give it up ("dead", audited as `dead_action`). The caller
+    holds the row locked in a transaction; returns the new status."""
+    row.attempts += 1
+    row.leased_until = None
+    row.last_error = error[:300]
+    if row.attempts >= conf.webhook_max_attempts():
+        row.status = D.DEAD
+        audit_record(actor=None, action=dead_action, obj=row, before=None, at=now)
+    else:
+        row.next_attempt_at = now + conf.webhook_backoff(row.attempts)
+    row.save()
+    return str(row.status)
+
+
 @transaction.atomic(durable=True)
 def _record_failure(*, delivery_id: int, code: int | None, error: str,
                     now: dt.datetime) -> str:
     d = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
-    d.attempts += 1
-    d.leased_until = None
     d.last_status_code = code
-    d.last_error = error or f"HTTP {code}"
-    if d.attempts >= conf.webhook_max_attempts():
-        d.status = D.DEAD
-        audit_record(actor=None, action="webhook.dead", obj=d, before=None, at=now)
-    else:
-        d.next_attempt_at = now + conf.webhook_backoff(d.attempts)
-    d.save()
-    return str(d.status)
+    return retry_or_give_up(d, error=error or f"HTTP {code}", now=now,
+                            dead_action="webhook.dead")
 
 
 def webhook_deliver_due(*, now: dt.datetime | None = None, limit: int = 100,

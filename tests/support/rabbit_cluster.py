@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -259,6 +260,22 @@ def rabbit_cluster(directory: Path, devices: list[str], size: int = 3) -> Iterat
         yield c
     finally:
         c.stop()
+
+
+@contextmanager
+def scratch_cluster(devices: list[str]) -> Iterator[RabbitCluster]:
+    """A cluster in a temporary directory, removed afterwards (a test module's fixture);
+    skips the test where Debian's rabbitmq-server is not installed."""
+    import pytest
+
+    if not (RABBIT_BIN / "rabbitmq-server").exists():
+        pytest.skip("Debian's rabbitmq-server is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="aftercare-cluster-"))
+    try:
+        with rabbit_cluster(directory / "rmq", devices) as rc:
+            yield rc
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
