@@ -50,8 +50,9 @@ VARIABLES: tuple[Variable, ...] = (
              "publisher and the CRM consumer move to the next node when theirs stops "
              "answering); empty = MQTT_URL"),
     Variable("EVENTS_PARTITIONS", "1",
-             "Alert events split by device into this many queues, each with a single active "
-             "consumer, so several CRM consumers share them in order (amqp:// only)"),
+             "Alert events split by asset (a device no asset claimed: by device) into this many "
+             "queues, each with a single active consumer, so several CRM consumers share them "
+             "in order (amqp:// only)"),
     Variable("AFTERCARE_STORE_BACKEND", "auto",
              "auto (TimescaleDB when the extension is available), timescaledb, or native"),
     Variable("AFTERCARE_RETENTION_DAYS", "365", "Raw telemetry older than this is dropped"),
