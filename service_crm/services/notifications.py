@@ -8,9 +8,10 @@ transaction commits the email is built and sent inline (a web request, a test) o
 process that called :func:`send_in_background` (the CRM consumer, whose one DB thread applies
 every alert event in order), from a thread of its own, so an alert's ticket never waits on the
 mail server. A send that fails (the mail server down) or never happened (the process died) is
-retried by :func:`notifications_send_due` (housekeeping) with the outbox's backoff, then given
-up ("dead") and audited. Sending is at least once: a process that dies between the mail
-server's answer and marking the row sent sends that email again after the lease.
+retried by :func:`notifications_send_due` (housekeeping) under the rules of every outbox here
+(:mod:`service_crm.services.outbox`: lease, backoff, then given up and audited). Sending is
+at least once: a process that dies between the mail server's answer and marking the row sent
+sends that email again after the lease.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from django.core.mail import EmailMessage
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -40,7 +41,7 @@ from service_crm.models import (
 )
 from service_crm.models.choices import DeliveryStatus
 from service_crm.selectors.offers import offer_totals_get
-from service_crm.services.webhooks import retry_or_give_up
+from service_crm.services.outbox import claim_due, retry_or_give_up
 
 log = logging.getLogger("service_crm.notifications")
 _background: Executor | None = None
@@ -131,11 +132,7 @@ def notifications_send_due(*, now: dt.datetime | None = None,
     now = now or timezone.now()
     lease = now + LEASE
     with transaction.atomic(durable=not connection.in_atomic_block):
-        ids = list(Notification.objects.select_for_update(skip_locked=True)
-                   .filter(status=D.PENDING, next_attempt_at__lte=now)
-                   .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-                   .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
-        Notification.objects.filter(pk__in=ids).update(leased_until=lease)
+        ids = claim_due(Notification, now=now, limit=limit, lease=lease)
     for pk in ids:
         _dispatch(pk, lease)
     pruned, _ = Notification.objects.filter(

@@ -33,7 +33,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from service_crm import conf
@@ -41,6 +41,7 @@ from service_crm.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from service_crm.models.choices import DeliveryStatus
 from service_crm.selectors.access import Role, has_role
 from service_crm.services.audit import audit_record, snapshot
+from service_crm.services.outbox import claim_due, retry_or_give_up
 
 D = DeliveryStatus
 TOPICS = frozenset({"offer.accepted", "work_order.completed", "ticket.sla_breached",
@@ -97,12 +98,7 @@ class DeliveryReport:
 
 @transaction.atomic(durable=True)
 def _claim(*, now: dt.datetime, limit: int, lease: dt.timedelta) -> list[int]:
-    ids = list(WebhookDelivery.objects.select_for_update(skip_locked=True)
-               .filter(status=D.PENDING, next_attempt_at__lte=now)
-               .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-               .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
-    WebhookDelivery.objects.filter(pk__in=ids).update(leased_until=now + lease)
-    return ids
+    return claim_due(WebhookDelivery, now=now, limit=limit, lease=now + lease)
 
 
 def _post(delivery: WebhookDelivery, *, now: dt.datetime) -> tuple[int | None, str]:
@@ -156,23 +152,6 @@ class _Delivered:
                 status=D.DELIVERED, delivered_at=self.now, last_error="")
         self.pending.clear()
         self.flushed_at = time.monotonic()
-
-
-def retry_or_give_up(row: Any, *, error: str, now: dt.datetime, dead_action: str) -> str:
-    """After a failed attempt at an outbox row (a webhook delivery, a notification): count it,
-    release the lease, and either schedule the next attempt after the backoff or, after
-    ``conf.webhook_max_attempts()``, give it up ("dead", audited as `dead_action`). The caller
-    holds the row locked in a transaction; returns the new status."""
-    row.attempts += 1
-    row.leased_until = None
-    row.last_error = error[:300]
-    if row.attempts >= conf.webhook_max_attempts():
-        row.status = D.DEAD
-        audit_record(actor=None, action=dead_action, obj=row, before=None, at=now)
-    else:
-        row.next_attempt_at = now + conf.webhook_backoff(row.attempts)
-    row.save()
-    return str(row.status)
 
 
 @transaction.atomic(durable=True)
