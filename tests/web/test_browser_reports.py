@@ -4,6 +4,7 @@ reload. Screenshots go to test-artifacts/browser/ like the other browser tests'.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -36,6 +37,16 @@ COUNT_PIXELS = """([sel, rgb]) => {
 
 def _pixels(page: Any, selector: str, rgb: tuple[int, int, int]) -> int:
     return int(page.evaluate(COUNT_PIXELS, [selector, list(rgb)]))
+
+
+def _wait_pixels(page: Any, selector: str, rgb: tuple[int, int, int], more_than: int) -> None:
+    """Wait (up to 15 s) until the chart's canvas has more than `more_than` pixels of `rgb`;
+    the caller's assertion reports the count if it never does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"args => ({COUNT_PIXELS})(args) > {more_than}",
+                               arg=[selector, list(rgb)], timeout=15_000)
 
 
 def test_reports_page_draws_a_chart_per_report(
@@ -91,6 +102,10 @@ def test_dashboard_fleet_chart_redraws_when_an_alert_arrives(
     page.wait_for_selector(f"{fleet} li[data-key=critical][data-total='1']", timeout=15_000)
     assert page.get_attribute(f"{fleet} li[data-key=warning]", "data-total") == "3"
     page.wait_for_selector(f"{fleet} .uplot canvas")
+    # The severity chart redraws on the same poll but may finish after the fleet legend
+    # changed: wait for its pixels (a rehearsal run read it mid-redraw), then assert.
+    for chart in (fleet, "[data-testid=severity-chart]"):
+        _wait_pixels(page, chart, BAD_RGB, 50)
     assert _pixels(page, fleet, BAD_RGB) > 50  # the critical bar is on the canvas
     assert _pixels(page, "[data-testid=severity-chart]", BAD_RGB) > 50
     assert page.url == url_before
