@@ -31,8 +31,7 @@ from anomaly.leases import held_by
 from anomaly.publish import AlertPublisher
 from anomaly.worker import DetectWorker, WorkerOptions
 from ingest.writer import write_columns
-from tests.ingest.chaos import POISON, ROOT, Flood, WorkerProcess, tally
-from tests.ingest.chaos import device as device_client
+from tests.ingest.chaos import ROOT, Flood, WorkerProcess, tally
 from tests.support.anomaly import run_until_caught_up
 from tests.support.rabbit_cluster import RabbitCluster, scratch_cluster
 from tests.support.wait import wait_for
@@ -363,18 +362,10 @@ def test_cluster_ingest_workers_share_one_quorum_queue(
         w.start()
     for w in workers:
         w.wait_subscribed(90)
-    with psycopg.connect(store_dsn) as conn:
-        rejects_before = _count(conn, "SELECT count(*) FROM ingest_rejects")
     flood = Flood(rc, FLOOD, 400.0)
     flood.start()
     try:
         wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 90)
-        # Hostile payloads through the cluster's MQTT plugin and the quorum queue: each is
-        # kept as a reject with its reason and neither worker stops.
-        alive = [n for n in rc.nodes if rc.alive(n)]
-        with device_client(rc.url(FLOOD[0], alive), f"{FLOOD[0]}-poison") as client:
-            for p in POISON:
-                client.publish(f"devices/{FLOOD[0]}/telemetry", p, qos=1).wait_for_publish(30)
         workers[0].kill()
         acked_at_kill = len(flood.acked)
         wait_for("300 more acknowledged with one worker", lambda: len(flood.acked) >=
@@ -386,20 +377,11 @@ def test_cluster_ingest_workers_share_one_quorum_queue(
     finally:
         flood.stop()
     t = tally(store_dsn, flood, workers, 0.0, settle_s=90)
-    with psycopg.connect(store_dsn) as conn:
-        wait_for("every poison payload kept as a reject", lambda: _count(
-            conn, "SELECT count(*) FROM ingest_rejects") - rejects_before >= len(POISON), 60)
-        # A poison message redelivered after the kill may be rejected twice: count payloads.
-        reasons = dict(conn.execute(
-            "SELECT md5(payload), min(reason) FROM ingest_rejects WHERE topic = %s GROUP BY 1",
-            (f"devices/{FLOOD[0]}/telemetry",)).fetchall())
     for w in workers:
         w.stop()
     logs = [w.log.read_text() for w in workers]
     assert t.lost == 0, (t, logs[0][-1500:], logs[1][-1500:])
     assert t.duplicated == 0, t
-    assert len(reasons) == len(POISON), reasons
-    assert all(reasons.values()), reasons
     assert not any("Traceback" in log for log in logs), [log[-3000:] for log in logs]
     # The survivor stopped cleanly and says how many messages it took: fewer than were
     # stored, so the other worker took a share (each message here carries one reading).
