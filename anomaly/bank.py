@@ -48,7 +48,7 @@ from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, AssetT2
 from anomaly.spread import SpreadChange
-from anomaly.state import LastTrue, StreamingDetector
+from anomaly.state import FirstTrue, LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
 
 NAN = float("nan")
@@ -153,9 +153,13 @@ class BankConfig:
     # watched without its equipment profiles (`aftercare anomaly scenarios --no-models`),
     # where a half-life of 5 caught 10 of 19 equipment faults and 1 caught 15, with the same
     # false alerts (bench/README.md); a step far outside a channel's history is news at once.
+    # The long-run half-life is a day of 1 s samples: long enough to hold each daily rhythm
+    # of a machine nobody described (its morning load, its shift change), so that the next
+    # day's is no surprise; chosen on the simulator's scenarios after a day and a half of
+    # history (2000 samples, half an hour, forgot the night by the morning).
     calibrate: bool = False
     likelihood_short: float = 1.0
-    likelihood_long: float = 2000.0
+    likelihood_long: float = 86400.0
     likelihood_warmup: int = 300
     likelihood_min_std: float = 0.02
     likelihood_decades: float = 10.0
@@ -203,6 +207,18 @@ class BankConfig:
     offline_intervals: float = 3.0
     # A machine no model describes, seen at rest this long, has stopped (see `update`).
     inferred_stop_s: float = 300.0
+    # A channel no model describes learns for this long from its first scored reading (its
+    # machine running) before what it learned counts as evidence: with no model to say what
+    # is normal, normal is only known from history, and a day holds one of every daily
+    # rhythm (a building's morning load, a shift start), which otherwise opened most of the
+    # generic channels' false alerts. Device checks (silence, stuck, out of range) need no
+    # history and run from the start. 0: no learning period.
+    generic_learn_s: float = 86400.0
+    # The raw evidence the likelihood calibrates: the detector ratio through `ratio_to_score`
+    # (bounded: a ratio of 80 is 1.0, one of 2 is 0.75) or, with this, log(1 + ratio)
+    # (unbounded: a vibration five times its level is news even on a channel whose ratio
+    # often reaches 2).
+    likelihood_log: bool = True
     offline_min_s: float = 30.0
 
 
@@ -279,6 +295,8 @@ class DetectorBank:
                           spe_margin=c.spe_margin, duration_s=c.t2_duration_s)
         self.last_on = LastTrue(0)
         self.last_awake = LastTrue(0)
+        self.rest = Latch(0)
+        self.first_seen = FirstTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
         self.burst_drift = Latch(0, hold_s=c.drift_hold_s)
@@ -317,7 +335,8 @@ class DetectorBank:
         self.drift_on = np.array([s.drift for s in self.specs], bool)
         self.calibrated = np.array([self.config.calibrate or s.generic for s in self.specs],
                                    bool)
-        self.generic_rows = np.flatnonzero([s.generic for s in self.specs])
+        self.generic = np.array([s.generic for s in self.specs], bool)
+        self.generic_rows = np.flatnonzero(self.generic)
         self.steps = np.array([s.steps for s in self.specs], bool)
         self.side = np.array([s.side for s in self.specs], np.int64)
         self.vibration = np.array([np.isfinite(s.idle_max) for s in self.specs], bool)
@@ -394,6 +413,7 @@ class DetectorBank:
         self.running.add_channels(len(new_assets))
         self.last_on.add_channels(len(new_assets))
         self.last_awake.add_channels(len(new_assets))
+        self.rest.add_channels(len(new_assets))
         self.last_moving.add_channels(len(new_assets))
         self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
@@ -404,6 +424,7 @@ class DetectorBank:
                                                     for s in specs], n))
         self.t2.add_channels(len(new_assets))
         self.likelihood.add_channels(n)
+        self.first_seen.add_channels(n)
         self.likelihood_seasonal.add_channels(n)
         self.likelihood_change.add_channels(n)
         self.recurrence.add_channels(n)
@@ -476,9 +497,13 @@ class DetectorBank:
             # speed, flow of a stopped machine), and runs where two or more stand at a fair
             # part of it. At rest its unnamed channels are no evidence at once (the stop is not
             # a fault); a rest that lasts `inferred_stop_s` is a stop (a pause between jobs is
-            # not, or a machine that cycles would never be steady).
+            # not, or a machine that cycles would never be steady). Once at rest it stays at
+            # rest until none of its channels is near zero: a lone second in which one
+            # channel's noise rises past the near-zero bound is still the stopped machine (it
+            # opened false alerts).
             unnamed = np.isnan(ind).all(axis=1, keepdims=True)
-            stopped, running = self._inferred_running(x, n_a)
+            stopped, running, woken = self._inferred_running(x, n_a)
+            stopped = self.rest.update(stopped, woken)
             awake = self.last_awake.update(t, ~stopped)
             long_stop = stopped & (t[None, :] - awake >= int(c.inferred_stop_s * 1e6))
             ind = np.where(unnamed, np.where(long_stop, 0.0, np.where(running, 1.0, np.nan)),
@@ -555,8 +580,11 @@ class DetectorBank:
         chan = np.where(ignored, 0.0, np.fmax(lim_score, np.minimum(
             ratio_to_score(np.fmax(base_ratio, drift)), c.adaptive_max_score)))
         if self.calibrated.any():
-            adaptive = ratio_to_score(np.fmax(base_ratio, drift))
-            plain = self.likelihood.update(t, np.where(ignored, np.nan, adaptive))
+            adaptive = np.log1p(np.fmax(base_ratio, drift)) if c.likelihood_log \
+                else ratio_to_score(np.fmax(base_ratio, drift))
+            plain_raw = np.where(ignored, np.nan, adaptive)
+            seen = self.first_seen.update(t, ~np.isnan(plain_raw))
+            plain = self.likelihood.update(t, plain_raw)
             cal = plain.score
             if seasonal_z is not None:
                 sr = ratio_to_score(np.abs(seasonal_z) / c.z_limit)
@@ -581,6 +609,10 @@ class DetectorBank:
                 cal = np.fmax(cal, np.where(cyclic, 0.0, cs))
             if c.recurrence_count > 0:
                 cal = self.recurrence.update(t, cal)
+            if c.generic_learn_s > 0 and self.generic_rows.size:
+                learning = self.generic[:, None] & (t[None, :] - seen
+                                                    < int(round(c.generic_learn_s * 1e6)))
+                cal = np.where(learning & ~np.isnan(cal), 0.0, cal)
             chan = np.where(~self.calibrated[:, None], chan,
                             np.where(ignored, 0.0, np.fmax(lim_score,
                                                            np.minimum(cal, c.adaptive_max_score))))
@@ -770,13 +802,21 @@ class DetectorBank:
         return DEVICE_PROBLEMS[index]
 
     def _inferred_running(self, x: NDArray[np.float64], n_a: int
-                          ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-        """Per asset (assets, T): (at rest, running), from its generic channels against their
-        learned running level (the adaptive baseline's mean before this block, learned from
-        steady running samples only); neither where it is not clear."""
+                          ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+        """Per asset (assets, T): (at rest, running, awake), from its generic channels against
+        their learned running level (the adaptive baseline's mean before this block, learned
+        from steady running samples only); neither at rest nor running where it is not clear;
+        awake where no channel is near zero."""
         g = self.generic_rows
         with np.errstate(invalid="ignore", divide="ignore"):
             level = np.abs(self.baseline.sum_wx[g, 0] / self.baseline.sum_w[g, 0])
+            # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but
+            # the machine's running level is still the CUSUM's healthy reference, which a stop
+            # keeps: without it the restarted machine could never be told running again, and
+            # its channels were blind from its first long stop on.
+            ref = np.abs(self.cusum.ref_sum[g] / np.minimum(self.cusum.count[g],
+                                                            self.cusum.warmup))
+        level = np.where(np.isfinite(level) & (level > 0), level, ref)
         known = (np.isfinite(level) & (level > 0))[:, None]
         ax = np.abs(x[g])
         near = np.zeros(x.shape)
@@ -790,8 +830,9 @@ class DetectorBank:
                 out[self._group] = np.add.reduceat(flag[self._order], self._starts, axis=0)
             return out
 
-        stopped = count(near) >= 2
-        return stopped, ~stopped & (count(high) >= 2)
+        n_near = count(near)
+        stopped = n_near >= 2
+        return stopped, ~stopped & (count(high) >= 2), n_near == 0
 
     # --------------------------------------------------------------- checkpoint
     def _parts(self) -> dict[str, StreamingDetector]:
@@ -799,7 +840,8 @@ class DetectorBank:
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
-                "last_awake": self.last_awake,
+                "last_awake": self.last_awake, "rest": self.rest,
+                "first_seen": self.first_seen,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
                 "silence": self.silence, "likelihood_change": self.likelihood_change,

@@ -188,3 +188,44 @@ class LastTrue(StreamingDetector):
         last = np.maximum(last, self.last[:, None])
         self.last = last[:, -1].copy()
         return np.asarray(last, dtype=np.int64)
+
+
+_FAR_AHEAD = np.iinfo(np.int64).max // 2
+
+
+class FirstTrue(StreamingDetector):
+    """Per row: the time at which a flag was first true (far ahead if never yet), carried
+    between blocks; e.g. since when a channel has been seen, to tell how much of its
+    behaviour is known.
+
+    >>> ft = FirstTrue(1)
+    >>> t = np.arange(4, dtype=np.int64) * 10
+    >>> ft.update(t, np.array([[False, True, False, True]])).tolist()[0][1:]
+    [10, 10, 10]
+    >>> ft.update(t + 40, np.ones((1, 4), bool))[0, -1].item()
+    10
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("first",)
+    first: NDArray[Any]
+
+    def __init__(self, rows: int = 0) -> None:
+        check_at_least(rows, 0, name="rows")
+        self._set_state(self._initial_state(rows))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"first": np.full(n, _FAR_AHEAD, np.int64)}
+
+    def update(self, t: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """`t` int64 (T,), `flag` bool (rows, T); returns the first true time up to each
+        sample (far ahead before it)."""
+        f = np.asarray(flag, dtype=bool)
+        if f.ndim != 2 or f.shape[0] != self.channels or f.shape[1] != t.shape[0]:
+            raise ValueError(f"`flag` must be shaped ({self.channels}, {t.shape[0]}), "
+                             f"got {f.shape}")
+        if f.shape[1] == 0:
+            return np.zeros(f.shape, np.int64)
+        first = np.minimum.accumulate(np.where(f, t[None, :], _FAR_AHEAD), axis=1)
+        first = np.minimum(first, self.first[:, None])
+        self.first = first[:, -1].copy()
+        return np.asarray(first, dtype=np.int64)

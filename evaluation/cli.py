@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed-shift", type=int, default=0,
                    help="add this to every scenario's seed: the same faults on other noise and "
                         "healthy machines (held-out data for settings chosen on the shipped seeds)")
+    c.add_argument("--history-days", type=float, default=0.0,
+                   help="give every machine this many days of healthy history before its "
+                        "faults (each fault comes that much later): how a machine in the "
+                        "field goes wrong, after the detectors have learned it")
     v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
@@ -91,22 +95,26 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None, select: str = "pooled
 
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
-               models: bool = True, seed_shift: int = 0) -> int:
+               models: bool = True, seed_shift: int = 0, history_days: float = 0.0) -> int:
     from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
     if days is not None and not days > 0:
         print(f"--days {days}: must be > 0", file=sys.stderr)
         return 2
+    if not history_days >= 0:
+        print(f"--history-days {history_days}: must be >= 0", file=sys.stderr)
+        return 2
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:
         result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models,
-                                    seed_shift=seed_shift)
+                                    seed_shift=seed_shift, history_s=history_days * 86400.0)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}")
+    history = f", {history_days:g} d of history before the faults" if history_days else ""
+    print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}{history}")
     print(evaluate.format_table(result))
     return 0
 
@@ -116,7 +124,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
         return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models,
-                          args.seed_shift)
+                          args.seed_shift, args.history_days)
     if args.command == "crossval":
         return _crossval(args.nab, args.skab, args.select)
     data: Path = args.data

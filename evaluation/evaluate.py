@@ -315,11 +315,14 @@ def format_table(s: ScenarioScore) -> str:
 
 
 def run_files(paths: Sequence[Path], *, days: float | None,
-              fleet_size: int = 0, models: bool = True, seed_shift: int = 0) -> ScenarioScore:
+              fleet_size: int = 0, models: bool = True, seed_shift: int = 0,
+              history_s: float = 0.0) -> ScenarioScore:
     """Evaluate scenario files (duration: `days` if given, else the file's, else 1 day), each
     fleet grown to `fleet_size` devices with healthy ones as the demo grows it; `models` false
     watches every device without its equipment profile; `seed_shift` moves every scenario's
-    seed (other noise and healthy machines: data no setting was chosen on)."""
+    seed (other noise and healthy machines: data no setting was chosen on); `history_s` moves
+    every fault that much later (:meth:`Scenario.with_history`; `days` then counts from the
+    end of that history)."""
     from simulators.scenario import load
 
     total: ScenarioScore | None = None
@@ -328,6 +331,9 @@ def run_files(paths: Sequence[Path], *, days: float | None,
         if seed_shift:
             sc = replace(sc, seed=sc.seed + seed_shift)
         dur = days * 86400.0 if days is not None else (sc.duration_s or 86400.0)
+        if history_s:
+            sc = sc.with_history(history_s)
+            dur += history_s
         s = evaluate(sc, duration_s=dur, models=models)
         total = s if total is None else total + s
     if total is None:

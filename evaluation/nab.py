@@ -108,7 +108,8 @@ class NabSettings:
     def config(self) -> BankConfig:
         inf = float("inf")
         return BankConfig(calibrate=True, seasonal=True, likelihood_short=1.0,
-                          likelihood_long=2000.0, likelihood_decades=self.likelihood_decades,
+                          likelihood_long=2000.0, likelihood_log=False,
+                          likelihood_decades=self.likelihood_decades,
                           likelihood_min_std=self.likelihood_min_std,
                           likelihood_warmup=self.likelihood_warmup, baseline_warmup=60,
                           change_halflife=self.change_halflife,

@@ -119,6 +119,27 @@ class Scenario:
             duration_s=self.duration_s if duration_s is None else duration_s,
         )
 
+    def with_history(self, seconds: float) -> Scenario:
+        """A copy in which every fault comes `seconds` later (and the run, if it has a
+        duration, lasts that much longer): the same faults on machines with that much healthy
+        history behind them, as a machine in the field has when it goes wrong.
+
+        >>> s = load(builtin("pump-leak")).with_history(86400)
+        >>> s.faults[0].onset_s - load(builtin("pump-leak")).faults[0].onset_s
+        86400.0
+        """
+        if not seconds >= 0:
+            raise ScenarioError(f"history must be >= 0 s, got {seconds}")
+
+        def later(v: float | None) -> float | None:
+            return None if v is None else v + seconds
+
+        return replace(
+            self, faults=tuple(replace(f, onset_s=f.onset_s + seconds,
+                                       failure_s=later(f.failure_s), end_s=later(f.end_s))
+                               for f in self.faults),
+            duration_s=later(self.duration_s))
+
     def with_fleet_size(self, n_devices: int) -> Scenario:
         """A copy whose fleet is grown to ``n_devices``: the file's devices first, then more of
         the same models and schedules in turn, numbered on from each prefix's last id. The new

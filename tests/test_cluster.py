@@ -31,7 +31,8 @@ from anomaly.leases import held_by
 from anomaly.publish import AlertPublisher
 from anomaly.worker import DetectWorker, WorkerOptions
 from ingest.writer import write_columns
-from tests.ingest.chaos import ROOT, Flood, WorkerProcess, tally
+from tests.ingest.chaos import POISON, ROOT, Flood, WorkerProcess, tally
+from tests.ingest.chaos import device as mqtt_device
 from tests.support.anomaly import run_until_caught_up
 from tests.support.rabbit_cluster import RabbitCluster, scratch_cluster
 from tests.support.wait import wait_for
@@ -130,28 +131,30 @@ def test_cluster_survives_a_broker_node_and_a_detect_worker(
     # -- ingest: two workers, a flood, the node worker 0 is connected to killed
     workers = [WorkerProcess(tmp_path, dsn=store_dsn, mqtt_url=rc.url(broker.INGEST_USER),
                              client_id=f"cluster-ingest-{i}") for i in range(2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.wait_subscribed(60)
-    # Each worker starts on the URL's first node, unless that one did not answer in time:
-    # the node killed is the one worker 0 is on, found from its log.
-    on = [_connected_port(w.log.read_text()) for w in workers]
-    victim = next(n for n in rc.nodes if n.mqtt_port == on[0])
-    flood = Flood(rc, FLOOD, 600.0)
-    flood.start()
     try:
-        # Conditions, not durations: how fast readings are acknowledged depends on the load.
-        wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 60)
-        rc.kill(victim)
-        acked_at_kill = len(flood.acked)
-        wait_for("500 more acknowledged after the kill",
-                 lambda: len(flood.acked) >= acked_at_kill + 500, 90)
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_subscribed(60)
+        # Each worker starts on the URL's first node, unless that one did not answer in
+        # time: the node killed is the one worker 0 is on, found from its log.
+        on = [_connected_port(w.log.read_text()) for w in workers]
+        victim = next(n for n in rc.nodes if n.mqtt_port == on[0])
+        flood = Flood(rc, FLOOD, 600.0)
+        flood.start()
+        try:
+            # Conditions, not durations: how fast readings are acknowledged depends on load.
+            wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 60)
+            rc.kill(victim)
+            acked_at_kill = len(flood.acked)
+            wait_for("500 more acknowledged after the kill",
+                     lambda: len(flood.acked) >= acked_at_kill + 500, 90)
+        finally:
+            flood.stop()
+        t = tally(store_dsn, flood, workers, 0.0, settle_s=60)
     finally:
-        flood.stop()
-    t = tally(store_dsn, flood, workers, 0.0, settle_s=60)
-    for w in workers:
-        w.stop()
+        for w in workers:
+            w.stop()
     assert t.lost == 0, t
     assert t.duplicated == 0, t
     for w, port in zip(workers, on, strict=True):
@@ -358,30 +361,52 @@ def test_cluster_ingest_workers_share_one_quorum_queue(
     workers = [WorkerProcess(tmp_path, dsn=store_dsn, mqtt_url=rc.url(broker.INGEST_USER),
                              client_id=f"amqp-ingest-{i}", extra=("--amqp-url", amqp))
                for i in range(2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.wait_subscribed(90)
-    flood = Flood(rc, FLOOD, 400.0)
-    flood.start()
+    topic = f"devices/{FLOOD[0]}/telemetry"
     try:
-        wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 90)
-        workers[0].kill()
-        acked_at_kill = len(flood.acked)
-        wait_for("300 more acknowledged with one worker", lambda: len(flood.acked) >=
-                 acked_at_kill + 300, 90)
-        workers[0].start()                      # supervised: back on its spool
-        workers[0].wait_subscribed(90)
-        wait_for("300 more with both again", lambda: len(flood.acked) >= acked_at_kill + 600,
-                 90)
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_subscribed(90)
+        with psycopg.connect(store_dsn) as conn:
+            rejects_before = _count(conn, "SELECT count(*) FROM ingest_rejects")
+        flood = Flood(rc, FLOOD, 400.0)
+        flood.start()
+        try:
+            wait_for("500 readings acknowledged", lambda: len(flood.acked) >= 500, 90)
+            # Hostile payloads through the cluster's MQTT plugin and the quorum queue: each
+            # is kept as a reject with its reason and neither worker stops. The device tries
+            # the nodes in turn until one accepts its login, as a device in the field does.
+            with mqtt_device(rc.url(FLOOD[0]), f"{FLOOD[0]}-poison", timeout_s=90) as client:
+                for p in POISON:
+                    client.publish(topic, p, qos=1).wait_for_publish(30)
+            workers[0].kill()
+            acked_at_kill = len(flood.acked)
+            wait_for("300 more acknowledged with one worker", lambda: len(flood.acked) >=
+                     acked_at_kill + 300, 90)
+            workers[0].start()                      # supervised: back on its spool
+            workers[0].wait_subscribed(90)
+            wait_for("300 more with both again",
+                     lambda: len(flood.acked) >= acked_at_kill + 600, 90)
+        finally:
+            flood.stop()
+        t = tally(store_dsn, flood, workers, 0.0, settle_s=90)
+        with psycopg.connect(store_dsn) as conn:
+            wait_for("every poison payload kept as a reject", lambda: _count(
+                conn, "SELECT count(*) FROM ingest_rejects") - rejects_before >= len(POISON),
+                60)
+            # A poison message redelivered after the kill may be rejected twice: count
+            # distinct payloads.
+            reasons = dict(conn.execute(
+                "SELECT md5(payload), min(reason) FROM ingest_rejects WHERE topic = %s "
+                "GROUP BY 1", (topic,)).fetchall())
     finally:
-        flood.stop()
-    t = tally(store_dsn, flood, workers, 0.0, settle_s=90)
-    for w in workers:
-        w.stop()
+        for w in workers:
+            w.stop()
     logs = [w.log.read_text() for w in workers]
     assert t.lost == 0, (t, logs[0][-1500:], logs[1][-1500:])
     assert t.duplicated == 0, t
+    assert len(reasons) == len(POISON), reasons
+    assert all(reasons.values()), reasons
     assert not any("Traceback" in log for log in logs), [log[-3000:] for log in logs]
     # The survivor stopped cleanly and says how many messages it took: fewer than were
     # stored, so the other worker took a share (each message here carries one reading).

@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 
 from aftercare import broker, store
-from aftercare.mqtt import connect_async, endpoint, make_client
+from aftercare.mqtt import connect_async, make_client
 from tests.support.wait import wait_for
 
 SECRET = "chaos-device-secret"
@@ -160,19 +160,21 @@ def private_mosquitto(directory: Path, devices: list[str], **kw: Any
 
 
 @contextmanager
-def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None
-           ) -> Iterator[mqtt.Client]:
-    """A connected device client (with an optional retained will)."""
+def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None, *,
+           timeout_s: float = 10.0) -> Iterator[mqtt.Client]:
+    """A connected device client (with an optional retained will). Over a node list (a
+    cluster) it tries each node in turn, as a device does, until one accepts it or
+    `timeout_s` passes."""
     client = make_client(url, client_id)
     if will:
         client.will_set(will[0], will[1], qos=1, retain=True)
-    ep = endpoint(url)
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    client.connect(ep.host, ep.port)
+    client.reconnect_delay_set(0.2, 2)
+    connect_async(client, url)
     client.loop_start()
     try:
-        if not connected.wait(10):
+        if not connected.wait(timeout_s):
             raise TimeoutError(f"device {client_id or url} could not connect")
         yield client
     finally:

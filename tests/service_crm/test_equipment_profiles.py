@@ -233,6 +233,8 @@ S = 1_000_000
 START_US = 1_796_000_000 * S          # 2026-11-29, a fixed instant
 N_S = 3600
 WEAR_FROM_S = 2400
+# An hour of history: generic channels judged without the day an unknown machine first learns.
+SHORT_HISTORY = BankConfig(generic_learn_s=0.0)
 # Device ids that say nothing about the machine: the catalogue alone makes them gearboxes.
 CLAIMED, UNCLAIMED = "nordwind-t17.gbx", "nordwind-t18.gbx"
 
@@ -289,7 +291,7 @@ def test_a_gearbox_added_through_its_profile_is_watched_without_a_code_change(
     assert r.status_code == 200, r.content
 
     worker = DetectWorker(store, WorkerOptions(name="gbx", settle_s=0, max_span_s=600),
-                          BankConfig())
+                          SHORT_HISTORY)
     events = run_until_caught_up(worker)
     opened = [(e.device, e.kind, e.failure_mode) for e in events if e.state == "open"]
     # The claimed gearbox: its profile's failure mode, from the particle count's limit.
@@ -318,7 +320,7 @@ def test_the_worker_picks_up_an_edited_profile_without_a_restart(
     model = equipment_profile_import(profile=profile_parse(data=yaml.safe_load(GEARBOX)))
     _write_gearboxes(store)
     worker = DetectWorker(store, WorkerOptions(name="gbx-reload", settle_s=0, max_span_s=600,
-                                               reload_s=0), BankConfig())
+                                               reload_s=0), SHORT_HISTORY)
     worker.step()                            # no device claimed yet: generic detection
     spec = {(s.asset, s.metric): s for s in worker.bank.specs}
     assert spec[(CLAIMED, "particle_count_ppm")].mode == "abnormal_behaviour"
@@ -391,7 +393,7 @@ def test_an_alert_the_model_cannot_name_is_unclassified_until_the_desk_classifie
     asset = f.AssetFactory(equipment_model=model)
     device_claim(device_key=CLAIMED, asset=asset, actor=_desk())
     worker = DetectWorker(store, WorkerOptions(name="gbx-classify", settle_s=0, max_span_s=600,
-                                               reload_s=0), BankConfig())
+                                               reload_s=0), SHORT_HISTORY)
     events = run_until_caught_up(worker)
     first = next(e for e in events if e.device == CLAIMED and e.kind == "equipment"
                  and e.state == "open")
