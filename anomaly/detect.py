@@ -32,14 +32,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--lease-ttl-s", type=float, default=15.0,
                    help="with --partitions: a dead worker's partitions are taken over after "
                         "at most this plus a fifth of it")
+    p.add_argument("--learn-unknown-s", type=float, default=None,
+                   help="how long a channel no equipment profile describes learns its normal "
+                        "behaviour before it may alert (default: a day, 86400)")
     args = p.parse_args(argv)
+    if args.learn_unknown_s is not None and not args.learn_unknown_s >= 0:
+        p.error(f"--learn-unknown-s {args.learn_unknown_s}: must be >= 0")
     try:
         settings = config.load()
     except config.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     options = WorkerOptions(name=args.name, settle_s=args.settle_s, step_s=args.step_s,
-                            reload_s=args.reload_s)
+                            reload_s=args.reload_s, learn_unknown_s=args.learn_unknown_s)
     if args.partitions > 1:
         asyncio.run(run_partitioned(settings.database_url, settings.events_url, options,
                                     partitions=args.partitions, ttl_s=args.lease_ttl_s,

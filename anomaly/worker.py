@@ -38,7 +38,7 @@ import asyncio
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,9 @@ class WorkerOptions:
     max_span_s: float = 600.0
     waveform_channel: str = "accel_x"     # the bursts' channel the spectral check reads
     reload_s: float = 10.0                # how often the catalogue's version is polled
+    # How long a channel no equipment model describes learns before it may alert
+    # (BankConfig.generic_learn_s; None: the bank's setting, a day).
+    learn_unknown_s: float | None = None
 
 
 class DetectWorker:
@@ -92,6 +95,8 @@ class DetectWorker:
         self.conn = conn
         self.options = options or WorkerOptions()
         self.config = config or BankConfig()
+        if self.options.learn_unknown_s is not None:
+            self.config = replace(self.config, generic_learn_s=self.options.learn_unknown_s)
         self.live_catalogue = catalogue is None
         self.catalogue = read_catalogue(conn) if catalogue is None else catalogue
         self._checked_at = time.monotonic()
