@@ -152,9 +152,40 @@ class StreamingDetector:
 
 
 _LONG_AGO = np.iinfo(np.int64).min // 2
+_FAR_AHEAD = np.iinfo(np.int64).max // 2
 
 
-class LastTrue(StreamingDetector):
+class _FlagTime(StreamingDetector):
+    """Per row: one time at which a flag was true, kept between blocks: the latest
+    (:class:`LastTrue`) or the earliest (:class:`FirstTrue`), `_none` until there is one. The
+    state array is named by ``_state_names[0]``."""
+
+    _none: ClassVar[int]
+    _pick: ClassVar[Any]             # np.maximum or np.minimum
+
+    def __init__(self, rows: int = 0) -> None:
+        check_at_least(rows, 0, name="rows")
+        self._set_state(self._initial_state(rows))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {self._state_names[0]: np.full(n, self._none, np.int64)}
+
+    def update(self, t: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """`t` int64 (T,), `flag` bool (rows, T); returns the time up to each sample."""
+        f = np.asarray(flag, dtype=bool)
+        if f.ndim != 2 or f.shape[0] != self.channels or f.shape[1] != t.shape[0]:
+            raise ValueError(f"`flag` must be shaped ({self.channels}, {t.shape[0]}), "
+                             f"got {f.shape}")
+        if f.shape[1] == 0:
+            return np.zeros(f.shape, np.int64)
+        name = self._state_names[0]
+        at = self._pick.accumulate(np.where(f, t[None, :], self._none), axis=1)
+        at = self._pick(at, getattr(self, name)[:, None])
+        setattr(self, name, at[:, -1].copy())
+        return np.asarray(at, dtype=np.int64)
+
+
+class LastTrue(_FlagTime):
     """Per row: the time at which a flag was last true (long ago if never), carried between
     blocks; e.g. when a machine last ran, to tell how long it has been stopped.
 
@@ -167,33 +198,12 @@ class LastTrue(StreamingDetector):
     """
 
     _state_names: ClassVar[tuple[str, ...]] = ("last",)
+    _none: ClassVar[int] = _LONG_AGO
+    _pick: ClassVar[Any] = np.maximum
     last: NDArray[Any]
 
-    def __init__(self, rows: int = 0) -> None:
-        check_at_least(rows, 0, name="rows")
-        self._set_state(self._initial_state(rows))
 
-    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        return {"last": np.full(n, _LONG_AGO, np.int64)}
-
-    def update(self, t: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """`t` int64 (T,), `flag` bool (rows, T); returns the last true time up to each sample."""
-        f = np.asarray(flag, dtype=bool)
-        if f.ndim != 2 or f.shape[0] != self.channels or f.shape[1] != t.shape[0]:
-            raise ValueError(f"`flag` must be shaped ({self.channels}, {t.shape[0]}), "
-                             f"got {f.shape}")
-        if f.shape[1] == 0:
-            return np.zeros(f.shape, np.int64)
-        last = np.maximum.accumulate(np.where(f, t[None, :], _LONG_AGO), axis=1)
-        last = np.maximum(last, self.last[:, None])
-        self.last = last[:, -1].copy()
-        return np.asarray(last, dtype=np.int64)
-
-
-_FAR_AHEAD = np.iinfo(np.int64).max // 2
-
-
-class FirstTrue(StreamingDetector):
+class FirstTrue(_FlagTime):
     """Per row: the time at which a flag was first true (far ahead if never yet), carried
     between blocks; e.g. since when a channel has been seen, to tell how much of its
     behaviour is known.
@@ -207,25 +217,6 @@ class FirstTrue(StreamingDetector):
     """
 
     _state_names: ClassVar[tuple[str, ...]] = ("first",)
+    _none: ClassVar[int] = _FAR_AHEAD
+    _pick: ClassVar[Any] = np.minimum
     first: NDArray[Any]
-
-    def __init__(self, rows: int = 0) -> None:
-        check_at_least(rows, 0, name="rows")
-        self._set_state(self._initial_state(rows))
-
-    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        return {"first": np.full(n, _FAR_AHEAD, np.int64)}
-
-    def update(self, t: NDArray[np.int64], flag: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """`t` int64 (T,), `flag` bool (rows, T); returns the first true time up to each
-        sample (far ahead before it)."""
-        f = np.asarray(flag, dtype=bool)
-        if f.ndim != 2 or f.shape[0] != self.channels or f.shape[1] != t.shape[0]:
-            raise ValueError(f"`flag` must be shaped ({self.channels}, {t.shape[0]}), "
-                             f"got {f.shape}")
-        if f.shape[1] == 0:
-            return np.zeros(f.shape, np.int64)
-        first = np.minimum.accumulate(np.where(f, t[None, :], _FAR_AHEAD), axis=1)
-        first = np.minimum(first, self.first[:, None])
-        self.first = first[:, -1].copy()
-        return np.asarray(first, dtype=np.int64)
