@@ -104,3 +104,25 @@ def test_seed_shift_scores_other_data_with_the_same_faults(tmp_path: Path) -> No
     moved = run_files([path], days=None, seed_shift=1000)
     assert moved.equipment_faults == same.equipment_faults
     assert [a.opened_s for a in moved.alerts] != [a.opened_s for a in same.alerts]
+
+
+def test_history_moves_the_faults_later_and_adds_healthy_time(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    import yaml
+
+    from evaluation.evaluate import run_files
+
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800}))
+    plain = run_files([path], days=None)
+    later = run_files([path], days=None, history_s=3600.0)
+    # The same faults, an hour into the machines' lives: three devices an hour healthier.
+    assert later.equipment_faults == plain.equipment_faults
+    assert later.healthy_device_days - plain.healthy_device_days == pytest.approx(
+        3 * 3600 / 86400)
+    assert main(["scenarios", "--scenario", str(path), "--history-days", "0.01"]) == 0
+    assert "0.01 d of history before the faults" in capsys.readouterr().out
+    assert main(["scenarios", "--scenario", str(path), "--history-days", "-1"]) == 2
+    with pytest.raises(ValueError, match="history"):
+        parse(SMALL).with_history(-1.0)
