@@ -321,16 +321,13 @@ class DetectorBank:
                                    var_halflife=c.baseline_var_halflife,
                                    var_clip=c.baseline_var_clip)
         (self.likelihood, self.likelihood_seasonal, self.likelihood_change,
-         self.likelihood_spread) = (
+         self.likelihood_spread, self.likelihood_envelope) = (
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
-                              decades=c.likelihood_decades) for _ in range(4))
+                              decades=c.likelihood_decades) for _ in range(5))
         self.envelope = EwmaBaseline(0, halflife=c.envelope_halflife
                                      if c.envelope_halflife > 0 else 1.0,
                                      warmup=c.baseline_warmup)
-        self.likelihood_envelope = AnomalyLikelihood(
-            0, short=c.likelihood_short, long=c.likelihood_long, warmup=c.likelihood_warmup,
-            min_std=c.likelihood_min_std, decades=c.likelihood_decades)
         self.spread = SpreadChange(0, short=c.spread_halflife if c.spread_halflife > 0
                                    else 1.0, long=c.likelihood_long,
                                    warmup=c.likelihood_warmup)
