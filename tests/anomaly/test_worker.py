@@ -203,3 +203,12 @@ def test_detection_goes_on_while_no_event_broker_answers(
     assert sent_while_down == 0
     assert [AlertEvent.from_json(p) for p in got] == events
     assert worker.pending() == []
+
+
+def test_detect_refuses_a_negative_learning_period(capsys: pytest.CaptureFixture[str]) -> None:
+    from anomaly.detect import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--learn-unknown-s", "-1"])
+    assert exc.value.code == 2
+    assert "--learn-unknown-s -1.0: must be >= 0" in capsys.readouterr().err
