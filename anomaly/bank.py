@@ -94,6 +94,12 @@ class ChannelSpec:
     # channel's is with `BankConfig.calibrate`: with no model to say what is normal for it, one
     # threshold has to mean the same on a quiet channel and a noisy one.
     generic: bool = False
+    # Metrics of the same asset that move with this one whenever the machine itself changes
+    # (a chiller's return water follows its supply water; a pump's head does not change
+    # without its flow or its power): a sudden change of this channel while every witness
+    # holds steady, and nothing else of the asset moves, is the sensor (a loose connection, a
+    # sensor replaced or re-calibrated after drifting), not the machine. Empty: no check.
+    witnesses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,9 @@ class BankConfig:
     # A vibration rise the bursts contradict is no equipment evidence at once, and a device
     # problem ("sensor drift") once it has lasted this long (a passing load step is neither).
     drift_hold_s: float = 60.0
+    # A witness (``ChannelSpec.witnesses``) holds steady while its short-baseline ratio (z over
+    # `z_limit`) stays below this; the witnessed channel has changed suddenly at a ratio of 1.
+    witness_steady_ratio: float = 0.5
     # T² / SPE is corroborating evidence only: it joins an asset's score where the channels
     # (or another source, such as the bursts) already stand at this fraction of their
     # threshold. Alone it opened only false alerts on the demo fleet (an operating point
@@ -352,6 +361,14 @@ class DetectorBank:
         self.side = np.array([s.side for s in self.specs], np.int64)
         self.vibration = np.array([np.isfinite(s.idle_max) for s in self.specs], bool)
         where = {(s.asset, s.metric): i for i, s in enumerate(self.specs)}
+        # Witnesses of each channel: bank rows, -1 padded (a witness not sent is left out).
+        self.witness_rows = np.full((len(self.specs), max([len(s.witnesses)
+                                                            for s in self.specs], default=0)),
+                                    -1, np.int64)
+        for i, s in enumerate(self.specs):
+            for k, m in enumerate(s.witnesses):
+                self.witness_rows[i, k] = where.get((s.asset, m), -1) if m != s.metric else -1
+        self.witnessed = (self.witness_rows >= 0).any(axis=1)
         tr = [(i, s, [where.get((s.asset, m), -1) for m in s.partners])
               for i, s in enumerate(self.specs) if s.transform]
         tr = [(i, s, p) for i, s, p in tr if min(p, default=0) >= 0]
@@ -637,8 +654,8 @@ class DetectorBank:
                             np.where(ignored, 0.0, np.fmax(lim_score,
                                                            np.minimum(cal, c.adaptive_max_score))))
         checked = self._check_extra(extra, x.shape[1])
-        contradicted, drifted = self._burst_drift(t, ratio, chan, checked.get("spectral"),
-                                                  rest_ok)
+        contradicted, drifted = self._sensor_drift(t, ratio, base_ratio, np.abs(z) / c.z_limit,
+                                                   chan, checked.get("spectral"), rest_ok)
         chan = np.where(contradicted | drifted, 0.0, chan)
         def strongest(val: NDArray[np.float64], label: NDArray[np.int64]
                       ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -733,43 +750,73 @@ class DetectorBank:
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
 
-    def _burst_drift(self, t: NDArray[np.int64], ratio: NDArray[np.float64],
-                     chan: NDArray[np.float64],
-                     spectral: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
-                     rest_ok: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-        """Vibration channels (rows, T) that the asset's bursts contradict: (contradicted now,
-        latched drift). Contradicted where one reads over its threshold while the latest
-        burst's bearing-defect bands are at their healthy level (``burst_healthy_ratio``) and
-        no other channel of the asset is above half its threshold: no equipment evidence. The
-        latch is set once that has lasted ``drift_hold_s`` (a device problem) and cleared when
-        the bursts show defect energy (score at their threshold: the bearing check carries the
-        alert from then on) or a stop shows the
-        sensor at rest (`rest_ok`: at most its ``idle_max``, as :class:`RestOffset` clears;
-        a reading that merely dips with the operating point does not clear it). Bearing wear
-        puts defect energy into the bursts well before the vibration RMS rises; a gain or
-        offset drift of the RMS sensor leaves the bursts
-        (their own accelerometer, scored against the asset's first healthy bursts)
-        unchanged. A NaN spectral score (no bursts, learning, latest burst older than the
-        hold) sets nothing. Other causes of a vibration rise (cavitation, unbalance) move
-        other channels too, so only a vibration channel that alone moved, on an asset without
-        an open equipment alert, is set."""
-        if spectral is None or not self.vibration.any() or not ratio.shape[1]:
-            # Without bursts nothing new is set; a stop can still clear.
-            none = np.zeros(ratio.shape, bool)
-            return none, self.burst_drift.update(none, rest_ok, t)
-        half = ratio_to_score(0.5)
-        calm = spectral[0] < ratio_to_score(self.config.burst_healthy_ratio)   # NaN: False
-        worn = spectral[0] >= 0.5                                               # NaN: False
-        others = reduce_max(np.where(self.vibration[:, None], 0.0, chan), self._order,
-                            self._starts, len(self.assets), self._group)
-        # An asset with an equipment alert open has an explanation for its vibration (an
+    def _sensor_drift(self, t: NDArray[np.int64], ratio: NDArray[np.float64],
+                      base_ratio: NDArray[np.float64], step: NDArray[np.float64],
+                      chan: NDArray[np.float64],
+                      spectral: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
+                      rest_ok: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Channels (rows, T) whose deviation a witness contradicts: (contradicted now,
+        latched drift). A contradicted channel is no equipment evidence; once contradicted
+        for ``drift_hold_s`` it is latched as a drifted sensor (a device problem). Only a
+        channel that alone moved, on an asset without an open equipment alert, is set: no
+        other channel of the asset above half its threshold (other causes of a vibration rise,
+        such as cavitation or unbalance, move other channels too).
+
+        Two witnesses:
+
+        * **Vibration bursts** (`spectral`, the worker's bearing check): a vibration channel
+          over its threshold while the latest burst's bearing-defect bands are at their healthy
+          level (``burst_healthy_ratio``). Bearing wear puts defect energy into the bursts well
+          before the vibration RMS rises; a gain or offset drift of the RMS sensor leaves the
+          bursts (their own accelerometer, scored against the asset's first healthy bursts)
+          unchanged. Cleared when the bursts show defect energy (score at their threshold: the
+          bearing check carries the alert from then on) or a stop shows the sensor at rest
+          (`rest_ok`: at most its ``idle_max``, as :class:`RestOffset` clears; a reading that
+          merely dips with the operating point does not clear it). A NaN spectral score (no
+          bursts, learning, latest burst older than the hold) sets nothing.
+        * **Witness metrics** (``ChannelSpec.witnesses``): a channel that changed suddenly
+          (`base_ratio`, its short-baseline ratio on its evidence side, at 1) while every
+          witness held steady (`step`, the short-baseline |z| over ``z_limit``, below
+          ``witness_steady_ratio`` in either direction; a witness without a reading vouches
+          for nothing, so nothing is contradicted). Cleared when all of the channel's evidence
+          (`ratio`: limits, short baseline, drift) is back below that ratio, or a witness
+          itself changes suddenly (at a ratio of 1: the machine has changed after all). A
+          sensor put right after drifting steps back to the true value this way, and its
+          baseline, which had followed the drift, sees the step.
+        """
+        shape = ratio.shape
+        candidate = np.zeros(shape, bool)
+        clear = rest_ok.copy()
+        explained = np.zeros(shape, bool)    # channels a witness explains: no support either
+        if not shape[1]:
+            return candidate, candidate
+        if spectral is not None and self.vibration.any():
+            calm = spectral[0] < ratio_to_score(self.config.burst_healthy_ratio)   # NaN: False
+            worn = spectral[0] >= 0.5                                               # NaN: False
+            vib = self.vibration[:, None]
+            explained |= vib & calm[self.asset_of]
+            with np.errstate(invalid="ignore"):
+                candidate |= explained & (ratio >= 1.0)                            # NaN: False
+            clear |= vib & worn[self.asset_of]
+        if self.witnessed.any():
+            rows = np.flatnonzero(self.witnessed)
+            w = self.witness_rows[rows]
+            steady_ratio = self.config.witness_steady_ratio
+            with np.errstate(invalid="ignore"):                                   # NaN: False
+                held = np.all((w < 0)[:, :, None] | (step[np.maximum(w, 0)] < steady_ratio),
+                              axis=1)
+                candidate[rows] |= held & (base_ratio[rows] >= 1.0)
+                moved = np.any((w >= 0)[:, :, None] & (step[np.maximum(w, 0)] >= 1.0), axis=1)
+                clear[rows] |= (ratio[rows] < steady_ratio) | moved
+            explained[rows] |= candidate[rows]
+        if not candidate.any():
+            return candidate, self.burst_drift.update(candidate, clear, t)
+        # An asset with an equipment alert open has an explanation for the change (an
         # unrepaired cavitating pump vibrates with healthy bearing bands): nothing is set.
-        alone = (others < half) & ~self.equipment.on[:, None]
-        with np.errstate(invalid="ignore"):
-            over = ratio >= 1.0                                             # NaN: False
-        vib = self.vibration[:, None]
-        contradicted = vib & over & (calm & alone)[self.asset_of]
-        clear = rest_ok | (vib & worn[self.asset_of])
+        others = reduce_max(np.where(explained, 0.0, chan), self._order, self._starts,
+                            len(self.assets), self._group)
+        alone = (others < ratio_to_score(0.5)) & ~self.equipment.on[:, None]
+        contradicted = candidate & alone[self.asset_of]
         return contradicted, self.burst_drift.update(contradicted, clear, t)
 
     def _check_extra(self, extra: Mapping[str, tuple[ArrayLike, ArrayLike]] | None,

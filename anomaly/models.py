@@ -116,6 +116,7 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
         min_std=m.min_std,
         mode=m.mode or failure_mode_for(metric), scored=m.scored, drift=m.drift,
         stuck=m.stuck, steps=m.steps, transform=m.transform, partners=m.partners, side=m.side,
+        witnesses=m.witnesses,
         smooth_s=m.smooth_s, idle_max=m.idle_max,
         run_level=model.run_level if metric == model.run_metric else NAN,
         multivariate=m.multivariate)

@@ -57,6 +57,9 @@ class MetricConfig:
     steps: bool = False             # may step for one sample (a program's set-points)
     transform: str = ""             # watch a characteristic (anomaly.bank.TRANSFORMS)
     partners: tuple[str, ...] = ()
+    # Metrics that move with this one whenever the machine itself changes: a sudden change of
+    # this one alone is the sensor, not the machine (anomaly.bank.ChannelSpec.witnesses).
+    witnesses: tuple[str, ...] = ()
     side: int = 0                   # +1 / -1: only a rise / a fall points to the fault
     smooth_s: float = 0.0           # adaptive detectors watch the running mean (half-life, s)
     idle_max: float = NAN           # at most this while the machine is at rest (else offset)
@@ -148,7 +151,7 @@ def _metric(raw: Any, where: str) -> MetricConfig:
             if value not in (-1, 0, 1) or isinstance(value, bool):
                 raise ValueError(f"{at}: must be -1, 0 or 1, got {value!r}")
             out[key] = int(value)
-        else:                                   # partners
+        else:                                   # partners, witnesses
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{at}: must be a list of metric names")
             out[key] = tuple(value)
@@ -243,9 +246,14 @@ def parse_profile(data: Any, source: str = "<profile>") -> EquipmentProfile:
     metrics = {str(name): _metric(cfg, f"{source}: metrics.{name}")
                for name, cfg in metrics_raw.items()}
     for name, m in metrics.items():
-        missing = [p for p in m.partners if p not in metrics]
-        if missing:
-            raise ValueError(f"{source}: metrics.{name}.partners names unknown metrics {missing}")
+        for key in ("partners", "witnesses"):
+            missing = [p for p in getattr(m, key) if p not in metrics]
+            if missing:
+                raise ValueError(f"{source}: metrics.{name}.{key} names unknown metrics "
+                                 f"{missing}")
+        if name in m.witnesses:
+            raise ValueError(f"{source}: metrics.{name}.witnesses: a metric cannot witness "
+                             f"itself")
     bearing = None
     if data.get("bearing") is not None:
         b = data["bearing"]
@@ -373,8 +381,9 @@ def metric_columns(m: MetricConfig) -> dict[str, Any]:
         if value != default and not (isinstance(value, float) and math.isnan(value)
                                      and math.isnan(default)):
             settings[key] = value
-    if m.partners:
-        settings["partners"] = list(m.partners)
+    for key in ("partners", "witnesses"):
+        if getattr(m, key):
+            settings[key] = list(getattr(m, key))
     return {"unit": m.unit, "role": m.role, "failure_mode": m.mode,
             "low": None if math.isnan(m.low) else m.low,
             "high": None if math.isnan(m.high) else m.high,

@@ -296,3 +296,68 @@ def test_a_fault_that_persists_through_a_short_stop_stays_one_alert() -> None:
         events += [e.state for e in bank.update(t, x[:, a:a + 600]).equipment_events]
     assert events.count("open") == 1
     assert "clear" not in events
+
+
+# ----------------------------------------------------------------- witnesses
+def _chiller_water(step_return: bool) -> tuple[DetectorBank, np.ndarray, int]:
+    """Three hours of a chiller's supply and return water (the return 5 K above the supply,
+    wandering with the building's load), then the supply steps down by 3 K: a drifted sensor
+    put right (the return holds) or, with `step_return`, the machine's cooling changing (the
+    return follows)."""
+    rng = np.random.default_rng(42)
+    specs = [ChannelSpec("chl-1", "compressor_current_a", run_level=5.0, scored=False),
+             ChannelSpec("chl-1", "chw_supply_temp_c", min_std=0.3, mode="cooling_failure",
+                         witnesses=("chw_return_temp_c", "not_sent_c")),
+             ChannelSpec("chl-1", "chw_return_temp_c", scored=False, mode="cooling_failure")]
+    n, at = 14400, 10800
+    load = 0.5 + 0.1 * np.sin(np.arange(n) / 1800.0)
+    supply = np.full(n, 7.0)
+    supply[at:] -= 3.0
+    ret = supply + 5.0 * load if step_return else 7.0 + 5.0 * load
+    x = np.stack([np.full(n, 120.0) + rng.normal(0, 0.6, n), supply + rng.normal(0, 0.05, n),
+                  ret + rng.normal(0, 0.05, n)])
+    return DetectorBank(specs), x, at
+
+
+def test_a_lone_step_its_witness_does_not_follow_is_the_sensor() -> None:
+    bank, x, at = _chiller_water(step_return=False)
+    ev = _events(bank, x)
+    assert [e for e in ev if e[0] == "equipment"] == []
+    device = [e for e in ev if e[0] == "device" and e[1] == "open"]
+    assert [e[3] for e in device] == ["sensor drift"]
+    assert at <= device[0][2] <= at + 120
+
+
+def test_a_step_the_witness_follows_is_the_machine() -> None:
+    bank, x, at = _chiller_water(step_return=True)
+    ev = _events(bank, x)
+    assert [e for e in ev if e[0] == "device"] == []
+    opened = [e for e in ev if e[0] == "equipment" and e[1] == "open"]
+    assert [e[3] for e in opened] == ["cooling_failure"]
+    assert at <= opened[0][2] <= at + 60
+
+
+def test_without_witnesses_the_lone_step_is_still_equipment_evidence() -> None:
+    bank, x, at = _chiller_water(step_return=False)
+    plain = DetectorBank([s if not s.witnesses else
+                          ChannelSpec(s.asset, s.metric, min_std=s.min_std, mode=s.mode)
+                          for s in bank.specs])
+    opened = [e for e in _events(plain, x) if e[0] == "equipment" and e[1] == "open"]
+    assert [e[3] for e in opened] == ["cooling_failure"]
+
+
+@pytest.mark.parametrize("name", ["chiller-drift", "pump-drift"])
+def test_a_drifted_sensor_put_right_is_reported_as_the_sensor(name: str) -> None:
+    """The simulated sensor drifts for 75 min and is then put right: it steps back to the true
+    value, which the baseline (having followed the drift) sees as a sudden change. The shipped
+    profiles name the metrics that would have moved with a real change (chiller: the return
+    water; pump: flow and motor current), so the step is a drifted sensor, not a leak or a
+    cooling failure. After some hours of history, as a machine in the field has (in the first
+    hours the baselines are still learning how much the channel varies)."""
+    sc = load(builtin(name)).with_history(6 * 3600.0)
+    s = evaluate(sc, duration_s=sc.duration_s or 7200.0)
+    assert s.device_as_equipment == 0
+    assert s.false_alerts == 0
+    end = sc.faults[0].end_s
+    assert [(a.kind, a.mode) for a in s.alerts if a.device == sc.faults[0].device
+            and a.opened_s >= end] == [("device", "sensor drift")]

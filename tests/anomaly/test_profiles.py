@@ -37,6 +37,12 @@ def test_the_four_shipped_kinds_are_profile_files() -> None:
     assert (s.mode, s.high, s.clear_high, s.transform, s.partners, s.side) == (
         "cooling_failure", 80.0, 76.0, "rise_over_ambient", ("ambient_temp_c",), 1)
     assert channel_spec("cmp-0007", "motor_current_a", cmp).run_level == 5.0
+    # Witnesses: a sudden change of these metrics alone is the sensor, not the machine.
+    assert channel_spec("chl-0002", "chw_supply_temp_c", PROFILES["chiller"]).witnesses == (
+        "chw_return_temp_c",)
+    assert channel_spec("pmp-0002", "discharge_pressure_bar",
+                        PROFILES["centrifugal_pump"]).witnesses == ("flow_l_min",
+                                                                   "motor_current_a")
 
 
 def test_a_gearbox_profile_is_watched_without_a_code_change(tmp_path: Path) -> None:
@@ -71,6 +77,17 @@ def test_a_bad_profile_is_refused_naming_the_file_and_field(tmp_path: Path) -> N
         load_profile(bad)
     bad.write_text(GEARBOX.replace("drift: true", "partners: [nothing]"))
     with pytest.raises(ValueError, match=r"partners names unknown metrics \['nothing'\]"):
+        load_profile(bad)
+    bad.write_text(GEARBOX.replace("drift: true", "witnesses: [oil_sump_temp_c, nothing]"))
+    with pytest.raises(ValueError, match=r"particle_count_ppm\.witnesses names unknown metrics "
+                                         r"\['nothing'\]"):
+        load_profile(bad)
+    bad.write_text(GEARBOX.replace("drift: true", "witnesses: [particle_count_ppm]"))
+    with pytest.raises(ValueError, match=r"particle_count_ppm\.witnesses: a metric cannot "
+                                         r"witness itself"):
+        load_profile(bad)
+    bad.write_text(GEARBOX.replace("drift: true", "witnesses: oil_sump_temp_c"))
+    with pytest.raises(ValueError, match=r"particle_count_ppm\.witnesses: must be a list"):
         load_profile(bad)
     bad.write_text("kind: [")
     with pytest.raises(ValueError, match="not valid YAML"):

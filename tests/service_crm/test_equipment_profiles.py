@@ -132,6 +132,8 @@ def test_reimporting_a_profile_updates_the_model_in_place() -> None:
     (("metrics", "oil_sump_temp_c", "high", "hot"), "metrics.oil_sump_temp_c.high"),
     (("metrics", "oil_sump_temp_c", "clear_high", 90.0), "metrics.oil_sump_temp_c.clear_high"),
     (("metrics", "particle_count_ppm", "side", 2), "metrics.particle_count_ppm.side"),
+    (("metrics", "particle_count_ppm", "witnesses", ["particle_count_ppm"]),
+     "metrics.particle_count_ppm.witnesses"),
     (("failure_modes", "gear_wear", "labour_hours", -1), "failure_modes.gear_wear.labour_hours"),
 ])
 def test_a_bad_profile_is_refused_naming_the_field(change: tuple[Any, ...], field: str) -> None:
