@@ -236,6 +236,21 @@ class BankConfig:
     # Chosen on the scenarios after 1.5 days of history, seed +0: 6 h (18/19 caught, 17 false
     # alerts) over a day (18/19, 18) and off (10/19, 17); bench/README.md has the held-out.
     envelope_halflife: float = 21600.0
+    # After a stop (and the restart hold), a channel no model describes is no evidence while
+    # it is still converging back to where it ran before the stop: a restart's transient (a
+    # chiller pulling its water down from the temperature it warmed to while stopped, for
+    # longer than `restart_hold_s`; no model says how long it takes) is not a fault, and is
+    # not learned as normal either. Its value, smoothed (half-life `settle_smooth_s`
+    # samples), is compared with its envelope's mean in long-run standard deviations; it
+    # has settled once that distance is below `envelope_settled_z`, or no longer falls
+    # (against its own running mean over `settle_trend_s`, by more than `settle_margin`): a
+    # value that stays away or moves further away is judged, not waited for (a machine
+    # restarted with its fault). `settle_max_s` of steady running bounds the wait.
+    envelope_settled_z: float = 0.5
+    settle_smooth_s: float = 60.0
+    settle_trend_s: float = 120.0
+    settle_margin: float = 0.1
+    settle_max_s: float = 3600.0
     offline_min_s: float = 30.0
 
 
@@ -334,6 +349,10 @@ class DetectorBank:
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
                               decades=c.likelihood_decades) for _ in range(5))
+        self.settled = Latch(0)
+        self.settle_smoother = Smoother(0)
+        self.settle_trend = Smoother(0)
+        self.last_unsteady = LastTrue(0)
         self.envelope = EwmaBaseline(0, halflife=c.envelope_halflife
                                      if c.envelope_halflife > 0 else 1.0,
                                      warmup=c.baseline_warmup)
@@ -431,6 +450,10 @@ class DetectorBank:
         if self.config.envelope_halflife > 0:
             self.envelope.add_channels(n, min_std=col["min_std"])
             self.likelihood_envelope.add_channels(n)
+            self.settled.add_channels(n)
+            self.settle_smoother.add_channels(
+                n, alpha=_alpha(self.config.settle_smooth_s, n))
+            self.settle_trend.add_channels(n, alpha=_alpha(self.config.settle_trend_s, n))
         inf = np.iinfo(np.int64).max
         self.health.add_channels(
             n, phys_min=col["phys_min"], phys_max=col["phys_max"],
@@ -446,6 +469,7 @@ class DetectorBank:
         self.last_awake.add_channels(len(new_assets))
         self.rest.add_channels(len(new_assets))
         self.last_moving.add_channels(len(new_assets))
+        self.last_unsteady.add_channels(len(new_assets))
         self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
         self.counters.add_channels(n)
@@ -578,6 +602,10 @@ class DetectorBank:
             # Smoothed from the restart on (limit hold), so it has warmed up when steady.
             sm = self.smoother.update(t, x_on[self.smooth_rows], self.smooth_rows)
             x[self.smooth_rows] = np.where(np.isnan(x[self.smooth_rows]), np.nan, sm)
+        if c.envelope_halflife > 0 and self.generic_rows.size and x.shape[1]:
+            # A channel no model describes feeds its adaptive detectors once it has settled
+            # after a restart (see `envelope_settled_z`); its limits saw it already.
+            x = np.where(self.generic[:, None] & ~self._settled(t, x, steady), np.nan, x)
         base = self.baseline.update(t, x)
         z, mean = base.z, base.mean
         if self.daily_rows.size:
@@ -641,8 +669,8 @@ class DetectorBank:
             if c.envelope_halflife > 0 and self.generic_rows.size:
                 # Calibrated on its own: a saturated CUSUM must not drown it in the max.
                 ez = self.envelope.update(t, x).z
-                er = np.where(self.generic[:, None] & ~ignored, np.log1p(np.abs(ez) / c.z_limit),
-                              np.nan)
+                er = np.where(self.generic[:, None] & ~ignored,
+                              np.log1p(np.abs(ez) / c.z_limit), np.nan)
                 cal = np.fmax(cal, self.likelihood_envelope.update(t, er).score)
             if c.recurrence_count > 0:
                 cal = self.recurrence.update(t, cal)
@@ -749,6 +777,42 @@ class DetectorBank:
         row = np.where(r.top >= 0, np.take_along_axis(rows, np.maximum(r.top, 0), axis=1), -1)
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
+
+    def _settled(self, t: NDArray[np.int64], x: NDArray[np.float64],
+                 steady: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Per channel and sample (channels, T): settled since the asset's last restart.
+
+        Set where the value, smoothed over ``settle_smooth_s`` (one noisy sample is no sign),
+        is back within ``envelope_settled_z`` long-run standard deviations of its envelope's
+        mean, as the envelope stands before this block (it learns from settled samples only,
+        so it is the machine before the stop; one still warming up has nothing to compare
+        with); or where that distance has stopped falling (it is not below its own running
+        mean over ``settle_trend_s`` by more than ``settle_margin``: a transient converges,
+        a fault stays away); or once the asset has run steadily for ``settle_max_s``.
+        Cleared while the asset is stopped or in its restart hold (not `steady`). Channels
+        with a model are never set (they have a restart hold of their own)."""
+        c = self.config
+        calm = t[None, :] - self.last_unsteady.update(t, ~steady) \
+            >= int(round(self.config.settle_max_s * 1e6))
+        unsteady = ~steady[self.asset_of]
+        # Only channels not settled yet, or whose machine stops in this block, need a look
+        # (nearly none, most of the time): a settled channel of a machine running steadily
+        # stays settled. A channel looked at afresh starts its smoothers afresh.
+        g = self.generic_rows[~self.settled.latched[self.generic_rows]
+                              | unsteady[self.generic_rows].any(axis=1)]
+        inside = np.zeros(x.shape, bool)
+        if g.size:
+            fresh = g[self.settled.latched[g]]
+            for sm in (self.settle_smoother, self.settle_trend):
+                sm.sum_w[fresh], sm.sum_wx[fresh] = 0.0, 0.0
+            (mean, std), known = self.envelope.learned()
+            dist = np.abs(self.settle_smoother.update(t, x[g], g) - mean[g, None]) \
+                / std[g, None]
+            trend = self.settle_trend.update(t, dist, g)
+            with np.errstate(invalid="ignore"):                               # NaN: False
+                inside[g] = ~known[g, None] | (dist < c.envelope_settled_z) \
+                    | (trend - dist <= c.settle_margin)
+        return self.settled.update(inside | calm[self.asset_of], unsteady)
 
     def _sensor_drift(self, t: NDArray[np.int64], ratio: NDArray[np.float64],
                       base_ratio: NDArray[np.float64], step: NDArray[np.float64],
@@ -916,7 +980,9 @@ class DetectorBank:
                 "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
                 **({"change": self.change} if self.config.change_halflife > 0 else {}),
-                **({"envelope": self.envelope, "likelihood_envelope": self.likelihood_envelope}
+                **({"envelope": self.envelope, "likelihood_envelope": self.likelihood_envelope,
+                    "settled": self.settled, "last_unsteady": self.last_unsteady,
+                    "settle_smoother": self.settle_smoother, "settle_trend": self.settle_trend}
                    if self.config.envelope_halflife > 0 else {}),
                 **({"spread": self.spread, "likelihood_spread": self.likelihood_spread}
                    if self.config.spread_halflife > 0 else {})}

@@ -312,6 +312,23 @@ class EwmaBaseline(StreamingDetector):
         self.sum_wx[r, s], self.sum_wq[r, s] = last_wx, last_wq
         self.count[r, s] += n
 
+    def learned(self, slot: int = 0) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Per channel, what has been learned so far in time-of-day `slot`, as the next
+        sample would be judged: its mean and standard deviation stacked on axis 0 (NaN mean
+        where nothing was learned), and whether the warm-up is over.
+
+        >>> b = EwmaBaseline(1, halflife=100, warmup=3)
+        >>> _ = b.update(np.arange(4, dtype=np.int64), [[1.0, 3.0, 1.0, 3.0]])
+        >>> (mean, std), known = b.learned()
+        >>> bool(1.0 < mean[0] < 3.0), bool(std[0] > 0), known.tolist()
+        (True, True, [True])
+        """
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sum_wx[:, slot] / self.sum_w[:, slot]
+            std = np.sqrt(self.sum_wq[:, slot] / self.sum_wv[:, slot])
+        std = np.maximum(np.nan_to_num(std), self.min_std)
+        return np.stack([mean, std]), self.count[:, slot] >= self.warmup
+
     def update(self, times: ArrayLike, values: ArrayLike) -> BaselineResult:
         """Process one block. `times`: int64 µs, shape (T,); `values`: shape (channels, T)."""
         x = as_block(values, name="values", channels=self.channels)

@@ -110,3 +110,53 @@ def test_an_unknown_machine_learns_for_a_day_before_it_alerts() -> None:
     opened = _opened(_gearbox(late + 3600, slice(0, 0), late), learning)
     assert opened
     assert late <= opened[0] < late + 100, opened
+
+
+def _unknown_chiller_restart(config: BankConfig, settles_at: float = 7.0
+                             ) -> list[tuple[str, str, int]]:
+    """An unknown chiller runs 8 h (current 120 A, supply water 7 °C ± 0.1), stops for 30 min (the
+    water warms towards 15 °C) and restarts: the water takes most of an hour to pull down
+    again (time constant 10 min), longer than the restart hold; to `settles_at`. Equipment
+    opens as (asset, mode, second)."""
+    rng = np.random.default_rng(42)
+    n_run, n_stop, n_after = 8 * 3600, 1800, 3 * 3600
+    n = n_run + n_stop + n_after
+    k = np.arange(n)
+    current = np.where((k >= n_run) & (k < n_run + n_stop), 0.0, 120.0)
+    fan = np.where((k >= n_run) & (k < n_run + n_stop), 0.0, 30.0)
+    warm = 7.0 + 8.0 * (1 - np.exp(-np.clip(k - n_run, 0, n_stop) / 600.0))
+    pull = settles_at + (warm[n_run + n_stop - 1] - settles_at) * np.exp(
+        -(k - n_run - n_stop) / 600.0)
+    supply = np.where(k < n_run, 7.0, np.where(k < n_run + n_stop, warm, pull)) \
+        + 0.1 * np.sin(k / 600.0)                     # the building's load, while it runs
+    x = np.stack([current + rng.normal(0, 0.5, n), fan + rng.normal(0, 0.2, n),
+                  supply + rng.normal(0, 0.05, n)])
+    specs = [channel_spec("chl-x", m, None) for m in ("comp_current_a", "fan_current_a",
+                                                      "water_out_c")]
+    bank = DetectorBank(specs, config)
+    opened = []
+    for a in range(0, n, 600):
+        t = (np.arange(a, min(a + 600, n), dtype=np.int64) + 1) * 1_000_000
+        opened += [(bank.assets[e.asset], bank.modes[e.mode], a + e.sample)
+                   for e in bank.update(t, x[:, a:a + 600]).equipment_events
+                   if e.state == "open"]
+    return opened
+
+
+def test_an_unknown_machine_pulling_down_after_a_restart_is_not_alerted() -> None:
+    assert _unknown_chiller_restart(BankConfig(generic_learn_s=3600.0)) == []
+    # Judged against its long-run envelope at once after the restart hold, the pull-down was
+    # an alert.
+    assert _unknown_chiller_restart(BankConfig(generic_learn_s=3600.0,
+                                               envelope_settled_z=float("inf"))) != []
+
+
+def test_an_unknown_machine_restarted_with_a_fault_is_alerted_once_it_stops_converging(
+        ) -> None:
+    # The water never comes back below 10 °C: not a transient. It is judged once it has
+    # stopped converging, well before the bound on the wait (`settle_max_s`, 1 h after the
+    # restart hold of 20 min).
+    restart = 8 * 3600 + 1800
+    opened = _unknown_chiller_restart(BankConfig(generic_learn_s=3600.0), settles_at=10.0)
+    assert [(a, m) for a, m, _ in opened] == [("chl-x", "abnormal_behaviour")]
+    assert restart + 1200 <= opened[0][2] < restart + 1200 + 3600
