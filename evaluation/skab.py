@@ -122,7 +122,8 @@ class SkabSettings:
     def config(self) -> BankConfig:
         inf = float("inf")
         return BankConfig(calibrate=True, likelihood_short=5.0, likelihood_long=2000.0,
-                          likelihood_log=False, clear_hold_s=self.clear_hold_s,
+                          likelihood_log=False, recurrence_count=0.0,
+                          clear_hold_s=self.clear_hold_s,
                           no_data_s=inf, stuck_s=inf)
 
 
