@@ -797,7 +797,7 @@ class DetectorBank:
         with a model are never set (they have a restart hold of their own)."""
         c = self.config
         calm = t[None, :] - self.last_unsteady.update(t, ~steady) \
-            >= int(round(self.config.settle_max_s * 1e6))
+            >= int(round(c.settle_max_s * 1e6))
         unsteady = ~steady[self.asset_of]
         # Only channels not settled yet, or whose machine stops in this block, need a look
         # (nearly none, most of the time): a settled channel of a machine running steadily
@@ -807,8 +807,8 @@ class DetectorBank:
         inside = np.zeros(x.shape, bool)
         if g.size:
             fresh = g[self.settled.latched[g]]
-            for sm in (self.settle_smoother, self.settle_trend):
-                sm.sum_w[fresh], sm.sum_wx[fresh] = 0.0, 0.0
+            self.settle_smoother.reset(fresh)
+            self.settle_trend.reset(fresh)
             (mean, std), known = self.envelope.learned()
             dist = np.abs(self.settle_smoother.update(t, x[g], g) - mean[g, None]) \
                 / std[g, None]
@@ -870,11 +870,11 @@ class DetectorBank:
             rows = np.flatnonzero(self.witnessed)
             w = self.witness_rows[rows]
             steady_ratio = self.config.witness_steady_ratio
+            ws = step[np.maximum(w, 0)]                   # (rows, witnesses, T)
             with np.errstate(invalid="ignore"):                                   # NaN: False
-                held = np.all((w < 0)[:, :, None] | (step[np.maximum(w, 0)] < steady_ratio),
-                              axis=1)
+                held = np.all((w < 0)[:, :, None] | (ws < steady_ratio), axis=1)
                 candidate[rows] |= held & (base_ratio[rows] >= 1.0)
-                moved = np.any((w >= 0)[:, :, None] & (step[np.maximum(w, 0)] >= 1.0), axis=1)
+                moved = np.any((w >= 0)[:, :, None] & (ws >= 1.0), axis=1)
                 clear[rows] |= (ratio[rows] < steady_ratio) | moved
             explained[rows] |= candidate[rows]
         if not candidate.any():
@@ -943,8 +943,9 @@ class DetectorBank:
         from steady running samples only); neither at rest nor running where it is not clear;
         awake where no channel is near zero."""
         g = self.generic_rows
+        (mean, _), _ = self.baseline.learned()
+        level = np.abs(mean[g])
         with np.errstate(invalid="ignore", divide="ignore"):
-            level = np.abs(self.baseline.sum_wx[g, 0] / self.baseline.sum_w[g, 0])
             # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but
             # the machine's running level is still the CUSUM's healthy reference, which a stop
             # keeps: without it the restarted machine could never be told running again, and
