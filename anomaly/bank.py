@@ -46,7 +46,7 @@ from anomaly.fusion import (
 from anomaly.health import CounterLearner, HealthResult, ReportingSilence, SensorHealth
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
-from anomaly.multivariate import GROUP_WIDTH, AssetT2
+from anomaly.multivariate import GROUP_WIDTH, REGIME_WIDTH, AssetT2, OperatingRegime
 from anomaly.spread import SpreadChange
 from anomaly.state import FirstTrue, LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
@@ -255,6 +255,29 @@ class BankConfig:
     settle_trend_s: float = 120.0
     settle_margin: float = 0.1
     settle_max_s: float = 3600.0
+    # > 0: operating regimes of machines no model describes (anomaly.multivariate.
+    # OperatingRegime). Each such asset's channels (up to REGIME_WIDTH, counters left out)
+    # are related to each other, sample by sample, by a linear model learned from its own
+    # steady, unalerted history (`regime_learn` samples, then half-life `regime_halflife`);
+    # a channel whose adaptive evidence the asset's other channels explain (its conditional
+    # z, the residual from what they predict in units of that prediction's spread, at most
+    # `regime_support`) is the machine's program (a CNC spindle's speed step raising its
+    # vibration and current), not a fault. Limits are not gated. 0: off.
+    regime_support: float = 3.0
+    # ... and, with this, a broken relation is evidence of its own: the conditional z, as
+    # log(1 + |z| / z_limit), calibrated against its own history like the other sources (a
+    # current 6 A higher at the same speed, within the range the program moves it through).
+    regime_evidence: bool = True
+    # The evidence is the conditional z smoothed over this half-life (samples): a relation
+    # broken for a moment (a sensor's spike, a lag at a speed step) is not a broken machine.
+    regime_smooth_s: float = 30.0
+    # ... and counts once the smoothed conditional z has stayed beyond `regime_support` this
+    # long (seconds): a sensor that freezes or starts spiking breaks the relation at once,
+    # and is named by the sensor checks (`stuck_s`) before its readings could be taken for
+    # a machine's fault.
+    regime_hold_s: float = 180.0
+    regime_learn: int = 3600
+    regime_halflife: float = 86400.0
     offline_min_s: float = 30.0
 
 
@@ -349,10 +372,10 @@ class DetectorBank:
                                    var_halflife=c.baseline_var_halflife,
                                    var_clip=c.baseline_var_clip)
         (self.likelihood, self.likelihood_seasonal, self.likelihood_change,
-         self.likelihood_spread, self.likelihood_envelope) = (
+         self.likelihood_spread, self.likelihood_envelope, self.likelihood_regime) = (
             AnomalyLikelihood(0, short=c.likelihood_short, long=c.likelihood_long,
                               warmup=c.likelihood_warmup, min_std=c.likelihood_min_std,
-                              decades=c.likelihood_decades) for _ in range(5))
+                              decades=c.likelihood_decades) for _ in range(6))
         self.settled = Latch(0)
         self.settle_smoother = Smoother(0)
         self.settle_trend = Smoother(0)
@@ -363,6 +386,9 @@ class DetectorBank:
         self.spread = SpreadChange(0, short=c.spread_halflife if c.spread_halflife > 0
                                    else 1.0, long=c.likelihood_long,
                                    warmup=c.likelihood_warmup)
+        self.regime = OperatingRegime(0, learn=c.regime_learn, halflife=c.regime_halflife)
+        self.regime_smoother = Smoother(0)
+        self.regime_calm = LastTrue(0)
         self.recurrence = Recurrence(0, count=c.recurrence_count if c.recurrence_count > 0
                                      else 1.0, halflife=c.recurrence_halflife,
                                      min_duration_s=c.open_hold_s)
@@ -423,6 +449,13 @@ class DetectorBank:
             if s.multivariate and free.size:          # a group wider than the slots is cut
                 slots[free[0]] = i
                 self.mv_log[asset_idx[i], free[0]] = s.multivariate == "log"
+        # Operating-regime slots of each asset: its generic rows, -1 padded (cut past the width).
+        self.regime_rows = np.full((len(self.assets), REGIME_WIDTH), -1, np.int64)
+        for row in self.generic_rows:
+            slots = self.regime_rows[asset_idx[row]]
+            free = np.flatnonzero(slots < 0)
+            if free.size:
+                slots[free[0]] = row
         self._order = np.argsort(asset_idx, kind="stable")
         sorted_assets = asset_idx[self._order]
         self._starts = np.flatnonzero(np.r_[True, sorted_assets[1:] != sorted_assets[:-1]]) \
@@ -482,6 +515,11 @@ class DetectorBank:
         self.smoother.add_channels(n, alpha=_alpha([s.smooth_s if s.smooth_s > 0 else 1.0
                                                     for s in specs], n))
         self.t2.add_channels(len(new_assets))
+        self.regime.add_channels(len(new_assets))
+        if self.config.regime_support > 0 and self.config.regime_evidence:
+            self.likelihood_regime.add_channels(n)
+            self.regime_smoother.add_channels(n, alpha=_alpha(self.config.regime_smooth_s, n))
+            self.regime_calm.add_channels(n)
         self.likelihood.add_channels(n)
         self.first_seen.add_channels(n)
         self.likelihood_seasonal.add_channels(n)
@@ -568,6 +606,10 @@ class DetectorBank:
             ind = np.where(unnamed, np.where(long_stop, 0.0, np.where(running, 1.0, np.nan)),
                            ind)
             resting = unnamed & stopped
+            jumps = self._machine_jumps(health.spike, stopped, n_a)
+            if jumps.any():
+                health = HealthResult(health.stuck, health.out_of_range, health.spike & ~jumps,
+                                      health.no_data)
         on, steady = self.running.steady(t, ind)
         last_on = self.last_on.update(t, on) if on.shape[1] else np.zeros(on.shape, np.int64)
         # A machine at rest (its running indicator low for limit_hold_s) does not vibrate: a
@@ -610,6 +652,7 @@ class DetectorBank:
             # A channel no model describes feeds its adaptive detectors once it has settled
             # after a restart (see `envelope_settled_z`); its limits saw it already.
             x = np.where(self.generic[:, None] & ~self._settled(t, x, steady), np.nan, x)
+        regime = self._regime(x, counter) if c.regime_support > 0 else None
         base = self.baseline.update(t, x)
         z, mean = base.z, base.mean
         if self.daily_rows.size:
@@ -676,6 +719,19 @@ class DetectorBank:
                 er = np.where(self.generic[:, None] & ~ignored,
                               np.log1p(np.abs(ez) / c.z_limit), np.nan)
                 cal = np.fmax(cal, self.likelihood_envelope.update(t, er).score)
+            if regime is not None:
+                # What the asset's other channels explain is its operating regime.
+                cal = np.where(regime.explained, 0.0, cal)
+                if c.regime_evidence:
+                    g = self.generic_rows
+                    zs = np.full(x.shape, np.nan)
+                    zs[g] = self.regime_smoother.update(t, regime.z[g], g)
+                    rr = np.where(ignored, np.nan, np.log1p(np.abs(zs) / c.z_limit))
+                    cr = self.likelihood_regime.update(t, rr).score
+                    with np.errstate(invalid="ignore"):
+                        calm = self.regime_calm.update(t, ~(np.abs(zs) > c.regime_support))
+                    young = t[None, :] - calm < int(round(c.regime_hold_s * 1e6))
+                    cal = np.fmax(cal, np.where(young, 0.0, cr))
             if c.recurrence_count > 0:
                 cal = self.recurrence.update(t, cal)
             if c.generic_learn_s > 0 and self.generic_rows.size:
@@ -748,6 +804,10 @@ class DetectorBank:
         # not cleared by their silence, or a fault that persists would re-open after each stop.
         settling = (on & ~steady) & self.equipment.on[:, None]
         held = np.where(settling, np.fmax(held, self.equipment.clear_level), held)
+        if regime is not None:
+            # Learned after scoring (causal), from samples no alert is made of.
+            self.regime.learn(regime.values, regime.used,
+                              asset < self.equipment.clear_level)
         eq_events = self.equipment.update(t, held, mode)
         dv_events = self.device.update(t, device, dev_mode)
         return BankResult(limit=lim, baseline=base_ratio, baseline_mean=mean, cusum=drift,
@@ -781,6 +841,23 @@ class DetectorBank:
         row = np.where(r.top >= 0, np.take_along_axis(rows, np.maximum(r.top, 0), axis=1), -1)
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
+
+    def _regime(self, x: NDArray[np.float64], counter: NDArray[np.bool_]) -> _Regime:
+        """Score the generic channels `x` (channels, T; NaN = not evidence) against their
+        asset's operating regime (:class:`~anomaly.multivariate.OperatingRegime`)."""
+        rows = self.regime_rows
+        counts = counter[np.maximum(rows, 0)].any(axis=2) if x.shape[1] else \
+            np.zeros(rows.shape, bool)
+        used = (rows >= 0) & ~counts
+        vals = np.where(used[:, :, None], x[np.maximum(rows, 0)], np.nan) if rows.size \
+            else np.zeros((rows.shape[0], REGIME_WIDTH, x.shape[1]))
+        cz = self.regime.score(vals, used)
+        z = np.full(x.shape, np.nan)
+        ai, si = np.nonzero(used)
+        z[rows[ai, si]] = cz[ai, si]
+        with np.errstate(invalid="ignore"):
+            explained = np.abs(z) <= self.config.regime_support
+        return _Regime(values=vals, used=used, z=z, explained=explained)
 
     def _settled(self, t: NDArray[np.int64], x: NDArray[np.float64],
                  steady: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -955,20 +1032,35 @@ class DetectorBank:
         level = np.where(np.isfinite(level) & (level > 0), level, ref)
         known = (np.isfinite(level) & (level > 0))[:, None]
         ax = np.abs(x[g])
-        near = np.zeros(x.shape)
-        high = np.zeros(x.shape)
+        near = np.zeros(x.shape, bool)
+        high = np.zeros(x.shape, bool)
         near[g] = known & (ax <= 0.02 * level[:, None])
         high[g] = known & (ax >= 0.2 * level[:, None])
-
-        def count(flag: NDArray[np.float64]) -> NDArray[np.float64]:
-            out = np.zeros((n_a, x.shape[1]))
-            if self._starts.size:
-                out[self._group] = np.add.reduceat(flag[self._order], self._starts, axis=0)
-            return out
-
-        n_near = count(near)
+        n_near = self._count(near, n_a)
         stopped = n_near >= 2
-        return stopped, ~stopped & (count(high) >= 2), n_near == 0
+        return stopped, ~stopped & (self._count(high, n_a) >= 2), n_near == 0
+
+    def _count(self, flag: NDArray[np.bool_], n_a: int) -> NDArray[np.int64]:
+        """Per asset and sample (assets, T): how many of its channels `flag` (channels, T)."""
+        out = np.zeros((n_a, flag.shape[1]), np.int64)
+        if self._starts.size and flag.shape[1]:
+            out[self._group] = np.add.reduceat(flag[self._order].astype(np.int64),
+                                               self._starts, axis=0)
+        return out
+
+    def _machine_jumps(self, spike: NDArray[np.bool_], stopped: NDArray[np.bool_],
+                       n_a: int) -> NDArray[np.bool_]:
+        """Per channel and sample: a spike of a channel no model describes that is the
+        machine, not the sensor: two or more of the asset's channels jump at once (a program
+        holding a speed for a second), or the machine stops within the next two samples (the
+        last second before a stop). A sensor's spike is its own."""
+        gs = spike & self.generic[:, None]
+        soon = np.zeros(stopped.shape, bool)
+        if stopped.shape[1] > 1:
+            soon[:, :-1] = stopped[:, 1:]
+            soon[:, :-2] |= stopped[:, 2:]
+        machine = (self._count(gs, n_a) >= 2) | soon
+        return np.asarray(gs & machine[self.asset_of], dtype=np.bool_)
 
     # --------------------------------------------------------------- checkpoint
     def _parts(self) -> dict[str, StreamingDetector]:
@@ -990,7 +1082,11 @@ class DetectorBank:
                     "settle_smoother": self.settle_smoother, "settle_trend": self.settle_trend}
                    if self.config.envelope_halflife > 0 else {}),
                 **({"spread": self.spread, "likelihood_spread": self.likelihood_spread}
-                   if self.config.spread_halflife > 0 else {})}
+                   if self.config.spread_halflife > 0 else {}),
+                **({"regime": self.regime} if self.config.regime_support > 0 else {}),
+                **({"likelihood_regime": self.likelihood_regime,
+                    "regime_smoother": self.regime_smoother, "regime_calm": self.regime_calm}
+                   if self.config.regime_support > 0 and self.config.regime_evidence else {})}
 
     def to_bytes(self) -> bytes:
         """Every detector's state as one ``.npz`` (no pickle); channel keys included."""
@@ -1036,6 +1132,18 @@ class DetectorBank:
         known = set(keys)
         bank.add([s for s in specs if (s.asset, s.metric) not in known])
         return bank
+
+
+@dataclass(frozen=True)
+class _Regime:
+    """One block's operating-regime check: the model's inputs (assets, REGIME_WIDTH, T), its
+    used slots, and per channel and sample the conditional z (NaN: not modelled) and whether
+    the asset's other channels explain it."""
+
+    values: NDArray[np.float64]
+    used: NDArray[np.bool_]
+    z: NDArray[np.float64]
+    explained: NDArray[np.bool_]
 
 
 @dataclass(frozen=True)

@@ -416,3 +416,130 @@ class AssetT2(StreamingDetector):
         self.weight = self.weight * keep + n
         self.s1 = self.s1 * keep[:, None] + xt.sum(axis=2)
         self.s2 = self.s2 * keep[:, None, None] + np.einsum("akt,ajt->akj", xt, xt)
+
+
+# --------------------------------------------------------------------------------------------
+# Operating regimes of machines nobody described (anomaly.bank.DetectorBank, generic channels).
+# --------------------------------------------------------------------------------------------
+
+#: Most channels of one asset the operating-regime model relates (slots beyond are not modelled).
+REGIME_WIDTH = 12
+_MAX_ABS = 1e100
+
+
+class OperatingRegime(StreamingDetector):
+    """How far each channel of an asset stands from what the asset's *other* channels, at the
+    same sample, say it should read: the asset's operating regime, learned from its own
+    history with no model of the machine.
+
+    A machine's program moves its channels together: a CNC spindle's speed step raises its
+    vibration and its current, a heavier cut its load and current. Against its own history
+    each such channel makes an excursion; against the others it does not. The model is the
+    exponentially weighted mean and covariance of the asset's valid samples (every used slot
+    finite), as in :class:`AssetT2`; the standardised covariance, with ``ridge`` added to its
+    diagonal (a share of each channel's variance no other channel can explain: sensor noise),
+    is inverted to the precision matrix P, and the **conditional z** of channel i is
+    ``(P z)_i / sqrt(P_ii)``: its residual from the linear regression on every other channel,
+    in units of that regression's residual spread (the Gaussian conditional of x_i given the
+    rest). A channel that follows the others scores near 0 however far its own value moved; a
+    fault that breaks the relation (coolant flow falling at an unchanged speed, vibration up at
+    the same speed) scores far from it.
+
+    :meth:`score` returns NaN until ``learn`` samples were learned, where a used slot has no
+    valid sample, and for assets with fewer than 3 used slots (2 channels cannot tell which of
+    them broke the relation). :meth:`learn` folds the samples the caller found healthy into
+    the sums with half-life ``halflife`` samples (equal weights while learning), after they
+    were scored: causal.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(42)
+    >>> speed = rng.choice([0.25, 0.5, 1.0], 4000)            # a program's speed steps
+    >>> x = np.stack([speed, 3 * speed + 1, rng.uniform(0, 1, 4000), speed + 0.5])
+    >>> x = x + 0.01 * rng.normal(size=x.shape)
+    >>> x[1, 3500:] += 0.3                 # channel 1 leaves the others, within its own range
+    >>> reg = OperatingRegime(1, learn=1000)
+    >>> vals = np.full((1, REGIME_WIDTH, 4000), np.nan)
+    >>> vals[0, :4] = x
+    >>> used = np.arange(REGIME_WIDTH)[None, :] < 4
+    >>> reg.learn(vals[:, :, :3000], used, np.ones((1, 3000), bool))
+    >>> z = reg.score(vals[:, :, 3000:], used)
+    >>> bool(np.abs(z[0, :4, :500]).max() < 3), bool(np.median(np.abs(z[0, 1, 500:])) > 5)
+    (True, True)
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("weight", "s1", "s2")
+    weight: NDArray[Any]
+    s1: NDArray[Any]
+    s2: NDArray[Any]
+
+    def __init__(self, assets: int = 0, *, learn: int = 3600, halflife: float = 86400.0,
+                 ridge: float = 1e-3, rel_floor: float = 1e-3) -> None:
+        check_at_least(assets, 0, name="assets")
+        check_at_least(learn, REGIME_WIDTH + 2, name="learn")
+        self.learn_n = int(learn)
+        self.decay = halflife_decay(halflife, name="halflife")
+        self.ridge = check_positive(ridge, name="ridge")
+        self.rel_floor = float(rel_floor)
+        self._set_state(self._initial_state(assets))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        k = REGIME_WIDTH
+        return {"weight": np.zeros(n), "s1": np.zeros((n, k)), "s2": np.zeros((n, k, k))}
+
+    def _check(self, values: ArrayLike, used: ArrayLike
+               ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
+        x = _as_fleet_block(values, name="values", k=REGIME_WIDTH)
+        if x.shape[0] != self.channels:
+            raise ValueError(f"`values` must have {self.channels} assets, got {x.shape[0]}")
+        u = np.asarray(used)
+        if u.dtype != np.bool_ or u.shape != x.shape[:2]:
+            raise ValueError(f"`used` must be bool shaped {x.shape[:2]}, got {u.dtype} {u.shape}")
+        x = np.where(u[:, :, None], x, 0.0)                 # padding slots: constant, no data
+        # A sample is usable where every used slot reads a number whose square the sums can
+        # hold (no sensor reads 1e100; an infinity or such a value would poison the model).
+        with np.errstate(invalid="ignore"):
+            valid = (np.abs(x) < _MAX_ABS).all(axis=1) & (u.sum(axis=1) >= 3)[:, None]
+        return x, u, valid
+
+    def score(self, values: ArrayLike, used: ArrayLike) -> NDArray[np.float64]:
+        """Conditional z (assets, REGIME_WIDTH, T) of a block: `values` (assets,
+        REGIME_WIDTH, T), NaN = no usable sample; `used` (assets, REGIME_WIDTH) bool."""
+        x, u, valid = self._check(values, used)
+        out = np.full(x.shape, np.nan)
+        ready = (self.weight >= self.learn_n) & (u.sum(axis=1) >= 3)
+        if not ready.any() or x.shape[2] == 0:
+            return out
+        a = np.flatnonzero(ready)
+        ua = u[a]
+        w = self.weight[a]
+        mean = self.s1[a] / w[:, None]
+        cov = self.s2[a] / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
+        var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
+        scale = np.maximum(np.sqrt(var), self.rel_floor * np.abs(mean) + 1e-12)
+        corr = cov / (scale[:, :, None] * scale[:, None, :])
+        corr = np.where(ua[:, :, None] & ua[:, None, :], corr, 0.0) \
+            + self.ridge * np.eye(REGIME_WIDTH)
+        prec = np.linalg.inv(corr)
+        z = np.where(ua[:, :, None], (x[a] - mean[:, :, None]) / scale[:, :, None], 0.0)
+        pz = np.einsum("aij,ajt->ait", prec, z)
+        cz = pz / np.sqrt(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
+        out[a] = np.where(ua[:, :, None] & valid[a][:, None, :], cz, np.nan)
+        return out
+
+    def learn(self, values: ArrayLike, used: ArrayLike, take: ArrayLike) -> None:
+        """Fold the samples `take` (assets, T) marks (and that are valid) into the model."""
+        x, u, valid = self._check(values, used)
+        tk = np.asarray(take, dtype=bool)
+        if tk.shape != valid.shape:
+            raise ValueError(f"`take` must be shaped {valid.shape}, got {tk.shape}")
+        if x.shape[2] == 0:
+            return
+        take_ = valid & tk
+        xt = np.where(take_[:, None, :], x, 0.0)
+        n = take_.sum(axis=1).astype(np.float64)
+        ready = self.weight >= self.learn_n
+        keep = np.where(ready, self.decay**n, 1.0)
+        self.weight = self.weight * keep + n
+        self.s1 = self.s1 * keep[:, None] + xt.sum(axis=2)
+        self.s2 = self.s2 * keep[:, None, None] + np.einsum("akt,ajt->akj", xt, xt)

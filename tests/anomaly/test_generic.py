@@ -4,6 +4,8 @@ Judged on the simulator's built-in scenarios with their profiles withheld."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from anomaly.bank import BankConfig, DetectorBank
@@ -160,3 +162,51 @@ def test_an_unknown_machine_restarted_with_a_fault_is_alerted_once_it_stops_conv
     opened = _unknown_chiller_restart(BankConfig(generic_learn_s=3600.0), settles_at=10.0)
     assert [(a, m) for a, m, _ in opened] == [("chl-x", "abnormal_behaviour")]
     assert restart + 1200 <= opened[0][2] < restart + 1200 + 3600
+
+
+def _unknown_mill(config: BankConfig, *, new_program_at: int, fault_at: int, n: int,
+                  seed: int = 42) -> list[tuple[str, int]]:
+    """An unknown machining centre at 1 Hz: its program steps the spindle speed every 20-90 s
+    among 2,000-6,000 rpm; current and vibration follow the speed, the coolant flow holds.
+    From `new_program_at` a new program runs at 6,000-9,000 rpm, faster than anything in its
+    history (every channel moves with the speed); from `fault_at` the current is 6 A higher
+    at the same speed (a binding bearing). Equipment opens as (mode, second)."""
+    rng = np.random.default_rng(seed)
+    levels = np.empty(n)
+    k = 0
+    while k < n:
+        d = int(rng.uniform(20, 90))
+        top = 9000.0 if k >= new_program_at else 6000.0
+        bottom = 6000.0 if k >= new_program_at else 2000.0
+        levels[k:k + d] = rng.uniform(bottom, top)
+        k += d
+    current = 4.0 + 0.003 * levels + rng.normal(0, 0.2, n)
+    current[fault_at:] += 6.0
+    x = np.stack([levels + rng.normal(0, 5.0, n), current,
+                  0.3 + 2e-4 * levels + rng.normal(0, 0.03, n), 20 + rng.normal(0, 0.3, n)])
+    specs = [channel_spec("mill-1", m, None) for m in (
+        "speed_rpm", "spindle_current_a", "vibration_rms_mm_s", "coolant_flow_l_min")]
+    bank = DetectorBank(specs, config)
+    opened = []
+    for a in range(0, n, 600):
+        t = (np.arange(a, min(a + 600, n), dtype=np.int64) + 1) * 1_000_000
+        opened += [(bank.modes[e.mode], a + e.sample)
+                   for e in bank.update(t, x[:, a:a + 600]).equipment_events
+                   if e.state == "open"]
+    return opened
+
+
+def test_an_unknown_machine_running_a_new_program_is_its_regime_and_a_broken_one_a_fault(
+        ) -> None:
+    # Three hours of history (an hour of learning), an hour of a faster program, then the
+    # current 6 A higher at the same speeds.
+    new, fault, n = 3 * 3600, 4 * 3600, 5 * 3600
+    regimes = BankConfig(generic_learn_s=3600.0)
+    opened = _unknown_mill(regimes, new_program_at=new, fault_at=fault, n=n)
+    assert opened, "the fault was not alerted"
+    assert all(s >= fault for _, s in opened), opened
+    assert opened[0][1] < fault + 600, opened
+    # Without the regime model the faster program alone opened alerts.
+    plain = _unknown_mill(replace(regimes, regime_support=0.0), new_program_at=new,
+                          fault_at=n, n=n)
+    assert any(new <= s for _, s in plain), plain
