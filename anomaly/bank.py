@@ -456,6 +456,8 @@ class DetectorBank:
             free = np.flatnonzero(slots < 0)
             if free.size:
                 slots[free[0]] = row
+        # Slots fill from the first: the model only looks at as many as some asset fills.
+        self.regime_width = int((self.regime_rows >= 0).sum(axis=1).max(initial=0))
         self._order = np.argsort(asset_idx, kind="stable")
         sorted_assets = asset_idx[self._order]
         self._starts = np.flatnonzero(np.r_[True, sorted_assets[1:] != sorted_assets[:-1]]) \
@@ -845,12 +847,12 @@ class DetectorBank:
     def _regime(self, x: NDArray[np.float64], counter: NDArray[np.bool_]) -> _Regime:
         """Score the generic channels `x` (channels, T; NaN = not evidence) against their
         asset's operating regime (:class:`~anomaly.multivariate.OperatingRegime`)."""
-        rows = self.regime_rows
+        rows = self.regime_rows[:, :self.regime_width]
         counts = counter[np.maximum(rows, 0)].any(axis=2) if x.shape[1] else \
             np.zeros(rows.shape, bool)
         used = (rows >= 0) & ~counts
         vals = np.where(used[:, :, None], x[np.maximum(rows, 0)], np.nan) if rows.size \
-            else np.zeros((rows.shape[0], REGIME_WIDTH, x.shape[1]))
+            else np.zeros((*rows.shape, x.shape[1]))
         cz = self.regime.score(vals, used)
         z = np.full(x.shape, np.nan)
         ai, si = np.nonzero(used)
@@ -1136,7 +1138,7 @@ class DetectorBank:
 
 @dataclass(frozen=True)
 class _Regime:
-    """One block's operating-regime check: the model's inputs (assets, REGIME_WIDTH, T), its
+    """One block's operating-regime check: the model's inputs (assets, width, T), its
     used slots, and per channel and sample the conditional z (NaN: not modelled) and whether
     the asset's other channels explain it."""
 

@@ -468,10 +468,11 @@ class OperatingRegime(StreamingDetector):
     (True, True)
     """
 
-    _state_names: ClassVar[tuple[str, ...]] = ("weight", "s1", "s2")
+    _state_names: ClassVar[tuple[str, ...]] = ("weight", "s1", "s2", "used")
     weight: NDArray[Any]
     s1: NDArray[Any]
     s2: NDArray[Any]
+    used: NDArray[Any]
 
     def __init__(self, assets: int = 0, *, learn: int = 3600, halflife: float = 86400.0,
                  ridge: float = 1e-3, rel_floor: float = 1e-3) -> None:
@@ -485,16 +486,30 @@ class OperatingRegime(StreamingDetector):
 
     def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
         k = REGIME_WIDTH
-        return {"weight": np.zeros(n), "s1": np.zeros((n, k)), "s2": np.zeros((n, k, k))}
+        return {"weight": np.zeros(n), "s1": np.zeros((n, k)), "s2": np.zeros((n, k, k)),
+                "used": np.zeros((n, k), bool)}          # the slots the sums describe
 
     def _check(self, values: ArrayLike, used: ArrayLike
                ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
-        x = _as_fleet_block(values, name="values", k=REGIME_WIDTH)
-        if x.shape[0] != self.channels:
-            raise ValueError(f"`values` must have {self.channels} assets, got {x.shape[0]}")
+        """Checked block cut to the slots any asset uses (slots fill from the first: the rest
+        cost nothing), its used slots and the valid samples (assets, T). An asset whose used
+        slots changed (a channel added, or found to be a counter) learns afresh: the sums
+        describe one set of channels."""
+        x = _as_fleet_block(values, name="values")
+        if x.shape[0] != self.channels or x.shape[1] > REGIME_WIDTH:
+            raise ValueError(f"`values` must have {self.channels} assets and at most "
+                             f"{REGIME_WIDTH} channels each, got shape {x.shape}")
         u = np.asarray(used)
         if u.dtype != np.bool_ or u.shape != x.shape[:2]:
             raise ValueError(f"`used` must be bool shaped {x.shape[:2]}, got {u.dtype} {u.shape}")
+        full = np.zeros((x.shape[0], REGIME_WIDTH), bool)
+        full[:, :u.shape[1]] = u
+        changed = (full != self.used).any(axis=1)
+        if changed.any():
+            self.reset(changed)
+            self.used[changed] = full[changed]
+        k = int(np.flatnonzero(u.any(axis=0)).max(initial=-1)) + 1
+        x, u = x[:, :k], u[:, :k]
         x = np.where(u[:, :, None], x, 0.0)                 # padding slots: constant, no data
         # A sample is usable where every used slot reads a number whose square the sums can
         # hold (no sensor reads 1e100; an infinity or such a value would poison the model).
@@ -503,28 +518,30 @@ class OperatingRegime(StreamingDetector):
         return x, u, valid
 
     def score(self, values: ArrayLike, used: ArrayLike) -> NDArray[np.float64]:
-        """Conditional z (assets, REGIME_WIDTH, T) of a block: `values` (assets,
-        REGIME_WIDTH, T), NaN = no usable sample; `used` (assets, REGIME_WIDTH) bool."""
+        """Conditional z (assets, k, T) of a block: `values` (assets, k, T), NaN = no usable
+        sample, the asset's channels in its first slots (k <= REGIME_WIDTH, the same slots
+        every block); `used` (assets, k) bool, the slots each asset fills."""
+        shape = np.shape(values)
         x, u, valid = self._check(values, used)
-        out = np.full(x.shape, np.nan)
+        n_t = x.shape[2]
+        out = np.full(shape, np.nan)
+        k = u.shape[1]
         ready = (self.weight >= self.learn_n) & (u.sum(axis=1) >= 3)
-        if not ready.any() or x.shape[2] == 0:
+        if not ready.any() or n_t == 0:
             return out
         a = np.flatnonzero(ready)
         ua = u[a]
         w = self.weight[a]
-        mean = self.s1[a] / w[:, None]
-        cov = self.s2[a] / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
+        mean = self.s1[a, :k] / w[:, None]
+        cov = self.s2[a, :k, :k] / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
         var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
         scale = np.maximum(np.sqrt(var), self.rel_floor * np.abs(mean) + 1e-12)
         corr = cov / (scale[:, :, None] * scale[:, None, :])
-        corr = np.where(ua[:, :, None] & ua[:, None, :], corr, 0.0) \
-            + self.ridge * np.eye(REGIME_WIDTH)
+        corr = np.where(ua[:, :, None] & ua[:, None, :], corr, 0.0) + self.ridge * np.eye(k)
         prec = np.linalg.inv(corr)
         z = np.where(ua[:, :, None], (x[a] - mean[:, :, None]) / scale[:, :, None], 0.0)
-        pz = np.einsum("aij,ajt->ait", prec, z)
-        cz = pz / np.sqrt(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
-        out[a] = np.where(ua[:, :, None] & valid[a][:, None, :], cz, np.nan)
+        cz = np.matmul(prec, z) / np.sqrt(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
+        out[a, :k] = np.where(ua[:, :, None] & valid[a][:, None, :], cz, np.nan)
         return out
 
     def learn(self, values: ArrayLike, used: ArrayLike, take: ArrayLike) -> None:
@@ -535,11 +552,13 @@ class OperatingRegime(StreamingDetector):
             raise ValueError(f"`take` must be shaped {valid.shape}, got {tk.shape}")
         if x.shape[2] == 0:
             return
+        k = u.shape[1]
         take_ = valid & tk
         xt = np.where(take_[:, None, :], x, 0.0)
         n = take_.sum(axis=1).astype(np.float64)
         ready = self.weight >= self.learn_n
         keep = np.where(ready, self.decay**n, 1.0)
         self.weight = self.weight * keep + n
-        self.s1 = self.s1 * keep[:, None] + xt.sum(axis=2)
-        self.s2 = self.s2 * keep[:, None, None] + np.einsum("akt,ajt->akj", xt, xt)
+        self.s1[:, :k] = self.s1[:, :k] * keep[:, None] + xt.sum(axis=2)
+        self.s2[:, :k, :k] = self.s2[:, :k, :k] * keep[:, None, None] \
+            + np.matmul(xt, xt.transpose(0, 2, 1))

@@ -90,8 +90,8 @@ def test_rejects_bad_input() -> None:
     reg = OperatingRegime(1)
     with pytest.raises(ValueError, match="3-D"):
         reg.score(np.zeros((W, 5)), used(3))
-    with pytest.raises(ValueError, match="channels per asset"):
-        reg.score(np.zeros((1, W - 1, 5)), used(3))
+    with pytest.raises(ValueError, match="at most"):
+        reg.score(np.zeros((1, W + 1, 5)), np.zeros((1, W + 1), bool))
     with pytest.raises(ValueError, match="assets"):
         reg.score(np.zeros((2, W, 5)), used(3))
     with pytest.raises(ValueError, match="used"):
@@ -156,3 +156,17 @@ def test_regimes_off_keep_no_state() -> None:
     assert "regime" in bank._parts()
     off = DetectorBank(bank.specs, BankConfig(regime_support=0.0))
     assert "regime" not in off._parts()
+
+
+def test_a_different_set_of_channels_is_learned_afresh() -> None:
+    # The sums describe one set of channels: a channel added to the asset (or one found to be
+    # a counter and left out) would otherwise meet sums that never saw it.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 300))
+    reg = OperatingRegime(1, learn=W + 2)
+    reg.learn(block(*x), used(3), np.ones((1, 300), bool))
+    assert np.isfinite(reg.score(block(*x), used(3))[0, :3]).all()
+    assert np.isnan(reg.score(block(*x), used(4))).all()
+    assert reg.weight[0] == 0
+    reg.learn(block(*x), used(4), np.ones((1, 300), bool))
+    assert np.isfinite(reg.score(block(*x), used(4))[0, :4]).all()
