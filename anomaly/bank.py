@@ -631,6 +631,7 @@ class DetectorBank:
         # evidence (a stuck sensor that comes back jumps to where the process has gone meanwhile).
         suspect = self.suspect.update(t, problem)
         x = np.where(suspect, np.nan, x)
+        gone = np.isnan(x)          # no reading, or one from a suspect sensor
         mv_src = x          # raw (untransformed) values for the multivariate block below
         if self.transforms:
             x = x.copy()
@@ -654,7 +655,7 @@ class DetectorBank:
             # A channel no model describes feeds its adaptive detectors once it has settled
             # after a restart (see `envelope_settled_z`); its limits saw it already.
             x = np.where(self.generic[:, None] & ~self._settled(t, x, steady), np.nan, x)
-        regime = self._regime(x, counter) if c.regime_support > 0 else None
+        regime = self._regime(x, counter, gone) if c.regime_support > 0 else None
         base = self.baseline.update(t, x)
         z, mean = base.z, base.mean
         if self.daily_rows.size:
@@ -844,16 +845,21 @@ class DetectorBank:
         mode = np.where(row >= 0, self.mode_of[np.maximum(row, 0)] if self.channels else 0, 0)
         return _Multivariate(t2=r.t2, spe=r.spe, ratio=r.ratio, row=row, mode=mode)
 
-    def _regime(self, x: NDArray[np.float64], counter: NDArray[np.bool_]) -> _Regime:
+    def _regime(self, x: NDArray[np.float64], counter: NDArray[np.bool_],
+                gone: NDArray[np.bool_]) -> _Regime:
         """Score the generic channels `x` (channels, T; NaN = not evidence) against their
-        asset's operating regime (:class:`~anomaly.multivariate.OperatingRegime`)."""
+        asset's operating regime (:class:`~anomaly.multivariate.OperatingRegime`). A channel
+        whose sensor gave nothing usable (`gone`: no reading or a suspect one) in more than a
+        tenth of the block is left out of its asset's regression for the block."""
         rows = self.regime_rows[:, :self.regime_width]
         counts = counter[np.maximum(rows, 0)].any(axis=2) if x.shape[1] else \
             np.zeros(rows.shape, bool)
         used = (rows >= 0) & ~counts
         vals = np.where(used[:, :, None], x[np.maximum(rows, 0)], np.nan) if rows.size \
             else np.zeros((*rows.shape, x.shape[1]))
-        cz = self.regime.score(vals, used)
+        absent = used & (gone[np.maximum(rows, 0)].mean(axis=2) > 0.1) if x.shape[1] else \
+            np.zeros(rows.shape, bool)
+        cz = self.regime.score(vals, used, absent)
         z = np.full(x.shape, np.nan)
         ai, si = np.nonzero(used)
         z[rows[ai, si]] = cz[ai, si]

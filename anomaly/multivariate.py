@@ -517,20 +517,38 @@ class OperatingRegime(StreamingDetector):
             valid = (np.abs(x) < _MAX_ABS).all(axis=1) & (u.sum(axis=1) >= 3)[:, None]
         return x, u, valid
 
-    def score(self, values: ArrayLike, used: ArrayLike) -> NDArray[np.float64]:
+    def score(self, values: ArrayLike, used: ArrayLike,
+              absent: ArrayLike | None = None) -> NDArray[np.float64]:
         """Conditional z (assets, k, T) of a block: `values` (assets, k, T), NaN = no usable
         sample, the asset's channels in its first slots (k <= REGIME_WIDTH, the same slots
-        every block); `used` (assets, k) bool, the slots each asset fills."""
+        every block); `used` (assets, k) bool, the slots each asset fills.
+
+        `absent` (assets, k) bool, default none: slots whose sensor gives nothing usable in
+        this block (dead, found stuck, a metric no longer sent). They are left out of the
+        block's regression and get no score: the others are related among themselves (the
+        Gaussian conditional given the channels present), so one broken sensor does not blind
+        the asset's model for as long as it stays broken. Any other slot without a value
+        (the machine stopped or settling) leaves its sample unscored."""
         shape = np.shape(values)
-        x, u, valid = self._check(values, used)
+        x, u, _ = self._check(values, used)
         n_t = x.shape[2]
         out = np.full(shape, np.nan)
         k = u.shape[1]
-        ready = (self.weight >= self.learn_n) & (u.sum(axis=1) >= 3)
+        present = u.copy()
+        if absent is not None:
+            gone = np.asarray(absent)
+            if gone.dtype != np.bool_ or gone.shape != np.shape(used):
+                raise ValueError(f"`absent` must be bool shaped {np.shape(used)}, got "
+                                 f"{gone.dtype} {gone.shape}")
+            present &= ~gone[:, :k]
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(x) < _MAX_ABS) | ~present[:, :, None]
+        valid = ok.all(axis=1) & (present.sum(axis=1) >= 3)[:, None]
+        ready = (self.weight >= self.learn_n) & (present.sum(axis=1) >= 3)
         if not ready.any() or n_t == 0:
             return out
         a = np.flatnonzero(ready)
-        ua = u[a]
+        ua = present[a]
         w = self.weight[a]
         mean = self.s1[a, :k] / w[:, None]
         cov = self.s2[a, :k, :k] / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
@@ -539,7 +557,9 @@ class OperatingRegime(StreamingDetector):
         corr = cov / (scale[:, :, None] * scale[:, None, :])
         corr = np.where(ua[:, :, None] & ua[:, None, :], corr, 0.0) + self.ridge * np.eye(k)
         prec = np.linalg.inv(corr)
-        z = np.where(ua[:, :, None], (x[a] - mean[:, :, None]) / scale[:, :, None], 0.0)
+        with np.errstate(invalid="ignore"):
+            z = np.where(ua[:, :, None] & valid[a][:, None, :],
+                         (x[a] - mean[:, :, None]) / scale[:, :, None], 0.0)
         cz = np.matmul(prec, z) / np.sqrt(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
         out[a, :k] = np.where(ua[:, :, None] & valid[a][:, None, :], cz, np.nan)
         return out

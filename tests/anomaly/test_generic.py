@@ -165,12 +165,13 @@ def test_an_unknown_machine_restarted_with_a_fault_is_alerted_once_it_stops_conv
 
 
 def _unknown_mill(config: BankConfig, *, new_program_at: int, fault_at: int, n: int,
-                  seed: int = 42) -> list[tuple[str, int]]:
+                  seed: int = 42, dead_at: int | None = None) -> list[tuple[str, int]]:
     """An unknown machining centre at 1 Hz: its program steps the spindle speed every 20-90 s
     among 2,000-6,000 rpm; current and vibration follow the speed, the coolant flow holds.
     From `new_program_at` a new program runs at 6,000-9,000 rpm, faster than anything in its
     history (every channel moves with the speed); from `fault_at` the current is 6 A higher
-    at the same speed (a binding bearing). Equipment opens as (mode, second)."""
+    at the same speed (a binding bearing); from `dead_at` the coolant flow sensor sends
+    nothing. Equipment opens as (mode, second)."""
     rng = np.random.default_rng(seed)
     levels = np.empty(n)
     k = 0
@@ -184,6 +185,8 @@ def _unknown_mill(config: BankConfig, *, new_program_at: int, fault_at: int, n: 
     current[fault_at:] += 6.0
     x = np.stack([levels + rng.normal(0, 5.0, n), current,
                   0.3 + 2e-4 * levels + rng.normal(0, 0.03, n), 20 + rng.normal(0, 0.3, n)])
+    if dead_at is not None:
+        x[3, dead_at:] = np.nan
     specs = [channel_spec("mill-1", m, None) for m in (
         "speed_rpm", "spindle_current_a", "vibration_rms_mm_s", "coolant_flow_l_min")]
     bank = DetectorBank(specs, config)
@@ -210,3 +213,17 @@ def test_an_unknown_machine_running_a_new_program_is_its_regime_and_a_broken_one
     plain = _unknown_mill(replace(regimes, regime_support=0.0), new_program_at=new,
                           fault_at=n, n=n)
     assert any(new <= s for _, s in plain), plain
+
+
+def test_one_dead_sensor_does_not_blind_an_unknown_machines_regime() -> None:
+    # The coolant flow sensor dies half an hour before the faster program: the other three
+    # channels still explain it (they are related among themselves for as long as it is dead).
+    new, n = 3 * 3600, 4 * 3600
+    regimes = BankConfig(generic_learn_s=3600.0)
+    opened = _unknown_mill(regimes, new_program_at=new, fault_at=n, n=n, dead_at=new - 1800)
+    assert opened == []
+    # ... and a fault among them is still seen with the sensor dead.
+    faulty = _unknown_mill(regimes, new_program_at=new, fault_at=new + 1800, n=n,
+                           dead_at=new - 1800)
+    assert faulty, "the fault was not alerted"
+    assert all(s >= new + 1800 for _, s in faulty), faulty

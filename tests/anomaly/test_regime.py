@@ -50,6 +50,39 @@ def test_the_conditional_z_is_the_regression_residual_in_its_own_spread() -> Non
     assert 3.0 < reg.score(block(*(np.array([v]) for v in (1.0, 0.5, 2.0))), used(3))[0, 2, 0] < 5
 
 
+def test_an_absent_channel_is_left_out_and_the_others_still_relate() -> None:
+    # x3 = x0 + x1 + x2 + e. With x2's sensor dead for the block, x3 is scored against x0
+    # and x1 alone (x2 is then part of its residual spread: the score shrinks, but a break of
+    # 2 units still stands out); x2 gets no score. With two of four dead, nothing is scored.
+    rng = np.random.default_rng(7)
+    n = 20000
+    x0, x1, x2 = rng.normal(size=(3, n))
+    x3 = x0 + x1 + x2 + 0.1 * rng.normal(size=n)
+    reg = OperatingRegime(1, learn=1000, ridge=1e-6)
+    reg.learn(block(x0, x1, x2, x3), used(4), np.ones((1, n), bool))
+    a, b = np.array([0.5, 0.5, 0.5]), np.array([-1.0, -1.0, -1.0])
+    dead = np.full(3, np.nan)
+    absent = np.zeros((1, W), bool)
+    absent[0, 2] = True
+    z = reg.score(block(a, b, dead, a + b + np.array([0.0, 0.0, 2.0])), used(4), absent)
+    assert np.isnan(z[0, 2]).all()
+    assert abs(z[0, 3, 0]) < 0.5
+    assert z[0, 3, 2] > 1.2                                            # 2 / sqrt(1 + 0.01)
+    assert np.isfinite(z[0, :2]).all()
+    assert np.isfinite(z[0, 3]).all()
+    two = absent.copy()
+    two[0, 1] = True
+    assert np.isnan(reg.score(block(a, dead, dead, a + b), used(4), two)).all()
+    # A slot without a value that is not absent (the machine settling) leaves the sample
+    # unscored, as before.
+    assert np.isnan(reg.score(block(a, b, dead, a + b), used(4))).all()
+    # The model itself is untouched (the same set of channels is used): a full block scores
+    # as before.
+    assert abs(reg.score(block(a, b, a, a + b + a), used(4))[0, 3, 0]) < 0.5
+    with pytest.raises(ValueError, match="`absent` must be bool"):
+        reg.score(block(a, b, a, a), used(4), np.zeros((1, 3), bool))
+
+
 def test_nothing_is_scored_while_learning_nor_for_fewer_than_three_channels() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 500))
