@@ -32,11 +32,14 @@ __all__ = ["BEARINGS", "MODELS", "MULTIVARIATE", "PROFILES", "SPEED_METRIC", "Me
 
 NAN = float("nan")
 
-# Physically possible ranges by unit suffix, for the out-of-range check.
+# Physically possible ranges by unit suffix, for the out-of-range check (a profile's
+# `sensor_range` overrides them). Only what no healthy sensor can read: a percentage of rated
+# load or current passes 100 in an overload (a spindle cutting hard, a motor starting), so
+# `_pct` stops well above it.
 PHYS_RANGE: dict[str, tuple[float, float]] = {
     "_c": (-60.0, 400.0),
     "_bar": (-1.0, 1000.0),
-    "_pct": (0.0, 100.0),
+    "_pct": (0.0, 1000.0),
     "_rpm": (0.0, 100_000.0),
     "_a": (0.0, 10_000.0),
     "_v": (0.0, 100_000.0),
@@ -103,6 +106,9 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
     lo, hi = next((r for suffix, r in PHYS_RANGE.items() if metric.endswith(suffix)), (NAN, NAN))
     model = profile
     m = model.metrics.get(metric) if model is not None else None
+    if m is not None:
+        lo, hi = (b if b is not None else d for b, d in zip(m.sensor_range, (lo, hi),
+                                                            strict=True))
     if model is None or m is None:
         return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi,
                            mode=mode or failure_mode_for(metric), generic=True)

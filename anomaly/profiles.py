@@ -20,7 +20,9 @@ device's profile through its asset there (:mod:`anomaly.catalogue`). :func:`prof
 both directions. A profile may also carry the catalogue's own fields: ``name``,
 ``manufacturer``, ``equipment_type``, ``contract_list_price`` and ``failure_modes`` (per code its
 name, skill, labour hours and parts list); per metric ``unit``, ``healthy: [low, high]``,
-``duration_s`` (how long a limit must be crossed) and ``ignored``. ``device_prefix`` only names
+``duration_s`` (how long a limit must be crossed), ``sensor_range: [low, high]`` (what the
+sensor can read at all: beyond is the sensor's fault, not the machine's; by default a range
+for the metric's unit suffix) and ``ignored``. ``device_prefix`` only names
 the simulator's devices of the kind (the offline scenario evaluation); the worker does not use
 it. Loading validates everything at the boundary and names the file and the field in the error.
 """
@@ -68,6 +70,9 @@ class MetricConfig:
     ignored: bool = False           # neither evidence nor checked as a sensor
     unit: str = ""                  # catalogue only: the unit the device sends
     healthy: tuple[float | None, float | None] = (None, None)  # catalogue only: normal range
+    # What the sensor can read at all (null: the unit suffix's range, anomaly.models.
+    # PHYS_RANGE): a reading beyond is the device problem "sensor out of range".
+    sensor_range: tuple[float | None, float | None] = (None, None)
 
     @property
     def role(self) -> str:
@@ -140,7 +145,7 @@ def _metric(raw: Any, where: str) -> MetricConfig:
             if not isinstance(value, str):
                 raise ValueError(f"{at}: must be text, got {value!r}")
             out[key] = value
-        elif key == "healthy":
+        elif key in ("healthy", "sensor_range"):
             if not isinstance(value, list | tuple) or len(value) != 2:
                 raise ValueError(f"{at}: must be [low, high] (null for no bound)")
             lo_hi = tuple(None if v is None else _number(v, at) for v in value)
@@ -384,6 +389,8 @@ def metric_columns(m: MetricConfig) -> dict[str, Any]:
     for key in ("partners", "witnesses"):
         if getattr(m, key):
             settings[key] = list(getattr(m, key))
+    if m.sensor_range != (None, None):
+        settings["sensor_range"] = list(m.sensor_range)
     return {"unit": m.unit, "role": m.role, "failure_mode": m.mode,
             "low": None if math.isnan(m.low) else m.low,
             "high": None if math.isnan(m.high) else m.high,

@@ -124,7 +124,8 @@ class MetricSpec(models.Model):
     settings = models.JSONField(
         default=dict, blank=True,
         help_text="further detector settings of the profile format: min_std, side, transform, "
-                  "partners, witnesses, stuck, steps, smooth_s, idle_max, multivariate")
+                  "partners, witnesses, stuck, steps, smooth_s, idle_max, multivariate, "
+                  "sensor_range")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

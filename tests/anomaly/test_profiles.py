@@ -10,7 +10,14 @@ import pytest
 
 from anomaly.catalogue import Catalogue
 from anomaly.models import BEARINGS, MULTIVARIATE, PROFILES, SPEED_METRIC, channel_spec
-from anomaly.profiles import load_profile, load_profiles, parse_profile
+from anomaly.profiles import (
+    load_profile,
+    load_profiles,
+    metric_columns,
+    parse_metric,
+    parse_profile,
+    profile_dict,
+)
 from evaluation.offline import run_bank
 
 GEARBOX = """\
@@ -113,6 +120,32 @@ def test_an_ignored_metric_is_neither_evidence_nor_checked() -> None:
     with pytest.raises(ValueError, match="an ignored metric cannot be scored"):
         parse_profile({"kind": "k", "running": {"metric": "a", "above": 1},
                        "metrics": {"a": {"ignored": True, "scored": True}}})
+
+
+def test_a_sensor_range_says_what_the_sensor_can_read_and_overload_is_not_a_fault() -> None:
+    # By unit suffix, a percentage may pass 100 (a spindle cutting hard at 110 % load is the
+    # machine, not a broken sensor); a profile narrows or widens what the sensor can read.
+    generic = channel_spec("mill-1", "spindle_load_pct", None)
+    assert (generic.phys_min, generic.phys_max) == (0.0, 1000.0)
+    p = parse_profile({"kind": "k", "running": {"metric": "a_rpm", "above": 1},
+                       "metrics": {"a_rpm": {"scored": False},
+                                   "load_pct": {"sensor_range": [0, 200]},
+                                   "level_pct": {"sensor_range": [None, 100]}}})
+    assert (channel_spec("x", "load_pct", p).phys_min,
+            channel_spec("x", "load_pct", p).phys_max) == (0.0, 200.0)
+    assert channel_spec("x", "level_pct", p).phys_max == 100.0
+    assert channel_spec("x", "level_pct", p).phys_min == 0.0          # the suffix's low end
+    # It rides in the catalogue's settings and comes back the same.
+    cols = metric_columns(p.metrics["load_pct"])
+    assert cols["settings"] == {"sensor_range": [0.0, 200.0]}
+    back = profile_dict({"kind": "k", "running_metric": "a_rpm", "running_above": 1},
+                        [{"metric": "load_pct", **cols}])
+    assert parse_profile(back).metrics["load_pct"].sensor_range == (0.0, 200.0)
+    for bad, why in (([200, 0], "low must be below high"), ([1], r"must be \[low, high\]"),
+                     (["a", 1], "must be a number")):
+        with pytest.raises(ValueError, match=rf"m\.sensor_range: {why}"):
+            parse_metric({"sensor_range": bad}, "m")
+    assert PROFILES["cnc_spindle"].metrics["spindle_load_pct"].sensor_range == (0.0, 200.0)
 
 
 def test_a_device_is_watched_with_its_catalogue_profile_whatever_its_id() -> None:
