@@ -4,6 +4,7 @@ uses."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="give every machine this many days of healthy history before its "
                         "faults (each fault comes that much later): how a machine in the "
                         "field goes wrong, after the detectors have learned it")
+    c.add_argument("--slower", type=float, default=1.0,
+                   help="every fault develops this many times slower (failure, repair and "
+                        "ramp that much further from its onset, a drift that much slower; the "
+                        "run extended to match): wear over days instead of an hour")
     v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
@@ -95,7 +100,8 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None, select: str = "pooled
 
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
-               models: bool = True, seed_shift: int = 0, history_days: float = 0.0) -> int:
+               models: bool = True, seed_shift: int = 0, history_days: float = 0.0,
+               slower: float = 1.0) -> int:
     from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
@@ -105,16 +111,22 @@ def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0
     if not history_days >= 0:
         print(f"--history-days {history_days}: must be >= 0", file=sys.stderr)
         return 2
+    if not (math.isfinite(slower) and slower > 0):
+        print(f"--slower {slower}: must be a number > 0", file=sys.stderr)
+        return 2
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:
         result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models,
-                                    seed_shift=seed_shift, history_s=history_days * 86400.0)
+                                    seed_shift=seed_shift, history_s=history_days * 86400.0,
+                                    slower=slower)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     history = f", {history_days:g} d of history before the faults" if history_days else ""
-    print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}{history}")
+    pace = f", faults {slower:g}x slower" if slower != 1.0 else ""
+    print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}{history}"
+          f"{pace}")
     print(evaluate.format_table(result))
     return 0
 
@@ -124,7 +136,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
         return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models,
-                          args.seed_shift, args.history_days)
+                          args.seed_shift, args.history_days, args.slower)
     if args.command == "crossval":
         return _crossval(args.nab, args.skab, args.select)
     data: Path = args.data

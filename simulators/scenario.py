@@ -31,6 +31,7 @@ backfill; :meth:`Scenario.labels` turns them into aware UTC ground truth for a s
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,40 @@ class Scenario:
                                        failure_s=later(f.failure_s), end_s=later(f.end_s))
                                for f in self.faults),
             duration_s=later(self.duration_s))
+
+    def slowed(self, factor: float) -> Scenario:
+        """A copy in which every fault develops `factor` times slower: its failure, repair and
+        ramp come `factor` times further from its onset and a drift moves `factor` times
+        slower (the same harm, reached later, as a machine in the field wears over days); the
+        run, if it has a duration, is extended by the longest fault's added time.
+
+        >>> s = load(builtin("pump-drift")).slowed(10)
+        >>> f = s.faults[0]
+        >>> f.onset_s, f.end_s, f.params["rate_per_h"], s.duration_s
+        (900.0, 45900.0, 0.4, 47700.0)
+        """
+        if not (math.isfinite(factor) and factor > 0):
+            raise ScenarioError(f"slow-down factor must be a number > 0, got {factor}")
+
+        def later(f: FaultSpec, v: float | None) -> float | None:
+            return None if v is None else f.onset_s + (v - f.onset_s) * factor
+
+        faults = []
+        added = 0.0
+        for f in self.faults:
+            params = dict(f.params)
+            if "rate_per_h" in params:
+                params["rate_per_h"] = params["rate_per_h"] / factor
+            if "ramp_s" in params:
+                params["ramp_s"] = params["ramp_s"] * factor
+            slow = replace(f, failure_s=later(f, f.failure_s), end_s=later(f, f.end_s),
+                           params=params)
+            last, new = f.end_s or f.failure_s, slow.end_s or slow.failure_s
+            if last is not None and new is not None:
+                added = max(added, new - last)
+            faults.append(slow)
+        duration = None if self.duration_s is None else self.duration_s + added
+        return replace(self, faults=tuple(faults), duration_s=duration)
 
     def with_fleet_size(self, n_devices: int) -> Scenario:
         """A copy whose fleet is grown to ``n_devices``: the file's devices first, then more of

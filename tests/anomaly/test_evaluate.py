@@ -126,3 +126,28 @@ def test_history_moves_the_faults_later_and_adds_healthy_time(tmp_path: Path,
     assert main(["scenarios", "--scenario", str(path), "--history-days", "-1"]) == 2
     with pytest.raises(ValueError, match="history"):
         parse(SMALL).with_history(-1.0)
+
+
+def test_slower_faults_develop_later_and_the_run_grows_to_match(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    s = parse(SMALL).slowed(3.0)
+    wear, stuck = s.faults
+    assert (wear.onset_s, wear.failure_s, wear.end_s) == (900.0, 900 + 3 * 4500, 900 + 3 * 5700)
+    assert (stuck.onset_s, stuck.end_s) == (1800.0, 1800 + 3 * 2200)
+    assert s.duration_s == 7200 + 2 * 5700            # the longest fault's added time
+    drift = parse({**SMALL, "faults": [{"device": "pmp-0001", "fault": "drift",
+                                        "metric": "discharge_pressure_bar", "onset_s": 60,
+                                        "end_s": 660, "params": {"rate_per_h": 3.0}}]})
+    assert drift.slowed(2.0).faults[0].params == {"rate_per_h": 1.5}
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="slow-down factor must be a number > 0"):
+            parse(SMALL).slowed(bad)
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800,
+                                    "faults": SMALL["faults"][1:]}))
+    assert main(["scenarios", "--scenario", str(path), "--slower", "1.5"]) == 0
+    assert "faults 1.5x slower" in capsys.readouterr().out
+    assert main(["scenarios", "--scenario", str(path), "--slower", "0"]) == 2
+    assert "--slower 0.0: must be a number > 0" in capsys.readouterr().err
