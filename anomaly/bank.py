@@ -860,11 +860,24 @@ class DetectorBank:
         absent = used & (gone[np.maximum(rows, 0)].mean(axis=2) > 0.1) if x.shape[1] else \
             np.zeros(rows.shape, bool)
         cz = self.regime.score(vals, used, absent)
+        # Where the asset has values but some channel has none yet (its temperatures still
+        # settling after a restart), the channels that have them are related among themselves
+        # too: enough to say the machine's program explains a channel, not to accuse one (a
+        # settling channel drives others: a chiller's return water follows its supply).
+        explain = cz
+        present = used & ~absent
+        fin = np.isfinite(vals) & present[:, :, None]
+        holes = present & (~fin & fin.any(axis=1)[:, None, :]).any(axis=2)
+        if holes.any():
+            partial = self.regime.score(vals, used, absent | holes | ~holes.any(axis=1)[:, None])
+            explain = np.where(np.isnan(cz), partial, cz)
         z = np.full(x.shape, np.nan)
+        ez = np.full(x.shape, np.nan)
         ai, si = np.nonzero(used)
         z[rows[ai, si]] = cz[ai, si]
+        ez[rows[ai, si]] = explain[ai, si]
         with np.errstate(invalid="ignore"):
-            explained = np.abs(z) <= self.config.regime_support
+            explained = np.abs(ez) <= self.config.regime_support
         return _Regime(values=vals, used=used, z=z, explained=explained)
 
     def _settled(self, t: NDArray[np.int64], x: NDArray[np.float64],
