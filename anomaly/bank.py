@@ -760,6 +760,12 @@ class DetectorBank:
         # see (steady, non-suspect samples); its failure mode is that of the channel that
         # contributes most. Extra scores come from the caller. Each joins with fmax, and takes
         # the failure mode where it is the strongest source of the asset's score.
+        if drifted.any() and self.mv_rows.size:
+            # A sensor of the group found drifted: the group's model learned from it while it
+            # drifted (slowly enough to be followed), so the sensor put right would break it.
+            # It is learned afresh, as after a long stop.
+            self.t2.reset(((self.mv_rows >= 0)
+                           & drifted[np.maximum(self.mv_rows, 0)].any(axis=2)).any(axis=1))
         mv = self._multivariate(t, np.where(steady[self.asset_of], mv_src, np.nan)
                                 if self.channels else mv_src)
         if on.shape[1] and np.isfinite(c.relearn_stop_s):
