@@ -134,6 +134,8 @@ def test_reimporting_a_profile_updates_the_model_in_place() -> None:
     (("metrics", "particle_count_ppm", "side", 2), "metrics.particle_count_ppm.side"),
     (("metrics", "particle_count_ppm", "witnesses", ["particle_count_ppm"]),
      "metrics.particle_count_ppm.witnesses"),
+    (("metrics", "particle_count_ppm", "sensor_range", [500, 0]),
+     "metrics.particle_count_ppm.sensor_range"),
     (("failure_modes", "gear_wear", "labour_hours", -1), "failure_modes.gear_wear.labour_hours"),
 ])
 def test_a_bad_profile_is_refused_naming_the_field(change: tuple[Any, ...], field: str) -> None:
@@ -170,6 +172,10 @@ def test_a_metric_edited_in_the_admin_is_validated_like_the_profile() -> None:
     with pytest.raises(ValidationError) as err:
         spec.full_clean()
     assert "must be -1, 0 or 1" in err.value.message_dict["settings"][0]
+    spec.settings = {"sensor_range": [0, "hot"]}
+    with pytest.raises(ValidationError) as err:
+        spec.full_clean()
+    assert "sensor_range: must be a number" in err.value.message_dict["settings"][0]
     spec.settings = {"high": 3}
     with pytest.raises(ValidationError, match="have fields of their own"):
         spec.full_clean()
