@@ -28,7 +28,7 @@ import pytest
 from aftercare import broker
 from aftercare.events import AlertEvent
 from anomaly.leases import held_by
-from anomaly.publish import AlertPublisher
+from anomaly.publish import AlertPublisher, PublishUnavailable
 from anomaly.worker import DetectWorker, WorkerOptions
 from ingest.writer import write_columns
 from tests.ingest.chaos import POISON, ROOT, Flood, WorkerProcess, tally
@@ -259,11 +259,23 @@ def _crm_events(device: str) -> tuple[list[bytes], list[bytes]]:
                         severity="critical").to_json()])
 
 
-def _publish(url: str, payloads: list[bytes]) -> None:
+def _publish(url: str, payloads: list[bytes], wait_s: float = 90.0) -> None:
+    """Publish in order, as the detect worker's outbox does: a node that refuses for a while
+    (RabbitMQ can refuse AMQP logins for some seconds after the cluster forms, more on a busy
+    machine) is waited for, up to `wait_s`, instead of failing the first send."""
     async def go() -> None:
         async with AlertPublisher(url, partitions=P) as pub:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_s
             for p in payloads:
-                await pub.send(p)
+                while True:
+                    try:
+                        await pub.send(p)
+                        break
+                    except PublishUnavailable:
+                        if loop.time() > deadline:
+                            raise
+                        await asyncio.sleep(0.5)
 
     asyncio.run(go())
 
