@@ -492,8 +492,8 @@ class OperatingRegime(StreamingDetector):
     def _check(self, values: ArrayLike, used: ArrayLike
                ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
         """Checked block cut to the slots any asset uses (slots fill from the first: the rest
-        cost nothing), its used slots and the valid samples (assets, T). An asset whose used
-        slots changed (a channel added, or found to be a counter) learns afresh: the sums
+        cost nothing), its used slots and the usable values (assets, k, T). An asset whose
+        used slots changed (a channel added, or found to be a counter) learns afresh: the sums
         describe one set of channels."""
         x = _as_fleet_block(values, name="values")
         if x.shape[0] != self.channels or x.shape[1] > REGIME_WIDTH:
@@ -511,11 +511,18 @@ class OperatingRegime(StreamingDetector):
         k = int(np.flatnonzero(u.any(axis=0)).max(initial=-1)) + 1
         x, u = x[:, :k], u[:, :k]
         x = np.where(u[:, :, None], x, 0.0)                 # padding slots: constant, no data
-        # A sample is usable where every used slot reads a number whose square the sums can
-        # hold (no sensor reads 1e100; an infinity or such a value would poison the model).
+        # A value is usable where it is a number whose square the sums can hold (no sensor
+        # reads 1e100; an infinity or such a value would poison the model).
         with np.errstate(invalid="ignore"):
-            valid = (np.abs(x) < _MAX_ABS).all(axis=1) & (u.sum(axis=1) >= 3)[:, None]
-        return x, u, valid
+            ok: NDArray[np.bool_] = np.abs(x) < _MAX_ABS
+        return x, u, ok
+
+    @staticmethod
+    def _valid(ok: NDArray[np.bool_], slots: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Samples (assets, T) where every one of `slots` has a usable value, of assets with
+        at least 3 such slots."""
+        return np.asarray((ok | ~slots[:, :, None]).all(axis=1)
+                          & (slots.sum(axis=1) >= 3)[:, None], dtype=np.bool_)
 
     def score(self, values: ArrayLike, used: ArrayLike,
               absent: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -530,7 +537,7 @@ class OperatingRegime(StreamingDetector):
         the asset's model for as long as it stays broken. Any other slot without a value
         (the machine stopped or settling) leaves its sample unscored."""
         shape = np.shape(values)
-        x, u, _ = self._check(values, used)
+        x, u, ok = self._check(values, used)
         n_t = x.shape[2]
         out = np.full(shape, np.nan)
         k = u.shape[1]
@@ -541,9 +548,7 @@ class OperatingRegime(StreamingDetector):
                 raise ValueError(f"`absent` must be bool shaped {np.shape(used)}, got "
                                  f"{gone.dtype} {gone.shape}")
             present &= ~gone[:, :k]
-        with np.errstate(invalid="ignore"):
-            ok = (np.abs(x) < _MAX_ABS) | ~present[:, :, None]
-        valid = ok.all(axis=1) & (present.sum(axis=1) >= 3)[:, None]
+        valid = self._valid(ok, present)
         ready = (self.weight >= self.learn_n) & (present.sum(axis=1) >= 3)
         if not ready.any() or n_t == 0:
             return out
@@ -566,7 +571,8 @@ class OperatingRegime(StreamingDetector):
 
     def learn(self, values: ArrayLike, used: ArrayLike, take: ArrayLike) -> None:
         """Fold the samples `take` (assets, T) marks (and that are valid) into the model."""
-        x, u, valid = self._check(values, used)
+        x, u, ok = self._check(values, used)
+        valid = self._valid(ok, u)
         tk = np.asarray(take, dtype=bool)
         if tk.shape != valid.shape:
             raise ValueError(f"`take` must be shaped {valid.shape}, got {tk.shape}")

@@ -168,7 +168,8 @@ class Scenario:
                 params["ramp_s"] = params["ramp_s"] * factor
             slow = replace(f, failure_s=later(f, f.failure_s), end_s=later(f, f.end_s),
                            params=params)
-            last, new = f.end_s or f.failure_s, slow.end_s or slow.failure_s
+            last = f.end_s if f.end_s is not None else f.failure_s
+            new = slow.end_s if slow.end_s is not None else slow.failure_s
             if last is not None and new is not None:
                 added = max(added, new - last)
             faults.append(slow)
