@@ -47,6 +47,7 @@ from anomaly.health import CounterLearner, HealthResult, ReportingSilence, Senso
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
 from anomaly.limits import LimitRule, hysteresis, run_start
 from anomaly.multivariate import GROUP_WIDTH, REGIME_WIDTH, AssetT2, OperatingRegime
+from anomaly.seasonal import WeekdayChoice
 from anomaly.spread import SpreadChange
 from anomaly.state import FirstTrue, LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
@@ -186,6 +187,12 @@ class BankConfig:
     # ... unless the plain baseline's own calibrated z (in long-run standard deviations) is at
     # or above `seasonal_override`: a deviation that extreme is not the cycle (inf: never).
     seasonal_override: float = float("inf")
+    # > 0 (with `seasonal`): once a channel has been seen this long (seconds), a second
+    # time-of-day baseline with weekends apart (`anomaly.seasonal.WeekdayChoice`) replaces the
+    # daily one for it where its errors so far are `seasonal_weekly_margin` below the daily
+    # one's: a working week's rhythm, learned only when there are weekends enough to learn it.
+    seasonal_weekly_s: float = 0.0
+    seasonal_weekly_margin: float = 0.1
     # > 0 (with `calibrate`): a change against the recent past is a third calibrated source:
     # the z-score against a short-memory baseline (this half-life in samples) or the CUSUM
     # score, whichever is larger (a level shift the slow baseline absorbs only gradually, a
@@ -367,6 +374,12 @@ class DetectorBank:
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
                                      var_clip=c.baseline_var_clip)
+        self.weekly = EwmaBaseline(0, halflife=c.seasonal_halflife, warmup=c.seasonal_warmup,
+                                   slots_per_day=c.seasonal_slots, weekend_split=True,
+                                   var_halflife=c.baseline_var_halflife,
+                                   var_clip=c.baseline_var_clip)
+        self.weekday = WeekdayChoice(0, after_s=c.seasonal_weekly_s or 1.0,
+                                     margin=c.seasonal_weekly_margin)
         self.change = EwmaBaseline(0, halflife=c.change_halflife if c.change_halflife > 0
                                    else 1.0, warmup=c.baseline_warmup,
                                    var_halflife=c.baseline_var_halflife,
@@ -529,6 +542,9 @@ class DetectorBank:
         self.recurrence.add_channels(n)
         if self.config.seasonal:          # (channels, slots) sums: only kept when used
             self.seasonal.add_channels(n, min_std=col["min_std"])
+            if self.config.seasonal_weekly_s > 0:
+                self.weekly.add_channels(n, min_std=col["min_std"])
+                self.weekday.add_channels(n)
         if self.config.change_halflife > 0:
             self.change.add_channels(n, min_std=col["min_std"])
         if self.config.spread_halflife > 0:
@@ -663,8 +679,15 @@ class DetectorBank:
             z[self.daily_rows], mean[self.daily_rows] = d.z, d.mean
         seasonal_z = None
         if c.seasonal and c.calibrate and self.channels:
+            tod = self.seasonal.update(t, x)
+            seasonal_z = tod.z
+            if c.seasonal_weekly_s > 0:
+                week = self.weekly.update(t, x)
+                split = self.weekday.update(t, x, np.where(np.isnan(tod.z), np.nan, tod.mean),
+                                            np.where(np.isnan(week.z), np.nan, week.mean))
+                seasonal_z = np.where(split[:, None] & ~np.isnan(week.z), week.z, seasonal_z)
             seasonal_z = np.where(np.isin(np.arange(self.channels), self.daily_rows)[:, None],
-                                  np.nan, self.seasonal.update(t, x).z)
+                                  np.nan, seasonal_z)
         side = self.side[:, None]
         base_ratio = np.where(side == 0, np.abs(z), np.maximum(side * z, 0.0)) / c.z_limit
         cu = self.cusum.update(t, x)
@@ -1103,6 +1126,8 @@ class DetectorBank:
                 "counters": self.counters,
                 "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
+                **({"weekly": self.weekly, "weekday": self.weekday}
+                   if self.config.seasonal and self.config.seasonal_weekly_s > 0 else {}),
                 **({"change": self.change} if self.config.change_halflife > 0 else {}),
                 **({"envelope": self.envelope, "likelihood_envelope": self.likelihood_envelope,
                     "settled": self.settled, "last_unsteady": self.last_unsteady,
