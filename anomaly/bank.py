@@ -684,7 +684,8 @@ class DetectorBank:
             if c.seasonal_weekly_s > 0:
                 week = self.weekly.update(t, x)
                 split = self.weekday.update(t, x, np.where(np.isnan(tod.z), np.nan, tod.mean),
-                                            np.where(np.isnan(week.z), np.nan, week.mean))
+                                            np.where(np.isnan(week.z), np.nan, week.mean),
+                                            tod.std)
                 seasonal_z = np.where(split[:, None] & ~np.isnan(week.z), week.z, seasonal_z)
             seasonal_z = np.where(np.isin(np.arange(self.channels), self.daily_rows)[:, None],
                                   np.nan, seasonal_z)
