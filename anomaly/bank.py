@@ -362,6 +362,7 @@ class DetectorBank:
         self.last_on = LastTrue(0)
         self.last_awake = LastTrue(0)
         self.rest = Latch(0)
+        self.run_level = RunLevel(0)
         self.first_seen = FirstTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
@@ -524,6 +525,7 @@ class DetectorBank:
         self.last_unsteady.add_channels(len(new_assets))
         self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
+        self.run_level.add_channels(n)
         self.counters.add_channels(n)
         self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
         self.burst_drift.add_channels(n)
@@ -1073,14 +1075,20 @@ class DetectorBank:
         g = self.generic_rows
         (mean, _), _ = self.baseline.learned()
         level = np.abs(mean[g])
+        learned = np.isfinite(level) & (level > 0)
+        # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but the
+        # machine's running level is still the one they last knew (`run_level`, kept through
+        # the stop): without it the restarted machine could never be told running again, and
+        # its channels were blind from its first long stop on. Not the CUSUM's reference: that
+        # is the channel's first readings, and a machine first seen at rest (a plant whose
+        # devices came online at night) then counted as running through every later night.
+        kept = self.run_level.level[g]
+        self.run_level.level[g] = np.where(learned, level, kept)
         with np.errstate(invalid="ignore", divide="ignore"):
-            # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but
-            # the machine's running level is still the CUSUM's healthy reference, which a stop
-            # keeps: without it the restarted machine could never be told running again, and
-            # its channels were blind from its first long stop on.
+            # Before the baseline ever knew a level: the CUSUM's reference, if any.
             ref = np.abs(self.cusum.ref_sum[g] / np.minimum(self.cusum.count[g],
                                                             self.cusum.warmup))
-        level = np.where(np.isfinite(level) & (level > 0), level, ref)
+        level = np.where(learned, level, np.where(np.isfinite(kept) & (kept > 0), kept, ref))
         known = (np.isfinite(level) & (level > 0))[:, None]
         ax = np.abs(x[g])
         near = np.zeros(x.shape, bool)
@@ -1119,7 +1127,7 @@ class DetectorBank:
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
-                "last_awake": self.last_awake, "rest": self.rest,
+                "last_awake": self.last_awake, "rest": self.rest, "run_level": self.run_level,
                 "first_seen": self.first_seen,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
@@ -1320,6 +1328,27 @@ class Suspect(StreamingDetector):
         last = np.maximum(last, self.last_bad[:, None])
         self.last_bad = last[:, -1].copy()
         return np.asarray(t[None, :] - last <= self.hold_us, dtype=np.bool_)
+
+
+class RunLevel(StreamingDetector):
+    """Per channel: the running level its baseline last knew (NaN: never), kept when the
+    baseline learns afresh after a long stop, so a machine nobody described can still be
+    told at rest or running.
+
+    >>> rl = RunLevel(2)
+    >>> rl.level[:] = [2500.0, np.nan]
+    >>> rl.reset([True, False]); rl.level.tolist()
+    [nan, nan]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("level",)
+    level: NDArray[Any]
+
+    def __init__(self, channels: int = 0) -> None:
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"level": np.full(n, np.nan)}
 
 
 class Latch(StreamingDetector):
