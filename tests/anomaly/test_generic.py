@@ -118,6 +118,19 @@ def test_an_unknown_machine_first_seen_at_rest_is_told_stopped_every_night() -> 
     assert all(a.device == "pmp-0001" for a in alerts)
 
 
+def test_an_unknown_cnc_restarting_cold_each_morning_is_not_alerted() -> None:
+    """One shift (07:00-16:00): each morning a CNC restarts after 15 hours off and its
+    coolant warms over an hour. Still warming half an hour in, it is no fault; it used to
+    count as settled after two minutes of slow climb and open "overheating" on two of the
+    three healthy-looking machines."""
+    sc = load(builtin("spindle-drift")).with_schedule("one_shift").with_history(1.5 * 86400)
+    dur = sc.duration_s or 86400.0
+    alerts = run_bank(sc, duration_s=dur, models=False)
+    s = score(sc.labels(START), sc.device_ids, alerts, duration_s=dur)
+    assert s.false_alerts == 0
+    assert s.device_as_equipment == 0
+
+
 def test_an_unknown_machine_learns_for_a_day_before_it_alerts() -> None:
     # The same overheating two hours into its history is still what it is learning; a day
     # on, it is news.
