@@ -120,7 +120,7 @@ class NabSettings:
                           recurrence_halflife=self.recurrence_halflife,
                           spread_halflife=self.spread_halflife,
                           seasonal_override=self.seasonal_override,
-                          no_data_s=inf, stuck_s=inf)
+                          no_data_s=inf, stuck_s=inf, anchor_lag_s=0.0)
 
 
 #: What an unmodelled channel is: no limits, may stay flat (stuck) or step (no spike check);
