@@ -297,3 +297,34 @@ def test_regime_anchor_scores_against_a_clean_snapshot_old_enough() -> None:
     # Nothing old enough yet: no reference, no score.
     assert np.isnan(anchor.score(later, used, None, 0)).all()
     assert anchor.referenced.tolist() == [False, False]
+
+
+def test_an_unknown_machines_anchor_resumes_exactly_from_a_checkpoint() -> None:
+    # A lag of minutes so the anchor scores within the test; the snapshots, the smoothed
+    # residual and its hold timer all travel in the checkpoint.
+    config = BankConfig(regime_learn=600, anchor_lag_s=600.0, anchor_period_s=600.0,
+                        anchor_min_learned=0.0, anchor_hold_s=60.0, generic_learn_s=0.0,
+                        anchor_level=1.0)
+    specs = [channel_spec("mill-1", m, None) for m in ("speed_rpm", "motor_current_a",
+                                                       "vibration_rms_mm_s", "coolant_temp_c")]
+    rng = np.random.default_rng(5)
+    n = 4800
+    speed = rng.choice([0.5, 1.0], n // 60).repeat(60)
+    x = np.stack([6000 * speed, 10 + 20 * speed, 0.5 + 2 * speed**2, 20 + 3 * speed])
+    x = x * (1 + 0.01 * rng.normal(size=x.shape))
+    x[2, 3600:] += np.linspace(0, 3, n - 3600)          # the vibration leaves the others
+    t = np.arange(n, dtype=np.int64) * 1_000_000
+    a = DetectorBank(specs, config)
+    for i in range(0, 2400, 600):
+        a.update(t[i:i + 600], x[:, i:i + 600])
+    b = DetectorBank.from_bytes(a.to_bytes(), specs, config)
+    c = DetectorBank(specs, replace(config, anchor_lag_s=0.0))      # no anchor
+    c.update(t[:2400], x[:, :2400])
+    assert (b.anchor.snap_t >= 0).any()
+    for i in range(2400, n, 600):
+        ra, rb = a.update(t[i:i + 600], x[:, i:i + 600]), b.update(t[i:i + 600], x[:, i:i + 600])
+        rc = c.update(t[i:i + 600], x[:, i:i + 600])
+        np.testing.assert_array_equal(ra.channel_score, rb.channel_score)
+    assert a.anchor.referenced.all()
+    # The anchor did score: the vibration stands higher in the last block than without it.
+    assert ra.channel_score[2].max() > rc.channel_score[2].max() + 0.1
