@@ -661,6 +661,23 @@ class RegimeAnchor(StreamingDetector):
                 "last_t": np.full(n, np.iinfo(np.int64).min // 2, np.int64),
                 "dirty": np.zeros(n, bool)}
 
+    _ring: ClassVar[tuple[str, ...]] = ("snap_t", "snap_w", "snap_s1", "snap_s2", "snap_used")
+
+    def load_state(self, state: dict[str, NDArray[Any]]) -> None:
+        """As :meth:`StreamingDetector.load_state`; a ring saved with another number of
+        slots keeps its newest snapshots (as many as fit) instead of refusing the checkpoint
+        (`anchor_slots` changed between a worker's runs)."""
+        st = dict(state)
+        t = np.asarray(st.get("snap_t", np.zeros((0, self.slots))))
+        if t.ndim == 2 and t.shape[1] != self.slots:
+            fresh = self._initial_state(t.shape[0])
+            keep = min(t.shape[1], self.slots)
+            for key in self._ring:
+                arr = fresh[key]
+                arr[:, :keep] = np.asarray(st[key])[:, :keep]
+                st[key] = arr
+        super().load_state(st)
+
     def snapshot(self, regime: OperatingRegime, now: int, alerted: ArrayLike) -> None:
         """After a block ending at `now` (µs): note the assets with an alert open in it
         (`alerted`, (assets,) bool), and push a snapshot of every asset whose last one is

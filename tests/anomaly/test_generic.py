@@ -294,6 +294,12 @@ def test_regime_anchor_scores_against_a_clean_snapshot_old_enough() -> None:
     back = RegimeAnchor.from_bytes(anchor.to_bytes(), lag_s=3600, period_s=1200, slots=8)
     np.testing.assert_array_equal(back.snap_t, anchor.snap_t)
     np.testing.assert_allclose(back.score(later, used, None, int(t[-1]), marginal=True), z)
+    # A checkpoint from a ring of another size keeps its newest snapshots.
+    small = RegimeAnchor.from_bytes(anchor.to_bytes(), lag_s=3600, period_s=1200, slots=3)
+    np.testing.assert_array_equal(small.snap_t, anchor.snap_t[:, :3])
+    wide = RegimeAnchor.from_bytes(anchor.to_bytes(), lag_s=3600, period_s=1200, slots=10)
+    np.testing.assert_array_equal(wide.snap_t[:, :8], anchor.snap_t)
+    assert (wide.snap_t[:, 8:] == -1).all()
     # Nothing old enough yet: no reference, no score.
     assert np.isnan(anchor.score(later, used, None, 0)).all()
     assert anchor.referenced.tolist() == [False, False]
