@@ -53,6 +53,7 @@ from anomaly.multivariate import (
     OperatingRegime,
     RegimeAnchor,
 )
+from anomaly.seasonal import WeekdayChoice
 from anomaly.spread import SpreadChange
 from anomaly.state import FirstTrue, LastTrue, StreamingDetector
 from anomaly.validation import as_block, as_times
@@ -192,6 +193,12 @@ class BankConfig:
     # ... unless the plain baseline's own calibrated z (in long-run standard deviations) is at
     # or above `seasonal_override`: a deviation that extreme is not the cycle (inf: never).
     seasonal_override: float = float("inf")
+    # > 0 (with `seasonal`): once a channel has been seen this long (seconds), a second
+    # time-of-day baseline with weekends apart (`anomaly.seasonal.WeekdayChoice`) replaces the
+    # daily one for it where its errors so far are `seasonal_weekly_margin` below the daily
+    # one's: a working week's rhythm, learned only when there are weekends enough to learn it.
+    seasonal_weekly_s: float = 0.0
+    seasonal_weekly_margin: float = 0.1
     # > 0 (with `calibrate`): a change against the recent past is a third calibrated source:
     # the z-score against a short-memory baseline (this half-life in samples) or the CUSUM
     # score, whichever is larger (a level shift the slow baseline absorbs only gradually, a
@@ -390,6 +397,7 @@ class DetectorBank:
         self.last_on = LastTrue(0)
         self.last_awake = LastTrue(0)
         self.rest = Latch(0)
+        self.run_level = RunLevel(0)
         self.first_seen = FirstTrue(0)
         self.smoother = Smoother(0)
         self.offset = RestOffset(0)
@@ -402,6 +410,12 @@ class DetectorBank:
                                      slots_per_day=c.seasonal_slots,
                                      var_halflife=c.baseline_var_halflife,
                                      var_clip=c.baseline_var_clip)
+        self.weekly = EwmaBaseline(0, halflife=c.seasonal_halflife, warmup=c.seasonal_warmup,
+                                   slots_per_day=c.seasonal_slots, weekend_split=True,
+                                   var_halflife=c.baseline_var_halflife,
+                                   var_clip=c.baseline_var_clip)
+        self.weekday = WeekdayChoice(0, after_s=c.seasonal_weekly_s or 1.0,
+                                     margin=c.seasonal_weekly_margin)
         self.change = EwmaBaseline(0, halflife=c.change_halflife if c.change_halflife > 0
                                    else 1.0, warmup=c.baseline_warmup,
                                    var_halflife=c.baseline_var_halflife,
@@ -551,6 +565,7 @@ class DetectorBank:
         self.last_unsteady.add_channels(len(new_assets))
         self.silence.add_channels(len(new_assets))
         self.suspect.add_channels(n)
+        self.run_level.add_channels(n)
         self.counters.add_channels(n)
         self.offset.add_channels(n, idle_max=[s.idle_max for s in specs])
         self.burst_drift.add_channels(n)
@@ -574,6 +589,9 @@ class DetectorBank:
         self.recurrence.add_channels(n)
         if self.config.seasonal:          # (channels, slots) sums: only kept when used
             self.seasonal.add_channels(n, min_std=col["min_std"])
+            if self.config.seasonal_weekly_s > 0:
+                self.weekly.add_channels(n, min_std=col["min_std"])
+                self.weekday.add_channels(n)
         if self.config.change_halflife > 0:
             self.change.add_channels(n, min_std=col["min_std"])
         if self.config.spread_halflife > 0:
@@ -713,8 +731,16 @@ class DetectorBank:
             z[self.daily_rows], mean[self.daily_rows] = d.z, d.mean
         seasonal_z = None
         if c.seasonal and c.calibrate and self.channels:
+            tod = self.seasonal.update(t, x)
+            seasonal_z = tod.z
+            if c.seasonal_weekly_s > 0:
+                week = self.weekly.update(t, x)
+                split = self.weekday.update(t, x, np.where(np.isnan(tod.z), np.nan, tod.mean),
+                                            np.where(np.isnan(week.z), np.nan, week.mean),
+                                            tod.std)
+                seasonal_z = np.where(split[:, None] & ~np.isnan(week.z), week.z, seasonal_z)
             seasonal_z = np.where(np.isin(np.arange(self.channels), self.daily_rows)[:, None],
-                                  np.nan, self.seasonal.update(t, x).z)
+                                  np.nan, seasonal_z)
         side = self.side[:, None]
         base_ratio = np.where(side == 0, np.abs(z), np.maximum(side * z, 0.0)) / c.z_limit
         cu = self.cusum.update(t, x)
@@ -1130,14 +1156,20 @@ class DetectorBank:
         g = self.generic_rows
         (mean, _), _ = self.baseline.learned()
         level = np.abs(mean[g])
+        learned = np.isfinite(level) & (level > 0)
+        # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but the
+        # machine's running level is still the one they last knew (`run_level`, kept through
+        # the stop): without it the restarted machine could never be told running again, and
+        # its channels were blind from its first long stop on. Not the CUSUM's reference: that
+        # is the channel's first readings, and a machine first seen at rest (a plant whose
+        # devices came online at night) then counted as running through every later night.
+        kept = self.run_level.level[g]
+        self.run_level.level[g] = np.where(learned, level, kept)
         with np.errstate(invalid="ignore", divide="ignore"):
-            # After a long stop the baselines learn afresh (`_relearn_after_long_stop`), but
-            # the machine's running level is still the CUSUM's healthy reference, which a stop
-            # keeps: without it the restarted machine could never be told running again, and
-            # its channels were blind from its first long stop on.
+            # Before the baseline ever knew a level: the CUSUM's reference, if any.
             ref = np.abs(self.cusum.ref_sum[g] / np.minimum(self.cusum.count[g],
                                                             self.cusum.warmup))
-        level = np.where(np.isfinite(level) & (level > 0), level, ref)
+        level = np.where(learned, level, np.where(np.isfinite(kept) & (kept > 0), kept, ref))
         known = (np.isfinite(level) & (level > 0))[:, None]
         ax = np.abs(x[g])
         near = np.zeros(x.shape, bool)
@@ -1176,7 +1208,7 @@ class DetectorBank:
                 "cusum": self.cusum, "health": self.health, "equipment": self.equipment,
                 "device": self.device, "running": self.running, "suspect": self.suspect,
                 "last_on": self.last_on, "smoother": self.smoother, "offset": self.offset,
-                "last_awake": self.last_awake, "rest": self.rest,
+                "last_awake": self.last_awake, "rest": self.rest, "run_level": self.run_level,
                 "first_seen": self.first_seen,
                 "last_moving": self.last_moving, "t2": self.t2, "burst_drift": self.burst_drift,
                 "likelihood": self.likelihood, "likelihood_seasonal": self.likelihood_seasonal,
@@ -1184,6 +1216,8 @@ class DetectorBank:
                 "counters": self.counters,
                 "recurrence": self.recurrence,
                 **({"seasonal": self.seasonal} if self.config.seasonal else {}),
+                **({"weekly": self.weekly, "weekday": self.weekday}
+                   if self.config.seasonal and self.config.seasonal_weekly_s > 0 else {}),
                 **({"change": self.change} if self.config.change_halflife > 0 else {}),
                 **({"envelope": self.envelope, "likelihood_envelope": self.likelihood_envelope,
                     "settled": self.settled, "last_unsteady": self.last_unsteady,
@@ -1378,6 +1412,27 @@ class Suspect(StreamingDetector):
         last = np.maximum(last, self.last_bad[:, None])
         self.last_bad = last[:, -1].copy()
         return np.asarray(t[None, :] - last <= self.hold_us, dtype=np.bool_)
+
+
+class RunLevel(StreamingDetector):
+    """Per channel: the running level its baseline last knew (NaN: never), kept when the
+    baseline learns afresh after a long stop, so a machine nobody described can still be
+    told at rest or running.
+
+    >>> rl = RunLevel(2)
+    >>> rl.level[:] = [2500.0, np.nan]
+    >>> rl.reset([True, False]); rl.level.tolist()
+    [nan, nan]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("level",)
+    level: NDArray[Any]
+
+    def __init__(self, channels: int = 0) -> None:
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"level": np.full(n, np.nan)}
 
 
 class Latch(StreamingDetector):

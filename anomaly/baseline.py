@@ -101,6 +101,9 @@ class EwmaBaseline(StreamingDetector):
     slots_per_day : int
         1 for a plain baseline; e.g. 24 keeps a separate baseline for every hour of the day so a
         daily cycle is not reported as an anomaly.
+    weekend_split : bool
+        Saturdays and Sundays (UTC) get time-of-day slots of their own (slot numbers
+        ``slots_per_day`` on), so a working week's rhythm is learned apart from the weekend's.
     var_halflife : float, optional
         Half-life of the variance memory (default: `halflife`). A variance that forgets more
         slowly than the mean keeps a slow ramp visible: with one half-life for both, a linear
@@ -140,6 +143,7 @@ class EwmaBaseline(StreamingDetector):
         slots_per_day: int = 1,
         var_halflife: float | None = None,
         var_clip: float = np.inf,
+        weekend_split: bool = False,
     ) -> None:
         check_at_least(channels, 0, name="channels")
         self.alpha = halflife_alpha(halflife, name="halflife")
@@ -153,12 +157,32 @@ class EwmaBaseline(StreamingDetector):
             raise ValueError(f"`slots_per_day` must divide a day evenly, got {slots_per_day}")
         self.warmup = int(warmup)
         self.slots_per_day = int(slots_per_day)
+        self.weekend_split = bool(weekend_split)
         state = self._initial_state(channels)
         state["min_std"] = as_channel_param(min_std, name="min_std", channels=channels)
         self._set_state(state)
 
+    @property
+    def slots(self) -> int:
+        """Slots per channel: the times of day, twice over with :attr:`weekend_split`."""
+        return self.slots_per_day * (2 if self.weekend_split else 1)
+
+    def slot_of(self, times: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The slot of each time (µs since the epoch, UTC).
+
+        >>> b = EwmaBaseline(1, slots_per_day=24, weekend_split=True)
+        >>> day = 86_400 * 10**6        # 1970-01-01 was a Thursday: the 3rd day on is a Sunday
+        >>> b.slot_of(np.array([0, 3 * day + day // 2, 4 * day + day // 2])).tolist()
+        [0, 36, 12]
+        """
+        slot = (times % _US_PER_DAY) // (_US_PER_DAY // self.slots_per_day)
+        if self.weekend_split:
+            weekday = (times // _US_PER_DAY + 3) % 7          # Monday 0
+            slot = slot + self.slots_per_day * (weekday >= 5)
+        return np.asarray(slot, dtype=np.int64)
+
     def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
-        k = self.slots_per_day
+        k = self.slots
         return {
             "min_std": np.full(n, 1e-9),
             "sum_wx": np.zeros((n, k)),
@@ -335,8 +359,8 @@ class EwmaBaseline(StreamingDetector):
         t = as_times(times, name="times", length=x.shape[1])
         if x.shape[1] == 0:
             return BaselineResult(x.copy(), x.copy(), x.copy())
-        slot = (t % _US_PER_DAY) // (_US_PER_DAY // self.slots_per_day)
-        if slot[0] == slot[-1] and (self.slots_per_day == 1 or bool(np.all(slot == slot[0]))):
+        slot = self.slot_of(t)
+        if slot[0] == slot[-1] and (self.slots == 1 or bool(np.all(slot == slot[0]))):
             return BaselineResult(*self._run_slot(x, int(slot[0])))
         z = np.full(x.shape, np.nan)
         mean = np.full(x.shape, np.nan)

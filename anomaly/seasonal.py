@@ -189,3 +189,84 @@ class SeasonalChange(StreamingDetector):
         last = cur[:, -1]
         self.scale = np.where(np.isnan(last), self.scale, last)
         return SeasonalResult(z=z, score=np.where(valid, onset, np.nan))
+
+
+class WeekdayChoice(StreamingDetector):
+    """Per channel: does a working week's rhythm explain it better than one rhythm a day?
+
+    A channel's time-of-day baseline holds one rhythm for every day. Where weekends differ
+    (an office building, a shop's traffic, a plant that stops on Sundays) a second baseline
+    with separate weekend slots (:class:`anomaly.baseline.EwmaBaseline` with
+    ``weekend_split``) explains it better, but only once it has seen a few weekends: on a
+    few weeks of data it has half the samples per slot and does worse. So the split view is
+    used for a channel once the channel has been seen for `after_s` seconds **and** the split
+    baseline's absolute errors, summed over the samples since then where both baselines
+    were warm, are at least `margin` (a fraction) below the daily baseline's. Each error is
+    measured in the daily baseline's spread and counts at most `clip` of them, so one wild
+    reading (a fault, a glitch) cannot decide the choice, and no reading can overflow the sums.
+    The choice is made per block from what was known before it (causal).
+
+    >>> ch = WeekdayChoice(1, after_s=2.0, margin=0.1)
+    >>> t = np.arange(4, dtype=np.int64) * 1_000_000
+    >>> x, scale = np.ones((1, 4)), np.ones((1, 4))
+    >>> day = np.full((1, 4), 0.0); week = np.full((1, 4), 0.9)
+    >>> ch.update(t, x, day, week, scale).tolist()
+    [False]
+    >>> ch.update(t + 4_000_000, x, day, week, scale).tolist()
+    [True]
+    >>> x[0, 0], week[0, 1] = np.inf, np.nan          # neither counts; the sums stay finite
+    >>> _ = ch.update(t + 8_000_000, x, day, week, scale)
+    >>> bool(np.isfinite(ch.err_day[0])), ch.update(t, x, day, week, scale).tolist()
+    (True, [True])
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("first", "err_day", "err_week")
+    first: NDArray[Any]
+    err_day: NDArray[Any]
+    err_week: NDArray[Any]
+
+    def __init__(self, channels: int = 0, *, after_s: float = 21 * 86_400.0,
+                 margin: float = 0.1, clip: float = 10.0) -> None:
+        check_at_least(channels, 0, name="channels")
+        check_positive(after_s, name="after_s")
+        check_positive(clip, name="clip")
+        self.clip = float(clip)
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"`margin` must be in [0, 1), got {margin}")
+        self.after_us = int(round(after_s * 1e6))
+        self.margin = float(margin)
+        self._set_state(self._initial_state(channels))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        return {"first": np.full(n, np.iinfo(np.int64).max // 2, np.int64),
+                "err_day": np.zeros(n), "err_week": np.zeros(n)}
+
+    def update(self, times: ArrayLike, values: ArrayLike, day_mean: ArrayLike,
+               week_mean: ArrayLike, scale: ArrayLike) -> NDArray[np.bool_]:
+        """One block: `times` int64 µs (T,); `values`, each baseline's mean before every
+        sample (NaN: not warm) and the daily baseline's spread, shaped (channels, T). Returns,
+        per channel, whether the split view is chosen for this block."""
+        x = as_block(values, name="values", channels=self.channels)
+        t = as_times(times, name="times", length=x.shape[1])
+        md = as_block(day_mean, name="day_mean", channels=self.channels)
+        mw = as_block(week_mean, name="week_mean", channels=self.channels)
+        sd = as_block(scale, name="scale", channels=self.channels)
+        if md.shape != x.shape or mw.shape != x.shape or sd.shape != x.shape:
+            raise ValueError(f"baseline means and scale must be shaped {x.shape}")
+        chosen = (self.err_week < (1.0 - self.margin) * self.err_day) & (self.err_day > 0)
+        if not x.shape[1]:
+            return chosen
+        seen = np.isfinite(x)
+        any_seen = seen.any(axis=1)
+        first_here = t[np.argmax(seen, axis=1)]
+        self.first = np.where(any_seen, np.minimum(self.first, first_here), self.first)
+        mature = t[None, :] - self.first[:, None] >= self.after_us
+        with np.errstate(all="ignore"):
+            sd = np.where(sd > 0, sd, np.nan)
+            ed = np.abs(x - md) / sd
+            ew = np.abs(x - mw) / sd
+            # NaN (not warm, no reading, no positive spread) counts for neither.
+            both = mature & ~np.isnan(ed) & ~np.isnan(ew)
+            self.err_day = self.err_day + np.where(both, np.minimum(ed, self.clip), 0.0).sum(1)
+            self.err_week = self.err_week + np.where(both, np.minimum(ew, self.clip), 0.0).sum(1)
+        return chosen

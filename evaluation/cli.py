@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="every fault develops this many times slower (failure, repair and "
                         "ramp that much further from its onset, a drift that much slower; the "
                         "run extended to match): wear over days instead of an hour")
+    c.add_argument("--schedule", default=None,
+                   help="run every machine on this operating schedule instead of the file's: "
+                        "continuous, two_shift (Mon-Fri 06-22 UTC) or one_shift (Mon-Fri "
+                        "07-16 UTC); the runs start on a Monday at 00:00 UTC")
     v = sub.add_parser("crossval", help="choose the NAB / SKAB settings by cross-validation "
                        "and print the held-out scores next to the tuned ones")
     v.add_argument("--nab", type=Path, help="NAB repository (data/ and labels/)")
@@ -101,7 +105,7 @@ def _crossval(nab_dir: Path | None, skab_dir: Path | None, select: str = "pooled
 
 def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0,
                models: bool = True, seed_shift: int = 0, history_days: float = 0.0,
-               slower: float = 1.0) -> int:
+               slower: float = 1.0, schedule: str | None = None) -> int:
     from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
@@ -119,14 +123,15 @@ def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0
     try:
         result = evaluate.run_files(paths, days=days, fleet_size=fleet_size, models=models,
                                     seed_shift=seed_shift, history_s=history_days * 86400.0,
-                                    slower=slower)
+                                    slower=slower, schedule=schedule)
     except (ScenarioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     history = f", {history_days:g} d of history before the faults" if history_days else ""
     pace = f", faults {slower:g}x slower" if slower != 1.0 else ""
+    shifts = f", every machine on {schedule}" if schedule else ""
     print(f"{len(paths)} scenario(s){'' if models else ', no equipment profiles'}{history}"
-          f"{pace}")
+          f"{pace}{shifts}")
     print(evaluate.format_table(result))
     return 0
 
@@ -136,7 +141,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
         return _scenarios(args.scenario, args.days, args.fleet_size, not args.no_models,
-                          args.seed_shift, args.history_days, args.slower)
+                          args.seed_shift, args.history_days, args.slower, args.schedule)
     if args.command == "crossval":
         return _crossval(args.nab, args.skab, args.select)
     data: Path = args.data

@@ -316,14 +316,16 @@ def format_table(s: ScenarioScore) -> str:
 
 def run_files(paths: Sequence[Path], *, days: float | None,
               fleet_size: int = 0, models: bool = True, seed_shift: int = 0,
-              history_s: float = 0.0, slower: float = 1.0) -> ScenarioScore:
+              history_s: float = 0.0, slower: float = 1.0,
+              schedule: str | None = None) -> ScenarioScore:
     """Evaluate scenario files (duration: `days` if given, else the file's, else 1 day), each
     fleet grown to `fleet_size` devices with healthy ones as the demo grows it; `models` false
     watches every device without its equipment profile; `seed_shift` moves every scenario's
     seed (other noise and healthy machines: data no setting was chosen on); `history_s` moves
     every fault that much later (:meth:`Scenario.with_history`; `days` then counts from the
     end of that history); `slower` makes every fault develop that many times slower
-    (:meth:`Scenario.slowed`, the run extended to match)."""
+    (:meth:`Scenario.slowed`, the run extended to match); `schedule` runs every machine on
+    that operating schedule (:meth:`Scenario.with_schedule`)."""
     from simulators.scenario import load
 
     total: ScenarioScore | None = None
@@ -331,6 +333,8 @@ def run_files(paths: Sequence[Path], *, days: float | None,
         sc = load(p).with_fleet_size(fleet_size)
         if slower != 1.0:
             sc = sc.slowed(slower)
+        if schedule is not None:
+            sc = sc.with_schedule(schedule)
         if seed_shift:
             sc = replace(sc, seed=sc.seed + seed_shift)
         dur = days * 86400.0 if days is not None else (sc.duration_s or 86400.0)

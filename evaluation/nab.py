@@ -90,7 +90,10 @@ class NabSettings:
     (``BankConfig.recurrence_count``, :class:`anomaly.likelihood.Recurrence`), the half-life
     (samples) of the recent step spread against the long-run one (``BankConfig.spread_halflife``,
     :class:`anomaly.spread.SpreadChange`) and the plain baseline's calibrated z from which the
-    time of day no longer gates it (``BankConfig.seasonal_override``)."""
+    time of day no longer gates it (``BankConfig.seasonal_override``), and after how long a
+    channel's weekends may get a rhythm of their own (``BankConfig.seasonal_weekly_s``: three
+    weeks, set by design, not chosen on the corpus, whose development files have no weekly
+    rhythm to learn; see bench/README.md)."""
 
     likelihood_decades: float = 5.0
     likelihood_min_std: float = 0.05
@@ -104,6 +107,7 @@ class NabSettings:
     recurrence_halflife: float = 300.0
     spread_halflife: float = 12.0
     seasonal_override: float = float("inf")
+    seasonal_weekly_s: float = 21 * 86_400.0
 
     def config(self) -> BankConfig:
         inf = float("inf")
@@ -120,6 +124,7 @@ class NabSettings:
                           recurrence_halflife=self.recurrence_halflife,
                           spread_halflife=self.spread_halflife,
                           seasonal_override=self.seasonal_override,
+                          seasonal_weekly_s=self.seasonal_weekly_s,
                           no_data_s=inf, stuck_s=inf, anchor_lag_s=0.0)
 
 

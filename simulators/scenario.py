@@ -49,6 +49,7 @@ from simulators.faults import (
     FaultLabel,
 )
 from simulators.fleet import DeviceSpec
+from simulators.signals import SCHEDULES
 
 __all__ = ["FaultSpec", "Scenario", "ScenarioError", "builtin", "builtin_names",
            "demo_device_ids", "load", "random_fleet"]
@@ -175,6 +176,23 @@ class Scenario:
             faults.append(slow)
         duration = None if self.duration_s is None else self.duration_s + added
         return replace(self, faults=tuple(faults), duration_s=duration)
+
+    def with_schedule(self, name: str) -> Scenario:
+        """A copy in which every machine runs on the operating schedule `name` (see
+        :data:`simulators.signals.SCHEDULES`): machines that stop at night and at weekends
+        instead of the file's pattern, the faults unchanged.
+
+        >>> s = load(builtin("pump-leak")).with_schedule("one_shift")
+        >>> {d.schedule for d in s.devices}
+        {'one_shift'}
+        >>> load(builtin("pump-leak")).with_schedule("nights")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        simulators.scenario.ScenarioError: unknown schedule 'nights'; known: continuous, ...
+        """
+        if name not in SCHEDULES:
+            raise ScenarioError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+        return replace(self, devices=tuple(replace(d, schedule=name) for d in self.devices))
 
     def with_fleet_size(self, n_devices: int) -> Scenario:
         """A copy whose fleet is grown to ``n_devices``: the file's devices first, then more of

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 
-from anomaly.bank import BankConfig, ChannelSpec
+from anomaly.bank import BankConfig, ChannelSpec, DetectorBank
 from anomaly.likelihood import AnomalyLikelihood, Recurrence
+from anomaly.seasonal import WeekdayChoice
 from anomaly.spread import SpreadChange
 from evaluation.crossval import NabCounts, grid, nab_category
 from evaluation.nab import NabSettings
@@ -105,6 +109,100 @@ def test_seasonal_calibration_sees_a_missing_daily_peak() -> None:
     assert not plain.alert[0, day10].any()
     assert seasonal.alert[0, day10].any()
     assert not seasonal.alert[0, 3 * 288:10 * 288].any()
+
+
+def _office_week(days: int, holiday: int | None = None, weekends: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Half-hourly readings from a Monday on: busy (10) 8:00-18:00 on working days, quiet (2)
+    otherwise; `holiday` (a day number) is quiet all day; without `weekends` every day works."""
+    rng = np.random.default_rng(7)
+    step = 1800
+    day0 = 4                                              # 1970-01-05 was a Monday
+    n = days * 48
+    t = ((day0 * 86400 + np.arange(n) * step) * 1_000_000).astype(np.int64)
+    day = np.arange(n) // 48
+    hour = (np.arange(n) % 48) / 2
+    working = ((day % 7) < 5) if weekends else np.ones(n, bool)
+    if holiday is not None:
+        working &= day != holiday
+    x = np.where(working & (hour >= 8) & (hour < 18), 10.0, 2.0) + rng.normal(0, 0.4, n)
+    return t, x
+
+
+def test_weekly_rhythm_is_learned_once_there_are_weekends_enough() -> None:
+    """An office-hours channel: a quiet Wednesday in week 8 (a holiday) looks like any
+    weekend to a baseline that holds one rhythm for every day; with weekends apart, chosen
+    after three weeks because it explains the channel better, it is news. A channel with the
+    same rhythm every day never takes the split, and is judged exactly as before."""
+    spec = [ChannelSpec("m", "value", stuck=False, steps=True, drift=False)]
+    holiday = 7 * 7 + 2
+    t, x = _office_week(63, holiday)
+    weekly = NabSettings(seasonal_weekly_s=21 * 86400.0).config()
+    daily = run_bank(spec, t, x[None, :], replace(weekly, seasonal_weekly_s=0.0))
+    split = run_bank(spec, t, x[None, :], weekly)
+    hol = slice(holiday * 48, (holiday + 1) * 48)
+    assert not daily.alert[0, hol].any()
+    assert split.alert[0, hol].any()
+    # Nothing else new: after the first weeks the weekends are no news either way.
+    assert not split.alert[0, 21 * 48:holiday * 48].any()
+    assert not split.alert[0, (holiday + 2) * 48:].any()
+    t, x = _office_week(63, weekends=False)
+    a = run_bank(spec, t, x[None, :], replace(weekly, seasonal_weekly_s=0.0))
+    b = run_bank(spec, t, x[None, :], weekly)
+    assert (a.alert == b.alert).all()
+    assert_allclose(a.score, b.score)
+
+
+def test_weekday_choice_refuses_bad_settings_and_shapes() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        WeekdayChoice(1, margin=1.0)
+    with pytest.raises(ValueError, match="after_s"):
+        WeekdayChoice(1, after_s=0.0)
+    ch = WeekdayChoice(2)
+    with pytest.raises(ValueError, match="means"):
+        ch.update(np.arange(3, dtype=np.int64), np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 2)),
+                  np.ones((2, 3)))
+    with pytest.raises(ValueError, match="clip"):
+        WeekdayChoice(1, clip=0.0)
+    empty = np.ones((2, 0))
+    assert ch.update(np.zeros(0, np.int64), empty, empty, empty, empty).tolist() == [False, False]
+
+
+_ANY = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.just(0.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (4, 2, 12), elements=_ANY))
+def test_weekday_choice_takes_any_block_without_error_or_poison(block: np.ndarray) -> None:
+    ch = WeekdayChoice(2, after_s=1.0)
+    t = np.arange(12, dtype=np.int64) * 1_000_000
+    with np.errstate(all="ignore"):
+        for i in range(3):
+            chosen = ch.update(t + i * 12_000_000, block[0], block[1], block[2], block[3])
+            assert chosen.shape == (2,)
+    assert np.isfinite(ch.err_day).all()
+    assert np.isfinite(ch.err_week).all()
+
+
+def test_a_checkpoint_keeps_the_weekly_choice_and_resumes_the_same() -> None:
+    """The NAB profile's bank, weekly view included, resumed from a checkpoint scores the rest
+    of the stream exactly as the bank that never stopped."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    x = rng.normal(0.0, 1.0, (2, n))
+    t = np.arange(n, dtype=np.int64) * 300_000_000        # 5-minute readings, 69 days
+    specs = [ChannelSpec(a, "value", stuck=False, steps=True, drift=False) for a in "ab"]
+    cfg = replace(NabSettings(), seasonal_weekly_s=3600.0).config()
+    bank = DetectorBank(specs, cfg)
+    for i in range(0, n // 2, 600):
+        bank.update(t[i:i + 600], x[:, i:i + 600])
+    assert (bank.weekday.err_day > 0).all()
+    resumed = DetectorBank.from_bytes(bank.to_bytes(), specs, cfg)
+    assert_allclose(resumed.weekday.err_week, bank.weekday.err_week)
+    for i in range(n // 2, n, 600):
+        a = bank.update(t[i:i + 600], x[:, i:i + 600])
+        b = resumed.update(t[i:i + 600], x[:, i:i + 600])
+        assert_allclose(a.channel_score, b.channel_score)
 
 
 def test_run_bank_gives_the_same_alerts_whatever_the_block_size() -> None:

@@ -151,3 +151,25 @@ def test_slower_faults_develop_later_and_the_run_grows_to_match(
     assert "faults 1.5x slower" in capsys.readouterr().out
     assert main(["scenarios", "--scenario", str(path), "--slower", "0"]) == 2
     assert "--slower 0.0: must be a number > 0" in capsys.readouterr().err
+
+
+def test_every_machine_can_run_on_another_schedule(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    s = parse(SMALL)
+    assert {d.schedule for d in s.with_schedule("two_shift").devices} == {"two_shift"}
+    assert s.with_schedule("two_shift").faults == s.faults
+    with pytest.raises(ValueError, match="unknown schedule 'weekends'"):
+        s.with_schedule("weekends")
+    # One shift (07:00-16:00 UTC, the run starts on a Monday at 00:00): the pumps are stopped
+    # through a two-hour run, so the bearing wear has nothing to show and nothing is alerted.
+    stopped = evaluate(s.with_schedule("one_shift"), duration_s=7200)
+    assert stopped.modes["bearing_wear"].alerted == 0
+    assert stopped.false_alerts == 0
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "duration_s": 1800, "faults": SMALL["faults"][1:]}))
+    assert main(["scenarios", "--scenario", str(path), "--schedule", "two_shift"]) == 0
+    assert "every machine on two_shift" in capsys.readouterr().out
+    assert main(["scenarios", "--scenario", str(path), "--schedule", "weekends"]) == 2
+    assert "unknown schedule 'weekends'" in capsys.readouterr().err

@@ -103,6 +103,21 @@ def test_an_unknown_machine_is_watched_again_after_a_long_stop() -> None:
     assert all(8400 + 3600 <= s < 8400 + 3700 for s in opened), opened
 
 
+def test_an_unknown_machine_first_seen_at_rest_is_told_stopped_every_night() -> None:
+    """A two-shift plant whose pumps came online at night (the run starts on a Monday at
+    00:00, the shift at 06:00): the stop at 22:00 and the restart at 06:00 are no faults, and a
+    leak the next afternoon is still alerted. The restarted machine used to be told running
+    through the whole night (its running level, taken from the CUSUM's first readings, was
+    the pump at rest): bearing wear at 06:00 on both healthy pumps."""
+    sc = load(builtin("pump-leak")).with_schedule("two_shift").with_history(1.5 * 86400)
+    dur = sc.duration_s or 86400.0
+    alerts = run_bank(sc, duration_s=dur, models=False)
+    s = score(sc.labels(START), sc.device_ids, alerts, duration_s=dur)
+    assert (s.equipment_faults, s.equipment_alerted) == (1, 1)
+    assert s.false_alerts == 0
+    assert all(a.device == "pmp-0001" for a in alerts)
+
+
 def test_an_unknown_machine_learns_for_a_day_before_it_alerts() -> None:
     # The same overheating two hours into its history is still what it is learning; a day
     # on, it is news.
