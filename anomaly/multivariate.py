@@ -525,7 +525,8 @@ class OperatingRegime(StreamingDetector):
                           & (slots.sum(axis=1) >= 3)[:, None], dtype=np.bool_)
 
     def score(self, values: ArrayLike, used: ArrayLike,
-              absent: ArrayLike | None = None) -> NDArray[np.float64]:
+              absent: ArrayLike | None = None, *, marginal: bool = False
+              ) -> NDArray[np.float64]:
         """Conditional z (assets, k, T) of a block: `values` (assets, k, T), NaN = no usable
         sample, the asset's channels in its first slots (k <= REGIME_WIDTH, the same slots
         every block); `used` (assets, k) bool, the slots each asset fills.
@@ -535,7 +536,12 @@ class OperatingRegime(StreamingDetector):
         block's regression and get no score: the others are related among themselves (the
         Gaussian conditional given the channels present), so one broken sensor does not blind
         the asset's model for as long as it stays broken. Any other slot without a value
-        (the machine stopped or settling) leaves its sample unscored."""
+        (the machine stopped or settling) leaves its sample unscored.
+
+        `marginal`: the residual in units of the channel's own (marginal) standard deviation
+        instead of the regression's residual spread: how far, on the scale the channel moves
+        through, not how surprising (a tightly explained channel's conditional z is large for
+        a residual its operating range dwarfs)."""
         shape = np.shape(values)
         x, u, ok = self._check(values, used)
         n_t = x.shape[2]
@@ -565,7 +571,8 @@ class OperatingRegime(StreamingDetector):
         with np.errstate(invalid="ignore"):
             z = np.where(ua[:, :, None] & valid[a][:, None, :],
                          (x[a] - mean[:, :, None]) / scale[:, :, None], 0.0)
-        cz = np.matmul(prec, z) / np.sqrt(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
+        pii = np.diagonal(prec, axis1=1, axis2=2)[:, :, None]
+        cz = np.matmul(prec, z) / (pii if marginal else np.sqrt(pii))
         out[a, :k] = np.where(ua[:, :, None] & valid[a][:, None, :], cz, np.nan)
         return out
 
@@ -588,3 +595,132 @@ class OperatingRegime(StreamingDetector):
         self.s1[:, :k] = self.s1[:, :k] * keep[:, None] + xt.sum(axis=2)
         self.s2[:, :k, :k] = self.s2[:, :k, :k] * keep[:, None, None] \
             + np.matmul(xt, xt.transpose(0, 2, 1))
+
+
+class RegimeAnchor(StreamingDetector):
+    """A lagged reference for :class:`OperatingRegime`: snapshots of each asset's regime sums,
+    taken every ``period_s``, scored against the newest one at least ``lag_s`` old.
+
+    The regime model keeps learning (half-life a day) from every sample no alert is made of, so
+    a fault that develops over half a day, slowly enough never to open an alert, is learned as
+    it grows: the conditional z of the wearing channel climbs, then falls back. Against the
+    model as it stood a day earlier it keeps climbing, while a change over weeks moves the
+    reference along. A snapshot is only kept if no equipment alert was open while it was
+    learned (since the previous snapshot): a reference never describes a fault the bank saw.
+
+    State per asset: a ring of ``slots`` snapshots (newest first; time -1 = empty), the time
+    of the last snapshot and whether an alert was open since.
+
+    >>> rng = np.random.default_rng(1)
+    >>> speed = rng.choice([0.5, 1.0], 3 * 3600)
+    >>> x = np.stack([speed, 2 * speed, speed + 0.2]) + 0.01 * rng.normal(size=(3, speed.size))
+    >>> vals = np.full((1, REGIME_WIDTH, speed.size), np.nan)
+    >>> vals[0, :3] = x
+    >>> used = np.arange(REGIME_WIDTH)[None, :] < 3
+    >>> reg, anchor = OperatingRegime(1, learn=600), RegimeAnchor(1, lag_s=3600, period_s=1200)
+    >>> t = np.arange(speed.size, dtype=np.int64) * 1_000_000
+    >>> for i in range(0, speed.size, 600):
+    ...     reg.learn(vals[:, :, i:i + 600], used, np.ones((1, 600), bool))
+    ...     anchor.snapshot(reg, int(t[i + 599]), np.zeros(1, bool))
+    >>> bool(np.isnan(anchor.score(vals[:, :, :10], used, None, 0)).all())   # nothing old enough
+    True
+    >>> later = vals[:, :, -600:].copy()
+    >>> later[0, 1] += 0.2               # channel 1 has left the others since the reference
+    >>> z = anchor.score(later, used, None, int(t[-1]))
+    >>> np.round(np.median(np.abs(z[0, :3]), axis=1)).tolist()     # channel 1 stands out
+    [4.0, 8.0, 4.0]
+    """
+
+    _state_names: ClassVar[tuple[str, ...]] = ("snap_t", "snap_w", "snap_s1", "snap_s2",
+                                                "snap_used", "last_t", "dirty")
+    snap_t: NDArray[Any]
+    snap_w: NDArray[Any]
+    snap_s1: NDArray[Any]
+    snap_s2: NDArray[Any]
+    snap_used: NDArray[Any]
+    last_t: NDArray[Any]
+    dirty: NDArray[Any]
+
+    def __init__(self, assets: int = 0, *, lag_s: float = 86400.0, period_s: float = 21600.0,
+                 slots: int = 6, learn: int = 3600, min_learned: float = 0.0,
+                 ridge: float = 1e-3, rel_floor: float = 1e-3) -> None:
+        check_at_least(assets, 0, name="assets")
+        check_at_least(slots, 1, name="slots")
+        self.lag_us = int(round(check_positive(lag_s, name="lag_s") * 1e6))
+        self.period_us = int(round(check_positive(period_s, name="period_s") * 1e6))
+        self.slots = int(slots)
+        self.min_learned = float(min_learned)
+        self._model = OperatingRegime(0, learn=learn, ridge=ridge, rel_floor=rel_floor)
+        self._set_state(self._initial_state(assets))
+
+    def _initial_state(self, n: int) -> dict[str, NDArray[Any]]:
+        k, r = REGIME_WIDTH, self.slots
+        return {"snap_t": np.full((n, r), -1, np.int64), "snap_w": np.zeros((n, r)),
+                "snap_s1": np.zeros((n, r, k)), "snap_s2": np.zeros((n, r, k, k)),
+                "snap_used": np.zeros((n, r, k), bool),
+                "last_t": np.full(n, np.iinfo(np.int64).min // 2, np.int64),
+                "dirty": np.zeros(n, bool)}
+
+    _ring: ClassVar[tuple[str, ...]] = ("snap_t", "snap_w", "snap_s1", "snap_s2", "snap_used")
+
+    def load_state(self, state: dict[str, NDArray[Any]]) -> None:
+        """As :meth:`StreamingDetector.load_state`; a ring saved with another number of
+        slots keeps its newest snapshots (as many as fit) instead of refusing the checkpoint
+        (`anchor_slots` changed between a worker's runs)."""
+        st = dict(state)
+        t = np.asarray(st.get("snap_t", np.zeros((0, self.slots))))
+        if t.ndim == 2 and t.shape[1] != self.slots:
+            fresh = self._initial_state(t.shape[0])
+            keep = min(t.shape[1], self.slots)
+            for key in self._ring:
+                arr = fresh[key]
+                arr[:, :keep] = np.asarray(st[key])[:, :keep]
+                st[key] = arr
+        super().load_state(st)
+
+    def snapshot(self, regime: OperatingRegime, now: int, alerted: ArrayLike) -> None:
+        """After a block ending at `now` (µs): note the assets with an alert open in it
+        (`alerted`, (assets,) bool), and push a snapshot of every asset whose last one is
+        ``period_s`` old, whose regime has learned enough and that had no alert meanwhile."""
+        a = np.asarray(alerted, dtype=bool)
+        self.dirty |= a
+        due = now - self.last_t >= self.period_us
+        if not due.any():
+            return
+        keep = due & ~self.dirty & (regime.weight >= max(regime.learn_n, self.min_learned))
+        if keep.any():
+            i = np.flatnonzero(keep)
+            for name, new in (("snap_t", now), ("snap_w", regime.weight[i]),
+                              ("snap_s1", regime.s1[i]), ("snap_s2", regime.s2[i]),
+                              ("snap_used", regime.used[i])):
+                arr = getattr(self, name)
+                arr[i, 1:] = arr[i, :-1]
+                arr[i, 0] = new
+        self.last_t[due] = now
+        self.dirty[due] = False
+
+    def score(self, values: ArrayLike, used: ArrayLike, absent: ArrayLike | None,
+              now: int, *, marginal: bool = False) -> NDArray[np.float64]:
+        """Conditional z (assets, k, T) of a block against each asset's newest snapshot taken
+        at least ``lag_s`` before `now` (the block's end, µs), as
+        :meth:`OperatingRegime.score`; NaN where an asset has none, or its channels changed
+        since."""
+        n = self.channels
+        old = (self.snap_t >= 0) & (self.snap_t <= now - self.lag_us)
+        has = old.any(axis=1)
+        r = np.argmax(old, axis=1)                 # newest first: the first old enough
+        ai = np.arange(n)
+        u = np.zeros((n, REGIME_WIDTH), bool)
+        uu = np.asarray(used)
+        u[:, :uu.shape[1]] = uu
+        has &= (self.snap_used[ai, r] == u).all(axis=1)
+        #: Per asset: had a reference for the last block scored (not state: recomputed).
+        self.referenced = has
+        m = self._model
+        if m.channels != n:
+            m._set_state(m._initial_state(n))
+        m.weight = np.where(has, self.snap_w[ai, r], 0.0)
+        m.s1 = self.snap_s1[ai, r]
+        m.s2 = self.snap_s2[ai, r]
+        m.used = u.copy()
+        return m.score(values, used, absent, marginal=marginal)

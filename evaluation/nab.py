@@ -125,7 +125,7 @@ class NabSettings:
                           spread_halflife=self.spread_halflife,
                           seasonal_override=self.seasonal_override,
                           seasonal_weekly_s=self.seasonal_weekly_s,
-                          no_data_s=inf, stuck_s=inf)
+                          no_data_s=inf, stuck_s=inf, anchor_lag_s=0.0)
 
 
 #: What an unmodelled channel is: no limits, may stay flat (stuck) or step (no spike check);

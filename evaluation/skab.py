@@ -124,7 +124,7 @@ class SkabSettings:
         return BankConfig(calibrate=True, likelihood_short=5.0, likelihood_long=2000.0,
                           likelihood_log=False, recurrence_count=0.0,
                           clear_hold_s=self.clear_hold_s,
-                          no_data_s=inf, stuck_s=inf)
+                          no_data_s=inf, stuck_s=inf, anchor_lag_s=0.0)
 
 
 def detect(f: SkabFile, settings: SkabSettings | None = None) -> NDArray[np.int64]:
