@@ -15,9 +15,17 @@ from evaluation.evaluate import START, Alert, ScenarioScore, run_bank, score
 from simulators.scenario import builtin, load
 
 
-def _generic(name: str) -> tuple[ScenarioScore, list[Alert]]:
-    # A day and a half of healthy history first: an unknown machine learns for a day.
-    sc = load(builtin(name)).with_history(1.5 * 86400)
+def _generic(name: str, *, slower: float = 1.0, seed_shift: int = 0,
+             schedule: str | None = None) -> tuple[ScenarioScore, list[Alert]]:
+    """A built-in scenario with its profiles withheld: faults `slower` times slower, the seed
+    moved by `seed_shift`, every machine on `schedule` if given; a day and a half of healthy
+    history first (an unknown machine learns for a day)."""
+    sc = load(builtin(name))
+    if slower != 1.0:
+        sc = sc.slowed(slower)
+    if schedule is not None:
+        sc = sc.with_schedule(schedule)
+    sc = replace(sc, seed=sc.seed + seed_shift).with_history(1.5 * 86400)
     dur = sc.duration_s or 86400.0
     alerts = run_bank(sc, duration_s=dur, models=False)
     return score(sc.labels(START), sc.device_ids, alerts, duration_s=dur), alerts
@@ -109,10 +117,7 @@ def test_an_unknown_machine_first_seen_at_rest_is_told_stopped_every_night() -> 
     leak the next afternoon is still alerted. The restarted machine used to be told running
     through the whole night (its running level, taken from the CUSUM's first readings, was
     the pump at rest): bearing wear at 06:00 on both healthy pumps."""
-    sc = load(builtin("pump-leak")).with_schedule("two_shift").with_history(1.5 * 86400)
-    dur = sc.duration_s or 86400.0
-    alerts = run_bank(sc, duration_s=dur, models=False)
-    s = score(sc.labels(START), sc.device_ids, alerts, duration_s=dur)
+    s, alerts = _generic("pump-leak", schedule="two_shift")
     assert (s.equipment_faults, s.equipment_alerted) == (1, 1)
     assert s.false_alerts == 0
     assert all(a.device == "pmp-0001" for a in alerts)
@@ -123,10 +128,7 @@ def test_an_unknown_cnc_restarting_cold_each_morning_is_not_alerted() -> None:
     coolant warms over an hour. Still warming half an hour in, it is no fault; it used to
     count as settled after two minutes of slow climb and open "overheating" on two of the
     three healthy-looking machines."""
-    sc = load(builtin("spindle-drift")).with_schedule("one_shift").with_history(1.5 * 86400)
-    dur = sc.duration_s or 86400.0
-    alerts = run_bank(sc, duration_s=dur, models=False)
-    s = score(sc.labels(START), sc.device_ids, alerts, duration_s=dur)
+    s, _ = _generic("spindle-drift", schedule="one_shift")
     assert s.false_alerts == 0
     assert s.device_as_equipment == 0
 
@@ -269,20 +271,12 @@ def test_a_restarted_unknown_cnc_settling_runs_its_program_without_alerts() -> N
     assert [a for a in alerts if a.kind == "equipment"] == []
 
 
-def _slow(name: str, seed_shift: int = 0) -> tuple[ScenarioScore, list[Alert]]:
-    sc = load(builtin(name)).slowed(10.0)
-    sc = replace(sc, seed=sc.seed + seed_shift).with_history(1.5 * 86400)
-    dur = sc.duration_s or 86400.0
-    alerts = run_bank(sc, duration_s=dur, models=False)
-    return score(sc.labels(START), sc.device_ids, alerts, duration_s=dur), alerts
-
-
 def test_an_unknown_spindle_wearing_its_bearing_over_half_a_day_is_alerted() -> None:
     # The vibration rises sixfold over 12.5 h: slowly enough for the regime, the envelope and
     # the calibration to learn it as it grows (missed before the lagged anchor: its
     # conditional z climbed to 4.9, then fell back). Against the regime as it stood at least
     # half a day earlier it stands out, and the healthy twins stay quiet.
-    s, alerts = _slow("spindle-bearing_wear")
+    s, alerts = _generic("spindle-bearing_wear", slower=10.0)
     assert (s.equipment_faults, s.equipment_alerted) == (1, 1)
     assert s.false_alerts == 0
     assert {a.device for a in alerts} == {"cnc-0001"}
