@@ -979,7 +979,7 @@ class DetectorBank:
     def _anchor_score(self, t: NDArray[np.int64], regime: _Regime,
                       ignored: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Per channel and sample: the slow-fault evidence of the generic channels against
-        their asset's regime a day ago (see `anchor_lag_s`); NaN elsewhere."""
+        their asset's regime as it stood `anchor_lag_s` ago (see there); NaN elsewhere."""
         c = self.config
         rows = self.regime_rows[:, :self.regime_width]
         az = self.anchor.score(regime.values, regime.used, regime.absent, int(t[-1]),

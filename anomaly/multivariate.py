@@ -604,7 +604,7 @@ class RegimeAnchor(StreamingDetector):
     The regime model keeps learning (half-life a day) from every sample no alert is made of, so
     a fault that develops over half a day, slowly enough never to open an alert, is learned as
     it grows: the conditional z of the wearing channel climbs, then falls back. Against the
-    model as it stood a day earlier it keeps climbing, while a change over weeks moves the
+    model as it stood ``lag_s`` earlier it keeps climbing, while a change over weeks moves the
     reference along. A snapshot is only kept if no equipment alert was open while it was
     learned (since the previous snapshot): a reference never describes a fault the bank saw.
 
