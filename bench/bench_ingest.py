@@ -572,6 +572,8 @@ def ratios(by: dict[str, Result]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a small run (seconds): smoke check")
+    p.add_argument("--gateway-per-device", type=int, default=10,
+                   help="gateway payloads (100 readings each) per device, 200 devices (f)")
     p.add_argument("--devices", type=int)
     p.add_argument("--per-device", type=int, help="messages per device in the main flood")
     p.add_argument("--concurrency", type=int, default=64, help="mosquitto_pub processes at once")
@@ -591,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     n_dev = args.devices or (100 if quick else 1000)
     per = args.per_device or (20 if quick else 200)
     naive_per = 3 if quick else 4
-    gw_dev, gw_per = (20, 5) if quick else (200, 10)
+    gw_dev, gw_per = (20, 5) if quick else (200, args.gateway_per_device)
     only = set(args.only.split(",")) if args.only else {"pub", "a", "b", "c", "d", "d500", "e", "f"}
 
     signal.signal(signal.SIGTERM, _on_sigterm)

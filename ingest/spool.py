@@ -48,6 +48,7 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _READ_CHUNK = 4 * 1024 * 1024
 _FRESH_MAX_BYTES = 16 * 1024 * 1024  # in-memory hand-over to the reader, beyond it: disk
+BATCH_MAX_BYTES = 8 * 1024 * 1024  # a read returns about this much at most (one batch)
 
 
 class SpoolError(RuntimeError):
@@ -249,7 +250,7 @@ class Spool:
             return self._changed.wait_for(lambda: self.synced > after, timeout_s)
 
     def read(self, start: Position, *, max_records: int,
-             max_bytes: int = 8 * 1024 * 1024) -> tuple[list[Record], Position]:
+             max_bytes: int = BATCH_MAX_BYTES) -> tuple[list[Record], Position]:
         """Synced records from `start` on (at most `max_records` / about `max_bytes`), and
         the position after the last one returned."""
         with self._mutex:

@@ -7,6 +7,8 @@ expiry set) and ``manual_ack``, plus a durable local spool (:mod:`ingest.spool`)
    then acknowledges it (so an acknowledged message is on disk);
 2. the writer (the calling thread) reads batches from the spool, decodes them, writes each in
    one database transaction, and moves the spool's committed position after the commit.
+   While the spool is behind, the next batch is read and decoded (the decoder thread) while
+   this one is written: decoding and the database's work overlap instead of taking turns.
 
 A crash before the fsync leaves the message unacknowledged: the broker redelivers it. A crash
 after it replays the spool from the committed position: the unique key (device, metric,
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import logging
 import signal
 import socket
@@ -60,7 +63,7 @@ from aftercare.mqtt import connect_async, make_client, protocol
 from ingest import decode, writer
 from ingest.amqp import QUEUE, AmqpReceiver, declare_queue
 from ingest.records import BadMessage, StatusChange, Waveform
-from ingest.spool import Position, Record, Spool
+from ingest.spool import BATCH_MAX_BYTES, Position, Record, Spool
 
 log = logging.getLogger("aftercare.ingest")
 
@@ -113,6 +116,8 @@ class Batch:
     rejects: list[BadMessage] = field(default_factory=list)
     status: list[StatusChange] = field(default_factory=list)
     waveforms: list[Waveform] = field(default_factory=list)
+    # The readings arranged for the store (writer.prepare), when worked out ahead.
+    columns: writer.Columns | None = None
 
 
 class DeviceRateLimit:
@@ -220,18 +225,30 @@ def decode_batch(messages: Sequence[Record], *, max_future_s: float,
     return batch
 
 
+class _Ahead(NamedTuple):
+    """The next batch, read from the spool while the current one is written."""
+
+    records: list[Record]
+    end: Position
+    decoding: concurrent.futures.Future[Batch]
+
+
 def _stamped(bad: BadMessage, at: datetime, key: str | None) -> BadMessage:
     return BadMessage(bad.topic, bad.payload, bad.reason, bad.detail, at, key)
 
 
+def columns(batch: Batch) -> writer.Columns:
+    """The batch's readings arranged for the store (no database)."""
+    return writer.prepare(batch.device, batch.metric, np.array(batch.time_us, dtype=np.int64),
+                          # None becomes NaN, stored as NULL
+                          np.array(batch.value, dtype=np.float64))
+
+
 def write(conn: psycopg.Connection[Any], batch: Batch) -> writer.WriteResult:
     """Everything of one batch in one transaction (committed when this returns)."""
-    result = writer.write_columns(
+    result = writer.write_prepared(
         conn,
-        device=batch.device,
-        metric=batch.metric,
-        time=np.array(batch.time_us, dtype=np.int64),
-        value=np.array(batch.value, dtype=np.float64),  # None becomes NaN, stored as NULL
+        batch.columns if batch.columns is not None else columns(batch),
         rejects=batch.rejects,
         status=batch.status,
         waveforms=batch.waveforms,
@@ -312,6 +329,9 @@ class IngestWorker:
         self._spooler_done = threading.Event()
         self._generation = 0
         self._conn: psycopg.Connection[Any] | None = None
+        # Every decode runs on this one thread (while run() is active), in spool order, so the
+        # rate limiter's buckets have one writer; the writer thread only waits for results.
+        self._decoder: concurrent.futures.ThreadPoolExecutor | None = None
         # amqp_url: competing consumers on one RabbitMQ quorum queue (ingest.amqp) instead of
         # an MQTT session of our own; the spool and the ack after fsync are the same.
         self._amqp = AmqpReceiver(
@@ -486,11 +506,28 @@ class IngestWorker:
                 return None  # stopping: the spool keeps the batch for the next start
             delay = min(delay * 2, 10.0)
 
-    def _store(self, records: Sequence[Record]) -> list[tuple[Batch, writer.WriteResult]] | None:
-        """Store records; a batch the database refuses is halved until the message at fault
-        is alone, and that message is kept as a reject. None if stopped before the end."""
+    def _decode(self, records: Sequence[Record]) -> Batch:
         batch = decode_batch(records, max_future_s=self.max_future_s, max_age_s=self.max_age_s,
                              rate_limit=self.rate_limit)
+        try:
+            batch.columns = columns(batch)
+        except Exception:  # noqa: BLE001 - write() tries again, where a failure is isolated
+            log.exception("arranging a batch of %d messages for the store failed", len(records))
+        return batch
+
+    def _decode_soon(self, records: Sequence[Record]) -> concurrent.futures.Future[Batch]:
+        """Decode on the decoder thread (inline when there is none: outside :meth:`run`)."""
+        if self._decoder is not None:
+            return self._decoder.submit(self._decode, records)
+        done: concurrent.futures.Future[Batch] = concurrent.futures.Future()
+        done.set_result(self._decode(records))
+        return done
+
+    def _store(self, records: Sequence[Record], decoded: Batch | None = None
+               ) -> list[tuple[Batch, writer.WriteResult]] | None:
+        """Store records; a batch the database refuses is halved until the message at fault
+        is alone, and that message is kept as a reject. None if stopped before the end."""
+        batch = decoded if decoded is not None else self._decode_soon(records).result()
         try:
             result = self._write_with_retry(batch)
         except Exception as exc:
@@ -511,10 +548,11 @@ class IngestWorker:
             result = self._write_with_retry(batch, must_succeed=True)
         return None if result is None else [(batch, result)]
 
-    def process(self, records: Sequence[Record]) -> bool:
-        """Decode, write and commit one batch; False if stopped before the commit."""
+    def process(self, records: Sequence[Record], decoded: Batch | None = None) -> bool:
+        """Decode (unless `decoded` is given), write and commit one batch; False if stopped
+        before the commit."""
         t0 = time.perf_counter()
-        parts = self._store(records)
+        parts = self._store(records, decoded)
         if parts is None:
             return False
         c = self.counters
@@ -538,17 +576,31 @@ class IngestWorker:
         return True
 
     def _next_batch(self, spool: Spool, pos: Position) -> tuple[list[Record], Position]:
-        """Up to batch_size messages from the spool, waiting at most batch_ms for more."""
+        """Up to batch_size messages and about BATCH_MAX_BYTES of payload from the spool,
+        waiting at most batch_ms for more."""
         records, end = spool.read(pos, max_records=self.batch_size)
         if records and len(records) < self.batch_size:
+            size = sum(len(r.payload) for r in records)
             deadline = time.monotonic() + self.batch_s
-            while len(records) < self.batch_size:
+            # The byte bound holds across the top-ups too: each read allowing the whole of it
+            # let gateway payloads (25 kB each) build 4 M-row batches and a 940 MB worker.
+            while len(records) < self.batch_size and size < BATCH_MAX_BYTES:
                 left = deadline - time.monotonic()
                 if left <= 0 or not spool.wait(end, min(left, IDLE_GAP_S)):
                     break
-                more, end = spool.read(end, max_records=self.batch_size - len(records))
+                more, end = spool.read(end, max_records=self.batch_size - len(records),
+                                       max_bytes=BATCH_MAX_BYTES - size)
                 records += more
+                size += sum(len(r.payload) for r in more)
         return records, end
+
+    def _read_ahead(self, spool: Spool, start: Position) -> _Ahead | None:
+        """The batch after `start`, its decoding started, if the spool is behind (a full
+        batch or more is waiting); None otherwise (the next turn waits for a batch as usual)."""
+        records, end = spool.read(start, max_records=self.batch_size)
+        if not records or (len(records) < self.batch_size and not end < spool.synced):
+            return None
+        return _Ahead(records, end, self._decode_soon(records))
 
     def run(self) -> Counters:
         spool = self.spool = Spool(self.spool_dir, name=self.client_id)
@@ -576,6 +628,9 @@ class IngestWorker:
         logged = 0
         pos = spool.committed
         beat_at = 0.0
+        ahead: _Ahead | None = None
+        self._decoder = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-decoder")
         _sd_notify(b"READY=1")
         try:
             while True:
@@ -595,11 +650,17 @@ class IngestWorker:
                     spool.commit(end)
                     pos = end
                     continue
-                records, end = self._next_batch(spool, pos)
-                if not records:
-                    spool.wait(pos, 0.2)
-                    continue
-                if not self.process(records):
+                if ahead is not None:
+                    records, end, decoding = ahead
+                else:
+                    records, end = self._next_batch(spool, pos)
+                    if not records:
+                        spool.wait(pos, 0.2)
+                        continue
+                    decoding = self._decode_soon(records)
+                ahead = self._read_ahead(spool, end)
+                if not self.process(records, decoding.result()):
+                    ahead = None  # read again from `pos` (the rate limiter remembers)
                     continue  # stopping during an outage: the spool keeps the batch
                 spool.commit(end)
                 pos = end
@@ -621,6 +682,8 @@ class IngestWorker:
                 self._client.disconnect()
                 self._client.loop_stop()
             spooler.join(5)
+            self._decoder.shutdown(wait=True, cancel_futures=True)
+            self._decoder = None
             spool.close()
             self._drop_conn()
         return self.counters

@@ -4,7 +4,10 @@
   messages, the columns stay aligned and hold exactly what decoding each message on its own
   gives (readings, rejects, the device rate limit);
 - the spooler acknowledges a synced chunk with one packet of concatenated PUBACKs: exactly
-  the MQTT encoding of one PUBACK per QoS 1 message of the current connection.
+  the MQTT encoding of one PUBACK per QoS 1 message of the current connection;
+- a batch stays about ``BATCH_MAX_BYTES`` of payload however many syncs it is gathered from,
+  and the batch read ahead (while one is written) starts where that one ends, only when the
+  spool is behind.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from hypothesis import strategies as st
 
 from ingest import decode
 from ingest.records import BadMessage
-from ingest.spool import Record
+from ingest.spool import BATCH_MAX_BYTES, Record, Spool
 from ingest.worker import DeviceRateLimit, Incoming, IngestWorker, decode_batch
 
 NOW_MS = int(time.time() * 1000)
@@ -110,3 +113,29 @@ def test_a_chunk_is_acknowledged_with_one_packet_of_pubacks(tmp_path: Path) -> N
                                             for mid in (1, 65535, 300))
     w._ack([Incoming("devices/d-1/telemetry", b"{}", 5, 1, 1, 0)])
     assert len(w._client._out_packet) == 1  # nothing to acknowledge: nothing queued
+
+
+def test_a_batch_gathered_from_many_syncs_keeps_the_byte_bound(tmp_path: Path) -> None:
+    w = IngestWorker(database_url="postgresql://unused", mqtt_url="mqtt://127.0.0.1:1",
+                     client_id="bytes", spool_dir=tmp_path / "spool", batch_size=5000)
+    payload = b"x" * (1 << 20)
+    with Spool(tmp_path / "spool") as spool:
+        for i in range(20):  # 20 chunks of one 1 MiB message, each synced on its own
+            spool.append("devices/g-1/telemetry", payload, i)
+            spool.sync()
+        start = spool.committed
+        records, end = w._next_batch(spool, start)
+        # About 8 MiB (a read may end one chunk past it), not all 20 MiB that were waiting.
+        size = sum(len(r.payload) for r in records)
+        assert BATCH_MAX_BYTES <= size <= BATCH_MAX_BYTES + (1 << 20)
+        assert [r.received_us for r in records] == list(range(len(records)))
+        # The spool is behind: the next batch is read ahead from where this one ends...
+        ahead = w._read_ahead(spool, end)
+        assert ahead is not None
+        assert ahead.records[0].received_us == len(records)
+        assert ahead.decoding.result().rejects  # decoded (here: 1 MiB of "x" is no JSON)
+        # ...but not when less than a batch is left and nothing more is synced: the next
+        # turn waits for a fuller batch as usual.
+        _, near_end = spool.read(start, max_records=17, max_bytes=1 << 40)
+        assert w._read_ahead(spool, near_end) is None
+        assert near_end < spool.synced
