@@ -16,7 +16,8 @@ messages / (first publish → last message counted or committed).
 Phases: publisher alone (no subscriber), (a) ``mosquitto_sub`` (C ceiling), (b) bare paho
 subscriber that only counts, (c) naive bridge (one autocommit INSERT per reading), (d) one
 ``aftercare ingest`` worker, (e) two workers on the shared subscription, (f) gateway batch
-payloads (100 readings of 8 metrics per message) into one worker.
+payloads (100 readings of 8 metrics per message) into one worker, and (f1) the same writing
+each batch on one database connection instead of in pieces on two (the baseline of f).
 """
 
 from __future__ import annotations
@@ -566,6 +567,8 @@ def ratios(by: dict[str, Result]) -> list[str]:
     if "(f) gateway, 1 worker" in by:
         out.append(f"gateway values/s: {by['(f) gateway, 1 worker'].values_s:,.0f} "
                    "(target >= 500,000)")
+    ratio("(f) gateway, 1 worker", "(f1) gateway, 1 worker, 1 connection",
+          "gateway, pieces on 2 connections / 1 connection", "reported", "values_s")
     return out
 
 
@@ -580,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=int, default=8, choices=range(1, 9), metavar="1..8",
                    help="metrics per reading in the main flood (1: one reading per message, as "
                         "ESPHome-style devices and many PLC gateways publish)")
-    p.add_argument("--only", default="", help="comma-separated phases: pub,a,b,c,d,e,f,d500")
+    p.add_argument("--only", default="", help="comma-separated phases: pub,a,b,c,d,e,f1,f,d500")
     p.add_argument("--cpu-path", action="store_true",
                    help="only the worker's own CPU per message on the receive path (spool, "
                         "decode), in process: no broker, no database")
@@ -594,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     per = args.per_device or (20 if quick else 200)
     naive_per = 3 if quick else 4
     gw_dev, gw_per = (20, 5) if quick else (200, args.gateway_per_device)
-    only = set(args.only.split(",")) if args.only else {"pub", "a", "b", "c", "d", "d500", "e", "f"}
+    only = set(args.only.split(",")) if args.only else {
+        "pub", "a", "b", "c", "d", "d500", "e", "f1", "f"}
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     devices = [f"bench-{i:04d}" for i in range(n_dev)]
@@ -651,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
                 ("d500", lambda: phase_workers(env, main_flood, 1, "(d') 1 worker, batch 500",
                                                ["--batch-size", "500"])),
                 ("e", lambda: phase_workers(env, main_flood, 2, "(e) 2 workers")),
+                ("f1", lambda: phase_workers(env, gw_flood, 1,
+                                             "(f1) gateway, 1 worker, 1 connection",
+                                             ["--copy-connections", "1"])),
                 ("f", lambda: phase_workers(env, gw_flood, 1, "(f) gateway, 1 worker")),
             ]
             for key, run in phases:

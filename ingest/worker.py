@@ -8,7 +8,9 @@ expiry set) and ``manual_ack``, plus a durable local spool (:mod:`ingest.spool`)
 2. the writer (the calling thread) reads batches from the spool, decodes them, writes each in
    one database transaction, and moves the spool's committed position after the commit.
    While the spool is behind, the next batch is read and decoded (the decoder thread) while
-   this one is written: decoding and the database's work overlap instead of taking turns.
+   this one is written: decoding and the database's work overlap instead of taking turns. A
+   large batch (gateway payloads) is written in pieces of whole devices on two connections
+   at once (``--copy-connections``), each committed on its own; the position moves after all.
 
 A crash before the fsync leaves the message unacknowledged: the broker redelivers it. A crash
 after it replays the spool from the committed position: the unique key (device, metric,
@@ -244,11 +246,13 @@ def columns(batch: Batch) -> writer.Columns:
                           np.array(batch.value, dtype=np.float64))
 
 
-def write(conn: psycopg.Connection[Any], batch: Batch) -> writer.WriteResult:
-    """Everything of one batch in one transaction (committed when this returns)."""
+def write(conn: psycopg.Connection[Any], cols: writer.Columns, batch: Batch
+          ) -> writer.WriteResult:
+    """`cols` (the batch's readings or a piece of them) with the batch's rejects, status
+    changes and waveforms, in one transaction (committed when this returns)."""
     result = writer.write_prepared(
         conn,
-        batch.columns if batch.columns is not None else columns(batch),
+        cols,
         rejects=batch.rejects,
         status=batch.status,
         waveforms=batch.waveforms,
@@ -292,9 +296,13 @@ class IngestWorker:
         share_group: str = SHARE_GROUP,
         device_max_readings_per_s: float = 0.0,
         amqp_url: str | None = None,
+        copy_connections: int = 2,
+        copy_split_rows: int = 50_000,
     ) -> None:
-        if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535:
-            raise ValueError("batch_size, batch_ms >= 1 and 1 <= receive_maximum <= 65535")
+        if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535 \
+                or not 1 <= copy_connections <= 16:
+            raise ValueError("batch_size, batch_ms >= 1, 1 <= receive_maximum <= 65535 and "
+                             "1 <= copy_connections <= 16")
         self.database_url = database_url
         self.mqtt_url = mqtt_url
         self.client_id = client_id
@@ -328,7 +336,14 @@ class IngestWorker:
         self._stop = threading.Event()
         self._spooler_done = threading.Event()
         self._generation = 0
-        self._conn: psycopg.Connection[Any] | None = None
+        # One connection per piece of a large batch written at once (the first also carries
+        # the rejects, status changes and waveforms); see write().
+        self.copy_connections = copy_connections
+        self.copy_split_rows = max(1, copy_split_rows)
+        self._conns: list[psycopg.Connection[Any] | None] = [None] * copy_connections
+        self._copiers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=copy_connections - 1, thread_name_prefix="ingest-copy",
+        ) if copy_connections > 1 else None
         # Every decode runs on this one thread (while run() is active), in spool order, so the
         # rate limiter's buckets have one writer; the writer thread only waits for results.
         self._decoder: concurrent.futures.ThreadPoolExecutor | None = None
@@ -468,16 +483,65 @@ class IngestWorker:
 
     # -- writer (the calling thread): spool -> database -----------------------------------
 
-    def _db(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, connect_timeout=5,
-                                         application_name=f"aftercare-ingest {self.client_id}")
-        return self._conn
+    def _db(self, i: int = 0) -> psycopg.Connection[Any]:
+        conn = self._conns[i]
+        if conn is None or conn.closed:
+            conn = self._conns[i] = psycopg.connect(
+                self.database_url, connect_timeout=5,
+                application_name=f"aftercare-ingest {self.client_id}" + (f" {i}" if i else ""))
+        return conn
 
     def _drop_conn(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for i, conn in enumerate(self._conns):
+            if conn is not None:
+                conn.close()
+                self._conns[i] = None
+
+    def _rollback(self) -> None:
+        for conn in self._conns:
+            if conn is not None and not conn.closed:
+                conn.rollback()
+
+    def _write(self, batch: Batch) -> writer.WriteResult:
+        """Everything of one batch, committed when this returns.
+
+        A batch of many readings is cut into pieces of whole devices, each COPYed and
+        committed on a connection of its own at the same time: one PostgreSQL backend
+        inserting into the unique index is what bounds gateway payloads (one core).
+        Exactly once still holds: a piece committed before another failed is stored again
+        on the retry, and the unique key keeps its readings once (they count as duplicates).
+        """
+        cols = batch.columns if batch.columns is not None else columns(batch)
+        pieces = cols.split(self.copy_connections) \
+            if self._copiers is not None and len(cols) >= self.copy_split_rows else [cols]
+        others = [self._copiers.submit(self._write_piece, i, piece)
+                  for i, piece in enumerate(pieces[1:], 1)] if self._copiers else []
+        try:
+            first = write(self._db(), pieces[0], batch)
+        finally:
+            # Never leave a connection in use by another thread when this one raises.
+            done = [f.exception() for f in others]
+        failed = next((exc for exc in done if exc is not None), None)
+        if failed is not None:
+            raise failed
+        rest = [f.result() for f in others]
+        return writer.WriteResult(received=len(cols),
+                                  stored=first.stored + sum(r.stored for r in rest),
+                                  rejected=first.rejected)
+
+    def _write_piece(self, i: int, piece: writer.Columns) -> writer.WriteResult:
+        conn = self._db(i)
+        try:
+            result = writer.write_prepared(conn, piece)
+            conn.commit()
+            return result
+        except BaseException:
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+            raise
 
     def _write_with_retry(self, batch: Batch, *, must_succeed: bool = False
                           ) -> writer.WriteResult | None:
@@ -489,11 +553,10 @@ class IngestWorker:
         delay = 0.5
         while True:
             try:
-                return write(self._db(), batch)
+                return self._write(batch)
             except Exception as exc:
                 if not _is_outage(exc):
-                    if self._conn is not None and not self._conn.closed:
-                        self._conn.rollback()
+                    self._rollback()
                     if not must_succeed:
                         raise
                     log.exception("cannot keep a reject; retrying in %.1fs", delay)
@@ -824,6 +887,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch-ms", type=int, default=settings.ingest_batch_ms)
     p.add_argument("--receive-maximum", type=int, default=1000,
                    help="most unacknowledged messages the broker may send this worker")
+    p.add_argument("--copy-connections", type=int, default=2, choices=range(1, 17),
+                   metavar="1..16",
+                   help="database connections a large batch is written on at once, in pieces "
+                        "of whole devices")
+    p.add_argument("--copy-split-rows", type=int, default=50_000,
+                   help="a batch of at least this many readings is written in pieces (tests "
+                        "use 1 to cut every batch)")
     p.add_argument("--metrics-port", type=int, default=settings.ingest_metrics_port)
     p.add_argument("--mqtt-url", default=settings.mqtt_url)
     p.add_argument("--database-url", default=settings.database_url)
@@ -876,6 +946,8 @@ def main(argv: list[str]) -> int:
         max_age_s=settings.retention_days * 86_400.0,
         device_max_readings_per_s=float(settings.ingest_device_max_readings_per_s),
         amqp_url=args.amqp_url or None,
+        copy_connections=args.copy_connections,
+        copy_split_rows=args.copy_split_rows,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

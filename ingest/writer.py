@@ -204,6 +204,9 @@ def _day_runs(t: NDArray[np.int64]) -> list[tuple[int, int]]:
     >>> _day_runs(np.array([5, DAY_US * 3 + 1, DAY_US * 4 + 2, DAY_US]))
     [(5, 86400000000), (259200000001, 345600000002)]
     """
+    lo, hi = int(t.min()), int(t.max())
+    if hi // DAY_US - lo // DAY_US <= 1:
+        return [(lo, hi)]  # nearly every batch: one day, or across midnight (no sort needed)
     day_of = t // DAY_US
     days = np.unique(day_of)
     breaks = np.flatnonzero(np.diff(days) > 1) + 1
@@ -212,6 +215,9 @@ def _day_runs(t: NDArray[np.int64]) -> list[tuple[int, int]]:
         sel = t[(day_of >= group[0]) & (day_of <= group[-1])]
         runs.append((int(sel.min()), int(sel.max())))
     return runs
+
+
+NO_READING = np.iinfo(np.int64).min  # Columns.last_us of a device with no row
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,28 @@ class Columns:
 
     def __len__(self) -> int:
         return int(self.time_us.shape[0])
+
+    def split(self, parts: int) -> list[Columns]:
+        """At most `parts` pieces of about equal rows, each holding whole devices (their
+        last-seen rows are updated by one writer) and keeping the index order.
+
+        >>> c = prepare(["a"] * 3 + ["b"] * 2 + ["c"], ["x"] * 6, range(6), [0.0] * 6)
+        >>> [(p.dev_code.tolist(), (p.last_us != NO_READING).tolist()) for p in c.split(2)]
+        [([0, 0, 0], [True, False, False]), ([1, 1, 2], [False, True, True])]
+        """
+        n = len(self)
+        cuts = sorted({int(np.searchsorted(self.dev_code, self.dev_code[n * i // parts]))
+                       for i in range(1, parts)} - {0}) if n else []
+        pieces = []
+        for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
+            sel = slice(lo, hi)
+            last = np.full_like(self.last_us, NO_READING)
+            held = np.unique(self.dev_code[sel])
+            last[held] = self.last_us[held]
+            t = self.time_us[sel]
+            pieces.append(Columns(self.dev_names, self.dev_code[sel], self.met_names,
+                                  self.met_code[sel], t, self.value[sel], _day_runs(t), last))
+        return pieces
 
 
 def prepare(device: Sequence[str] | NDArray[Any], metric: Sequence[str] | NDArray[Any],
@@ -260,7 +288,7 @@ def prepare(device: Sequence[str] | NDArray[Any], metric: Sequence[str] | NDArra
     met_names, met_inv = _factorize(met)
     order = np.lexsort((t, met_inv, dev_inv))
     t, v, dev_inv, met_inv = t[order], v[order], dev_inv[order], met_inv[order]
-    last = np.full(len(dev_names), np.iinfo(np.int64).min, dtype=np.int64)
+    last = np.full(len(dev_names), NO_READING, dtype=np.int64)
     np.maximum.at(last, dev_inv, t)
     return Columns(dev_names, dev_inv, met_names, met_inv, t, v,
                    _day_runs(t) if n else [], last)
@@ -348,6 +376,7 @@ def write_prepared(
                 # Last-seen per device, in id order so concurrent writers lock alike.
                 last = cols.last_us
                 order = np.argsort(dev_ids)
+                order = order[last[order] != NO_READING]  # devices of another piece
                 cur.execute(
                     "UPDATE devices d SET last_seen = now(), "
                     "last_reading_at = GREATEST(d.last_reading_at, v.t) "
