@@ -106,7 +106,7 @@ class DetectWorker:
         self.bank = DetectorBank([], self.config)
         self.spectral = BearingCheck(0)          # one row per bank asset
         self.watermark_us: int | None = None
-        self.chan_keys = np.zeros(0, np.int64)   # device_id << 16 | metric_id, per bank row
+        self.chan_keys = np.zeros(0, np.int64)   # telemetry's channel key, per bank row
         self._load()
 
     # ------------------------------------------------------------------ state
@@ -118,6 +118,9 @@ class DetectWorker:
         watermark, state = row
         with np.load(io.BytesIO(state), allow_pickle=False) as npz:
             keys = npz["chan_keys"].astype(np.int64)
+            if "key_shift" not in npz.files:
+                # Written when keys gave the metric id 16 bits: the same channels, re-keyed.
+                keys = ((keys >> 16) << telemetry.KEY_SHIFT) | (keys & 0xFFFF)
             bank_bytes = npz["bank"].tobytes()
             spectral = {k[len("spectral."):]: npz[k] for k in npz.files
                         if k.startswith("spectral.")}
@@ -134,6 +137,7 @@ class DetectWorker:
         buf = io.BytesIO()
         arrays: dict[str, NDArray[Any]] = {
             "chan_keys": self.chan_keys,
+            "key_shift": np.array(telemetry.KEY_SHIFT),
             "bank": np.frombuffer(self.bank.to_bytes(), dtype=np.uint8)}
         arrays.update({f"spectral.{k}": v for k, v in self.spectral.state_dict().items()})
         np.savez(buf, **arrays)  # type: ignore[arg-type]

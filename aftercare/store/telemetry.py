@@ -3,8 +3,9 @@ earliest reading (after a time), one slice of readings keyed by channel, the nam
 keys, and the vibration bursts of a slice. Every function takes any DB-API connection (psycopg's
 or Django's) and leaves transaction control to the caller.
 
-A *channel key* is ``device_id << 16 | metric_id``: one int64 per (device, metric), the worker's
-row index in its arrays.
+A *channel key* is ``device_id << 32 | metric_id``: one int64 per (device, metric), the worker's
+row index in its arrays. (Both ids are int4; metric ids reach 1,000,000, so the 16 bits once
+given to them let the 65,537th metric name read as another device's channel.)
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+KEY_SHIFT = 32  # channel key = device_id << KEY_SHIFT | metric_id
 
 
 def _rows(conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -40,7 +43,7 @@ def read_slice(conn: Any, lo: datetime, hi: datetime) -> list[tuple[int, int, fl
     rows: list[tuple[int, int, float | None]] = _rows(
         conn,
         "SELECT (extract(epoch FROM time) * 1000000)::int8, "
-        "       (device_id::int8 << 16) | metric_id, value "
+        "       (device_id::int8 << 32) | metric_id, value "
         "FROM telemetry WHERE time > %s AND time <= %s", (lo, hi))
     return rows
 
@@ -50,8 +53,8 @@ def channel_names(conn: Any, keys: Sequence[int]) -> dict[int, tuple[str, str]]:
     if not keys:
         return {}
     rows = _rows(conn, "SELECT k, d.device_key, m.name FROM unnest(%s::int8[]) AS k "
-                       "JOIN devices d ON d.id = (k >> 16)::int "
-                       "JOIN metrics m ON m.id = (k & 65535)::int", (list(keys),))
+                       "JOIN devices d ON d.id = (k >> 32)::int "
+                       "JOIN metrics m ON m.id = (k & 4294967295)::int", (list(keys),))
     return {int(k): (str(d), str(m)) for k, d, m in rows}
 
 

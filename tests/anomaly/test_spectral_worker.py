@@ -247,9 +247,10 @@ def test_checkpoint_from_before_the_spectral_check_still_loads(
     options = WorkerOptions(name="old", settle_s=0, max_span_s=300)
     worker = DetectWorker(store_conn, options, CONFIG, PUMPS)
     worker.step()
-    # Rewrite the checkpoint as the worker wrote it before: channel keys and bank only.
+    # Rewrite the checkpoint as the worker wrote it before: channel keys (16 bits for the
+    # metric id then) and bank only.
     old = io.BytesIO()
-    np.savez(old, chan_keys=worker.chan_keys,
+    np.savez(old, chan_keys=((worker.chan_keys >> 32) << 16) | (worker.chan_keys & 0xFFFF),
              bank=np.frombuffer(worker.bank.to_bytes(), dtype=np.uint8))
     with store_conn.transaction():
         store_conn.execute("UPDATE anomaly_checkpoints SET state = %s WHERE worker = %s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import queue
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -87,6 +88,44 @@ def test_restart_neither_misses_nor_repeats_alerts(store_conn: psycopg.Connectio
     # The overheating (calibrated: these pumps have no equipment model) opens and clears, then
     # the frozen flow sensor opens; escalations are updates.
     assert [s for s in states if s != "update"] == ["open", "clear", "open"]
+
+
+def _channels(worker: DetectWorker) -> list[tuple[str, str]]:
+    return sorted((c.asset, c.metric) for c in worker.bank.specs)
+
+
+def test_a_metric_id_past_16_bits_is_its_own_channel(
+        store_conn: psycopg.Connection[Any]) -> None:
+    """Metric ids go to 1,000,000: metric 65,537 of pump-1 is not metric 1 of pump-2. And a
+    checkpoint written when keys gave metric ids 16 bits resumes with the same channels."""
+    t = START_US + np.arange(120, dtype=np.int64) * S
+    for dev in ("pump-1", "pump-2"):
+        write_columns(store_conn, device=[dev] * 60, metric=["temperature_c"] * 60,
+                      time=t[:60], value=np.full(60, 70.0))
+    options = WorkerOptions(name="wide", settle_s=0, max_span_s=30)
+    worker = DetectWorker(store_conn, options, CONFIG)
+    run_until_caught_up(worker)
+    assert worker.chan_keys.tolist() == [1 << 32 | 1, 2 << 32 | 1]
+    state = np.load(io.BytesIO(worker._state_bytes()))
+    old = io.BytesIO()
+    np.savez(old, chan_keys=np.array([1 << 16 | 1, 2 << 16 | 1], np.int64), bank=state["bank"])
+    with store_conn.transaction():
+        store_conn.execute("UPDATE anomaly_checkpoints SET state = %s WHERE worker = 'wide'",
+                           (old.getvalue(),))
+        store_conn.execute("ALTER TABLE metrics ALTER COLUMN id RESTART WITH 65537")
+    write_columns(store_conn, device=["pump-1"] * 60, metric=["flow_l_min"] * 60,
+                  time=t[60:], value=np.full(60, 30.0))
+    write_columns(store_conn, device=["pump-2"] * 60, metric=["temperature_c"] * 60,
+                  time=t[60:], value=np.full(60, 70.0))
+    assert store_conn.execute("SELECT id FROM metrics WHERE name = 'flow_l_min'"
+                              ).fetchone() == (65537,)
+    store_conn.commit()
+    resumed = DetectWorker(store_conn, options, CONFIG)
+    assert resumed.chan_keys.tolist() == [1 << 32 | 1, 2 << 32 | 1]
+    run_until_caught_up(resumed)
+    assert sorted((c.asset, c.metric) for c in resumed.bank.specs) == [
+        ("pump-1", "flow_l_min"), ("pump-1", "temperature_c"), ("pump-2", "temperature_c")]
+    assert resumed.chan_keys.tolist()[2] == 1 << 32 | 65537
 
 
 def test_rows_committed_late_are_not_skipped(store_dsn: str) -> None:
