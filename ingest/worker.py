@@ -46,7 +46,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,9 +300,9 @@ class IngestWorker:
         copy_split_rows: int = 50_000,
     ) -> None:
         if batch_size < 1 or batch_ms < 1 or not 1 <= receive_maximum <= 65535 \
-                or not 1 <= copy_connections <= 16:
-            raise ValueError("batch_size, batch_ms >= 1, 1 <= receive_maximum <= 65535 and "
-                             "1 <= copy_connections <= 16")
+                or not 1 <= copy_connections <= 16 or copy_split_rows < 1:
+            raise ValueError("batch_size, batch_ms, copy_split_rows >= 1, "
+                             "1 <= receive_maximum <= 65535 and 1 <= copy_connections <= 16")
         self.database_url = database_url
         self.mqtt_url = mqtt_url
         self.client_id = client_id
@@ -339,7 +339,7 @@ class IngestWorker:
         # One connection per piece of a large batch written at once (the first also carries
         # the rejects, status changes and waveforms); see write().
         self.copy_connections = copy_connections
-        self.copy_split_rows = max(1, copy_split_rows)
+        self.copy_split_rows = copy_split_rows
         self._conns: list[psycopg.Connection[Any] | None] = [None] * copy_connections
         self._copiers = concurrent.futures.ThreadPoolExecutor(
             max_workers=copy_connections - 1, thread_name_prefix="ingest-copy",
@@ -875,6 +875,29 @@ class Metrics:
             log.warning("metrics port %d unavailable (%s): another worker has it?", port, exc)
 
 
+def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from `lo` to `hi` (no upper end if None), else a usage
+    error that says which.
+
+    >>> _int_in(1, 16)("16"), _int_in(1)("50000")
+    (16, 50000)
+    >>> _int_in(1)("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be at least 1, got 0
+    """
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be at least {lo}, got {n}" if hi is None else
+                f"must be from {lo} to {hi}, got {n}")
+        return n
+    return parse
+
+
 def main(argv: list[str]) -> int:
     settings = config.load()
     p = argparse.ArgumentParser(prog="aftercare ingest", description=__doc__.split("\n")[0])
@@ -882,16 +905,15 @@ def main(argv: list[str]) -> int:
                    help="worker number on this host; part of the default client id")
     p.add_argument("--client-id", default=settings.ingest_client_id,
                    help="stable MQTT client id (default: aftercare-ingest-HOST-INSTANCE)")
-    p.add_argument("--batch-size", type=int, default=settings.ingest_batch_size,
+    p.add_argument("--batch-size", type=_int_in(1), default=settings.ingest_batch_size,
                    help="most messages per transaction, in whole spool chunks (INGEST_BATCH_SIZE)")
-    p.add_argument("--batch-ms", type=int, default=settings.ingest_batch_ms)
-    p.add_argument("--receive-maximum", type=int, default=1000,
+    p.add_argument("--batch-ms", type=_int_in(1), default=settings.ingest_batch_ms)
+    p.add_argument("--receive-maximum", type=_int_in(1, 65535), default=1000,
                    help="most unacknowledged messages the broker may send this worker")
-    p.add_argument("--copy-connections", type=int, default=2, choices=range(1, 17),
-                   metavar="1..16",
+    p.add_argument("--copy-connections", type=_int_in(1, 16), default=2, metavar="1..16",
                    help="database connections a large batch is written on at once, in pieces "
                         "of whole devices")
-    p.add_argument("--copy-split-rows", type=int, default=50_000,
+    p.add_argument("--copy-split-rows", type=_int_in(1), default=50_000,
                    help="a batch of at least this many readings is written in pieces (tests "
                         "use 1 to cut every batch)")
     p.add_argument("--metrics-port", type=int, default=settings.ingest_metrics_port)
