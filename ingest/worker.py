@@ -530,18 +530,12 @@ class IngestWorker:
                                   rejected=first.rejected)
 
     def _write_piece(self, i: int, piece: writer.Columns) -> writer.WriteResult:
+        """One piece on connection `i`, committed (a failure is rolled back or the connection
+        dropped by _write_with_retry, once every piece has finished)."""
         conn = self._db(i)
-        try:
-            result = writer.write_prepared(conn, piece)
-            conn.commit()
-            return result
-        except BaseException:
-            if not conn.closed:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    conn.close()
-            raise
+        result = writer.write_prepared(conn, piece)
+        conn.commit()
+        return result
 
     def _write_with_retry(self, batch: Batch, *, must_succeed: bool = False
                           ) -> writer.WriteResult | None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 KEY_SHIFT = 32  # channel key = device_id << KEY_SHIFT | metric_id
+_METRIC_MASK = (1 << KEY_SHIFT) - 1
 
 
 def _rows(conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -43,7 +44,7 @@ def read_slice(conn: Any, lo: datetime, hi: datetime) -> list[tuple[int, int, fl
     rows: list[tuple[int, int, float | None]] = _rows(
         conn,
         "SELECT (extract(epoch FROM time) * 1000000)::int8, "
-        "       (device_id::int8 << 32) | metric_id, value "
+        f"       (device_id::int8 << {KEY_SHIFT}) | metric_id, value "
         "FROM telemetry WHERE time > %s AND time <= %s", (lo, hi))
     return rows
 
@@ -53,8 +54,8 @@ def channel_names(conn: Any, keys: Sequence[int]) -> dict[int, tuple[str, str]]:
     if not keys:
         return {}
     rows = _rows(conn, "SELECT k, d.device_key, m.name FROM unnest(%s::int8[]) AS k "
-                       "JOIN devices d ON d.id = (k >> 32)::int "
-                       "JOIN metrics m ON m.id = (k & 4294967295)::int", (list(keys),))
+                       f"JOIN devices d ON d.id = (k >> {KEY_SHIFT})::int "
+                       f"JOIN metrics m ON m.id = (k & {_METRIC_MASK})::int", (list(keys),))
     return {int(k): (str(d), str(m)) for k, d, m in rows}
 
 
