@@ -960,13 +960,7 @@ class DetectorBank:
         # settling after a restart), the channels that have them are related among themselves
         # too: enough to say the machine's program explains a channel, not to accuse one (a
         # settling channel drives others: a chiller's return water follows its supply).
-        explain = cz
-        present = used & ~absent
-        fin = np.isfinite(vals) & present[:, :, None]
-        holes = present & (~fin & fin.any(axis=1)[:, None, :]).any(axis=2)
-        if holes.any():
-            partial = self.regime.score(vals, used, absent | holes | ~holes.any(axis=1)[:, None])
-            explain = np.where(np.isnan(cz), partial, cz)
+        explain = self._regime_partial(vals, used, absent, cz)
         z = np.full(x.shape, np.nan)
         ez = np.full(x.shape, np.nan)
         ai, si = np.nonzero(used)
@@ -975,6 +969,48 @@ class DetectorBank:
         with np.errstate(invalid="ignore"):
             explained = np.abs(ez) <= self.config.regime_support
         return _Regime(values=vals, used=used, z=z, explained=explained, absent=absent)
+
+    def _regime_partial(self, vals: NDArray[np.float64], used: NDArray[np.bool_],
+                        absent: NDArray[np.bool_], cz: NDArray[np.float64]
+                        ) -> NDArray[np.float64]:
+        """`cz` where the full fit scored, else the fit of the channels that do have values at
+        that sample. Where an asset has values but some channel has none (its temperatures
+        still settling after a restart, released one by one), the channels that have them are
+        related among themselves too: enough to say the machine's program explains a channel,
+        not to accuse one (a settling channel drives others: a chiller's return water follows
+        its supply).
+
+        The set of channels with values changes within a block (a channel released at
+        06:42:00 of a block that began at 06:40): each asset's samples are grouped by that
+        set, its *presence pattern*, and scored with the pattern's channels, the asset's
+        commonest unscored pattern first, up to ``_PARTIAL_ROUNDS`` patterns per block; a
+        sample whose pattern was not among them keeps the fit of a pattern its channels
+        contain, or none."""
+        present = used & ~absent
+        fin = np.isfinite(vals) & present[:, :, None]
+        # Assets whose regime is still learning have no fit of any pattern.
+        unscored = fin & np.isnan(cz) & (self.regime.weight >= self.regime.learn_n)[:, None, None]
+        if not unscored.any():
+            return cz
+        k = vals.shape[1]
+        bits = (fin.astype(np.int64) << np.arange(k, dtype=np.int64)[None, :, None]).sum(axis=1)
+        todo = unscored.any(axis=1) & (fin.sum(axis=1) >= 3)     # (assets, T)
+        explain = cz.copy()
+        for _ in range(_PARTIAL_ROUNDS):
+            ai, ti = np.nonzero(todo)
+            if ai.size == 0:
+                break
+            pats, counts = np.unique(np.stack([ai, bits[ai, ti]]), axis=1, return_counts=True)
+            # Per asset its commonest pattern (pats are sorted by asset; ties: the larger set).
+            order = np.lexsort((-pats[1], -counts, pats[0]))
+            first = order[np.r_[True, pats[0, order][1:] != pats[0, order][:-1]]]
+            pattern = np.zeros(vals.shape[0], np.int64)
+            pattern[pats[0, first]] = pats[1, first]
+            slots = (pattern[:, None] >> np.arange(k, dtype=np.int64)[None, :]) & 1 == 1
+            partial = self.regime.score(vals, used, absent | ~slots)
+            explain = np.where(np.isnan(explain), partial, explain)
+            todo &= bits != pattern[:, None]
+        return explain
 
     def _anchor_score(self, t: NDArray[np.int64], regime: _Regime,
                       ignored: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -1334,6 +1370,9 @@ def _mode(spec: ChannelSpec) -> str:
 
 
 _LONG_AGO = np.iinfo(np.int64).min // 2
+# Presence patterns scored per block by DetectorBank._regime_partial (each one regime scoring
+# of the fleet, run only in blocks where some asset has channels without values).
+_PARTIAL_ROUNDS = 3
 
 
 class RunState(StreamingDetector):

@@ -203,3 +203,31 @@ def test_a_different_set_of_channels_is_learned_afresh() -> None:
     assert reg.weight[0] == 0
     reg.learn(block(*x), used(4), np.ones((1, 300), bool))
     assert np.isfinite(reg.score(block(*x), used(4))[0, :4]).all()
+
+
+def test_a_channel_released_mid_block_is_explained_from_its_first_value() -> None:
+    # After a restart an unknown machine's channels are released one by one as they settle,
+    # and an operating input such as the ambient temperature may not settle for hours. The
+    # channels that have values at a sample are related among themselves: a channel released
+    # in the middle of a block is explained by the machine's program from its first value,
+    # not only from the next block on (the leak alert of a chiller 42 minutes after its
+    # morning start: its condenser pressure released at 06:42:00 with no regime to explain it).
+    bank, x = _mill_bank()
+    t = (np.arange(x.shape[1], dtype=np.int64) + 1) * 1_000_000
+    for a in range(0, x.shape[1] - 600, 600):
+        bank.update(t[a:a + 600], x[:, a:a + 600])
+    assert bank.regime.weight[0] >= bank.regime.learn_n
+    last = x[:, -600:].copy()
+    quiet = np.zeros(last.shape, bool)
+    steady = bank._regime(last, quiet, quiet)
+    assert steady.explained[:3].mean() > 0.9               # every channel has values
+    last[3] = np.nan                                        # the coolant never settles
+    last[2, :250] = np.nan                                  # vibration released at 250 s
+    r = bank._regime(last, quiet, quiet)
+    assert np.isnan(r.z).all()                              # the full fit scores nothing
+    assert not r.explained[:, :250].any()                   # two channels: no fit at all
+    assert r.explained[:3, 250:].mean() > 0.9               # three: each explained
+    last[1, 400:] = np.nan                                  # current gone again at 400 s
+    r = bank._regime(last, quiet, quiet)
+    assert r.explained[:3, 250:400].mean() > 0.9
+    assert not r.explained[:, 400:].any()
