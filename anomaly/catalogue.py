@@ -41,13 +41,15 @@ Conn = psycopg.Connection[Any]
 @dataclass(frozen=True)
 class Catalogue:
     """Profiles by equipment model, the model of each claimed device, and per model the
-    failure mode each metric it names points to (profile or not)."""
+    failure mode each metric it names points to (profile or not) and the metrics it names as
+    operating inputs or ignored (role; the desk saves them too)."""
 
     profiles: Mapping[int, EquipmentProfile] = field(default_factory=dict)
     device_model: Mapping[str, int] = field(default_factory=dict)
     version: tuple[Any, ...] = ()
     metric_modes: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
     device_asset: Mapping[str, int] = field(default_factory=dict)
+    metric_roles: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, devices: Mapping[str, EquipmentProfile]) -> Catalogue:
@@ -61,12 +63,27 @@ class Catalogue:
         return None if model is None else self.profiles.get(model)
 
     def spec(self, device: str, metric: str) -> ChannelSpec:
+        """The channel's configuration: its model's profile, else generic detection with
+        what the model says of the metric (a failure mode, or the role of an input).
+
+        >>> c = Catalogue(device_model={"x-1": 3}, metric_roles={3: {"ambient_temp_c": "input"}})
+        >>> s = c.spec("x-1", "ambient_temp_c")
+        >>> s.generic, s.scored, c.classified("x-1", "ambient_temp_c")
+        (True, False, True)
+        >>> c.spec("x-2", "ambient_temp_c").scored
+        True
+        """
         return channel_spec(device, metric, self.profile(device),
-                            mode=self._named_mode(device, metric))
+                            mode=self._named_mode(device, metric),
+                            role=self._named_role(device, metric))
 
     def _named_mode(self, device: str, metric: str) -> str:
         model = self.device_model.get(device)
         return "" if model is None else self.metric_modes.get(model, {}).get(metric, "")
+
+    def _named_role(self, device: str, metric: str) -> str:
+        model = self.device_model.get(device)
+        return "" if model is None else self.metric_roles.get(model, {}).get(metric, "")
 
     def classified(self, device: str, metric: str) -> bool:
         """Whether the device's equipment model names `metric` (its profile does, or the desk
@@ -80,7 +97,8 @@ class Catalogue:
         False
         """
         p = self.profile(device)
-        return (p is not None and metric in p.metrics) or bool(self._named_mode(device, metric))
+        return (p is not None and metric in p.metrics) or bool(self._named_mode(device, metric)) \
+            or bool(self._named_role(device, metric))
 
     def event_key(self, device: str) -> str:
         """What orders a device's alert events: its asset when one claimed it (every device
@@ -152,11 +170,15 @@ def read_catalogue(conn: Conn) -> Catalogue:
     conn.commit()
     by_model: dict[int, list[dict[str, Any]]] = {}
     modes: dict[int, dict[str, str]] = {}
+    roles: dict[int, dict[str, str]] = {}
     for row in metrics:
         by_model.setdefault(int(row["equipment_model_id"]), []).append(row)
         if row["failure_mode"] and row["role"] == "evidence":
             modes.setdefault(int(row["equipment_model_id"]), {})[str(row["metric"])] = \
                 str(row["failure_mode"])
+        if row["role"] in ("input", "ignored"):
+            roles.setdefault(int(row["equipment_model_id"]), {})[str(row["metric"])] = \
+                str(row["role"])
     profiles: dict[int, EquipmentProfile] = {}
     for model in models:
         source = f"equipment model {model['name']!r}"
@@ -168,5 +190,5 @@ def read_catalogue(conn: Conn) -> Catalogue:
             print(f"catalogue: {exc}; its devices get generic detection", file=sys.stderr)
     return Catalogue(profiles, {str(r["device_key"]): int(r["equipment_model_id"])
                                 for r in links}, version, modes,
-                     {str(r["device_key"]): int(r["asset_id"]) for r in links})
+                     {str(r["device_key"]): int(r["asset_id"]) for r in links}, roles)
 

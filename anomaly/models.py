@@ -88,11 +88,14 @@ def bearing_orders(profile: EquipmentProfile | None) -> NDArray[np.float64]:
 
 
 def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
-                 mode: str = "") -> ChannelSpec:
+                 mode: str = "", role: str = "") -> ChannelSpec:
     """Channel configuration of `metric` on `device` watched with `profile`; with no profile,
     or a metric it does not name, generic detection (unit-suffix physical ranges, self-calibrating
     baselines, and the failure mode `mode` the desk saved for the metric, else a guess from the
-    metric's name).
+    metric's name). `role`, what the equipment model says of a metric its profile does not
+    describe: "input" (an operating input such as the ambient temperature: watched as a
+    sensor and related to the others, never evidence of a fault), "ignored" (neither), else
+    evidence.
 
     >>> s = channel_spec("p-1", "vibration_rms_mm_s", PROFILES["centrifugal_pump"])
     >>> s.mode, s.high, s.phys_max
@@ -102,6 +105,9 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
     ('overheating', True)
     >>> channel_spec("gbx-7", "oil_temp_c", None, mode="seal_leak").mode
     'seal_leak'
+    >>> a = channel_spec("gbx-7", "ambient_temp_c", None, role="input")
+    >>> a.generic, a.scored, a.stuck
+    (True, False, True)
     """
     lo, hi = next((r for suffix, r in PHYS_RANGE.items() if metric.endswith(suffix)), (NAN, NAN))
     model = profile
@@ -110,8 +116,13 @@ def channel_spec(device: str, metric: str, profile: EquipmentProfile | None, *,
         lo, hi = (b if b is not None else d for b, d in zip(m.sensor_range, (lo, hi),
                                                             strict=True))
     if model is None or m is None:
+        if role not in ("", "evidence", "input", "ignored"):
+            raise ValueError(f"role must be evidence, input or ignored, got {role!r}")
+        quiet = role == "ignored"
         return ChannelSpec(asset=device, metric=metric, phys_min=lo, phys_max=hi,
-                           mode=mode or failure_mode_for(metric), generic=True)
+                           mode=mode or failure_mode_for(metric), generic=True,
+                           scored=role not in ("input", "ignored"), stuck=not quiet,
+                           drift=not quiet, steps=quiet)
     if m.ignored:
         # Named by the profile as of no interest: no evidence, no sensor checks of its values.
         return ChannelSpec(asset=device, metric=metric, scored=False, drift=False, stuck=False,

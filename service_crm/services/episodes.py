@@ -131,3 +131,51 @@ def episode_classify(*, actor: Any, episode: Episode, code: str, remember: bool,
                 + (f"; saved for {', '.join(remembered)} on {asset.equipment_model}"
                    if remembered else ""))
     return Classified(target, merged, tuple(remembered))
+
+
+@transaction.atomic(durable=True)
+def episode_not_a_fault(*, actor: Any, episode: Episode, remember: bool = True,
+                        now: dt.datetime | None = None) -> Classified:
+    """The desk's word on an episode the detector could only guess: not a fault, its leading
+    metrics are operating inputs (the ambient temperature of a cold morning, a set-point, a
+    supply the machine does not drive). The episode closes and its alerts count as
+    classified; with `remember` (the point of it), each leading metric is saved into the
+    asset's equipment model with the role "input", which the detect worker reloads: from then
+    on the metric is watched as a sensor and related to the others, never evidence of a fault
+    on any machine of that model. The episode's tickets stay for the desk to close. Audited."""
+    now = now or timezone.now()
+    ep = (Episode.objects.select_for_update().select_related("asset__site__account",
+                                                             "asset__equipment_model")
+          .get(pk=episode.pk))
+    asset = ep.asset
+    alerts = list(ep.alerts.select_for_update())
+    metrics = sorted({m for a in alerts if not a.classified if (m := lead_metric(a)) is not None})
+    if not metrics:
+        raise ValidationError("This episode has no unclassified alert led by a metric: there is "
+                              "nothing to call an operating input.")
+    remembered: list[str] = []
+    if remember:
+        for metric in metrics:
+            spec = MetricSpec.objects.filter(equipment_model_id=asset.equipment_model_id,
+                                             metric=metric).first()
+            before = None if spec is None else snapshot(spec)
+            if spec is None:
+                spec = MetricSpec(equipment_model_id=asset.equipment_model_id, metric=metric)
+            spec.role, spec.failure_mode = MetricRole.INPUT, ""
+            spec.full_clean()
+            spec.save()
+            audit_record(actor=actor, action="metric_spec.classify", obj=spec, before=before,
+                         at=now)
+            remembered.append(metric)
+    before = snapshot(ep)
+    if ep.status != EpisodeStatus.CLOSED:
+        ep.status, ep.closed_at = EpisodeStatus.CLOSED, now
+        ep.save(update_fields=["status", "closed_at"])
+    audit_record(actor=actor, action="episode.not_a_fault", obj=ep, before=before, at=now)
+    Alert.objects.filter(pk__in=[a.pk for a in alerts]).update(classified=True)
+    interaction_record(
+        account=asset.site.account, asset=asset, at=now,
+        summary=f"Episode {ep.pk} closed: not a fault ({', '.join(metrics)} "
+                + ("an operating input" if len(metrics) == 1 else "operating inputs")
+                + (f", saved on {asset.equipment_model}" if remembered else "") + ")")
+    return Classified(ep, False, tuple(remembered))

@@ -477,3 +477,91 @@ def test_classifying_into_a_live_episode_of_that_mode_merges_them() -> None:
     assert (alert.episode_id, alert.classified) == (known.pk, True)
     assert known.opened_at == now - dt.timedelta(hours=1)
     assert not model.metrics.filter(metric="gear_noise_db").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_desk_calls_an_input_not_a_fault_and_the_worker_stops_scoring_it(
+        store: psycopg.Connection[Any]) -> None:
+    # A machine nobody described fully: its ambient-like reading (here the particle counter)
+    # led an alert the detector could only guess. The desk says it is an operating input, not
+    # a fault: the episode closes, and the model remembers, on every machine of that model.
+    from rest_framework.test import APIClient
+
+    f.SparePartFactory(sku="GBX-PLANET")
+    raw = yaml.safe_load(GEARBOX)
+    del raw["metrics"]["particle_count_ppm"]
+    model = equipment_profile_import(profile=profile_parse(data=raw))
+    _write_gearboxes(store)
+    asset = f.AssetFactory(equipment_model=model)
+    device_claim(device_key=CLAIMED, asset=asset, actor=_desk())
+    worker = DetectWorker(store, WorkerOptions(name="gbx-input", settle_s=0, max_span_s=600,
+                                               reload_s=0), SHORT_HISTORY)
+    events = run_until_caught_up(worker)
+    first = next(e for e in events if e.device == CLAIMED and e.kind == "equipment"
+                 and e.state == "open")
+    assert first.evidence[0].metric == "particle_count_ppm"
+    assert first.classified is False
+    result = alert_ingest(event=first)
+    episode = m.Episode.objects.get(pk=result.episode_id)
+    assert worker.catalogue.spec(CLAIMED, "particle_count_ppm").scored
+
+    dora = _client(_desk())
+    page = dora.get(f"/desk/episodes/{episode.pk}/")
+    assert b'data-testid="episode-not-a-fault"' in page.content
+    url = f"/desk/episodes/{episode.pk}/not-a-fault/"
+    assert _client(_desk("sal", "sales_manager")).post(url).status_code == 403
+    r = dora.post(url)
+    assert r.status_code == 302, r.content
+    episode.refresh_from_db()
+    assert episode.status == "closed"
+    assert episode.closed_at is not None
+    assert m.Alert.objects.get(pk=result.alert_id).classified is True
+    spec = model.metrics.get(metric="particle_count_ppm")
+    assert (spec.role, spec.failure_mode) == ("input", "")
+    assert set(m.AuditLog.objects.filter(actor__username="dora").values_list(
+        "action", flat=True)) >= {"episode.not_a_fault", "metric_spec.classify"}
+    # Asked again, nothing is left to call an input: a 400 that says so, by the button.
+    again = dora.post(url)
+    assert again.status_code == 400
+    assert b"nothing to call an operating input" in again.content
+    api = APIClient()
+    api.force_authenticate(_desk())
+    r = api.post(f"/api/v1/episodes/{episode.pk}/not-a-fault/", {}, format="json")
+    assert r.status_code == 400
+    assert "operating input" in r.content.decode()
+    # The worker reloads the model: the metric is now a sensor, never evidence of a fault.
+    assert worker.reload_if_changed()
+    spec_now = {(s.asset, s.metric): s for s in worker.bank.specs}
+    assert not spec_now[(CLAIMED, "particle_count_ppm")].scored
+    assert spec_now[(UNCLAIMED, "particle_count_ppm")].scored
+    assert worker.catalogue.classified(CLAIMED, "particle_count_ppm")
+
+
+@pytest.mark.django_db
+def test_not_a_fault_through_the_api_closes_the_episode_and_saves_the_input() -> None:
+    from rest_framework.test import APIClient
+
+    from service_crm.services.episodes import episode_not_a_fault
+
+    model = f.EquipmentModelFactory()
+    asset = f.AssetFactory(equipment_model=model)
+    now = dt.datetime(2026, 12, 1, 7, tzinfo=dt.UTC)
+    ep = m.Episode.objects.create(asset=asset, failure_mode_code="overheating", opened_at=now,
+                                  last_alert_at=now, peak_severity="warning")
+    m.Alert.objects.create(
+        alert_id="y:equipment:1", revision=0, state="open", device_key="y", asset=asset,
+        episode=ep, kind="equipment", severity="warning", failure_mode_code="overheating",
+        score=0.7, opened_at=now, at=now, classified=False,
+        evidence=[{"metric": "ambient_temp_c", "detector": "baseline"}])
+    api = APIClient()
+    url = f"/api/v1/episodes/{ep.pk}/not-a-fault/"
+    api.force_authenticate(user_with_role("cust", Role.SALES_MANAGER))
+    assert api.post(url, {}, format="json").status_code == 403
+    api.force_authenticate(_desk())
+    assert api.post(url, {"remember": "perhaps"}, format="json").status_code == 400
+    r = api.post(url, {}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "closed"
+    assert model.metrics.get(metric="ambient_temp_c").role == "input"
+    with pytest.raises(ValidationError):
+        episode_not_a_fault(actor=_desk(), episode=ep)

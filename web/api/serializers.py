@@ -88,6 +88,12 @@ class EpisodeClassifySerializer(serializers.Serializer[Any]):
         default=False, help_text="save the leading metrics' failure mode into the model")
 
 
+class EpisodeNotAFaultSerializer(serializers.Serializer[Any]):
+    remember = serializers.BooleanField(
+        default=True, help_text="save the leading metrics into the equipment model as "
+                                "operating inputs (never again evidence of a fault)")
+
+
 class EpisodeSerializer(serializers.ModelSerializer[Episode]):
     account = serializers.IntegerField(source="asset.site.account_id", read_only=True)
 

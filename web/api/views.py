@@ -246,6 +246,20 @@ class EpisodeViewSet(ReadOnlyScoped):
             remember=body.validated_data["remember"])
         return Response(s.EpisodeSerializer(result.episode).data)
 
+    @extend_schema(request=s.EpisodeNotAFaultSerializer, responses=s.EpisodeSerializer)
+    @action(detail=True, methods=["post"], url_path="not-a-fault")
+    def not_a_fault(self, request: Request, pk: str) -> Response:
+        """Close an episode the detector could only guess as not a fault: its leading metrics
+        are operating inputs (desk roles only); with `remember` (default), saved so into the
+        asset's equipment model, which the detect worker reloads."""
+        episode = self.get_object()
+        require_role(request, DESK_ROLES)
+        body = s.EpisodeNotAFaultSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = episode_services.episode_not_a_fault(
+            actor=request.user, episode=episode, remember=body.validated_data["remember"])
+        return Response(s.EpisodeSerializer(result.episode).data)
+
 
 class AlertViewSet(ReadOnlyScoped):
     """Detector alerts; filter by `state`, `severity`, `asset`, `episode`, `device`, `since`,

@@ -12,6 +12,8 @@ urlpatterns = [
     path("episodes/<int:pk>/", views.episode_detail, name="episode"),
     path("episodes/<int:pk>/offer/", views.episode_offer_create, name="episode-offer"),
     path("episodes/<int:pk>/classify/", views.episode_classify, name="episode-classify"),
+    path("episodes/<int:pk>/not-a-fault/", views.episode_not_a_fault,
+         name="episode-not-a-fault"),
     path("alerts/", views.alert_list, name="alerts"),
     path("search/", views.search, name="search"),
     path("tickets/", views.ticket_list, name="tickets"),

@@ -159,7 +159,8 @@ def episode_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(*STAFF)
 def episode_detail(request: HttpRequest, pk: int, *, offer_error: str = "",
-                   status: int = 200, classify_form: ClassifyForm | None = None) -> HttpResponse:
+                   status: int = 200, classify_form: ClassifyForm | None = None,
+                   input_error: str = "") -> HttpResponse:
     episode = access.episode_get_for_user(user=request.user, pk=pk)
     alerts = list(episode.alerts.order_by("-at")[:50])
     return render(request, "desk/episode_detail.html", {
@@ -169,7 +170,7 @@ def episode_detail(request: HttpRequest, pk: int, *, offer_error: str = "",
         "tickets": episode.tickets.order_by("-opened_at"),
         "offers": access.offer_list_for_user(user=request.user).filter(episode=episode),
         "can_offer": access.has_role(user=request.user, roles=set(OFFER)),
-        "offer_error": offer_error,
+        "offer_error": offer_error, "input_error": input_error,
         "markers": _markers(request, episode.asset, episode=episode)}, status=status)
 
 
@@ -210,6 +211,24 @@ def episode_classify(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, note + ".")
         return HttpResponseRedirect(reverse("desk:episode", args=[result.episode.pk]))
     return episode_detail(request, pk, classify_form=form, status=400)
+
+
+@require_POST
+@role_required(*DESK)
+def episode_not_a_fault(request: HttpRequest, pk: int) -> HttpResponse:
+    """Not a fault: the episode's leading metrics are operating inputs, saved so into the
+    equipment model (:func:`service_crm.services.episodes.episode_not_a_fault`)."""
+    episode = access.episode_get_for_user(user=request.user, pk=pk)
+    done = button_action(lambda: episode_services.episode_not_a_fault(
+        actor=request.user, episode=episode))
+    if done.result is not None:
+        messages.success(request, f"Episode {episode.pk} closed as not a fault; "
+                                  f"{', '.join(done.result.remembered)} saved as an operating "
+                                  "input of the equipment model. Its tickets stay open for you "
+                                  "to close.")
+        return HttpResponseRedirect(reverse("desk:episode", args=[episode.pk]))
+    return episode_detail(request, pk, status=400, input_error=" ".join(
+        str(e) for e in done.form.non_field_errors()))
 
 
 @role_required(*STAFF)
