@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from aftercare import broker, config
+from aftercare.cli_args import float_in, int_in
 
 DEMO_ADMIN = ("admin", "aftercare-demo")
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "simulators" / "scenarios" / "demo.yaml"
@@ -152,13 +153,15 @@ def _seed(settings: config.Settings) -> list[str]:
 def main(argv: list[str]) -> int:
     settings = config.load()
     p = argparse.ArgumentParser(prog="aftercare demo", description=__doc__.split("\n")[0])
-    p.add_argument("--mqtt-port", type=int, default=1884,
+    p.add_argument("--mqtt-port", type=int_in(0, 65535), default=1884,
                    help="port of the demo's own Mosquitto (0 = any free port)")
-    p.add_argument("--web-port", type=int, default=settings.web_port)
+    p.add_argument("--web-port", type=int_in(1, 65535), default=settings.web_port)
     p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO)
-    p.add_argument("--duration-s", type=float, default=0, help="stop after N s (0 = Ctrl-C)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
-    p.add_argument("--fleet-size", type=int, default=DEMO_ASSETS,
+    p.add_argument("--duration-s", type=float_in(0.0), default=0,
+                   help="stop after N s (0 = Ctrl-C)")
+    p.add_argument("--speed", type=float_in(0.0, above=True), default=1.0,
+                   help="simulated time per real second")
+    p.add_argument("--fleet-size", type=int_in(0), default=DEMO_ASSETS,
                    help=f"simulated devices: the scenario's, plus healthy ones of the same "
                         f"models up to this many (default {DEMO_ASSETS}: every seeded asset "
                         f"streams live telemetry)")
@@ -182,8 +185,6 @@ def main(argv: list[str]) -> int:
     print("== seeding demo data", flush=True)
     logins = _seed(settings)
 
-    if args.fleet_size < 0:
-        p.error("--fleet-size must be >= 0")
     devices = scenario_devices(args.scenario, args.fleet_size)
     sim_devices = list(devices)
     devices += [d for d in args.device if d not in devices]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aftercare import config
+from aftercare.cli_args import int_in
 
 log = logging.getLogger("aftercare")
 
@@ -125,9 +126,6 @@ def cmd_web(args: argparse.Namespace, settings: config.Settings) -> int:
     host = args.host or settings.web_host
     port = args.port or settings.web_port
     workers = settings.web_workers if args.workers is None else args.workers
-    if workers < 0:
-        print("aftercare web: --workers must be >= 0", file=sys.stderr)
-        return 2
     return serve(application, host=host, port=port, workers=workers)
 
 
@@ -166,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("web", help="serve the web app")
     p.add_argument("--host", default="")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--port", type=int_in(0, 65535), default=0)
+    p.add_argument("--workers", type=int_in(0, 256), default=None,
                    help="server processes (default WEB_WORKERS; 0 = one per CPU core)")
     p.set_defaults(func=cmd_web)
 

@@ -4,10 +4,10 @@ uses."""
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from aftercare.cli_args import float_in, int_in
 from evaluation import nab, skab
 
 
@@ -25,9 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--scenario", type=Path, action="append", default=None,
                    help="scenario YAML (repeatable; default: every built-in single-fault "
                         "scenario)")
-    c.add_argument("--days", type=float, help="simulated days per scenario (default: the "
-                   "file's duration_s, else 1 day)")
-    c.add_argument("--fleet-size", type=int, default=0,
+    c.add_argument("--days", type=float_in(0.0, above=True),
+                   help="simulated days per scenario (default: the file's duration_s, else "
+                        "1 day)")
+    c.add_argument("--fleet-size", type=int_in(0), default=0,
                    help="grow each scenario's fleet to this many devices with healthy ones of "
                         "the same models (as `aftercare demo` does): more device-days for the "
                         "false-alert rate")
@@ -37,11 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed-shift", type=int, default=0,
                    help="add this to every scenario's seed: the same faults on other noise and "
                         "healthy machines (held-out data for settings chosen on the shipped seeds)")
-    c.add_argument("--history-days", type=float, default=0.0,
+    c.add_argument("--history-days", type=float_in(0.0), default=0.0,
                    help="give every machine this many days of healthy history before its "
                         "faults (each fault comes that much later): how a machine in the "
                         "field goes wrong, after the detectors have learned it")
-    c.add_argument("--slower", type=float, default=1.0,
+    c.add_argument("--slower", type=float_in(0.0, above=True), default=1.0,
                    help="every fault develops this many times slower (failure, repair and "
                         "ramp that much further from its onset, a drift that much slower; the "
                         "run extended to match): wear over days instead of an hour")
@@ -109,15 +110,6 @@ def _scenarios(paths: list[Path] | None, days: float | None, fleet_size: int = 0
     from evaluation import evaluate
     from simulators.scenario import ScenarioError, builtin, builtin_names
 
-    if days is not None and not days > 0:
-        print(f"--days {days}: must be > 0", file=sys.stderr)
-        return 2
-    if not history_days >= 0:
-        print(f"--history-days {history_days}: must be >= 0", file=sys.stderr)
-        return 2
-    if not (math.isfinite(slower) and slower > 0):
-        print(f"--slower {slower}: must be a number > 0", file=sys.stderr)
-        return 2
     if not paths:
         paths = [builtin(n) for n in builtin_names() if n != "demo"]
     try:

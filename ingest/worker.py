@@ -46,7 +46,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from aftercare import config, contract
+from aftercare.cli_args import int_in
 from aftercare.mqtt import connect_async, make_client, protocol
 from ingest import decode, writer
 from ingest.amqp import QUEUE, AmqpReceiver, declare_queue
@@ -869,29 +870,6 @@ class Metrics:
             log.warning("metrics port %d unavailable (%s): another worker has it?", port, exc)
 
 
-def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer from `lo` to `hi` (no upper end if None), else a usage
-    error that says which.
-
-    >>> _int_in(1, 16)("16"), _int_in(1)("50000")
-    (16, 50000)
-    >>> _int_in(1)("0")
-    Traceback (most recent call last):
-    argparse.ArgumentTypeError: must be at least 1, got 0
-    """
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if n < lo or (hi is not None and n > hi):
-            raise argparse.ArgumentTypeError(
-                f"must be at least {lo}, got {n}" if hi is None else
-                f"must be from {lo} to {hi}, got {n}")
-        return n
-    return parse
-
-
 def main(argv: list[str]) -> int:
     settings = config.load()
     p = argparse.ArgumentParser(prog="aftercare ingest", description=__doc__.split("\n")[0])
@@ -899,15 +877,15 @@ def main(argv: list[str]) -> int:
                    help="worker number on this host; part of the default client id")
     p.add_argument("--client-id", default=settings.ingest_client_id,
                    help="stable MQTT client id (default: aftercare-ingest-HOST-INSTANCE)")
-    p.add_argument("--batch-size", type=_int_in(1), default=settings.ingest_batch_size,
+    p.add_argument("--batch-size", type=int_in(1), default=settings.ingest_batch_size,
                    help="most messages per transaction, in whole spool chunks (INGEST_BATCH_SIZE)")
-    p.add_argument("--batch-ms", type=_int_in(1), default=settings.ingest_batch_ms)
-    p.add_argument("--receive-maximum", type=_int_in(1, 65535), default=1000,
+    p.add_argument("--batch-ms", type=int_in(1), default=settings.ingest_batch_ms)
+    p.add_argument("--receive-maximum", type=int_in(1, 65535), default=1000,
                    help="most unacknowledged messages the broker may send this worker")
-    p.add_argument("--copy-connections", type=_int_in(1, 16), default=2, metavar="1..16",
+    p.add_argument("--copy-connections", type=int_in(1, 16), default=2, metavar="1..16",
                    help="database connections a large batch is written on at once, in pieces "
                         "of whole devices")
-    p.add_argument("--copy-split-rows", type=_int_in(1), default=50_000,
+    p.add_argument("--copy-split-rows", type=int_in(1), default=50_000,
                    help="a batch of at least this many readings is written in pieces (tests "
                         "use 1 to cut every batch)")
     p.add_argument("--metrics-port", type=int, default=settings.ingest_metrics_port)

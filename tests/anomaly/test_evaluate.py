@@ -73,7 +73,10 @@ def test_cli_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "bearing_wear" in out
     assert "per 100 device-days" in out
     assert main(["scenarios", "--scenario", str(tmp_path / "missing.yaml")]) == 2
-    assert main(["scenarios", "--scenario", str(path), "--days", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["scenarios", "--scenario", str(path), "--days", "0"])
+    assert exit_.value.code == 2
+    assert "argument --days: must be above 0, got 0" in capsys.readouterr().err
 
 
 def test_fleet_size_adds_healthy_device_days(tmp_path: Path,
@@ -123,7 +126,9 @@ def test_history_moves_the_faults_later_and_adds_healthy_time(tmp_path: Path,
         3 * 3600 / 86400)
     assert main(["scenarios", "--scenario", str(path), "--history-days", "0.01"]) == 0
     assert "0.01 d of history before the faults" in capsys.readouterr().out
-    assert main(["scenarios", "--scenario", str(path), "--history-days", "-1"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["scenarios", "--scenario", str(path), "--history-days", "-1"])
+    assert exit_.value.code == 2
     with pytest.raises(ValueError, match="history"):
         parse(SMALL).with_history(-1.0)
 
@@ -149,8 +154,10 @@ def test_slower_faults_develop_later_and_the_run_grows_to_match(
                                     "faults": SMALL["faults"][1:]}))
     assert main(["scenarios", "--scenario", str(path), "--slower", "1.5"]) == 0
     assert "faults 1.5x slower" in capsys.readouterr().out
-    assert main(["scenarios", "--scenario", str(path), "--slower", "0"]) == 2
-    assert "--slower 0.0: must be a number > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["scenarios", "--scenario", str(path), "--slower", "0"])
+    assert exit_.value.code == 2
+    assert "argument --slower: must be above 0, got 0" in capsys.readouterr().err
 
 
 def test_every_machine_can_run_on_another_schedule(

@@ -244,10 +244,20 @@ def test_detection_goes_on_while_no_event_broker_answers(
     assert worker.pending() == []
 
 
-def test_detect_refuses_a_negative_learning_period(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--learn-unknown-s", "-1", "must be at least 0, got -1"),
+    ("--partitions", "0", "must be from 1 to 4096, got 0"),
+    ("--step-s", "0", "must be above 0, got 0"),
+    ("--poll-s", "nan", "not a finite number: 'nan'"),
+    ("--lease-ttl-s", "-5", "must be above 0, got -5"),
+    ("--settle-s", "soon", "not a number: 'soon'"),
+])
+def test_detect_refuses_bad_numbers_with_a_usage_error(
+        flag: str, value: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Each would have reached a constructor (a traceback) or a worker that never sleeps.
     from anomaly.detect import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["--learn-unknown-s", "-1"])
+        main([flag, value])
     assert exc.value.code == 2
-    assert "--learn-unknown-s -1.0: must be >= 0" in capsys.readouterr().err
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
