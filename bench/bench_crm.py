@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -48,12 +49,18 @@ def main() -> int:
     ap.add_argument("--paced", type=int, default=300)
     ap.add_argument("--rate", type=float, default=50.0, help="paced alerts per second")
     ap.add_argument("--direct", type=int, default=300, help="alert_ingest calls without broker")
+    ap.add_argument("--count-queries", type=int, default=20,
+                    help="after the timed service-only run, this many more new alerts with "
+                         "Django's query capture on: SQL statements per new alert")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="cProfile the service-only run into FILE (pstats; slows it down)")
     ap.add_argument("--mail-delay-ms", type=float, default=0.0,
                     help="each email waits this long, as for a mail server's round trip "
                          "(bench/_slow_mail.py); 0 = in memory at once")
     args = ap.parse_args()
-    if args.burst + args.paced + args.direct > args.devices:
-        ap.error("--devices must be at least --burst + --paced + --direct (one asset each)")
+    if args.burst + args.paced + args.direct + args.count_queries > args.devices:
+        ap.error("--devices must be at least --burst + --paced + --direct + --count-queries "
+                 "(one asset each)")
 
     with django_scratch_database() as url:
         return run(args, url)
@@ -74,8 +81,6 @@ def run(args: argparse.Namespace, url: str) -> int:
     # Emails go to memory: the bench measures the automation, not an SMTP server.
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     if args.mail_delay_ms > 0:
-        import os
-
         os.environ["BENCH_MAIL_DELAY_MS"] = str(args.mail_delay_ms)
         settings.EMAIL_BACKEND = "bench._slow_mail.EmailBackend"
     connection.ensure_connection()
@@ -96,13 +101,38 @@ def run(args: argparse.Namespace, url: str) -> int:
                            failure_mode="bearing wear", score=0.8, opened_at=now, at=now,
                            detectors={"zscore": 0.8}) for i in range(n)]
 
-    # 1. The service alone.
+    # 1. The service alone: wall-clock rate and this process's CPU time per new alert (the
+    # database server's CPU is not in it), then the SQL statements per new alert.
     direct = events(args.direct, "direct")
-    t0 = time.perf_counter()
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t0, c0 = time.perf_counter(), time.process_time()
     for ev in direct:
         alert_ingest(event=ev)
-    direct_rate = len(direct) / (time.perf_counter() - t0)
-    print(f"service only: {direct_rate:.0f} alerts/s ({len(direct)} new alerts)")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"service only: {len(direct) / wall:.0f} alerts/s, "
+          f"{1000 * cpu / len(direct):.1f} ms CPU per new alert ({len(direct)} new alerts; "
+          f"load average {load})")
+    if args.count_queries:
+        from django.test.utils import CaptureQueriesContext
+
+        per_alert = []
+        for ev in events(args.count_queries, "counted"):
+            with CaptureQueriesContext(connection) as cq:
+                alert_ingest(event=ev)
+            per_alert.append(len(cq.captured_queries))
+        print(f"SQL statements per new alert: mean {statistics.mean(per_alert):.1f}, "
+              f"min {min(per_alert)}, max {max(per_alert)} ({len(per_alert)} new alerts)")
+    if args.burst == 0 and args.paced == 0:
+        return 0
 
     # 2. Through the broker and the consumer.
     tmp = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aftercare.events import AlertEvent
-from service_crm.models import Alert, Asset, DeviceLink, Episode, FailureMode, Ticket, WorkOrder
+from service_crm.models import Alert, Asset, Episode, FailureMode, Ticket, WorkOrder
 from service_crm.models.choices import (
     Coverage,
     EpisodeStatus,
@@ -30,7 +30,12 @@ from service_crm.models.choices import (
     WorkOrderStatus,
 )
 from service_crm.selectors.coverage import coverage_at
-from service_crm.services.audit import audit_record, interaction_record, snapshot
+from service_crm.services.audit import (
+    audit_record,
+    interaction_record,
+    records_batched,
+    snapshot,
+)
 from service_crm.services.offers import offer_create_for_episode_internal
 from service_crm.services.tickets import SEVERITY_PRIORITY, ticket_open_internal
 from service_crm.services.work_orders import work_order_propose_internal
@@ -108,9 +113,9 @@ def _local_date(asset: Asset, at: dt.datetime) -> dt.date:
     return at.astimezone(ZoneInfo(asset.site.timezone)).date()
 
 
-def _work_order_in_progress(asset: Asset) -> WorkOrder | None:
+def _work_order_in_progress(asset: Asset) -> bool:
     return WorkOrder.objects.filter(ticket__asset=asset,
-                                    status=WorkOrderStatus.IN_PROGRESS).first()
+                                    status=WorkOrderStatus.IN_PROGRESS).exists()
 
 
 def _open_ticket(episode: Episode) -> Ticket | None:
@@ -121,17 +126,24 @@ def _open_ticket(episode: Episode) -> Ticket | None:
 def alert_ingest(*, event: AlertEvent, now: dt.datetime | None = None) -> IngestResult:
     """Apply one alert event: episode, triage, ticket, work order or offer, timeline, audit."""
     now = now or timezone.now()
-    link = DeviceLink.objects.filter(device_key=event.device).only("asset_id").first()
-    asset: Asset | None = None
-    if link is not None:
-        # Serialise everything that happens to this asset's alerts and episodes.
-        asset = (Asset.objects.select_for_update(of=("self",))
-                 .select_related("site__account", "equipment_model").get(pk=link.asset_id))
+    # Serialise everything that happens to this asset's alerts and episodes: lock the asset
+    # the device is attached to (found and locked in one statement).
+    asset: Asset | None = (
+        Asset.objects.select_for_update(of=("self",))
+        .select_related("site__account", "equipment_model")
+        .filter(devices__device_key=event.device).first())
     alert, duplicate = _upsert_alert(event, asset)
     if duplicate:
         return IngestResult(Outcome.DUPLICATE, alert_id=alert.pk, episode_id=alert.episode_id)
     if asset is None:
         return IngestResult(Outcome.UNCLAIMED, alert_id=alert.pk)
+    # The alert's savepoint is behind us: the audit and timeline rows of this event are
+    # written together at the end (records_batched's rule).
+    with records_batched():
+        return _apply(event=event, asset=asset, alert=alert, now=now)
+
+
+def _apply(*, event: AlertEvent, asset: Asset, alert: Alert, now: dt.datetime) -> IngestResult:
     account = asset.site.account
     code = alert.failure_mode_code
 
@@ -166,6 +178,7 @@ def alert_ingest(*, event: AlertEvent, now: dt.datetime | None = None) -> Ingest
             audit_record(actor=None, action="episode.close", obj=live, before=before, at=now)
             live = None
 
+    opened = live is None
     if live is None:
         fm = FailureMode.objects.filter(equipment_model_id=asset.equipment_model_id,
                                         code=code).first()
@@ -181,9 +194,10 @@ def alert_ingest(*, event: AlertEvent, now: dt.datetime | None = None) -> Ingest
     alert.episode = live
     alert.save(update_fields=["episode"])
 
-    if _work_order_in_progress(asset) is not None:
+    if _work_order_in_progress(asset):
         return IngestResult(Outcome.SILENT, alert_id=alert.pk, episode_id=live.pk)
-    existing = _open_ticket(live)
+    # An episode opened just now has no tickets yet (its row is new in this transaction).
+    existing = None if opened else _open_ticket(live)
     if existing is not None and not reopened:
         return IngestResult(Outcome.ATTACHED, alert_id=alert.pk, episode_id=live.pk,
                             ticket_id=existing.pk)

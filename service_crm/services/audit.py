@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connection, models
 from django.db.models.fields.files import FieldFile
 from django.forms.models import model_to_dict
 
@@ -18,6 +22,47 @@ from service_crm.models.choices import InteractionKind
 AUTOMATION = "automation"
 # Never copied into the audit log: hashes of passwords and keys stay in their own rows.
 SECRET_FIELDS = frozenset({"password", "key_hash", "password_fingerprint", "secret"})
+
+
+@dataclass
+class _Pending:
+    """Audit and timeline rows recorded inside :func:`records_batched`, not yet written."""
+
+    audit: list[AuditLog] = field(default_factory=list)
+    timeline: list[Interaction] = field(default_factory=list)
+
+
+_pending: ContextVar[_Pending | None] = ContextVar("audit_pending", default=None)
+
+
+@contextmanager
+def records_batched() -> Iterator[None]:
+    """Write the audit and timeline rows recorded in the block with one INSERT per table when
+    the block ends, instead of one each (the alert automation records six per new alert).
+
+    Each row is built when it is recorded (so an audit entry's ``after`` is the object as it
+    was then) and the rows of a table are inserted in the order they were recorded, so their
+    ids and the timeline's order (``-at, -pk``) are what writing them one by one would give.
+    The block must run inside the transaction of the change and must not roll back a savepoint
+    after recording a row (the row would survive it); if the block raises, nothing is written
+    (the transaction is rolling back). Nested blocks write with the outermost one. Rows are not
+    visible to queries in the block, and a recorded row has no ``pk`` until the block ends."""
+    if _pending.get() is not None:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("records_batched must run inside the transaction of the change")
+    pending = _Pending()
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    # Reached only when the block did not raise.
+    if pending.audit:
+        AuditLog.objects.bulk_create(pending.audit)
+    if pending.timeline:
+        Interaction.objects.bulk_create(pending.timeline)
 
 
 def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
@@ -47,7 +92,7 @@ def audit_record(
     filed under the row that goes, with its values in ``before`` and no ``after``."""
     if deleting:
         before = snapshot(obj)
-    return AuditLog.objects.create(
+    entry = AuditLog(
         at=at,
         actor_id=None if actor is None else actor.pk,
         actor_label=AUTOMATION if actor is None else actor.get_username(),
@@ -57,6 +102,12 @@ def audit_record(
         before=before,
         after=None if deleting else snapshot(obj),
     )
+    pending = _pending.get()
+    if pending is None:
+        entry.save(force_insert=True)
+    else:
+        pending.audit.append(entry)
+    return entry
 
 
 def interaction_record(
@@ -72,7 +123,13 @@ def interaction_record(
     by: AbstractBaseUser | None = None,
 ) -> Interaction:
     """Add an entry to the account timeline."""
-    return Interaction.objects.create(
+    entry = Interaction(
         account=account, asset=asset, ticket=ticket, contact=contact, kind=kind,
         summary=summary[:300], body=body, at=at, by_id=None if by is None else by.pk,
     )
+    pending = _pending.get()
+    if pending is None:
+        entry.save(force_insert=True)
+    else:
+        pending.timeline.append(entry)
+    return entry

@@ -29,7 +29,7 @@ from service_crm.models.choices import (
 )
 from service_crm.selectors.coverage import coverage_at
 from service_crm.selectors.offers import offer_totals_get
-from service_crm.selectors.prices import labour_rate_on, part_price_on
+from service_crm.selectors.prices import prices_on
 from service_crm.services import notifications
 from service_crm.services.audit import audit_record, interaction_record, snapshot
 from service_crm.services.contracts import contract_renew_internal
@@ -55,15 +55,16 @@ def offer_create_for_episode_internal(*, episode: Episode, ticket: Ticket | None
     lines: list[OfferLine] = []
     fm = episode.failure_mode
     if fm is not None:
-        for bom in fm.bom.select_related("part"):
+        boms = list(fm.bom.select_related("part"))
+        prices = prices_on(parts=[bom.part for bom in boms], on=now.date())
+        for bom in boms:
             lines.append(OfferLine(offer=offer, kind=OfferLineKind.PART, part=bom.part,
                                    description=f"{bom.part.sku} {bom.part.name}",
                                    quantity=Decimal(bom.quantity),
-                                   unit_price=part_price_on(part=bom.part, on=now.date())))
+                                   unit_price=prices.part(bom.part)))
         lines.append(OfferLine(offer=offer, kind=OfferLineKind.LABOUR,
                                description=f"Engineer labour: {fm.name}",
-                               quantity=fm.labour_hours,
-                               unit_price=labour_rate_on(on=now.date())))
+                               quantity=fm.labour_hours, unit_price=prices.labour))
     if contract_line:
         lines.append(OfferLine(
             offer=offer, kind=OfferLineKind.CONTRACT, quantity=Decimal(1),

@@ -238,6 +238,27 @@ def test_every_automated_step_lands_on_the_account_timeline(world: World) -> Non
     assert {"episode.open", "ticket.open", "work_order.propose"} <= actions
 
 
+def test_new_alert_audit_and_timeline_rows_come_in_the_order_of_the_steps(world: World) -> None:
+    # The rows of one event are written together at its end (audit.records_batched): ids and
+    # the timeline's order must still follow the steps, and each audit entry's `after` is the
+    # object as it was when that step recorded it.
+    world.cover_by_contract()
+    res = alert_ingest(event=make_event(), now=NOW)
+    audit = list(m.AuditLog.objects.order_by("pk"))
+    assert [(a.action, a.object_id) for a in audit] == [
+        ("episode.open", str(res.episode_id)), ("ticket.open", str(res.ticket_id)),
+        ("work_order.propose", str(res.work_order_id))]
+    assert [(a.after or {}).get("status") for a in audit[:2]] == [EpisodeStatus.OPEN,
+                                                                   TicketStatus.NEW]
+    assert all(a.at == NOW and a.actor_label == "automation" for a in audit)
+    timeline = [i.summary for i in m.Interaction.objects.filter(account=world.account)]
+    assert len(timeline) == 3  # newest first: (-at, -pk)
+    assert timeline[0].startswith("WO-")
+    assert "proposed" in timeline[0]
+    assert timeline[1].startswith("Ticket T-")
+    assert timeline[2].startswith("Alert warning: bearing_wear")
+
+
 def test_watch_period_expiry_closes_the_episode(world: World) -> None:
     from service_crm.services.episodes import episode_close_expired_watches
 
