@@ -72,6 +72,37 @@ def test_engineer_already_booked_in_the_window_is_not_proposed(world: World) -> 
     assert m.WorkOrder.objects.get(pk=res.work_order_id).engineer == other
 
 
+def test_an_engineer_free_between_two_absences_and_two_jobs_is_proposed(world: World) -> None:
+    # An absence that ended before the window and another that starts after it, a job that
+    # ended before it and another booked after it: free (engineer_is_free agrees). Matching
+    # across any absence or job row instead of the same one never proposed her.
+    from service_crm.selectors.engineers import engineer_is_free, engineer_match
+
+    world.cover_by_contract()
+    her, day = world.engineer, dt.timedelta(days=1)
+    for days in (-10, 9):
+        m.Unavailability.objects.create(engineer=her, starts_at=NOW + days * day,
+                                        ends_at=NOW + (days + 1) * day)
+    res = alert_ingest(event=make_event(), now=NOW)
+    proposed = m.WorkOrder.objects.get(pk=res.work_order_id)
+    assert proposed.engineer == her
+    for days in (-5, 6):
+        m.WorkOrder.objects.create(ticket=proposed.ticket, engineer=her,
+                                   status=WorkOrderStatus.SCHEDULED,
+                                   scheduled_start=NOW + days * day,
+                                   scheduled_end=NOW + days * day + dt.timedelta(hours=2))
+    start, end = NOW + day, NOW + day + dt.timedelta(hours=2)
+    assert engineer_is_free(engineer=her, start=start, end=end)
+    assert engineer_match(skill=world.failure_mode.required_skill, region=her.region,
+                          start=start, end=end) == her
+    # ... and one that does overlap the window still rules her out.
+    m.WorkOrder.objects.create(ticket=proposed.ticket, engineer=her,
+                               status=WorkOrderStatus.SCHEDULED, scheduled_start=start,
+                               scheduled_end=end)
+    assert engineer_match(skill=world.failure_mode.required_skill, region=her.region,
+                          start=start, end=end) is None
+
+
 def test_no_free_engineer_leaves_work_order_unassigned_for_the_desk(world: World) -> None:
     world.cover_by_contract()
     m.Engineer.objects.update(available=False)
