@@ -42,6 +42,13 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--consumers", default="1,2", help="consumer counts to run, in order")
     ap.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    ap.add_argument("--emails", choices=("thread", "outbox"), default="thread",
+                    help="thread: each consumer sends its emails (default); outbox: the "
+                         "consumers leave them to one mail worker process (crm_mail), whose "
+                         "email lag is reported too")
+    ap.add_argument("--mail-elsewhere", action="store_true",
+                    help="with --emails outbox: start the mail worker only once the alerts are "
+                         "measured (as if it ran on another machine), then let it drain")
     args = ap.parse_args()
     counts = [int(c) for c in args.consumers.split(",")]
     if args.paced * len(counts) > args.devices:
@@ -93,8 +100,18 @@ def run(args: argparse.Namespace, url: str, counts: list[int]) -> int:
             with open(log, "wb") as out:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "aftercare_cli", "crm-consumer",
-                     "--housekeeping-every-s", "0", "--partitions",
+                     "--housekeeping-every-s", "0", "--emails", args.emails, "--partitions",
                      ",".join(map(str, share))], env=env, stdout=out, stderr=out))
+        def start_mailer(logdir: Path = logdir, env: dict[str, str] = env
+                         ) -> subprocess.Popen[bytes] | None:
+            if args.emails != "outbox":
+                return None
+            with open(logdir / "mail.log", "ab") as out:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "django", "crm_mail", "--every-s", "1"],
+                    env={**env, "DJANGO_SETTINGS_MODULE": "web.settings"}, stdout=out,
+                    stderr=out)
+        mailer = None if args.mail_elsewhere else start_mailer()
         deadline = time.monotonic() + 60
         while not all("consuming" in log.read_text(errors="replace") for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -111,11 +128,43 @@ def run(args: argparse.Namespace, url: str, counts: list[int]) -> int:
             p.terminate()
             p.wait(30)
         lat = [seen[i] - sent[i] for i in sent if i in seen]
+        if args.mail_elsewhere:
+            mailer = start_mailer()
+        where = " (worker started after)" if args.mail_elsewhere else ""
         print(f"{n} consumer(s), {k} partitions, {len(events)} new alerts at "
-              f"{args.rate:g}/s: ticketed {len(lat)}; alert -> ticket p50 "
-              f"{1000 * statistics.median(lat):.0f} ms, p99 {1000 * pct(lat, 0.99):.0f} ms, "
+              f"{args.rate:g}/s, emails by {args.emails}{where}: ticketed {len(lat)}; "
+              f"alert -> ticket "
+              f"p50 {1000 * statistics.median(lat):.0f} ms, p99 {1000 * pct(lat, 0.99):.0f} ms, "
               f"max {1000 * max(lat):.0f} ms; load average {os.getloadavg()[0]:.1f}")
+        print("  " + emails_report(url, mailer))
     return 0
+
+
+def emails_report(url: str, mailer: subprocess.Popen[bytes] | None) -> str:
+    """Emails owed and sent so far; with a mail worker, wait (up to 120 s) until it has sent
+    every one, stop it, and give the lag from owed to sent."""
+    import psycopg
+
+    def counts() -> tuple[int, int, float | None, float | None]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'pending'), "
+                "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - "
+                "created_at)), max(extract(epoch FROM sent_at - created_at)) "
+                "FROM service_crm_notification").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), row[2], row[3]
+
+    owed, pending, p50, worst = counts()
+    if mailer is not None:
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            time.sleep(1)
+            owed, pending, p50, worst = counts()
+        mailer.terminate()
+        mailer.wait(30)
+    lag = "" if p50 is None else f"; owed -> sent p50 {p50:.1f} s, max {worst:.1f} s"
+    return f"emails owed {owed}, still pending {pending}{lag}"
 
 
 def measure(url: str, amqp: str, k: int, rate: float, events: list[Any]

@@ -99,7 +99,8 @@ class Consumer:
     def __init__(self, url: str, *, client_id: str = "aftercare-crm",
                  housekeeping_every_s: float = 0,
                  partitions: tuple[int, list[int]] | None = None,
-                 failover_after_s: float = 15.0, watch_every_s: float = 5.0) -> None:
+                 failover_after_s: float = 15.0, watch_every_s: float = 5.0,
+                 emails: str = "thread") -> None:
         # A cluster URL (amqp://u:p@h1:5672,h2:5672/) names several nodes: the consumer
         # starts on the first that takes it and, once its node has been unreachable for
         # `failover_after_s` (checked every `watch_every_s`), moves to the next. Unacked
@@ -113,6 +114,11 @@ class Consumer:
         # aftercare.event_partitions. None: the one queue ALERTS_TOPIC.
         self.partitions = partitions
         self.housekeeping_every_s = housekeeping_every_s
+        # "thread": emails sent from this process's mail threads; "outbox": left to a mail
+        # worker (manage.py crm_mail), so none costs this process's CPU.
+        if emails not in ("thread", "outbox"):
+            raise ValueError(f"emails must be 'thread' or 'outbox', got {emails!r}")
+        self.emails = emails
         self.stats = Stats()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-db")
         self._subscriber: Any = None
@@ -234,6 +240,13 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None
                   = None) -> Stats:
+        if self.emails == "outbox":
+            # No email from this process: a mail worker (manage.py crm_mail) sends them.
+            notifications.leave_to_outbox(True)
+            try:
+                return await self._run(stop, on_started)
+            finally:
+                notifications.leave_to_outbox(False)
         # Emails from a thread of their own: the DB thread applies the next event instead of
         # waiting on the mail server (services.notifications). Emails then queue there when
         # the mail server is slower than the alerts come.
@@ -325,6 +338,11 @@ def main(argv: list[str]) -> int:
                         help="with EVENTS_PARTITIONS > 1: the partitions to consume, e.g. 0,1 "
                              "(default all); a second consumer given the same ones is a "
                              "standby that takes over in order")
+    parser.add_argument("--emails", choices=("thread", "outbox"), default="thread",
+                        help="thread: this process sends the emails its events owe, from "
+                             "threads of its own (default); outbox: it leaves them to a mail "
+                             "worker (`python -m django crm_mail --every-s 1`), so no email "
+                             "costs the consumer's CPU")
     args = parser.parse_args(argv)
     settings = config.load()
     url = args.events_url or settings.events_url
@@ -343,7 +361,8 @@ def main(argv: list[str]) -> int:
             loop.add_signal_handler(sig, stop.set)
         return await Consumer(url, client_id=args.client_id,
                               housekeeping_every_s=args.housekeeping_every_s,
-                              partitions=(settings.events_partitions, mine)).run(stop)
+                              partitions=(settings.events_partitions, mine),
+                              emails=args.emails).run(stop)
 
     stats = asyncio.run(serve())
     log.info("stopped: %d applied, %d duplicates, %d rejected", stats.applied, stats.duplicates,

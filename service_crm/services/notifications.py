@@ -7,9 +7,13 @@ rolled back and nothing is forgotten because a process died after its commit. On
 transaction commits the email is built and sent inline (a web request, a test) or, in a
 process that called :func:`send_in_background` (the CRM consumer, whose one DB thread applies
 every alert event in order), from a thread of its own, so an alert's ticket never waits on the
-mail server. A send that fails (the mail server down) or never happened (the process died) is
-retried by :func:`notifications_send_due` (housekeeping) under the rules of every outbox here
-(:mod:`service_crm.services.outbox`: lease, backoff, then given up and audited). Sending is
+mail server; or, in a process that called :func:`leave_to_outbox` (a CRM consumer started with
+``--emails outbox``), not at all: the row is owed unleased and a mail worker
+(``manage.py crm_mail``, any number of them, on any machine) claims and sends it within its
+poll interval, so no email costs the consumer's CPU. A send that fails (the mail server
+down) or never happened (the process died) is retried by :func:`notifications_send_due`
+(housekeeping) under the rules of every outbox here (:mod:`service_crm.services.outbox`:
+lease, backoff, then given up and audited). Sending is
 at least once: a process that dies between the mail server's answer and marking the row sent
 sends that email again after the lease.
 """
@@ -59,12 +63,25 @@ def send_in_background(executor: Executor | None) -> None:
     _background = executor
 
 
+_outbox_only = False
+
+
+def leave_to_outbox(on: bool) -> None:
+    """With `on`, this process sends no email itself: each is owed unleased, for a mail worker
+    (:func:`notifications_send_due`, ``manage.py crm_mail``) to claim at once."""
+    global _outbox_only
+    _outbox_only = on
+
+
 def notify(kind: str, *, now: dt.datetime | None = None, **args: Any) -> Notification:
     """Owe the email `kind`, built from `args` (ids), in the caller's transaction; it is
     sent once that transaction commits (see the module doc)."""
     if kind not in SENDERS:
         raise ValueError(f"unknown notification {kind!r}")
     now = now or timezone.now()
+    if _outbox_only:
+        return Notification.objects.create(kind=kind, args=args, created_at=now,
+                                           next_attempt_at=now, leased_until=None)
     lease = now + LEASE
     row = Notification.objects.create(kind=kind, args=args, created_at=now,
                                       next_attempt_at=now, leased_until=lease)

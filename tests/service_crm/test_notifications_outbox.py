@@ -171,3 +171,30 @@ def test_without_a_background_executor_emails_go_out_inline(world: World) -> Non
     alert_ingest(event=make_event(alert_id="inline"), now=NOW)
     # sent before alert_ingest returned, from this thread
     assert any(e.to == [world.engineer.email] for e in mail.outbox), mail.outbox
+
+
+def test_left_to_the_outbox_a_mail_worker_sends_at_once(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A consumer started with --emails outbox sends nothing itself: each email is owed
+    # unleased, and the mail worker (manage.py crm_mail) claims and sends it on its next pass
+    # (not after the 5-minute lease an inline send takes out), once.
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    world.cover_by_contract()
+    monkeypatch.setattr(notifications, "_outbox_only", True)      # leave_to_outbox(True)
+    result = alert_ingest(event=make_event(alert_id="outbox"), now=NOW)
+    assert result.ticket_id is not None
+    owed = list(Notification.objects.filter(status="pending"))
+    assert owed
+    assert all(n.leased_until is None for n in owed)
+    assert mail.outbox == []                               # nothing sent by the consumer
+    out = StringIO()
+    call_command("crm_mail", stdout=out)
+    assert f"sent {len(owed)}" in out.getvalue()
+    assert len(mail.outbox) >= len(owed)
+    assert not Notification.objects.filter(status="pending").exists()
+    sent = len(mail.outbox)
+    call_command("crm_mail", stdout=StringIO())            # a second pass sends nothing
+    assert len(mail.outbox) == sent
