@@ -65,6 +65,15 @@ def records_batched() -> Iterator[None]:
         Interaction.objects.bulk_create(pending.timeline)
 
 
+def _write(entry: AuditLog | Interaction, table: str) -> None:
+    """Insert `entry` now, or keep it for the enclosing :func:`records_batched` block."""
+    pending = _pending.get()
+    if pending is None:
+        entry.save(force_insert=True)
+    else:
+        getattr(pending, table).append(entry)
+
+
 def snapshot(obj: models.Model | None) -> dict[str, Any] | None:
     """The row's field values as JSON-safe data (for before/after in the audit log)."""
     if obj is None:
@@ -102,11 +111,7 @@ def audit_record(
         before=before,
         after=None if deleting else snapshot(obj),
     )
-    pending = _pending.get()
-    if pending is None:
-        entry.save(force_insert=True)
-    else:
-        pending.audit.append(entry)
+    _write(entry, "audit")
     return entry
 
 
@@ -127,9 +132,5 @@ def interaction_record(
         account=account, asset=asset, ticket=ticket, contact=contact, kind=kind,
         summary=summary[:300], body=body, at=at, by_id=None if by is None else by.pk,
     )
-    pending = _pending.get()
-    if pending is None:
-        entry.save(force_insert=True)
-    else:
-        pending.timeline.append(entry)
+    _write(entry, "timeline")
     return entry

@@ -389,22 +389,30 @@ def test_the_admin_imports_a_pasted_profile_and_lists_its_errors_by_field() -> N
 
 
 # ------------------------------------------------- unclassified alerts, classified by the desk
-@pytest.mark.django_db(transaction=True)
-def test_an_alert_the_model_cannot_name_is_unclassified_until_the_desk_classifies_it(
-        store: psycopg.Connection[Any]) -> None:
+def _guessed_first_alert(store: psycopg.Connection[Any], name: str
+                         ) -> tuple[m.EquipmentModel, DetectWorker, Any]:
+    """The gearbox's profile as first written (nobody thought of the particle counter), the
+    claimed gearbox's hour of wear, and the first equipment alert a worker named `name`
+    raises on it (led by the counter, so its failure mode is only a guess)."""
     f.SparePartFactory(sku="GBX-PLANET")
-    # The gearbox's profile as first written: nobody thought of the particle counter.
     raw = yaml.safe_load(GEARBOX)
     del raw["metrics"]["particle_count_ppm"]
     model = equipment_profile_import(profile=profile_parse(data=raw))
     _write_gearboxes(store)
     asset = f.AssetFactory(equipment_model=model)
     device_claim(device_key=CLAIMED, asset=asset, actor=_desk())
-    worker = DetectWorker(store, WorkerOptions(name="gbx-classify", settle_s=0, max_span_s=600,
+    worker = DetectWorker(store, WorkerOptions(name=name, settle_s=0, max_span_s=600,
                                                reload_s=0), SHORT_HISTORY)
     events = run_until_caught_up(worker)
     first = next(e for e in events if e.device == CLAIMED and e.kind == "equipment"
                  and e.state == "open")
+    return model, worker, first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_the_model_cannot_name_is_unclassified_until_the_desk_classifies_it(
+        store: psycopg.Connection[Any]) -> None:
+    model, worker, first = _guessed_first_alert(store, "gbx-classify")
     # Watched generically: the wear is seen, but its failure mode is only a guess.
     assert first.evidence[0].metric == "particle_count_ppm"
     assert first.classified is False
@@ -487,18 +495,7 @@ def test_the_desk_calls_an_input_not_a_fault_and_the_worker_stops_scoring_it(
     # a fault: the episode closes, and the model remembers, on every machine of that model.
     from rest_framework.test import APIClient
 
-    f.SparePartFactory(sku="GBX-PLANET")
-    raw = yaml.safe_load(GEARBOX)
-    del raw["metrics"]["particle_count_ppm"]
-    model = equipment_profile_import(profile=profile_parse(data=raw))
-    _write_gearboxes(store)
-    asset = f.AssetFactory(equipment_model=model)
-    device_claim(device_key=CLAIMED, asset=asset, actor=_desk())
-    worker = DetectWorker(store, WorkerOptions(name="gbx-input", settle_s=0, max_span_s=600,
-                                               reload_s=0), SHORT_HISTORY)
-    events = run_until_caught_up(worker)
-    first = next(e for e in events if e.device == CLAIMED and e.kind == "equipment"
-                 and e.state == "open")
+    model, worker, first = _guessed_first_alert(store, "gbx-input")
     assert first.evidence[0].metric == "particle_count_ppm"
     assert first.classified is False
     result = alert_ingest(event=first)
