@@ -956,10 +956,6 @@ class DetectorBank:
         absent = used & (gone[np.maximum(rows, 0)].mean(axis=2) > 0.1) if x.shape[1] else \
             np.zeros(rows.shape, bool)
         cz = self.regime.score(vals, used, absent)
-        # Where the asset has values but some channel has none yet (its temperatures still
-        # settling after a restart), the channels that have them are related among themselves
-        # too: enough to say the machine's program explains a channel, not to accuse one (a
-        # settling channel drives others: a chiller's return water follows its supply).
         explain = self._regime_partial(vals, used, absent, cz)
         z = np.full(x.shape, np.nan)
         ez = np.full(x.shape, np.nan)

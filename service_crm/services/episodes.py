@@ -55,6 +55,28 @@ def lead_metric(alert: Alert) -> str | None:
     return None
 
 
+def _unclassified_metrics(alerts: list[Alert]) -> list[str]:
+    """The metrics that lead the unclassified ones of `alerts`, sorted."""
+    return sorted({m for a in alerts if not a.classified if (m := lead_metric(a)) is not None})
+
+
+def _remember(metrics: list[str], *, model_id: int, role: str, failure_mode: str, actor: Any,
+              now: dt.datetime) -> list[str]:
+    """Save what the desk said of each metric into the equipment model (a metric spec with
+    `role` and `failure_mode`, created if the model had none), audited; returns `metrics`."""
+    for metric in metrics:
+        spec = MetricSpec.objects.filter(equipment_model_id=model_id, metric=metric).first()
+        before = None if spec is None else snapshot(spec)
+        if spec is None:
+            spec = MetricSpec(equipment_model_id=model_id, metric=metric)
+        spec.role, spec.failure_mode = role, failure_mode
+        spec.full_clean()
+        spec.save()
+        audit_record(actor=actor, action="metric_spec.classify", obj=spec, before=before,
+                     at=now)
+    return list(metrics)
+
+
 @dataclass(frozen=True)
 class Classified:
     """What classifying an episode did: the episode its alerts now belong to (the one given,
@@ -85,20 +107,9 @@ def episode_classify(*, actor: Any, episode: Episode, code: str, remember: bool,
         raise ValidationError({"failure_mode": f"{code!r} is not a failure mode of "
                                                f"{asset.equipment_model}."})
     alerts = list(ep.alerts.select_for_update())
-    remembered: list[str] = []
-    if remember:
-        for metric in sorted({m for a in alerts if not a.classified
-                              if (m := lead_metric(a)) is not None}):
-            spec = MetricSpec.objects.filter(equipment_model_id=model_id, metric=metric).first()
-            before = None if spec is None else snapshot(spec)
-            if spec is None:
-                spec = MetricSpec(equipment_model_id=model_id, metric=metric)
-            spec.role, spec.failure_mode = MetricRole.EVIDENCE, code
-            spec.full_clean()
-            spec.save()
-            audit_record(actor=actor, action="metric_spec.classify", obj=spec, before=before,
-                         at=now)
-            remembered.append(metric)
+    remembered = _remember(_unclassified_metrics(alerts), model_id=model_id,
+                           role=MetricRole.EVIDENCE, failure_mode=code, actor=actor,
+                           now=now) if remember else []
     target, merged = ep, False
     if code != ep.failure_mode_code and ep.status in (EpisodeStatus.OPEN, EpisodeStatus.WATCHING):
         live = (Episode.objects.select_for_update()
@@ -149,24 +160,12 @@ def episode_not_a_fault(*, actor: Any, episode: Episode, remember: bool = True,
           .get(pk=episode.pk))
     asset = ep.asset
     alerts = list(ep.alerts.select_for_update())
-    metrics = sorted({m for a in alerts if not a.classified if (m := lead_metric(a)) is not None})
+    metrics = _unclassified_metrics(alerts)
     if not metrics:
         raise ValidationError("This episode has no unclassified alert led by a metric: there is "
                               "nothing to call an operating input.")
-    remembered: list[str] = []
-    if remember:
-        for metric in metrics:
-            spec = MetricSpec.objects.filter(equipment_model_id=asset.equipment_model_id,
-                                             metric=metric).first()
-            before = None if spec is None else snapshot(spec)
-            if spec is None:
-                spec = MetricSpec(equipment_model_id=asset.equipment_model_id, metric=metric)
-            spec.role, spec.failure_mode = MetricRole.INPUT, ""
-            spec.full_clean()
-            spec.save()
-            audit_record(actor=actor, action="metric_spec.classify", obj=spec, before=before,
-                         at=now)
-            remembered.append(metric)
+    remembered = _remember(metrics, model_id=asset.equipment_model_id, role=MetricRole.INPUT,
+                           failure_mode="", actor=actor, now=now) if remember else []
     before = snapshot(ep)
     if ep.status != EpisodeStatus.CLOSED:
         ep.status, ep.closed_at = EpisodeStatus.CLOSED, now

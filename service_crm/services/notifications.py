@@ -79,14 +79,14 @@ def notify(kind: str, *, now: dt.datetime | None = None, **args: Any) -> Notific
     if kind not in SENDERS:
         raise ValueError(f"unknown notification {kind!r}")
     now = now or timezone.now()
-    if _outbox_only:
-        return Notification.objects.create(kind=kind, args=args, created_at=now,
-                                           next_attempt_at=now, leased_until=None)
-    lease = now + LEASE
+    # Left to the outbox: unleased, for a mail worker to claim at once; else claimed by this
+    # process, which sends it once the transaction commits.
+    lease = None if _outbox_only else now + LEASE
     row = Notification.objects.create(kind=kind, args=args, created_at=now,
                                       next_attempt_at=now, leased_until=lease)
-    pk = row.pk
-    transaction.on_commit(lambda: _dispatch(pk, lease), robust=True)
+    if lease is not None:
+        pk, claim = row.pk, lease
+        transaction.on_commit(lambda: _dispatch(pk, claim), robust=True)
     return row
 
 
