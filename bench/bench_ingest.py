@@ -167,11 +167,19 @@ def stop(proc: subprocess.Popen[Any], timeout_s: float = 15.0) -> None:
         _procs.remove(proc)
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state, ppid, ...; utime is [11]),
+    or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a live process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = proc_stat(pid)
+    if fields is None:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
@@ -401,6 +409,35 @@ class Env:
     concurrency: int
 
 
+def start_env(stack: ExitStack, workdir: Path, devices: Sequence[str], t0: datetime, db: str,
+              concurrency: int) -> Env:
+    """A scratch database `db` (native backend, partitions for `t0` and the day after) and a
+    private Mosquitto with a login for each of `devices`, both removed when `stack` closes."""
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db}"')
+
+    def drop_db() -> None:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    stack.callback(drop_db)
+    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db
+    with psycopg.connect(dsn) as conn:
+        store.migrate(conn, requested_backend="native")
+        conn.execute("SELECT telemetry_ensure_partitions(%s, %s)", (t0, t0 + timedelta(days=1)))
+        conn.commit()
+
+    files = broker.write_broker_files(
+        workdir / "mosquitto", port=broker.free_port(),
+        users=broker.default_users(SECRET, devices), max_queued_messages=10_000_000,
+        persistence=False)
+    mosq = stack.enter_context(broker.run_mosquitto(files))
+    ingest_url = (f"mqtt://{broker.INGEST_USER}:"
+                  f"{broker.service_password(SECRET, broker.INGEST_USER)}"
+                  f"@127.0.0.1:{files.port}")
+    return Env(files.port, mosq.pid, dsn, ingest_url, workdir, concurrency)
+
+
 def reset_store(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE telemetry, telemetry_invalidations")
@@ -604,7 +641,6 @@ def main(argv: list[str] | None = None) -> int:
     devices = [f"bench-{i:04d}" for i in range(n_dev)]
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     db = f"aftercare_bench_ingest_{uuid.uuid4().hex[:8]}"
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db
     results: list[Result] = []
     started = datetime.now(UTC)
     with ExitStack() as stack:
@@ -622,29 +658,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"naive {naive_flood.messages:,}, gateway {gw_flood.messages:,} msgs x 100 "
                   f"readings; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
 
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{db}"')
-
-            def drop_db() -> None:
-                with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-            stack.callback(drop_db)
-            with psycopg.connect(dsn) as conn:
-                store.migrate(conn, requested_backend="native")
-                conn.execute("SELECT telemetry_ensure_partitions(%s, %s)",
-                             (t0, t0 + timedelta(days=1)))
-                conn.commit()
-
-            files = broker.write_broker_files(
-                workdir / "mosquitto", port=broker.free_port(),
-                users=broker.default_users(SECRET, devices), max_queued_messages=10_000_000,
-                persistence=False)
-            mosq = stack.enter_context(broker.run_mosquitto(files))
-            ingest_url = (f"mqtt://{broker.INGEST_USER}:"
-                          f"{broker.service_password(SECRET, broker.INGEST_USER)}"
-                          f"@127.0.0.1:{files.port}")
-            env = Env(files.port, mosq.pid, dsn, ingest_url, workdir, args.concurrency)
+            env = start_env(stack, workdir, devices, t0, db, args.concurrency)
 
             phases: list[tuple[str, Callable[[], Result]]] = [
                 ("pub", lambda: phase_publisher_alone(env, main_flood)),
