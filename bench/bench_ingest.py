@@ -409,19 +409,26 @@ class Env:
     concurrency: int
 
 
+# A write-heavy server as docs/scaling.md sizes one (`--private-pg`): WAL buffers and
+# checkpoints that a sustained COPY does not wait on. The durability settings are the defaults.
+WRITE_HEAVY_PG = {"shared_buffers": "1GB", "wal_buffers": "64MB", "max_wal_size": "8GB",
+                  "checkpoint_timeout": "30min"}
+
+
 def start_env(stack: ExitStack, workdir: Path, devices: Sequence[str], t0: datetime, db: str,
-              concurrency: int) -> Env:
-    """A scratch database `db` (native backend, partitions for `t0` and the day after) and a
-    private Mosquitto with a login for each of `devices`, both removed when `stack` closes."""
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+              concurrency: int, admin_dsn: str = ADMIN_DSN) -> Env:
+    """A scratch database `db` (native backend, partitions for `t0` and the day after) on the
+    server of `admin_dsn` and a private Mosquitto with a login for each of `devices`, both
+    removed when `stack` closes."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{db}"')
 
     def drop_db() -> None:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     stack.callback(drop_db)
-    dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db
+    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + db
     with psycopg.connect(dsn) as conn:
         store.migrate(conn, requested_backend="native")
         conn.execute("SELECT telemetry_ensure_partitions(%s, %s)", (t0, t0 + timedelta(days=1)))
@@ -621,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="metrics per reading in the main flood (1: one reading per message, as "
                         "ESPHome-style devices and many PLC gateways publish)")
     p.add_argument("--only", default="", help="comma-separated phases: pub,a,b,c,d,e,f1,f,d500")
+    p.add_argument("--private-pg", action="store_true",
+                   help="run on a private PostgreSQL set up for sustained writes "
+                        "(WRITE_HEAVY_PG) instead of the server at AFTERCARE_TEST_ADMIN_DSN")
     p.add_argument("--cpu-path", action="store_true",
                    help="only the worker's own CPU per message on the receive path (spool, "
                         "decode), in process: no broker, no database")
@@ -658,7 +668,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"naive {naive_flood.messages:,}, gateway {gw_flood.messages:,} msgs x 100 "
                   f"readings; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
 
-            env = start_env(stack, workdir, devices, t0, db, args.concurrency)
+            admin_dsn = ADMIN_DSN
+            if args.private_pg:
+                sys.path.insert(0, str(ROOT))
+                from tests.ingest.chaos import private_postgres
+
+                pg = stack.enter_context(private_postgres(workdir / "pg", WRITE_HEAVY_PG))
+                admin_dsn = pg.admin_dsn
+                print("private PostgreSQL (initdb), " + ", ".join(
+                    f"{k} = {v}" for k, v in WRITE_HEAVY_PG.items()))
+            env = start_env(stack, workdir, devices, t0, db, args.concurrency, admin_dsn)
 
             phases: list[tuple[str, Callable[[], Result]]] = [
                 ("pub", lambda: phase_publisher_alone(env, main_flood)),

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,7 @@ def _pg_bin() -> Path:
 class PrivatePostgres:
     """A throw-away PostgreSQL cluster of our own, so it can be stopped and restarted."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: Mapping[str, str] | None = None) -> None:
         self.dir = directory
         self.data = directory / "pgdata"
         self.port = broker.free_port()
@@ -69,7 +69,8 @@ class PrivatePostgres:
         (self.data / "postgresql.auto.conf").write_text(
             f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
             f"unix_socket_directories = '{directory}'\nfsync = on\n"
-            "shared_buffers = 64MB\nmax_connections = 50\n", encoding="utf-8")
+            "shared_buffers = 64MB\nmax_connections = 50\n"
+            + "".join(f"{k} = {v}\n" for k, v in (settings or {}).items()), encoding="utf-8")
 
     @property
     def admin_dsn(self) -> str:
@@ -105,8 +106,10 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_postgres(directory: Path) -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres(directory)
+def private_postgres(directory: Path, settings: Mapping[str, str] | None = None
+                     ) -> Iterator[PrivatePostgres]:
+    """A private cluster, started; `settings` are added to (or override) the defaults."""
+    pg = PrivatePostgres(directory, settings)
     pg.start()
     try:
         yield pg
@@ -170,7 +173,7 @@ def device(url: str, client_id: str = "", will: tuple[str, bytes] | None = None,
         client.will_set(will[0], will[1], qos=1, retain=True)
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    client.reconnect_delay_set(0.2, 2)
+    client.reconnect_delay_set(0.2, 2)  # type: ignore[arg-type]  # paho takes float seconds
     connect_async(client, url)
     client.loop_start()
     try:
@@ -293,7 +296,7 @@ class Flood:
     def _run(self, dev: str, offset: int) -> None:
         client = make_client(self.mosq.url(dev), f"{dev}-{uuid.uuid4().hex[:4]}")
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(0.2, 1)
+        client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes float seconds
         pending: dict[int, int] = {}
         lock = threading.Lock()
 
