@@ -43,11 +43,17 @@ def _expected(tag: str) -> list[tuple[str, str, float]]:
                   for d in range(DEVICES) for i in range(READINGS) for k in range(METRICS))
 
 
+def _worker(store_dsn: str, tmp_path: Path, name: str, connections: int) -> IngestWorker:
+    """A worker cutting any batch of 10 readings or more into pieces on `connections`."""
+    return IngestWorker(database_url=store_dsn, mqtt_url="mqtt://127.0.0.1:1", client_id=name,
+                        spool_dir=tmp_path / "spool", copy_connections=connections,
+                        copy_split_rows=10)
+
+
 def test_pieces_store_each_reading_once_and_a_redelivery_adds_nothing(
     store_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = IngestWorker(database_url=store_dsn, mqtt_url="mqtt://127.0.0.1:1", client_id="par",
-                     spool_dir=tmp_path / "spool", copy_connections=3, copy_split_rows=10)
+    w = _worker(store_dsn, tmp_path, "par", 3)
     pieces: list[int] = []
     write_piece = w._write_piece
 
@@ -68,8 +74,7 @@ def test_pieces_store_each_reading_once_and_a_redelivery_adds_nothing(
 def test_a_piece_failing_after_another_committed_is_retried_once_stored(
     store_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = IngestWorker(database_url=store_dsn, mqtt_url="mqtt://127.0.0.1:1", client_id="cut",
-                     spool_dir=tmp_path / "spool", copy_connections=2, copy_split_rows=10)
+    w = _worker(store_dsn, tmp_path, "cut", 2)
     write_piece = w._write_piece
     failures = [psycopg.OperationalError("server closed the connection unexpectedly")]
 
@@ -92,8 +97,7 @@ def test_a_piece_failing_after_another_committed_is_retried_once_stored(
 def test_pieces_encoded_ahead_store_what_encoding_on_the_connection_stores(
     store_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = IngestWorker(database_url=store_dsn, mqtt_url="mqtt://127.0.0.1:1", client_id="enc",
-                     spool_dir=tmp_path / "spool", copy_connections=2, copy_split_rows=10)
+    w = _worker(store_dsn, tmp_path, "enc", 2)
     built: list[int] = []
     copy_buffer = writer.copy_buffer
 
