@@ -341,7 +341,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--emails", choices=("thread", "outbox"), default="thread",
                         help="thread: this process sends the emails its events owe, from "
                              "threads of its own (default); outbox: it leaves them to a mail "
-                             "worker (`python -m django crm_mail --every-s 1`), so no email "
+                             "worker (`python -m django crm_mail --every-s 1`), retries "
+                             "included, so no email "
                              "costs the consumer's CPU")
     args = parser.parse_args(argv)
     settings = config.load()

@@ -14,7 +14,11 @@ from service_crm.services.billing import invoice_drafts_build
 from service_crm.services.contracts import contract_expire_due, contract_flag_renewals
 from service_crm.services.episodes import episode_close_expired_watches
 from service_crm.services.login_throttle import login_throttle_prune
-from service_crm.services.notifications import notifications_send_due
+from service_crm.services.notifications import (
+    NotificationReport,
+    notifications_send_due,
+    outbox_only,
+)
 from service_crm.services.offers import offer_expire_due
 from service_crm.services.planned_maintenance import planned_visits_generate
 from service_crm.services.renewal_offers import renewal_offers_draft_due
@@ -72,8 +76,10 @@ def housekeeping_run(*, now: dt.datetime | None = None) -> HousekeepingReport:
     hooks = webhook_deliver_due(now=now, budget_s=10)
     reminders = tasks_remind_due(now=now)
     # Emails whose send failed or never happened (a process died after its commit); in the
-    # consumer they go to its mail thread, not this one.
-    emails = notifications_send_due(now=now)
+    # consumer they go to its mail thread, not this one, and a consumer that leaves its
+    # emails to the outbox leaves these too (to `manage.py crm_mail`).
+    emails = NotificationReport() if outbox_only() \
+        else notifications_send_due(now=now)
     return HousekeepingReport(
         sla_breached=sla.breached, sla_at_risk=sla.at_risk,
         offers_expired=offer_expire_due(now=now),

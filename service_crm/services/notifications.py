@@ -73,6 +73,11 @@ def leave_to_outbox(on: bool) -> None:
     _outbox_only = on
 
 
+def outbox_only() -> bool:
+    """True in a process that called ``leave_to_outbox(True)``."""
+    return _outbox_only
+
+
 def notify(kind: str, *, now: dt.datetime | None = None, **args: Any) -> Notification:
     """Owe the email `kind`, built from `args` (ids), in the caller's transaction; it is
     sent once that transaction commits (see the module doc)."""

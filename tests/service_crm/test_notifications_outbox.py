@@ -21,6 +21,7 @@ from service_crm import conf
 from service_crm.models import AuditLog, Notification
 from service_crm.services import notifications
 from service_crm.services.alerts import alert_ingest
+from service_crm.services.housekeeping import housekeeping_run
 from tests.support.crm import make_event
 from tests.support.world import NOW, World
 
@@ -190,6 +191,8 @@ def test_left_to_the_outbox_a_mail_worker_sends_at_once(
     assert owed
     assert all(n.leased_until is None for n in owed)
     assert mail.outbox == []                               # nothing sent by the consumer
+    housekeeping_run(now=NOW)                              # nor by its housekeeping
+    assert mail.outbox == []
     out = StringIO()
     call_command("crm_mail", stdout=out)
     assert f"sent {len(owed)}" in out.getvalue()
