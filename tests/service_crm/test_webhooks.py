@@ -380,3 +380,14 @@ def test_deliveries_answered_before_a_crash_stay_delivered(
         webhook_deliver_due(now=NOW)
     assert m.WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 2
     assert len(receiver.calls) == 2
+
+
+@pytest.mark.parametrize("command", ["crm_webhooks", "crm_mail"])
+@pytest.mark.parametrize("every", ["-1", "nan"])
+def test_the_outbox_workers_refuse_a_bad_interval(command: str, every: str) -> None:
+    # One loop for both workers: `crm_webhooks --every-s nan` used to deliver a pass and then
+    # crash in time.sleep.
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--every-s must be a number >= 0"):
+        call_command(command, "--every-s", every)
